@@ -1,0 +1,321 @@
+//! `registry:storage/blobs` on the filesystem.
+//!
+//! Uploads append to `uploads/<id>`; the SHA-256 state of each upload is kept
+//! in host memory next to its size, updated natively as bytes arrive, so
+//! `commit` costs no second pass over the data. Host memory is only a cache:
+//! after a restart, `resume` rebuilds the state by hashing the file once.
+//! `commit` fsyncs the file and renames it to `blobs/sha256/<xx>/<hex>`.
+
+use super::{blob_path, fsutil, StorageError, StorageResult};
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+/// Largest piece handed out by one `read` or accepted by one `write`.
+const IO_CHUNK: usize = 1024 * 1024;
+
+/// The blob store: committed blobs plus uploads in progress.
+pub struct BlobStore {
+    root: PathBuf,
+    uploads: UploadMap,
+}
+
+/// Hash states of the uploads this process has seen, by id.
+type UploadMap = Arc<Mutex<HashMap<String, Arc<UploadShared>>>>;
+
+/// State shared by every handle on one upload.
+pub struct UploadShared {
+    id: String,
+    path: PathBuf,
+    state: Mutex<UploadState>,
+}
+
+struct UploadState {
+    hasher: Sha256,
+    size: u64,
+    writer_open: bool,
+    /// Committed or aborted: handles still held by a guest must fail.
+    gone: bool,
+}
+
+/// The Rust type behind a `registry:storage/blobs.upload` resource.
+#[derive(Clone)]
+pub struct HostUpload {
+    shared: Arc<UploadShared>,
+}
+
+impl HostUpload {
+    /// The upload's id.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+}
+
+/// Parses `sha256:<64 lowercase hex>` into the hex part.
+pub fn digest_hex(digest: &str) -> StorageResult<&str> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .ok_or_else(|| StorageError::Invalid(format!("not a sha256 digest: {digest:?}")))?;
+    Ok(hex)
+}
+
+impl BlobStore {
+    /// A store over `root`, the data directory.
+    pub fn new(root: PathBuf) -> BlobStore {
+        BlobStore { root, uploads: Arc::default() }
+    }
+
+    /// Size of a committed blob.
+    pub fn stat(&self, digest: &str) -> StorageResult<Option<u64>> {
+        let path = blob_path(&self.root, digest_hex(digest)?);
+        match std::fs::metadata(path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens a committed blob for reading `offset..offset+length`.
+    pub fn read(&self, digest: &str, offset: u64, length: Option<u64>) -> StorageResult<Option<BlobReader>> {
+        let path = blob_path(&self.root, digest_hex(digest)?);
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let size = file.metadata()?.len();
+        if offset > size {
+            return Err(StorageError::Invalid(format!("offset {offset} is past the end ({size})")));
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        let remaining = length.map_or(size - offset, |len| len.min(size - offset));
+        Ok(Some(BlobReader { file, remaining }))
+    }
+
+    /// Removes a committed blob; whether it existed.
+    pub fn delete(&self, digest: &str) -> StorageResult<bool> {
+        let path = blob_path(&self.root, digest_hex(digest)?);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts an empty upload.
+    pub fn start(&self) -> StorageResult<HostUpload> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let path = self.upload_path(&id);
+        File::create_new(&path)?;
+        let shared = Arc::new(UploadShared {
+            id: id.clone(),
+            path,
+            state: Mutex::new(UploadState { hasher: Sha256::new(), size: 0, writer_open: false, gone: false }),
+        });
+        self.uploads_map().insert(id, shared.clone());
+        Ok(HostUpload { shared })
+    }
+
+    /// Reopens an upload by id, rebuilding its hash state from disk when
+    /// this process has none (after a restart). May read the whole file.
+    pub fn resume(&self, id: &str) -> StorageResult<HostUpload> {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-')) {
+            return Err(StorageError::Invalid(format!("not an upload id: {id:?}")));
+        }
+        if let Some(shared) = self.uploads_map().get(id) {
+            return Ok(HostUpload { shared: shared.clone() });
+        }
+        let path = self.upload_path(id);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; IO_CHUNK];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let fresh = Arc::new(UploadShared {
+            id: id.to_string(),
+            path,
+            state: Mutex::new(UploadState { hasher, size, writer_open: false, gone: false }),
+        });
+        // Another request may have rebuilt it meanwhile: keep the first.
+        let shared = self.uploads_map().entry(id.to_string()).or_insert(fresh).clone();
+        Ok(HostUpload { shared })
+    }
+
+    /// Bytes accepted so far.
+    pub fn size(&self, upload: &HostUpload) -> StorageResult<u64> {
+        let state = upload.shared.lock_live()?;
+        Ok(state.size)
+    }
+
+    /// Opens the single append stream of an upload.
+    pub fn append(&self, upload: &HostUpload) -> StorageResult<UploadWriter> {
+        let mut state = upload.shared.lock_live()?;
+        if state.writer_open {
+            return Err(StorageError::Conflict);
+        }
+        let file = std::fs::OpenOptions::new().append(true).open(&upload.shared.path)?;
+        state.writer_open = true;
+        Ok(UploadWriter { shared: upload.shared.clone(), file, failed: false, uploads: self.uploads.clone() })
+    }
+
+    /// Verifies the digest and makes the bytes visible as a blob.
+    pub fn commit(&self, upload: &HostUpload, expected: &str) -> StorageResult<u64> {
+        let expected_hex = digest_hex(expected)?;
+        let shared = &upload.shared;
+        let (actual, size) = {
+            let mut state = shared.lock_live()?;
+            if state.writer_open {
+                return Err(StorageError::Conflict);
+            }
+            state.gone = true;
+            (hex::encode(state.hasher.clone().finalize()), state.size)
+        };
+        self.uploads_map().remove(&shared.id);
+        if actual != expected_hex {
+            let _ = std::fs::remove_file(&shared.path);
+            return Err(StorageError::DigestMismatch(format!("sha256:{actual}")));
+        }
+        let dest = blob_path(&self.root, expected_hex);
+        if dest.exists() {
+            // Same content already stored: keep the one copy.
+            let _ = std::fs::remove_file(&shared.path);
+        } else {
+            File::open(&shared.path)?.sync_data()?;
+            fsutil::rename_into(&shared.path, &dest)?;
+        }
+        Ok(size)
+    }
+
+    /// Discards an upload.
+    pub fn abort(&self, upload: &HostUpload) -> StorageResult<()> {
+        let shared = &upload.shared;
+        shared.state.lock().unwrap_or_else(|p| p.into_inner()).gone = true;
+        self.uploads_map().remove(&shared.id);
+        match std::fs::remove_file(&shared.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn uploads_map(&self) -> MutexGuard<'_, HashMap<String, Arc<UploadShared>>> {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn upload_path(&self, id: &str) -> PathBuf {
+        self.root.join("uploads").join(id)
+    }
+}
+
+impl UploadShared {
+    fn lock_live(&self) -> StorageResult<MutexGuard<'_, UploadState>> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.gone {
+            return Err(StorageError::NotFound);
+        }
+        Ok(state)
+    }
+}
+
+/// The `output-stream` that `upload.append` returns: writes go straight to
+/// the upload file and into the running hash.
+pub struct UploadWriter {
+    shared: Arc<UploadShared>,
+    file: File,
+    failed: bool,
+    uploads: UploadMap,
+}
+
+impl Drop for UploadWriter {
+    fn drop(&mut self) {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner()).writer_open = false;
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for UploadWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for UploadWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        if self.failed {
+            return Err(StreamError::Closed);
+        }
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.gone {
+            return Err(StreamError::Closed);
+        }
+        if let Err(e) = self.file.write_all(&bytes) {
+            // The file may now hold part of `bytes`: drop the cached state
+            // so that the next `resume` rebuilds it from the file.
+            self.failed = true;
+            drop(state);
+            self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.shared.id);
+            return Err(StreamError::LastOperationFailed(e.into()));
+        }
+        state.hasher.update(&bytes);
+        state.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        if self.failed {
+            return Err(StreamError::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        if self.failed {
+            return Err(StreamError::Closed);
+        }
+        Ok(IO_CHUNK)
+    }
+}
+
+/// The `input-stream` that `blobs.read` returns.
+pub struct BlobReader {
+    file: File,
+    remaining: u64,
+}
+
+#[async_trait::async_trait]
+impl Pollable for BlobReader {
+    async fn ready(&mut self) {}
+}
+
+impl InputStream for BlobReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if self.remaining == 0 {
+            return Err(StreamError::Closed);
+        }
+        let want = size.min(IO_CHUNK).min(self.remaining.try_into().unwrap_or(usize::MAX));
+        let mut buf = vec![0u8; want];
+        let n = self.file.read(&mut buf).map_err(|e| StreamError::LastOperationFailed(e.into()))?;
+        if n == 0 {
+            // The file is shorter than it was when opened: report, don't spin.
+            return Err(StreamError::LastOperationFailed(wasmtime::format_err!("blob truncated")));
+        }
+        buf.truncate(n);
+        self.remaining -= n as u64;
+        Ok(Bytes::from(buf))
+    }
+}

@@ -1,0 +1,290 @@
+//! `registry:storage/kv` on the filesystem: one file per key.
+//!
+//! A key's `/`-separated segments become directories, and its value lives in
+//! a file named after the last segment plus `@` (so key `a` and key `a/b`
+//! coexist as file `a@` and directory `a/`). Segment characters outside
+//! `[A-Za-z0-9._:-]`, and a leading `.`, are written as `%XX`, so `@` never
+//! occurs in an escaped segment and no segment can escape the root.
+//!
+//! A value file holds an 8-byte little-endian version followed by the value.
+//! Writes go to a temporary file that is fsynced and renamed into place.
+//! Read-modify-write steps (versions, `set-if`) are serialised per key by a
+//! striped lock: one host process owns a data directory.
+
+use super::fsutil;
+use super::{StorageError, StorageResult};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const MAX_KEY_LEN: usize = 1024;
+const MAX_VALUE_LEN: usize = 4 * 1024 * 1024;
+const LOCK_STRIPES: usize = 64;
+
+/// A stored value with its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// Changes on every write of the key.
+    pub version: u64,
+}
+
+/// The filesystem key-value store.
+pub struct KvStore {
+    root: PathBuf,
+    tmp: PathBuf,
+    stripes: Vec<Mutex<()>>,
+}
+
+impl KvStore {
+    /// A store rooted at `root`, using `tmp` (same filesystem) for temp files.
+    pub fn new(root: PathBuf, tmp: PathBuf) -> KvStore {
+        KvStore { root, tmp, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect() }
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> StorageResult<Option<Entry>> {
+        let path = self.path_of(key)?;
+        read_entry(&path)
+    }
+
+    /// Stores `value` whatever was there; returns the new version.
+    pub fn set(&self, key: &str, value: &[u8]) -> StorageResult<u64> {
+        self.write(key, value, None)
+    }
+
+    /// Stores `value` only if the current version is `expected` (`None`:
+    /// only if absent); otherwise `Conflict`.
+    pub fn set_if(&self, key: &str, value: &[u8], expected: Option<u64>) -> StorageResult<u64> {
+        self.write(key, value, Some(expected))
+    }
+
+    fn write(&self, key: &str, value: &[u8], expected: Option<Option<u64>>) -> StorageResult<u64> {
+        let path = self.path_of(key)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StorageError::Invalid(format!("value over {MAX_VALUE_LEN} bytes")));
+        }
+        let _guard = self.lock(key);
+        let current = read_entry(&path)?.map(|e| e.version);
+        if let Some(expected) = expected {
+            if expected != current {
+                return Err(StorageError::Conflict);
+            }
+        }
+        let version = current.unwrap_or(0) + 1;
+        fsutil::atomic_write(&self.tmp, &path, &[&version.to_le_bytes(), value])?;
+        Ok(version)
+    }
+
+    /// Removes `key`; returns whether it existed.
+    pub fn delete(&self, key: &str) -> StorageResult<bool> {
+        let path = self.path_of(key)?;
+        let _guard = self.lock(key);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                let parent = path.parent().expect("key path has a parent");
+                let _ = fsutil::sync_dir(parent);
+                fsutil::prune_empty_dirs(parent, &self.root);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keys starting with `prefix`, ascending, after `after`, at most `limit`.
+    pub fn list_keys(&self, prefix: &str, after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
+        // Walk the deepest directory that the prefix names completely.
+        let (dir_key, _) = match prefix.rfind('/') {
+            Some(i) => prefix.split_at(i + 1),
+            None => ("", prefix),
+        };
+        let mut dir = self.root.clone();
+        for seg in dir_key.split('/').filter(|s| !s.is_empty()) {
+            check_segment(seg)?;
+            dir.push(escape_segment(seg));
+        }
+        let mut keys = Vec::new();
+        walk(&dir, dir_key, prefix, &mut keys)?;
+        keys.retain(|k| after.is_none_or(|a| k.as_str() > a));
+        keys.sort_unstable();
+        keys.truncate(limit as usize);
+        Ok(keys)
+    }
+
+    fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
+        // FNV-1a: a cheap, stable spread of keys over the stripes.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in key.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        let stripe = &self.stripes[(h % LOCK_STRIPES as u64) as usize];
+        stripe.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn path_of(&self, key: &str) -> StorageResult<PathBuf> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(StorageError::Invalid(format!("key must be 1 to {MAX_KEY_LEN} bytes")));
+        }
+        let mut path = self.root.clone();
+        let mut segments = key.split('/').peekable();
+        while let Some(seg) = segments.next() {
+            check_segment(seg)?;
+            let mut name = escape_segment(seg);
+            if segments.peek().is_none() {
+                name.push('@');
+            }
+            path.push(name);
+        }
+        Ok(path)
+    }
+}
+
+fn check_segment(seg: &str) -> StorageResult<()> {
+    if seg.is_empty() || seg == "." || seg == ".." {
+        return Err(StorageError::Invalid(format!("bad key segment {seg:?}")));
+    }
+    Ok(())
+}
+
+fn read_entry(path: &Path) -> StorageResult<Option<Entry>> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() >= 8 => {
+            let version = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+            Ok(Some(Entry { value: bytes[8..].to_vec(), version }))
+        }
+        Ok(_) => Err(StorageError::Other(format!("corrupt value file {}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<String>) -> StorageResult<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(seg) = name.strip_suffix('@') {
+            let key = format!("{dir_key}{}", unescape_segment(seg));
+            if key.starts_with(prefix) {
+                out.push(key);
+            }
+        } else if entry.file_type()?.is_dir() {
+            let sub_key = format!("{dir_key}{}/", unescape_segment(name));
+            // Only descend where keys below can still start with the prefix.
+            if sub_key.starts_with(prefix) || prefix.starts_with(&sub_key) {
+                walk(&entry.path(), &sub_key, prefix, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn escape_segment(seg: &str) -> String {
+    let mut out = String::with_capacity(seg.len());
+    for (i, b) in seg.bytes().enumerate() {
+        let plain = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':') || (b == b'.' && i > 0);
+        if plain {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn unescape_segment(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 3 <= bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, KvStore) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("kv")).unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let kv = KvStore::new(dir.path().join("kv"), dir.path().join("tmp"));
+        (dir, kv)
+    }
+
+    #[test]
+    fn set_get_delete() {
+        let (_d, kv) = store();
+        assert_eq!(kv.get("a/b").unwrap(), None);
+        assert_eq!(kv.set("a/b", b"x").unwrap(), 1);
+        assert_eq!(kv.set("a/b", b"y").unwrap(), 2);
+        assert_eq!(kv.get("a/b").unwrap(), Some(Entry { value: b"y".to_vec(), version: 2 }));
+        kv.set("a", b"parent").unwrap();
+        assert_eq!(kv.get("a").unwrap().unwrap().value, b"parent");
+        assert!(kv.delete("a/b").unwrap());
+        assert!(!kv.delete("a/b").unwrap());
+        assert_eq!(kv.get("a/b").unwrap(), None);
+        assert_eq!(kv.get("a").unwrap().unwrap().value, b"parent");
+    }
+
+    #[test]
+    fn set_if_detects_conflicts() {
+        let (_d, kv) = store();
+        assert_eq!(kv.set_if("k", b"1", None).unwrap(), 1);
+        assert_eq!(kv.set_if("k", b"2", None), Err(StorageError::Conflict));
+        assert_eq!(kv.set_if("k", b"2", Some(7)), Err(StorageError::Conflict));
+        assert_eq!(kv.set_if("k", b"2", Some(1)).unwrap(), 2);
+        assert_eq!(kv.get("k").unwrap().unwrap().value, b"2");
+    }
+
+    #[test]
+    fn rejects_bad_keys() {
+        let (_d, kv) = store();
+        for key in ["", "a//b", "../x", "a/./b", "a/"] {
+            assert!(matches!(kv.set(key, b""), Err(StorageError::Invalid(_))), "{key}");
+        }
+    }
+
+    #[test]
+    fn odd_characters_round_trip() {
+        let (_d, kv) = store();
+        for key in ["t/.hidden", "t/a@b", "t/sha256:abc", "t/%41", "t/ü"] {
+            kv.set(key, b"v").unwrap();
+        }
+        let keys = kv.list_keys("t/", None, 100).unwrap();
+        assert_eq!(keys, vec!["t/%41", "t/.hidden", "t/a@b", "t/sha256:abc", "t/ü"]);
+    }
+
+    #[test]
+    fn list_is_sorted_paged_and_prefix_exact() {
+        let (_d, kv) = store();
+        for key in ["r/a/_t/x", "r/a/_t/y", "r/a/b/_t/z", "r/a-b/_t/w", "r/a/_t/w"] {
+            kv.set(key, b"").unwrap();
+        }
+        assert_eq!(kv.list_keys("r/a/_t/", None, 10).unwrap(), vec!["r/a/_t/w", "r/a/_t/x", "r/a/_t/y"]);
+        assert_eq!(kv.list_keys("r/a/_t/", Some("r/a/_t/w"), 1).unwrap(), vec!["r/a/_t/x"]);
+        assert_eq!(
+            kv.list_keys("r/a", None, 10).unwrap(),
+            vec!["r/a-b/_t/w", "r/a/_t/w", "r/a/_t/x", "r/a/_t/y", "r/a/b/_t/z"]
+        );
+        assert!(kv.list_keys("nothing/", None, 10).unwrap().is_empty());
+        assert!(kv.list_keys("r/", None, 0).unwrap().is_empty());
+    }
+}

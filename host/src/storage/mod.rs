@@ -1,0 +1,93 @@
+//! The storage contract (`wit/`) implemented on the local filesystem.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! <data>/
+//!   blobs/sha256/<2 hex>/<64 hex>   committed blobs, immutable
+//!   uploads/<id>                    bytes of an upload in progress
+//!   kv/<seg>/<seg>@                 one file per key (see `kv.rs`)
+//!   tmp/                            temporary files, renamed into place
+//! ```
+//!
+//! Every visible change is a rename within one filesystem, so readers never
+//! see half-written data, and a crash leaves at most stray files in `tmp/`
+//! (cleared at start-up) and uploads that were never committed.
+
+pub mod blobs;
+pub mod fsutil;
+pub mod kv;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a storage operation failed; mirrors `registry:storage/types.error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageError {
+    /// The upload (or blob) does not exist.
+    NotFound,
+    /// The bytes hash to this digest, not the expected one.
+    DigestMismatch(String),
+    /// A conditional write lost a race, or an upload is busy.
+    Conflict,
+    /// Malformed argument.
+    Invalid(String),
+    /// The backend failed.
+    Other(String),
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        StorageError::Other(e.to_string())
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageError::NotFound => write!(f, "not found"),
+            StorageError::DigestMismatch(d) => write!(f, "content has digest {d}"),
+            StorageError::Conflict => write!(f, "conflict"),
+            StorageError::Invalid(m) => write!(f, "invalid: {m}"),
+            StorageError::Other(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// Result of a storage operation.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Both stores over one data directory, shared by every request.
+pub struct Storage {
+    /// Content-addressed blobs and uploads.
+    pub blobs: blobs::BlobStore,
+    /// Metadata.
+    pub kv: kv::KvStore,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the layout under `data_dir`, checking that
+    /// it is writable and clearing temporary files a crash may have left.
+    pub fn open(data_dir: &Path) -> std::io::Result<Arc<Storage>> {
+        let tmp = data_dir.join("tmp");
+        for dir in ["blobs/sha256", "uploads", "kv", "tmp"] {
+            std::fs::create_dir_all(data_dir.join(dir))?;
+        }
+        for entry in std::fs::read_dir(&tmp)? {
+            let _ = std::fs::remove_file(entry?.path());
+        }
+        // Fail early, with the OS's reason, when the directory is read-only.
+        let probe = fsutil::temp_path(&tmp);
+        std::fs::write(&probe, b"")?;
+        std::fs::remove_file(&probe)?;
+        Ok(Arc::new(Storage {
+            blobs: blobs::BlobStore::new(data_dir.to_path_buf()),
+            kv: kv::KvStore::new(data_dir.join("kv"), tmp),
+        }))
+    }
+}
+
+/// The canonical blob path for a validated digest.
+pub(crate) fn blob_path(root: &Path, hex: &str) -> PathBuf {
+    root.join("blobs/sha256").join(&hex[..2]).join(hex)
+}

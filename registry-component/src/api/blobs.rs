@@ -1,0 +1,57 @@
+//! end-2 and end-10: fetching and deleting blobs.
+
+use super::{links, Ctx};
+use crate::error::RegistryError;
+use crate::http::{Body, Request, Response};
+use crate::oci::digest::Digest;
+use crate::oci::name::RepoName;
+use crate::range;
+use crate::storage;
+use crate::store::keys;
+
+/// end-2: `GET`/`HEAD /v2/<name>/blobs/<digest>`, with optional `Range`.
+pub fn get(repo: &RepoName, digest: &Digest, req: &Request) -> Result<Response, RegistryError> {
+    let size = links::blob_size(repo, digest)?
+        .ok_or_else(|| RegistryError::BlobUnknown(Some(format!("blob {digest} is unknown to repository {repo}"))))?;
+    let head = req.method == "HEAD";
+    let requested = match req.header("range") {
+        Some(value) => match range::parse_range(value, size) {
+            Ok(requested) => requested,
+            Err(unsatisfiable) => {
+                let err = RegistryError::from(unsatisfiable);
+                return Ok(Response::error(&err).header("Content-Range", range::unsatisfied_content_range(size)));
+            }
+        },
+        None => None,
+    };
+    let (status, offset, len) = match requested {
+        Some(r) => (206, r.offset, r.length),
+        None => (200, 0, size),
+    };
+    let mut response = Response::new(status)
+        .header("Content-Type", "application/octet-stream")
+        .header("Docker-Content-Digest", digest.as_str())
+        .header("Accept-Ranges", "bytes")
+        .header("ETag", format!("\"{digest}\""))
+        .header("Cache-Control", "max-age=31536000");
+    if let Some(r) = requested {
+        response = response.header("Content-Range", r.content_range(size));
+    }
+    if head {
+        return Ok(response.body(Body::Length(len)));
+    }
+    let stream = storage::blob_read(digest, offset, Some(len))?
+        .ok_or_else(|| RegistryError::BlobUnknown(Some(format!("blob {digest} is missing from storage"))))?;
+    Ok(response.body(Body::Stream { stream, len }))
+}
+
+/// end-10: `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the
+/// repository; the bytes go once no repository links them.
+pub fn delete(ctx: &Ctx, repo: &RepoName, digest: &Digest) -> Result<Response, RegistryError> {
+    ctx.check_delete()?;
+    if !storage::delete(&keys::blob_link(repo, digest))? {
+        return Err(RegistryError::BlobUnknown(Some(format!("blob {digest} is unknown to repository {repo}"))));
+    }
+    links::release(repo, digest)?;
+    Ok(Response::new(202).header("Docker-Content-Digest", digest.as_str()))
+}

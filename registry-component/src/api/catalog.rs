@@ -1,0 +1,19 @@
+//! `GET /v2/_catalog[?n=&last=]`: the repositories, as distribution lists them.
+
+use super::tags::list_after;
+use crate::error::RegistryError;
+use crate::http::Response;
+use crate::pagination;
+use crate::store::keys;
+
+/// Lists repository names in byte order, paged with `Link`.
+pub fn list(n: Option<usize>, last: Option<String>) -> Result<Response, RegistryError> {
+    let names = list_after(&keys::catalog_prefix(), n, last.as_deref())?;
+    let page = pagination::paginate(names, n, last.as_deref(), "/v2/_catalog");
+    let body = serde_json::json!({ "repositories": page.items });
+    let mut response = Response::json(200, body.to_string());
+    if let Some(link) = page.link {
+        response = response.header("Link", link);
+    }
+    Ok(response)
+}

@@ -1,0 +1,97 @@
+//! Which repository may see which blob and manifest. Bytes are stored once
+//! for the whole registry; a repository sees them only through its links.
+//! Linking also keeps the catalog and the reverse index (digest →
+//! repositories) current, so that bytes are deleted only when no
+//! repository links them any more.
+
+use crate::error::RegistryError;
+use crate::oci::digest::Digest;
+use crate::oci::name::RepoName;
+use crate::oci::reference::Reference;
+use crate::storage;
+use crate::store::keys;
+use serde::{Deserialize, Serialize};
+
+/// What a repository records about one of its manifests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestLink {
+    /// The media type it was pushed with (sent back as Content-Type).
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The manifest it refers to, if any (kept to clean up referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// The size of `digest` if the blob is linked into `repo` and stored.
+pub fn blob_size(repo: &RepoName, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    if !storage::exists(&keys::blob_link(repo, digest))? {
+        return Ok(None);
+    }
+    storage::blob_size(digest)
+}
+
+/// Makes a stored blob visible in `repo`.
+pub fn link_blob(repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
+    storage::set(&keys::blob_repository(digest, repo), b"")?;
+    storage::set(&keys::blob_link(repo, digest), b"")?;
+    ensure_repository(repo)
+}
+
+/// The manifest `digest` of `repo`, if linked.
+pub fn manifest(repo: &RepoName, digest: &Digest) -> Result<Option<ManifestLink>, RegistryError> {
+    let Some(bytes) = storage::get(&keys::manifest_link(repo, digest))? else { return Ok(None) };
+    let link = serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::internal(format!("corrupt manifest link for {digest}: {e}")))?;
+    Ok(Some(link))
+}
+
+/// Makes a stored manifest visible in `repo`.
+pub fn link_manifest(repo: &RepoName, digest: &Digest, link: &ManifestLink) -> Result<(), RegistryError> {
+    let value = serde_json::to_vec(link).map_err(|e| RegistryError::internal(e.to_string()))?;
+    storage::set(&keys::blob_repository(digest, repo), b"")?;
+    storage::set(&keys::manifest_link(repo, digest), &value)?;
+    ensure_repository(repo)
+}
+
+/// Resolves a tag or digest to a linked manifest.
+pub fn resolve(repo: &RepoName, reference: &Reference) -> Result<Option<(Digest, ManifestLink)>, RegistryError> {
+    let digest = match reference {
+        Reference::Digest(digest) => digest.clone(),
+        Reference::Tag(tag) => match storage::get(&keys::tag(repo, tag))? {
+            Some(bytes) => String::from_utf8(bytes)
+                .ok()
+                .and_then(|s| s.parse::<Digest>().ok())
+                .ok_or_else(|| RegistryError::internal(format!("corrupt tag {tag}")))?,
+            None => return Ok(None),
+        },
+    };
+    Ok(manifest(repo, &digest)?.map(|link| (digest, link)))
+}
+
+/// Records that `repo` exists (for the catalog).
+pub fn ensure_repository(repo: &RepoName) -> Result<(), RegistryError> {
+    storage::set_if_absent(&keys::catalog(repo), b"")?;
+    Ok(())
+}
+
+/// Whether `repo` has ever been pushed to.
+pub fn repository_exists(repo: &RepoName) -> Result<bool, RegistryError> {
+    storage::exists(&keys::catalog(repo))
+}
+
+/// After a link of `digest` in `repo` was removed: drops the reverse-index
+/// entry when `repo` no longer links it at all, and the bytes when no
+/// repository does.
+pub fn release(repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
+    if storage::exists(&keys::blob_link(repo, digest))? || storage::exists(&keys::manifest_link(repo, digest))? {
+        return Ok(());
+    }
+    storage::delete(&keys::blob_repository(digest, repo))?;
+    if storage::list(&keys::blob_repositories_prefix(digest), None, 1)?.is_empty() {
+        storage::blob_delete(digest)?;
+    }
+    Ok(())
+}

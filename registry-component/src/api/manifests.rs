@@ -1,0 +1,150 @@
+//! end-3, end-7, end-9: fetching, pushing and deleting manifests.
+//!
+//! Manifests are stored byte-exact as blobs; the repository's link records
+//! the media type they were pushed with.
+
+use super::{links, Ctx};
+use crate::error::RegistryError;
+use crate::http::{Body, Request, Response};
+use crate::oci::digest::Digest;
+use crate::oci::manifest;
+use crate::oci::name::RepoName;
+use crate::oci::reference::{Reference, Tag};
+use crate::storage;
+use crate::store::keys;
+use links::ManifestLink;
+
+/// Largest manifest accepted (413 beyond), as distribution does.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+fn unknown(repo: &RepoName, reference: &Reference) -> RegistryError {
+    RegistryError::ManifestUnknown(Some(format!("manifest {reference} is unknown to repository {repo}")))
+}
+
+/// end-3: `GET`/`HEAD /v2/<name>/manifests/<reference>`.
+pub fn get(repo: &RepoName, reference: &Reference, req: &Request) -> Result<Response, RegistryError> {
+    let (digest, link) = links::resolve(repo, reference)?.ok_or_else(|| unknown(repo, reference))?;
+    let response = Response::new(200)
+        .header("Content-Type", link.media_type.clone())
+        .header("Docker-Content-Digest", digest.as_str())
+        .header("ETag", format!("\"{digest}\""));
+    if req.method == "HEAD" {
+        return Ok(response.body(Body::Length(link.size)));
+    }
+    let stream = storage::blob_read(&digest, 0, None)?
+        .ok_or_else(|| RegistryError::internal(format!("manifest {digest} is linked but not stored")))?;
+    Ok(response.body(Body::Stream { stream, len: link.size }))
+}
+
+/// end-7: `PUT /v2/<name>/manifests/<reference>[?tag=..]`.
+pub fn put(repo: &RepoName, reference: &Reference, extra_tags: &[Tag], req: &Request) -> Result<Response, RegistryError> {
+    let body = req.read_body(MAX_MANIFEST_BYTES)?.ok_or_else(|| {
+        RegistryError::ManifestTooLarge(Some(format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes")))
+    })?;
+    let parsed = manifest::parse(req.header("content-type"), &body)?;
+    let digest = Digest::of_bytes(&body);
+    if let Reference::Digest(expected) = reference {
+        if *expected != digest {
+            return Err(RegistryError::DigestInvalid(Some(format!(
+                "the body's digest is {digest}, not {expected}"
+            ))));
+        }
+    }
+    for blob in &parsed.blobs {
+        if links::blob_size(repo, blob)?.is_none() {
+            return Err(RegistryError::ManifestBlobUnknown(Some(format!("blob {blob} is unknown to repository {repo}"))));
+        }
+    }
+    for child in &parsed.manifests {
+        if links::manifest(repo, child)?.is_none() {
+            return Err(RegistryError::ManifestBlobUnknown(Some(format!(
+                "manifest {child} is unknown to repository {repo}"
+            ))));
+        }
+    }
+    if storage::blob_size(&digest)?.is_none() {
+        storage::blob_put(&digest, &body)?;
+    }
+    let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
+    let link = ManifestLink {
+        media_type: parsed.media_type.clone(),
+        size: body.len() as u64,
+        subject: subject.as_ref().map(|d| d.to_string()),
+    };
+    if let Some(subject) = &subject {
+        let descriptor = referrer_descriptor(&parsed, &digest, body.len() as u64);
+        storage::set(&keys::referrer(repo, subject, &digest), descriptor.to_string().as_bytes())?;
+    }
+    links::link_manifest(repo, &digest, &link)?;
+
+    let mut tags: Vec<&Tag> = extra_tags.iter().collect();
+    if let Reference::Tag(tag) = reference {
+        tags.insert(0, tag);
+    }
+    for tag in &tags {
+        storage::set(&keys::tag(repo, tag), digest.as_str().as_bytes())?;
+    }
+    let mut response = Response::new(201)
+        .header("Location", format!("/v2/{repo}/manifests/{digest}"))
+        .header("Docker-Content-Digest", digest.as_str());
+    if let Some(subject) = &subject {
+        response = response.header("OCI-Subject", subject.as_str());
+    }
+    for tag in extra_tags {
+        response = response.header("OCI-Tag", tag.as_str());
+    }
+    Ok(response)
+}
+
+/// The descriptor the referrers API lists for a manifest with a subject.
+fn referrer_descriptor(parsed: &manifest::ParsedManifest, digest: &Digest, size: u64) -> serde_json::Value {
+    let mut descriptor = serde_json::json!({
+        "mediaType": parsed.media_type,
+        "digest": digest.as_str(),
+        "size": size,
+    });
+    if let Some(artifact_type) = parsed.referrer_artifact_type() {
+        descriptor["artifactType"] = artifact_type.into();
+    }
+    if let Some(annotations) = &parsed.annotations {
+        descriptor["annotations"] = serde_json::json!(annotations);
+    }
+    descriptor
+}
+
+/// end-9: `DELETE /v2/<name>/manifests/<reference>`: a tag removes only
+/// the tag; a digest removes the manifest, its tags and its referrer entry.
+pub fn delete(ctx: &Ctx, repo: &RepoName, reference: &Reference) -> Result<Response, RegistryError> {
+    ctx.check_delete()?;
+    let digest = match reference {
+        Reference::Tag(tag) => {
+            if !storage::delete(&keys::tag(repo, tag))? {
+                return Err(unknown(repo, reference));
+            }
+            return Ok(Response::new(202));
+        }
+        Reference::Digest(digest) => digest,
+    };
+    let link = links::manifest(repo, digest)?.ok_or_else(|| unknown(repo, reference))?;
+    // Tags first: a crash part-way must not leave a tag on a missing manifest.
+    let prefix = keys::tags_prefix(repo);
+    let mut after = None;
+    loop {
+        let page = storage::list(&prefix, after.as_deref(), 1000)?;
+        for key in &page {
+            if storage::get(key)?.as_deref() == Some(digest.as_str().as_bytes()) {
+                storage::delete(key)?;
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.clone()),
+            _ => break,
+        }
+    }
+    if let Some(subject) = link.subject.as_deref().and_then(|s| s.parse::<Digest>().ok()) {
+        storage::delete(&keys::referrer(repo, &subject, digest))?;
+    }
+    storage::delete(&keys::manifest_link(repo, digest))?;
+    links::release(repo, digest)?;
+    Ok(Response::new(202))
+}

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: the unit tests of each crate and the end-to-end
+# suite (tests/e2e), which starts the real registry-host and drives it with raw HTTP,
+# the oci-client crate and the Docker CLI.
+#
+# This is the project's single test command (README, .ci/run and the GitHub
+# workflow all run it). On a fresh Debian/Ubuntu machine, as root, it installs what
+# it needs; without root it says what to install instead of skipping anything.
+#
+# It starts a private dockerd (no network, vfs storage, its own socket and data in a
+# temporary directory) for the Docker CLI test, and always stops and removes it on
+# exit. Extra arguments go to `cargo test`, e.g. `scripts/test.sh -- uploads`.
+#
+# Environment:
+#   CARGO_TARGET_DIR        where to build; with CI=true and unset, a fixed directory
+#                           outside the clone (/var/cache/wasm-registry/target) that
+#                           later CI runs on the same machine reuse.
+#   REGISTRY_TEST_NO_DOCKER=1  skip the Docker daemon and the Docker CLI test, on
+#                           purpose (for machines where no dockerd can run).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+is_root() {
+    [[ "$(id -u)" == 0 ]]
+}
+
+# Registries under test listen on loopback: never send that traffic to a proxy
+# (cargo's own downloads still may).
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy="$NO_PROXY"
+
+no_docker=0
+if [[ "${REGISTRY_TEST_NO_DOCKER:-}" == 1 ]]; then
+    no_docker=1
+fi
+
+# ---------------------------------------------------------------------------------
+section "Checking tools"
+
+# Whether the Debian package $1 is installed (false where there is no dpkg).
+have_package() {
+    command -v dpkg-query >/dev/null 2>&1 &&
+        dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml picks the toolchain and the wasm32-wasip2 target"
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+command -v tar >/dev/null 2>&1 || missing+=(tar)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+if ((!no_docker)); then
+    # docker.io brings dockerd, containerd and runc; any other Docker Engine works too.
+    if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
+        missing+=(docker.io)
+    fi
+    # The Docker test's image is a statically linked busybox: no libc in the image.
+    if ! have_package busybox-static && [[ -z "${REGISTRY_TEST_BUSYBOX:-}" ]]; then
+        missing+=(busybox-static)
+    fi
+fi
+
+if ((${#missing[@]})); then
+    if ! is_root; then
+        die "missing packages: ${missing[*]}
+Install them with:   sudo apt-get install -y ${missing[*]}
+or run this script as root, which installs them.
+(REGISTRY_TEST_NO_DOCKER=1 leaves out the Docker test and its packages, on purpose.)"
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "missing packages: ${missing[*]}, and no apt-get to install them with"
+    echo "Installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+echo "cargo:  $(cargo --version)"
+if ((!no_docker)); then
+    echo "docker: $(docker --version)"
+fi
+echo "skopeo: $(skopeo --version)"
+
+# ---------------------------------------------------------------------------------
+# The wasm32-wasip2 target needs nothing here: rust-toolchain.toml lists it, so
+# rustup adds it on first use.
+
+# ---------------------------------------------------------------------------------
+dockerd_pid=""
+docker_dir=""
+
+stop_dockerd() {
+    local status=$?
+    if [[ -n "$dockerd_pid" ]]; then
+        echo "Stopping the private dockerd (pid $dockerd_pid)"
+        # Through as_root: without root, dockerd runs under sudo.
+        as_root kill -TERM "$dockerd_pid" 2>/dev/null || true
+        for _ in $(seq 1 60); do
+            dockerd_running || break
+            sleep 0.5
+        done
+        if dockerd_running; then
+            echo "dockerd did not stop in 30 s: killing it"
+            as_root kill -KILL "$dockerd_pid" 2>/dev/null || true
+        fi
+        wait "$dockerd_pid" 2>/dev/null || true
+        dockerd_pid=""
+    fi
+    if [[ -n "$docker_dir" ]]; then
+        as_root rm -rf "$docker_dir" || echo "warning: could not remove $docker_dir"
+        docker_dir=""
+    fi
+    return "$status"
+}
+
+# Runs a command as root: directly when we are root, else through passwordless sudo.
+as_root() {
+    if is_root; then
+        "$@"
+    else
+        sudo -n "$@"
+    fi
+}
+
+# Whether the dockerd we started still runs.
+dockerd_running() {
+    [[ -n "$dockerd_pid" ]] && as_root kill -0 "$dockerd_pid" 2>/dev/null
+}
+
+if ((no_docker)); then
+    section "Docker daemon: skipped (REGISTRY_TEST_NO_DOCKER=1)"
+else
+    section "Starting a private Docker daemon"
+    if ! is_root && ! sudo -n true 2>/dev/null; then
+        die "the Docker CLI test needs a private dockerd, and dockerd needs root.
+Run this script as root or with passwordless sudo, or set REGISTRY_TEST_NO_DOCKER=1
+to leave the Docker test out on purpose."
+    fi
+    # Short path: the daemon's sockets live under it and must fit in sun_path.
+    docker_dir="$(mktemp -d /tmp/registry-dockerd.XXXXXX)"
+    trap stop_dockerd EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    chmod 755 "$docker_dir"
+    # An empty configuration file, so that a host's /etc/docker/daemon.json cannot
+    # conflict with the flags below; a separate exec-root and pidfile, so that a
+    # system dockerd, if any, is left alone.
+    echo '{}' >"$docker_dir/daemon.json"
+    socket="$docker_dir/docker.sock"
+    dockerd_args=(
+        --config-file "$docker_dir/daemon.json"
+        --data-root "$docker_dir/data"
+        --exec-root "$docker_dir/exec"
+        --pidfile "$docker_dir/dockerd.pid"
+        --host "unix://$socket"
+        --iptables=false --ip6tables=false --bridge=none
+        --storage-driver=vfs
+        # Where a system containerd runs (GitHub's runners), keep out of the system
+        # dockerd's containerd namespaces.
+        --containerd-namespace registry-e2e
+        --containerd-plugins-namespace registry-e2e-plugins
+    )
+    if ! is_root; then
+        dockerd_args+=(--group "$(id -gn)")
+    fi
+    as_root dockerd "${dockerd_args[@]}" >"$docker_dir/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    export DOCKER_HOST="unix://$socket"
+    # The test's docker CLI must not pick up the user's credential helpers.
+    export DOCKER_CONFIG="$docker_dir/cli"
+    mkdir -p "$DOCKER_CONFIG"
+    echo '{}' >"$DOCKER_CONFIG/config.json"
+
+    ready=0
+    for _ in $(seq 1 120); do
+        dockerd_running || break
+        if docker info >/dev/null 2>&1; then
+            ready=1
+            break
+        fi
+        sleep 0.5
+    done
+    if ((!ready)); then
+        echo "dockerd did not come up; its log:" >&2
+        cat "$docker_dir/dockerd.log" >&2 || true
+        die "could not start the private dockerd"
+    fi
+    echo "dockerd $(docker version --format '{{.Server.Version}}') on $DOCKER_HOST"
+fi
+
+# ---------------------------------------------------------------------------------
+section "Build directory"
+if [[ -z "${CARGO_TARGET_DIR:-}" && "${CI:-}" == "true" ]]; then
+    # Outside the clone, so that the next CI run on this machine reuses the build
+    # (compiling wasmtime from scratch takes 10-35 minutes on 2 cores).
+    export CARGO_TARGET_DIR=/var/cache/wasm-registry/target
+fi
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    mkdir -p "$CARGO_TARGET_DIR" || die "cannot create CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+    echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+else
+    echo "cargo's default (target/)"
+fi
+
+# ---------------------------------------------------------------------------------
+section "cargo test --release --workspace $*"
+# Release: the host embeds wasmtime, and a debug build of it would be a second long
+# build besides the release one that `cargo build --release` makes.
+cargo test --release --workspace "$@"
+
+section "All tests passed"

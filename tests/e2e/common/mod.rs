@@ -1,0 +1,718 @@
+//! Shared fixtures of the end-to-end suite: a real `registry-host` process on an
+//! ephemeral port with a throw-away data directory, an HTTP client for it, and small
+//! helpers (digests, content generation, pushes, error-body checks) that the
+//! per-area modules build on.
+//!
+//! The server is the compiled binary itself (`CARGO_BIN_EXE_registry-host`), never an
+//! in-process router: what is tested is exactly what `cargo build --release` ships.
+//!
+//! Setting `REGISTRY_TEST_URL` (for instance `http://127.0.0.1:5000`) points the
+//! HTTP-level tests at an already running registry instead, which is how the suite
+//! itself can be checked against a reference implementation. Tests always use fresh
+//! random content and their own repository names, so they do not depend on an empty
+//! registry.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::stream::{self, Stream};
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use tempfile::TempDir;
+
+/// Path of the server binary under test, built by Cargo before this test target.
+pub const REGISTRY_HOST_BIN: &str = env!("CARGO_BIN_EXE_registry-host");
+
+/// How long a server may take to print its listening line before the test fails.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The line prefix the server prints once it accepts connections (style rule 9).
+const LISTENING_PREFIX: &str = "registry-host listening on http://";
+
+/// Header every response of the registry carries, errors included.
+pub const API_VERSION_HEADER: &str = "Docker-Distribution-Api-Version";
+
+/// Media types used by the tests.
+pub mod media {
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+    /// What a client that understands every manifest kind sends as `Accept`.
+    pub const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
+        application/vnd.oci.image.index.v1+json, \
+        application/vnd.docker.distribution.manifest.v2+json, \
+        application/vnd.docker.distribution.manifest.list.v2+json";
+}
+
+/// A running registry under test. Dropping it kills the server process.
+pub struct RegistryServer {
+    /// `None` when the suite runs against an external registry (`REGISTRY_TEST_URL`).
+    child: Option<Child>,
+    /// Forwards the server's stderr to the test's stderr until the process ends.
+    forwarder: Option<JoinHandle<()>>,
+    /// `http://IP:PORT`, without a trailing slash.
+    base_url: String,
+    /// `IP:PORT`, the registry host as image references spell it.
+    host_port: String,
+    client: reqwest::Client,
+    /// Keeps the data directory alive as long as the server; removed on drop.
+    _data_dir: Option<TempDir>,
+}
+
+impl RegistryServer {
+    /// Starts `registry-host` on `127.0.0.1:0` with a fresh temporary data directory
+    /// and waits (at most 60 s) for its listening line.
+    ///
+    /// Blocks the calling thread while the server starts, which is harmless here: no
+    /// other request of the test is in flight yet.
+    pub fn start() -> Self {
+        if let Ok(url) = std::env::var("REGISTRY_TEST_URL") {
+            let base_url = url.trim_end_matches('/').to_string();
+            let host_port = base_url
+                .split_once("://")
+                .map(|(_, rest)| rest.to_string())
+                .unwrap_or_else(|| base_url.clone());
+            return Self {
+                child: None,
+                forwarder: None,
+                base_url,
+                host_port,
+                client: http_client(),
+                _data_dir: None,
+            };
+        }
+
+        let data_dir = tempfile::Builder::new()
+            .prefix("registry-e2e-data.")
+            .tempdir()
+            .expect("create a temporary data directory");
+        let mut command = Command::new(REGISTRY_HOST_BIN);
+        command
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir.path());
+        let (child, forwarder, addr) = spawn_and_wait_for_listening(command);
+        Self {
+            child: Some(child),
+            forwarder: Some(forwarder),
+            base_url: format!("http://{addr}"),
+            host_port: addr,
+            client: http_client(),
+            _data_dir: Some(data_dir),
+        }
+    }
+
+    /// `http://IP:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `IP:PORT`, for image references such as `127.0.0.1:PORT/e2e/busybox:v1`.
+    pub fn host_port(&self) -> &str {
+        &self.host_port
+    }
+
+    /// The server's URL for `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url(), path)
+    }
+
+    /// A `Location` header value made absolute: the spec allows relative ones.
+    pub fn resolve(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            self.url(location)
+        } else {
+            panic!("Location {location:?} is neither absolute nor rooted at /");
+        }
+    }
+
+    /// An HTTP client that never goes through a proxy.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends `signal` (a name such as `TERM`) to the server and waits up to `timeout`
+    /// for it to exit. Returns its exit status, or `None` if it is still running.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("a spawned server");
+        send_signal(child.id(), signal);
+        let status = wait_with_timeout(child, timeout);
+        if status.is_some() {
+            self.child = None;
+            if let Some(forwarder) = self.forwarder.take() {
+                let _ = forwarder.join();
+            }
+        }
+        status
+    }
+
+    /// Starts an upload session in `repo` and returns its absolute upload URL.
+    pub async fn start_upload(&self, repo: &str) -> String {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .header(CONTENT_LENGTH, "0")
+            .send()
+            .await
+            .expect("POST upload");
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "POST /v2/{repo}/blobs/uploads/");
+        self.resolve(header(&resp, LOCATION.as_str()))
+    }
+
+    /// Pushes `data` as a blob of `repo` (POST, then PUT `?digest=` with the body)
+    /// and returns its digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let digest = sha256_digest(data);
+        let location = self.start_upload(repo).await;
+        let resp = self
+            .client
+            .put(with_query(&location, "digest", &digest))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .expect("PUT upload");
+        assert_eq!(resp.status(), StatusCode::CREATED, "PUT blob {digest} into {repo}");
+        digest
+    }
+
+    /// Pushes manifest `body` with `media_type` to `repo` under `reference` (a tag or a
+    /// digest), asserts 201, and returns the digest the registry reported.
+    pub async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
+        let resp = self.put_manifest(repo, reference, media_type, body.to_vec()).await;
+        let status = resp.status();
+        let digest = resp
+            .headers()
+            .get("Docker-Content-Digest")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::CREATED, "PUT manifest {repo}:{reference}: {text}");
+        let digest = digest.expect("Docker-Content-Digest on a manifest PUT");
+        assert_eq!(digest, sha256_digest(body));
+        digest
+    }
+
+    /// `PUT /v2/<repo>/manifests/<reference>` without any assertion.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header(CONTENT_TYPE, media_type)
+            .body(body)
+            .send()
+            .await
+            .expect("PUT manifest")
+    }
+
+    /// Pushes a config blob and `layer_count` random layers to `repo` and returns an
+    /// image whose manifest (OCI or Docker flavour) refers to them.
+    pub async fn push_image_blobs(&self, repo: &str, layer_count: usize, docker: bool) -> TestImage {
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"created":"{}"}}"#,
+            unique_id()
+        )
+        .into_bytes();
+        let config = Descriptor {
+            media_type: if docker { media::DOCKER_CONFIG } else { media::OCI_CONFIG }.into(),
+            digest: self.push_blob(repo, &config).await,
+            size: config.len() as u64,
+        };
+        let mut layers = Vec::new();
+        for i in 0..layer_count {
+            let data = random_bytes(1000 + i * 4096);
+            layers.push(Descriptor {
+                media_type: if docker { media::DOCKER_LAYER } else { media::OCI_LAYER }.into(),
+                digest: self.push_blob(repo, &data).await,
+                size: data.len() as u64,
+            });
+        }
+        TestImage { config, layers, docker }
+    }
+
+    /// Kills the server now (as `Drop` would) and waits for its output to drain.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(forwarder) = self.forwarder.take() {
+            let _ = forwarder.join();
+        }
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Spawns `command` with stderr piped and waits for the listening line. Returns the
+/// child, the thread that keeps forwarding its stderr, and the bound `IP:PORT`.
+///
+/// Panics with everything the process printed if it exits or stays silent for 60 s.
+pub fn spawn_and_wait_for_listening(mut command: Command) -> (Child, JoinHandle<()>, String) {
+    command.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {REGISTRY_HOST_BIN}: {e}"));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    // A plain thread rather than a task: it must outlive nothing but the process, and
+    // std threads inherit the test's output capture, so the forwarded lines show up
+    // in the report of the test that started this server when it fails.
+    let forwarder = std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[registry-host] {line}");
+            if let Some(sender) = &tx {
+                if sender.send(line).is_err() {
+                    tx = None;
+                }
+            }
+        }
+    });
+
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.trim().strip_prefix(LISTENING_PREFIX) {
+                    let addr = rest.trim_end_matches('/').to_string();
+                    assert!(
+                        addr.parse::<std::net::SocketAddr>().is_ok(),
+                        "cannot parse the address in {line:?}"
+                    );
+                    return (child, forwarder, addr);
+                }
+                seen.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().ok();
+                let _ = forwarder.join();
+                panic!(
+                    "registry-host exited ({status:?}) before listening; its stderr:\n{}",
+                    seen.join("\n")
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = forwarder.join();
+                panic!(
+                    "registry-host printed no {LISTENING_PREFIX:?} line within {STARTUP_TIMEOUT:?}; \
+                     its stderr:\n{}",
+                    seen.join("\n")
+                );
+            }
+        }
+    }
+}
+
+/// Sends a signal by name through `kill(1)` (the suite needs no libc binding).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Polls `child` until it exits or `timeout` passes.
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        // Generous, so that a hung request fails the test instead of hanging the run.
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("build the HTTP client")
+}
+
+/// A content descriptor as manifests spell it.
+#[derive(Clone, Debug)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+impl Descriptor {
+    /// The descriptor of `body` with `media_type`.
+    pub fn of(media_type: &str, body: &[u8]) -> Self {
+        Self { media_type: media_type.into(), digest: sha256_digest(body), size: body.len() as u64 }
+    }
+
+    fn json(&self) -> String {
+        format!(
+            r#"{{"mediaType": "{}", "digest": "{}", "size": {}}}"#,
+            self.media_type, self.digest, self.size
+        )
+    }
+}
+
+/// Blobs pushed for an image, from which manifests are written.
+#[derive(Clone, Debug)]
+pub struct TestImage {
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    pub docker: bool,
+}
+
+impl TestImage {
+    /// The manifest's media type.
+    pub fn media_type(&self) -> &'static str {
+        if self.docker {
+            media::DOCKER_MANIFEST
+        } else {
+            media::OCI_MANIFEST
+        }
+    }
+
+    /// A manifest for this image, written by hand with deliberately unusual
+    /// formatting (key order, indentation, spaces) so that byte-exact storage shows.
+    pub fn manifest(&self) -> Vec<u8> {
+        self.manifest_with_extra("")
+    }
+
+    /// Like [`TestImage::manifest`], with `extra` (such as `, "annotations": {...}`)
+    /// inserted before the closing brace.
+    pub fn manifest_with_extra(&self, extra: &str) -> Vec<u8> {
+        let layers: Vec<String> = self.layers.iter().map(|l| format!("\n    {}", l.json())).collect();
+        format!(
+            "{{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"{}\",\n  \"config\":   {},\n  \"layers\": [{}\n  ]{}\n}}\n",
+            self.media_type(),
+            self.config.json(),
+            layers.join(","),
+            extra
+        )
+        .into_bytes()
+    }
+}
+
+/// An OCI index (or, with `docker`, a Docker manifest list) over `children`.
+pub fn index_of(children: &[Descriptor], docker: bool) -> Vec<u8> {
+    let media_type = if docker { media::DOCKER_MANIFEST_LIST } else { media::OCI_INDEX };
+    let entries: Vec<String> = children
+        .iter()
+        .map(|c| {
+            format!(
+                r#"{{"mediaType":"{}","size":{},"digest":"{}","platform":{{"architecture":"amd64","os":"linux"}}}}"#,
+                c.media_type, c.size, c.digest
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{media_type}","manifests":[{}]}}"#,
+        entries.join(",")
+    )
+    .into_bytes()
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// A digest of random content, which no registry holds.
+pub fn absent_digest() -> String {
+    sha256_digest(&random_bytes(64))
+}
+
+/// A string unique to this call within the run and, with high probability, across
+/// runs (so that tests against an external registry never meet old content).
+pub fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}-{}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A xorshift64* generator: cheap, dependency-free pseudo-random content.
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator seeded from `seed` (never the all-zero state).
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+
+    /// A generator with a fresh seed.
+    pub fn fresh() -> Self {
+        let mut h = Sha256::new();
+        h.update(unique_id().as_bytes());
+        let seed = u64::from_le_bytes(h.finalize()[..8].try_into().unwrap());
+        Self::new(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Fills `buf` with pseudo-random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// `len` fresh random bytes.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut buf = vec![0; len];
+    XorShift::fresh().fill(&mut buf);
+    buf
+}
+
+/// `total` bytes from `seed`, as a stream of `chunk`-sized pieces: a request body
+/// that is never held in memory at once (sent with chunked transfer encoding).
+pub fn seeded_stream(
+    seed: u64,
+    total: u64,
+    chunk: usize,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    stream::unfold((XorShift::new(seed), total), move |(mut rng, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let n = (chunk as u64).min(left) as usize;
+        let mut buf = vec![0; n];
+        rng.fill(&mut buf);
+        Some((Ok(Bytes::from(buf)), (rng, left - n as u64)))
+    })
+}
+
+/// The SHA-256 digest of what [`seeded_stream`] yields, computed without the server.
+pub fn seeded_digest(seed: u64, total: u64, chunk: usize) -> String {
+    let mut rng = XorShift::new(seed);
+    let mut hasher = Sha256::new();
+    let mut left = total;
+    let mut buf = vec![0; chunk];
+    while left > 0 {
+        let n = (chunk as u64).min(left) as usize;
+        rng.fill(&mut buf[..n]);
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// `url` with `key=value` appended to its query (`value` must be URL-safe, as digests
+/// are).
+pub fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
+}
+
+/// The value of header `name`, which must be present and ASCII.
+pub fn header<'a>(resp: &'a Response, name: &str) -> &'a str {
+    header_in(resp.headers(), name)
+}
+
+/// The value of header `name` in `headers`, which must be present and ASCII.
+pub fn header_in<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .unwrap_or_else(|| panic!("missing header {name}; headers: {headers:?}"))
+        .to_str()
+        .unwrap_or_else(|_| panic!("header {name} is not ASCII"))
+}
+
+/// Asserts `Docker-Distribution-Api-Version: registry/2.0`.
+pub fn assert_api_version(headers: &HeaderMap) {
+    assert_eq!(
+        headers.get(API_VERSION_HEADER).and_then(|v| v.to_str().ok()),
+        Some("registry/2.0"),
+        "{API_VERSION_HEADER} header; headers: {headers:?}"
+    );
+}
+
+/// The `Content-Length` header as a number.
+pub fn content_length(headers: &HeaderMap) -> u64 {
+    header_in(headers, CONTENT_LENGTH.as_str())
+        .parse()
+        .expect("numeric Content-Length")
+}
+
+/// Asserts that `resp` is an OCI error: `status`, the API version header, and a JSON
+/// body `{"errors":[{"code","message","detail"}, ...]}` whose first error has `code`.
+/// Returns the parsed body.
+pub async fn assert_error(resp: Response, status: StatusCode, code: &str) -> Value {
+    let got = resp.status();
+    let headers = resp.headers().clone();
+    let url = resp.url().clone();
+    let body = resp.bytes().await.expect("read error body");
+    assert_eq!(
+        got,
+        status,
+        "status for {url}; body: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_api_version(&headers);
+    assert_error_body(&body, code)
+}
+
+/// Asserts the JSON error envelope in `body` and that its first error has `code`.
+pub fn assert_error_body(body: &[u8], code: &str) -> Value {
+    let text = String::from_utf8_lossy(body);
+    let json: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
+    let errors = json["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no \"errors\" array in {text}"));
+    assert!(!errors.is_empty(), "empty \"errors\" array in {text}");
+    for error in errors {
+        let c = error["code"].as_str().unwrap_or_else(|| panic!("error without a code: {text}"));
+        assert!(
+            !c.is_empty() && c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
+            "code {c:?} is not uppercase letters and underscores"
+        );
+        assert!(error["message"].is_string(), "error without a message: {text}");
+        assert!(error.get("detail").is_some(), "error without a detail: {text}");
+    }
+    assert_eq!(errors[0]["code"], code, "error code in {text}");
+    json
+}
+
+/// A response read over a raw TCP connection, for requests that an URL library
+/// would normalise away (`..` segments, for instance).
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `method path` (the path exactly as given) with an empty body over a fresh
+/// connection and reads the whole response.
+pub async fn raw_request(host_port: &str, method: &str, path: &str) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host_port).await.expect("connect");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
+        .await
+        .expect("response within 60 s")
+        .expect("read response");
+    parse_raw_response(&raw, method == "HEAD")
+}
+
+fn parse_raw_response(raw: &[u8], head: bool) -> RawResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head_text = std::str::from_utf8(&raw[..split]).expect("ASCII response head");
+    let mut lines = head_text.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if head {
+        Vec::new()
+    } else if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    RawResponse { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
+        let size_text = std::str::from_utf8(&data[..eol]).unwrap_or("0");
+        let size_text = size_text.split(';').next().unwrap_or("0").trim();
+        let size = usize::from_str_radix(size_text, 16).unwrap_or(0);
+        data = &data[eol + 2..];
+        if size == 0 || data.len() < size {
+            break;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[(size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// Asserts a raw response is an OCI error with `status` and first error `code`.
+pub fn assert_raw_error(resp: &RawResponse, status: u16, code: &str) {
+    assert_eq!(
+        resp.status,
+        status,
+        "status; body: {}",
+        String::from_utf8_lossy(&resp.body)
+    );
+    assert_eq!(resp.header(API_VERSION_HEADER), Some("registry/2.0"), "{API_VERSION_HEADER}");
+    assert_error_body(&resp.body, code);
+}

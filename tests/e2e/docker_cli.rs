@@ -1,0 +1,184 @@
+//! The Docker CLI against the registry: build a three-layer image offline, push it,
+//! delete it locally, pull it back and compare image IDs, then run it.
+//!
+//! Needs a Docker daemon of its own, which `scripts/test.sh` starts (with no network,
+//! vfs storage) and names in `DOCKER_HOST`. Without `DOCKER_HOST` this test fails
+//! rather than passing unseen, unless `REGISTRY_TEST_NO_DOCKER=1` says on purpose
+//! that Docker is not available. Docker treats registries on 127.0.0.0/8 as
+//! insecure-allowed, so plain HTTP works without daemon configuration.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use reqwest::header::ACCEPT;
+use reqwest::StatusCode;
+
+use crate::common::{header, media, random_bytes, unique_id, RegistryServer};
+
+/// Where Debian's `busybox-static` puts its statically linked binary.
+const DEFAULT_BUSYBOX: &str = "/bin/busybox";
+
+/// How long one docker command may take before the test gives up on it.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs `docker args...` and returns its output, failing the test (with both output
+/// streams) if it does not succeed.
+async fn docker(args: &[&str]) -> Output {
+    let output = docker_unchecked(args).await;
+    assert!(
+        output.status.success(),
+        "`docker {}` failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs `docker args...` and returns its output, whatever its status.
+async fn docker_unchecked(args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new("docker");
+    command
+        .args(args)
+        // The legacy builder works offline; BuildKit may want to fetch its frontend.
+        .env("DOCKER_BUILDKIT", "0")
+        .kill_on_drop(true);
+    tokio::time::timeout(COMMAND_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("`docker {}` took over {COMMAND_TIMEOUT:?}", args.join(" ")))
+        .unwrap_or_else(|e| panic!("cannot run `docker {}`: {e}", args.join(" ")))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Removes the test's local images whatever happens, so that a failed run leaves the
+/// shared daemon clean for the next.
+struct LocalImages(Vec<String>);
+
+impl Drop for LocalImages {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = Command::new("docker").args(["rmi", "-f", image]).output();
+        }
+    }
+}
+
+/// Whether the Docker tests should run; panics when they cannot and nobody said so.
+fn docker_available() -> bool {
+    if std::env::var_os("DOCKER_HOST").is_some() {
+        return true;
+    }
+    if std::env::var("REGISTRY_TEST_NO_DOCKER").as_deref() == Ok("1") {
+        eprintln!("REGISTRY_TEST_NO_DOCKER=1: not running the Docker CLI test");
+        return false;
+    }
+    panic!(
+        "DOCKER_HOST is not set. The Docker CLI test needs the private dockerd that \
+         scripts/test.sh starts: run `bash scripts/test.sh` (as root, or with passwordless \
+         sudo), or set REGISTRY_TEST_NO_DOCKER=1 to leave this test out on purpose."
+    );
+}
+
+/// A root filesystem tarball holding only a static busybox.
+fn base_tarball(dir: &Path) -> PathBuf {
+    let busybox = std::env::var("REGISTRY_TEST_BUSYBOX").unwrap_or_else(|_| DEFAULT_BUSYBOX.into());
+    assert!(
+        Path::new(&busybox).is_file(),
+        "{busybox} not found: install Debian's busybox-static (scripts/test.sh does, as root)"
+    );
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(&busybox, rootfs.join("bin/busybox")).unwrap();
+    let tarball = dir.join("base.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar of the base rootfs failed");
+    tarball
+}
+
+/// Docker push of a three-layer image, local delete, pull, same image ID, and the
+/// pulled image runs and holds the files of every layer.
+#[tokio::test]
+async fn docker_push_pull_multi_layer_round_trip() {
+    if !docker_available() {
+        return;
+    }
+    let server = RegistryServer::start();
+    let work = tempfile::Builder::new().prefix("registry-e2e-docker.").tempdir().unwrap();
+    let id = unique_id();
+    let base = format!("e2e-base:{id}");
+    let image = format!("{}/e2e/busybox:multi", server.host_port());
+    let _cleanup = LocalImages(vec![image.clone(), base.clone()]);
+
+    // Layer 1: busybox, imported from a tarball (no pull from the internet).
+    let tarball = base_tarball(work.path());
+    docker(&["import", tarball.to_str().unwrap(), &base]).await;
+
+    // Layers 2 and 3: two files with fresh random content.
+    let context = work.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    let a = hex::encode(random_bytes(32));
+    let b = random_bytes(200_000);
+    std::fs::write(context.join("a.txt"), &a).unwrap();
+    std::fs::write(context.join("b.bin"), &b).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {base}\nCOPY a.txt /a.txt\nCOPY b.bin /b.bin\n"),
+    )
+    .unwrap();
+    docker(&["build", "-t", &image, context.to_str().unwrap()]).await;
+
+    let built_id = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &image]).await);
+    let layer_count = stdout(&docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]).await);
+    assert_eq!(layer_count, "3", "the test image should have three layers");
+
+    docker(&["push", &image]).await;
+
+    // The registry now serves a Docker schema2 manifest for the tag.
+    let resp = server
+        .client()
+        .head(server.url("/v2/e2e/busybox/manifests/multi"))
+        .header(ACCEPT, media::ACCEPT_ALL_MANIFESTS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let manifest_digest = header(&resp, "Docker-Content-Digest").to_string();
+
+    // Delete everything locally, so the pull must fetch every layer.
+    docker(&["rmi", &image]).await;
+    docker(&["rmi", &base]).await;
+    let gone = docker_unchecked(&["image", "inspect", &image]).await;
+    assert!(!gone.status.success(), "{image} still exists locally after rmi");
+
+    docker(&["pull", &image]).await;
+    let pulled_id = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &image]).await);
+    assert_eq!(pulled_id, built_id, "image ID after the round trip");
+    let repo_digests =
+        stdout(&docker(&["image", "inspect", "-f", "{{json .RepoDigests}}", &image]).await);
+    assert!(
+        repo_digests.contains(&format!("{}/e2e/busybox@{manifest_digest}", server.host_port())),
+        "RepoDigests {repo_digests} lacks the registry's digest {manifest_digest}"
+    );
+
+    // The pulled image runs, and holds the files of layers 2 and 3.
+    let cat = docker(&["run", "--rm", "--network", "none", &image, "/bin/busybox", "cat", "/a.txt"]).await;
+    assert_eq!(stdout(&cat), a);
+    let sum = docker(&["run", "--rm", "--network", "none", &image, "/bin/busybox", "sha256sum", "/b.bin"]).await;
+    let expected = crate::common::sha256_digest(&b);
+    assert_eq!(
+        stdout(&sum).split_whitespace().next(),
+        expected.strip_prefix("sha256:"),
+        "content of /b.bin"
+    );
+}

@@ -1,0 +1,109 @@
+//! The `registry-host` process itself: graceful shutdown on SIGTERM and SIGINT, and
+//! a clear one-line error (no panic, non-zero exit) when the port is taken or the
+//! data directory cannot be used.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::common::{wait_with_timeout, RegistryServer, REGISTRY_HOST_BIN};
+
+/// How long a server may take to stop after a signal.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs `registry-host args...` expecting it to fail at startup; returns its stderr.
+fn expect_startup_failure(args: &[&str]) -> String {
+    let mut child = Command::new(REGISTRY_HOST_BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn registry-host");
+    let status = wait_with_timeout(&mut child, Duration::from_secs(60));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("collect output");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let status = status.unwrap_or_else(|| panic!("`registry-host {args:?}` kept running; stderr:\n{stderr}"));
+    assert!(!status.success(), "`registry-host {args:?}` succeeded; stderr:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "`registry-host {args:?}` panicked instead of reporting an error:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("registry-host listening on"),
+        "`registry-host {args:?}` claimed to listen:\n{stderr}"
+    );
+    stderr
+}
+
+async fn stops_gracefully_on(signal: &str) {
+    if std::env::var_os("REGISTRY_TEST_URL").is_some() {
+        return;
+    }
+    let mut server = RegistryServer::start();
+    let resp = server.client().get(server.url("/v2/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let status = server
+        .signal_and_wait(signal, SHUTDOWN_TIMEOUT)
+        .unwrap_or_else(|| panic!("registry-host still runs {SHUTDOWN_TIMEOUT:?} after SIG{signal}"));
+    assert!(status.success(), "exit status after SIG{signal}: {status}");
+}
+
+/// SIGTERM stops the server with a successful exit status.
+#[tokio::test]
+async fn sigterm_stops_gracefully() {
+    stops_gracefully_on("TERM").await;
+}
+
+/// SIGINT (Ctrl-C) stops the server with a successful exit status.
+#[tokio::test]
+async fn sigint_stops_gracefully() {
+    stops_gracefully_on("INT").await;
+}
+
+/// A second server on a port that is already taken exits with an error naming the
+/// address.
+#[tokio::test]
+async fn taken_port_is_a_clear_error() {
+    if std::env::var_os("REGISTRY_TEST_URL").is_some() {
+        return;
+    }
+    let server = RegistryServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let stderr = expect_startup_failure(&[
+        "--listen",
+        server.host_port(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains(server.host_port()),
+        "the error does not name the address {}:\n{stderr}",
+        server.host_port()
+    );
+}
+
+/// A data directory that cannot be created (its parent is a regular file) is an
+/// error at startup, naming the directory.
+#[tokio::test]
+async fn unusable_data_dir_is_a_clear_error() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let data_dir = file.join("data");
+    let stderr = expect_startup_failure(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains(data_dir.to_str().unwrap()),
+        "the error does not name the data directory {}:\n{stderr}",
+        data_dir.display()
+    );
+}
