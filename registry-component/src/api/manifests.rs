@@ -14,9 +14,6 @@ use crate::storage;
 use crate::store::keys;
 use links::ManifestLink;
 
-/// Largest manifest accepted (413 beyond), as distribution does.
-pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
-
 fn unknown(repo: &RepoName, reference: &Reference) -> RegistryError {
     RegistryError::ManifestUnknown(Some(format!("manifest {reference} is unknown to repository {repo}")))
 }
@@ -38,8 +35,8 @@ pub fn get(repo: &RepoName, reference: &Reference, req: &Request) -> Result<Resp
 
 /// end-7: `PUT /v2/<name>/manifests/<reference>[?tag=..]`.
 pub fn put(repo: &RepoName, reference: &Reference, extra_tags: &[Tag], req: &Request) -> Result<Response, RegistryError> {
-    let body = req.read_body(MAX_MANIFEST_BYTES)?.ok_or_else(|| {
-        RegistryError::ManifestTooLarge(Some(format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes")))
+    let body = req.read_body(manifest::MAX_MANIFEST_SIZE)?.ok_or_else(|| {
+        RegistryError::ManifestTooLarge(Some(format!("manifests are limited to {} bytes", manifest::MAX_MANIFEST_SIZE)))
     })?;
     let parsed = manifest::parse(req.header("content-type"), &body)?;
     let digest = Digest::of_bytes(&body);

@@ -14,7 +14,8 @@ pub fn list(repo: &RepoName, n: Option<usize>, last: Option<String>) -> Result<R
         return Err(RegistryError::NameUnknown(Some(format!("repository {repo} is unknown"))));
     }
     let prefix = keys::tags_prefix(repo);
-    let names = list_after(&prefix, n, last.as_deref())?;
+    let after = last.as_deref().map(|last| keys::tags_after(repo, last));
+    let names = list_after(&prefix, after.as_deref(), n)?;
     let page = pagination::paginate(names, n, last.as_deref(), &format!("/v2/{repo}/tags/list"));
     let body = serde_json::json!({ "name": repo.as_str(), "tags": page.items });
     let mut response = Response::json(200, body.to_string());
@@ -24,14 +25,13 @@ pub fn list(repo: &RepoName, n: Option<usize>, last: Option<String>) -> Result<R
     Ok(response)
 }
 
-/// The names (keys without `prefix`) after `last`, enough for one page and
-/// the check for a next one.
-pub fn list_after(prefix: &str, n: Option<usize>, last: Option<&str>) -> Result<Vec<String>, RegistryError> {
+/// The names (keys without `prefix`) after the key `after`, enough for one
+/// page of `n` and the check for a next one.
+pub fn list_after(prefix: &str, after: Option<&str>, n: Option<usize>) -> Result<Vec<String>, RegistryError> {
     if pagination::page_size(n) == 0 {
         return Ok(Vec::new());
     }
-    let after = last.map(|last| format!("{prefix}{last}"));
     let limit = pagination::fetch_limit(n) as u32;
-    let keys = storage::list(prefix, after.as_deref(), limit)?;
+    let keys = storage::list(prefix, after, limit)?;
     Ok(keys.into_iter().filter_map(|k| k.strip_prefix(prefix).map(str::to_string)).collect())
 }
