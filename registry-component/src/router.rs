@@ -131,6 +131,8 @@ pub enum Route {
         digest: Digest,
         /// Filter on this artifact type, if requested.
         artifact_type: Option<String>,
+        /// Continue after this referrer digest (the `Link` of a previous page).
+        last: Option<String>,
     },
 }
 
@@ -258,6 +260,7 @@ impl Route {
                     name: repo(name)?,
                     digest: self::digest(digest)?,
                     artifact_type: non_empty(query.get("artifactType")),
+                    last: non_empty(query.get("last")),
                 })
             }
             _ => Err(not_found()),
@@ -778,7 +781,8 @@ mod tests {
             Ok(Route::Referrers {
                 name: name("a"),
                 digest: dg(),
-                artifact_type: Some("application/vnd.example+json".into())
+                artifact_type: Some("application/vnd.example+json".into()),
+                last: None,
             })
         );
         // An unencoded `+` stays a `+`.

@@ -9,13 +9,11 @@ use oci_client::manifest::{OciManifest, IMAGE_LAYER_MEDIA_TYPE, OCI_IMAGE_MEDIA_
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use crate::common::{random_bytes, sha256_digest, unique_id, RegistryServer};
+use crate::common::{install_crypto_provider, random_bytes, sha256_digest, unique_id, RegistryServer};
 
 /// An `oci-client` for the plain-HTTP registry under test.
 fn client(monolithic: bool) -> Client {
-    // reqwest is built with rustls but without a default crypto provider (see
-    // host/Cargo.toml); plain HTTP never uses it, but building a client needs one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     Client::new(ClientConfig {
         protocol: ClientProtocol::Http,
         use_monolithic_push: monolithic,

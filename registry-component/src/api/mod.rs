@@ -63,6 +63,8 @@ fn dispatch(ctx: &Ctx, route: Route, req: &Request) -> Result<Response, Registry
         Route::UploadPatch { name, id } => uploads::patch(&name, &id, req),
         Route::UploadPut { name, id, digest } => uploads::put(&name, &id, &digest, req),
         Route::UploadDelete { name, id } => uploads::delete(ctx, &name, &id),
-        Route::Referrers { name, digest, artifact_type } => referrers::list(&name, &digest, artifact_type.as_deref()),
+        Route::Referrers { name, digest, artifact_type, last } => {
+            referrers::list(&name, &digest, artifact_type.as_deref(), last.as_deref())
+        }
     }
 }

@@ -364,7 +364,15 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitSta
     }
 }
 
+/// Makes ring the process-wide rustls crypto provider. reqwest is built with rustls
+/// but without a default provider (see host/Cargo.toml): plain HTTP never uses it,
+/// yet building a client needs one. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn http_client() -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
         // Generous, so that a hung request fails the test instead of hanging the run.
