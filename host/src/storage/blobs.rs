@@ -319,3 +319,121 @@ impl InputStream for BlobReader {
         Ok(Bytes::from(buf))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &std::path::Path) -> BlobStore {
+        for sub in ["blobs/sha256", "uploads", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        BlobStore::new(dir.to_path_buf())
+    }
+
+    fn digest_of(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    fn append(store: &BlobStore, upload: &HostUpload, bytes: &'static [u8]) {
+        let mut writer = store.append(upload).unwrap();
+        assert!(matches!(store.append(upload), Err(StorageError::Conflict)));
+        writer.write(Bytes::from_static(bytes)).unwrap();
+        writer.flush().unwrap();
+    }
+
+    fn read_all(store: &BlobStore, digest: &str, offset: u64, len: Option<u64>) -> Vec<u8> {
+        let mut reader = store.read(digest, offset, len).unwrap().unwrap();
+        let mut out = Vec::new();
+        loop {
+            match reader.read(7) {
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(StreamError::Closed) => return out,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_commit_under_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let upload = store.start().unwrap();
+        append(&store, &upload, b"hello ");
+        append(&store, &upload, b"world");
+        assert_eq!(store.size(&upload).unwrap(), 11);
+        let digest = digest_of(b"hello world");
+        assert_eq!(store.stat(&digest).unwrap(), None);
+        assert_eq!(store.commit(&upload, &digest).unwrap(), 11);
+        assert_eq!(store.stat(&digest).unwrap(), Some(11));
+        assert_eq!(read_all(&store, &digest, 0, None), b"hello world");
+        assert_eq!(read_all(&store, &digest, 6, Some(100)), b"world");
+        assert_eq!(read_all(&store, &digest, 11, None), b"");
+        assert!(matches!(store.read(&digest, 12, None), Err(StorageError::Invalid(_))));
+        // The upload is gone once committed.
+        assert!(matches!(store.size(&upload), Err(StorageError::NotFound)));
+        assert!(matches!(store.resume(upload.id()), Err(StorageError::NotFound)));
+    }
+
+    #[test]
+    fn mismatch_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let upload = store.start().unwrap();
+        append(&store, &upload, b"abc");
+        let wrong = digest_of(b"abd");
+        assert_eq!(store.commit(&upload, &wrong), Err(StorageError::DigestMismatch(digest_of(b"abc"))));
+        assert_eq!(store.stat(&wrong).unwrap(), None);
+        assert_eq!(store.stat(&digest_of(b"abc")).unwrap(), None);
+        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn resume_after_restart_rebuilds_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = store(dir.path());
+            let upload = store.start().unwrap();
+            append(&store, &upload, b"first half, ");
+            upload.id().to_string()
+        };
+        // A new store over the same directory: no state in memory.
+        let store = store(dir.path());
+        let upload = store.resume(&id).unwrap();
+        assert_eq!(store.size(&upload).unwrap(), 12);
+        append(&store, &upload, b"second half");
+        let digest = digest_of(b"first half, second half");
+        assert_eq!(store.commit(&upload, &digest).unwrap(), 23);
+    }
+
+    #[test]
+    fn same_content_twice_keeps_one_copy_and_abort_discards() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let digest = digest_of(b"same");
+        for _ in 0..2 {
+            let upload = store.start().unwrap();
+            append(&store, &upload, b"same");
+            store.commit(&upload, &digest).unwrap();
+        }
+        assert_eq!(store.stat(&digest).unwrap(), Some(4));
+        let upload = store.start().unwrap();
+        append(&store, &upload, b"never");
+        store.abort(&upload).unwrap();
+        assert!(matches!(store.resume(upload.id()), Err(StorageError::NotFound)));
+        assert!(store.delete(&digest).unwrap());
+        assert!(!store.delete(&digest).unwrap());
+    }
+
+    #[test]
+    fn rejects_bad_digests_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        for bad in ["sha256:ABC", "md5:00", "sha256:../../etc/passwd"] {
+            assert!(matches!(store.stat(bad), Err(StorageError::Invalid(_))), "{bad}");
+        }
+        for bad in ["../x", "", "UPPER"] {
+            assert!(matches!(store.resume(bad), Err(StorageError::Invalid(_))), "{bad}");
+        }
+    }
+}

@@ -76,6 +76,7 @@ impl Storage {
         for entry in std::fs::read_dir(&tmp)? {
             let _ = std::fs::remove_file(entry?.path());
         }
+        purge_stale_uploads(&data_dir.join("uploads"));
         // Fail early, with the OS's reason, when the directory is read-only.
         let probe = fsutil::temp_path(&tmp);
         std::fs::write(&probe, b"")?;
@@ -84,6 +85,27 @@ impl Storage {
             blobs: blobs::BlobStore::new(data_dir.to_path_buf()),
             kv: kv::KvStore::new(data_dir.join("kv"), tmp),
         }))
+    }
+}
+
+/// Uploads untouched for this long are abandoned (distribution's default).
+const UPLOAD_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Deletes abandoned uploads so that their bytes do not pile up forever.
+/// Their kv session records stay; resuming them answers "unknown upload".
+fn purge_stale_uploads(uploads: &Path) {
+    let Ok(entries) = std::fs::read_dir(uploads) else { return };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > UPLOAD_MAX_AGE);
+        if stale {
+            tracing::info!("removing abandoned upload {}", entry.file_name().to_string_lossy());
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
