@@ -95,27 +95,41 @@ echo "skopeo: $(skopeo --version)"
 # rustup adds it on first use.
 
 # ---------------------------------------------------------------------------------
-dockerd_pid=""
+dockerd_pid=""    # what we started: dockerd, or the sudo running it
+dockerd_target="" # dockerd itself
 docker_dir=""
 
 stop_dockerd() {
     local status=$?
     if [[ -n "$dockerd_pid" ]]; then
-        echo "Stopping the private dockerd (pid $dockerd_pid)"
-        # Through as_root: without root, dockerd runs under sudo.
-        as_root kill -TERM "$dockerd_pid" 2>/dev/null || true
+        # Signal dockerd itself (its pidfile), not the sudo in front of it, if any.
+        if [[ -s "$docker_dir/dockerd.pid" ]]; then
+            dockerd_target="$(cat "$docker_dir/dockerd.pid")"
+        fi
+        echo "Stopping the private dockerd (pid $dockerd_target)"
+        as_root kill -TERM "$dockerd_target" 2>/dev/null || true
         for _ in $(seq 1 60); do
             dockerd_running || break
             sleep 0.5
         done
         if dockerd_running; then
             echo "dockerd did not stop in 30 s: killing it"
-            as_root kill -KILL "$dockerd_pid" 2>/dev/null || true
+            as_root kill -KILL "$dockerd_target" 2>/dev/null || true
         fi
         wait "$dockerd_pid" 2>/dev/null || true
         dockerd_pid=""
+        dockerd_target=""
     fi
     if [[ -n "$docker_dir" ]]; then
+        # dockerd bind-mounts its data root and unmounts it when it exits cleanly;
+        # after a crash or a kill, unmount whatever is left (deepest first).
+        local mounts
+        mounts="$(awk -v dir="$docker_dir" 'index($2, dir) == 1 { print $2 }' /proc/mounts 2>/dev/null | sort -r)"
+        if [[ -n "$mounts" ]]; then
+            while read -r mount_point; do
+                as_root umount -l "$mount_point" 2>/dev/null || true
+            done <<<"$mounts"
+        fi
         as_root rm -rf "$docker_dir" || echo "warning: could not remove $docker_dir"
         docker_dir=""
     fi
@@ -133,7 +147,7 @@ as_root() {
 
 # Whether the dockerd we started still runs.
 dockerd_running() {
-    [[ -n "$dockerd_pid" ]] && as_root kill -0 "$dockerd_pid" 2>/dev/null
+    [[ -n "$dockerd_target" ]] && as_root kill -0 "$dockerd_target" 2>/dev/null
 }
 
 if ((no_docker)); then
@@ -169,11 +183,16 @@ to leave the Docker test out on purpose."
         --containerd-namespace registry-e2e
         --containerd-plugins-namespace registry-e2e-plugins
     )
+    dockerd_cmd=(dockerd)
     if ! is_root; then
+        dockerd_cmd=(sudo -n dockerd)
         dockerd_args+=(--group "$(id -gn)")
     fi
-    as_root dockerd "${dockerd_args[@]}" >"$docker_dir/dockerd.log" 2>&1 &
+    # A simple command, so that $! is dockerd itself (or the sudo relaying to it),
+    # not a subshell that a signal would leave dockerd orphaned behind.
+    "${dockerd_cmd[@]}" "${dockerd_args[@]}" >"$docker_dir/dockerd.log" 2>&1 &
     dockerd_pid=$!
+    dockerd_target=$dockerd_pid
     export DOCKER_HOST="unix://$socket"
     # The test's docker CLI must not pick up the user's credential helpers.
     export DOCKER_CONFIG="$docker_dir/cli"

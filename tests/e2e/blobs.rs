@@ -28,7 +28,10 @@ async fn get_and_head_return_the_blob() {
     assert_eq!(content_length(resp.headers()), data.len() as u64);
     assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
     let body = resp.bytes().await.unwrap();
-    assert!(body[..] == data[..], "GET returned other bytes than were pushed");
+    assert!(
+        body[..] == data[..],
+        "GET returned other bytes than were pushed"
+    );
 
     let resp = server.client().head(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -118,13 +121,13 @@ async fn blob_of_another_repository_is_blob_unknown() {
 async fn invalid_digest_in_blob_url_is_digest_invalid() {
     let server = RegistryServer::start();
     let bad = [
-        "sha256:abc".to_string(),                          // too short
-        format!("sha256:{}", "g".repeat(64)),              // not hex
-        format!("sha256:{}", "A".repeat(64)),              // uppercase hex
-        format!("sha256:{}0", "a".repeat(64)),             // too long
-        "sha256:".to_string(),                             // empty encoded part
-        format!("sha256{}", "a".repeat(64)),               // no separator
-        format!(":{}", "a".repeat(64)),                    // no algorithm
+        "sha256:abc".to_string(),              // too short
+        format!("sha256:{}", "g".repeat(64)),  // not hex
+        format!("sha256:{}", "A".repeat(64)),  // uppercase hex
+        format!("sha256:{}0", "a".repeat(64)), // too long
+        "sha256:".to_string(),                 // empty encoded part
+        format!("sha256{}", "a".repeat(64)),   // no separator
+        format!(":{}", "a".repeat(64)),        // no algorithm
         "not-a-digest".to_string(),
     ];
     for digest in bad {

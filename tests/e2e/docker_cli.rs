@@ -114,7 +114,10 @@ async fn docker_push_pull_multi_layer_round_trip() {
         return;
     }
     let server = RegistryServer::start();
-    let work = tempfile::Builder::new().prefix("registry-e2e-docker.").tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("registry-e2e-docker.")
+        .tempdir()
+        .unwrap();
     let id = unique_id();
     let base = format!("e2e-base:{id}");
     let image = format!("{}/e2e/busybox:multi", server.host_port());
@@ -139,7 +142,8 @@ async fn docker_push_pull_multi_layer_round_trip() {
     docker(&["build", "-t", &image, context.to_str().unwrap()]).await;
 
     let built_id = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &image]).await);
-    let layer_count = stdout(&docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]).await);
+    let layer_count =
+        stdout(&docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]).await);
     assert_eq!(layer_count, "3", "the test image should have three layers");
 
     docker(&["push", &image]).await;
@@ -159,7 +163,10 @@ async fn docker_push_pull_multi_layer_round_trip() {
     docker(&["rmi", &image]).await;
     docker(&["rmi", &base]).await;
     let gone = docker_unchecked(&["image", "inspect", &image]).await;
-    assert!(!gone.status.success(), "{image} still exists locally after rmi");
+    assert!(
+        !gone.status.success(),
+        "{image} still exists locally after rmi"
+    );
 
     docker(&["pull", &image]).await;
     let pulled_id = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &image]).await);
@@ -167,14 +174,37 @@ async fn docker_push_pull_multi_layer_round_trip() {
     let repo_digests =
         stdout(&docker(&["image", "inspect", "-f", "{{json .RepoDigests}}", &image]).await);
     assert!(
-        repo_digests.contains(&format!("{}/e2e/busybox@{manifest_digest}", server.host_port())),
+        repo_digests.contains(&format!(
+            "{}/e2e/busybox@{manifest_digest}",
+            server.host_port()
+        )),
         "RepoDigests {repo_digests} lacks the registry's digest {manifest_digest}"
     );
 
     // The pulled image runs, and holds the files of layers 2 and 3.
-    let cat = docker(&["run", "--rm", "--network", "none", &image, "/bin/busybox", "cat", "/a.txt"]).await;
+    let cat = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "/bin/busybox",
+        "cat",
+        "/a.txt",
+    ])
+    .await;
     assert_eq!(stdout(&cat), a);
-    let sum = docker(&["run", "--rm", "--network", "none", &image, "/bin/busybox", "sha256sum", "/b.bin"]).await;
+    let sum = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "/bin/busybox",
+        "sha256sum",
+        "/b.bin",
+    ])
+    .await;
     let expected = crate::common::sha256_digest(&b);
     assert_eq!(
         stdout(&sum).split_whitespace().next(),

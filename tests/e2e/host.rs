@@ -27,8 +27,12 @@ fn expect_startup_failure(args: &[&str]) -> String {
     }
     let output = child.wait_with_output().expect("collect output");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let status = status.unwrap_or_else(|| panic!("`registry-host {args:?}` kept running; stderr:\n{stderr}"));
-    assert!(!status.success(), "`registry-host {args:?}` succeeded; stderr:\n{stderr}");
+    let status = status
+        .unwrap_or_else(|| panic!("`registry-host {args:?}` kept running; stderr:\n{stderr}"));
+    assert!(
+        !status.success(),
+        "`registry-host {args:?}` succeeded; stderr:\n{stderr}"
+    );
     assert!(
         !stderr.contains("panicked"),
         "`registry-host {args:?}` panicked instead of reporting an error:\n{stderr}"
@@ -45,11 +49,18 @@ async fn stops_gracefully_on(signal: &str) {
         return;
     }
     let mut server = RegistryServer::start();
-    let resp = server.client().get(server.url("/v2/")).send().await.unwrap();
+    let resp = server
+        .client()
+        .get(server.url("/v2/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let status = server
         .signal_and_wait(signal, SHUTDOWN_TIMEOUT)
-        .unwrap_or_else(|| panic!("registry-host still runs {SHUTDOWN_TIMEOUT:?} after SIG{signal}"));
+        .unwrap_or_else(|| {
+            panic!("registry-host still runs {SHUTDOWN_TIMEOUT:?} after SIG{signal}")
+        });
     assert!(status.success(), "exit status after SIG{signal}: {status}");
 }
 

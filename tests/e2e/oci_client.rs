@@ -9,7 +9,9 @@ use oci_client::manifest::{OciManifest, IMAGE_LAYER_MEDIA_TYPE, OCI_IMAGE_MEDIA_
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use crate::common::{install_crypto_provider, random_bytes, sha256_digest, unique_id, RegistryServer};
+use crate::common::{
+    install_crypto_provider, random_bytes, sha256_digest, unique_id, RegistryServer,
+};
 
 /// An `oci-client` for the plain-HTTP registry under test.
 fn client(monolithic: bool) -> Client {
@@ -53,7 +55,10 @@ async fn push_and_pull(server: &RegistryServer, repo: &str, monolithic: bool) {
 
     for layer in &layers {
         assert!(
-            client.blob_exists(&reference, &layer.sha256_digest()).await.unwrap(),
+            client
+                .blob_exists(&reference, &layer.sha256_digest())
+                .await
+                .unwrap(),
             "layer {} missing after the push",
             layer.sha256_digest()
         );
@@ -63,26 +68,42 @@ async fn push_and_pull(server: &RegistryServer, repo: &str, monolithic: bool) {
         .pull(&reference, &auth, vec![IMAGE_LAYER_MEDIA_TYPE])
         .await
         .expect("oci-client pull");
-    assert!(pulled.config.data == config.data, "the pulled config differs");
+    assert!(
+        pulled.config.data == config.data,
+        "the pulled config differs"
+    );
     // oci-client downloads layers concurrently and collects them in completion
     // order, so compare by digest.
-    let expected: BTreeMap<String, &[u8]> =
-        layers.iter().map(|l| (l.sha256_digest(), &l.data[..])).collect();
-    let got: BTreeMap<String, &[u8]> =
-        pulled.layers.iter().map(|l| (l.sha256_digest(), &l.data[..])).collect();
+    let expected: BTreeMap<String, &[u8]> = layers
+        .iter()
+        .map(|l| (l.sha256_digest(), &l.data[..]))
+        .collect();
+    let got: BTreeMap<String, &[u8]> = pulled
+        .layers
+        .iter()
+        .map(|l| (l.sha256_digest(), &l.data[..]))
+        .collect();
     assert_eq!(got.len(), layers.len(), "layer count");
     for (digest, data) in &expected {
-        let pulled_data = got.get(digest).unwrap_or_else(|| panic!("layer {digest} not pulled"));
+        let pulled_data = got
+            .get(digest)
+            .unwrap_or_else(|| panic!("layer {digest} not pulled"));
         assert!(pulled_data == data, "layer {digest} differs");
     }
     let manifest = pulled.manifest.expect("pulled manifest");
     let manifest_layers: Vec<&str> = manifest.layers.iter().map(|d| d.digest.as_str()).collect();
     let pushed_layers: Vec<String> = layers.iter().map(|l| l.sha256_digest()).collect();
-    assert_eq!(manifest_layers, pushed_layers, "layer order in the manifest");
+    assert_eq!(
+        manifest_layers, pushed_layers,
+        "layer order in the manifest"
+    );
     let image_digest = pulled.digest.expect("digest of the pulled manifest");
 
     // The manifest on its own: parsed, raw, and its digest by HEAD.
-    let (parsed, digest) = client.pull_manifest(&reference, &auth).await.expect("pull_manifest");
+    let (parsed, digest) = client
+        .pull_manifest(&reference, &auth)
+        .await
+        .expect("pull_manifest");
     assert_eq!(digest, image_digest);
     match parsed {
         OciManifest::Image(m) => assert_eq!(m.config.digest, sha256_digest(&config.data)),
@@ -93,7 +114,11 @@ async fn push_and_pull(server: &RegistryServer, repo: &str, monolithic: bool) {
         .await
         .expect("pull_manifest_raw");
     assert_eq!(digest, image_digest);
-    assert_eq!(sha256_digest(&raw), image_digest, "digest of the raw manifest bytes");
+    assert_eq!(
+        sha256_digest(&raw),
+        image_digest,
+        "digest of the raw manifest bytes"
+    );
     let head_digest = client
         .fetch_manifest_digest(&reference, &auth)
         .await

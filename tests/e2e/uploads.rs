@@ -15,12 +15,20 @@ use crate::common::{
 };
 
 /// Sends one chunk with an explicit `Content-Range` and `Content-Length`.
-async fn patch_range(server: &RegistryServer, location: &str, start: usize, chunk: &[u8]) -> Response {
+async fn patch_range(
+    server: &RegistryServer,
+    location: &str,
+    start: usize,
+    chunk: &[u8],
+) -> Response {
     server
         .client()
         .patch(location)
         .header(CONTENT_TYPE, "application/octet-stream")
-        .header("Content-Range", format!("{}-{}", start, start + chunk.len() - 1))
+        .header(
+            "Content-Range",
+            format!("{}-{}", start, start + chunk.len() - 1),
+        )
         .header(CONTENT_LENGTH, chunk.len().to_string())
         .body(chunk.to_vec())
         .send()
@@ -31,8 +39,10 @@ async fn patch_range(server: &RegistryServer, location: &str, start: usize, chun
 /// Sends one chunk as a streamed body: no Content-Range, no Content-Length (chunked
 /// transfer encoding), the way the Docker client uploads layers.
 async fn patch_streamed(server: &RegistryServer, location: &str, chunk: &[u8]) -> Response {
-    let pieces: Vec<Result<Bytes, std::io::Error>> =
-        chunk.chunks(7000).map(|p| Ok(Bytes::copy_from_slice(p))).collect();
+    let pieces: Vec<Result<Bytes, std::io::Error>> = chunk
+        .chunks(7000)
+        .map(|p| Ok(Bytes::copy_from_slice(p)))
+        .collect();
     server
         .client()
         .patch(location)
@@ -48,7 +58,11 @@ async fn patch_streamed(server: &RegistryServer, location: &str, chunk: &[u8]) -
 fn assert_chunk_accepted(server: &RegistryServer, resp: &Response, total: usize) -> String {
     assert_eq!(resp.status(), StatusCode::ACCEPTED, "PATCH of a chunk");
     assert_api_version(resp.headers());
-    assert_eq!(header(resp, "Range"), format!("0-{}", total - 1), "Range after {total} bytes");
+    assert_eq!(
+        header(resp, "Range"),
+        format!("0-{}", total - 1),
+        "Range after {total} bytes"
+    );
     server.resolve(header(resp, LOCATION.as_str()))
 }
 
@@ -58,7 +72,11 @@ async fn assert_status(server: &RegistryServer, location: &str, expected_range: 
     let resp = server.client().get(location).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT, "GET upload status");
     assert_api_version(resp.headers());
-    assert_eq!(header(&resp, "Range"), expected_range, "upload status Range");
+    assert_eq!(
+        header(&resp, "Range"),
+        expected_range,
+        "upload status Range"
+    );
     let _ = server.resolve(header(&resp, LOCATION.as_str()));
 }
 
@@ -84,12 +102,18 @@ async fn finish_and_verify(
     assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
     let blob_location = server.resolve(header(&resp, LOCATION.as_str()));
 
-    for url in [blob_location, server.url(&format!("/v2/{repo}/blobs/{digest}"))] {
+    for url in [
+        blob_location,
+        server.url(&format!("/v2/{repo}/blobs/{digest}")),
+    ] {
         let resp = server.client().get(&url).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "GET {url}");
         assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
         let body = resp.bytes().await.unwrap();
-        assert!(body[..] == whole[..], "{url} returned other bytes than were uploaded");
+        assert!(
+            body[..] == whole[..],
+            "{url} returned other bytes than were uploaded"
+        );
     }
 }
 
@@ -101,7 +125,11 @@ async fn assert_no_blob(server: &RegistryServer, repo: &str, digest: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "HEAD blob {digest} in {repo}");
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "HEAD blob {digest} in {repo}"
+    );
 }
 
 /// end-4a: POST opens an upload: 202, Location, Docker-Upload-UUID, `Range: 0-0`;
@@ -136,7 +164,11 @@ async fn monolithic_post_with_digest_is_201() {
     let digest = sha256_digest(&data);
     let resp = server
         .client()
-        .post(with_query(&server.url(&format!("/v2/{repo}/blobs/uploads/")), "digest", &digest))
+        .post(with_query(
+            &server.url(&format!("/v2/{repo}/blobs/uploads/")),
+            "digest",
+            &digest,
+        ))
         .header(CONTENT_TYPE, "application/octet-stream")
         .header(CONTENT_LENGTH, data.len().to_string())
         .body(data.clone())
@@ -162,7 +194,11 @@ async fn monolithic_post_with_wrong_digest_stores_nothing() {
     let wrong = absent_digest();
     let resp = server
         .client()
-        .post(with_query(&server.url(&format!("/v2/{repo}/blobs/uploads/")), "digest", &wrong))
+        .post(with_query(
+            &server.url(&format!("/v2/{repo}/blobs/uploads/")),
+            "digest",
+            &wrong,
+        ))
         .header(CONTENT_TYPE, "application/octet-stream")
         .body(data.clone())
         .send()
@@ -222,7 +258,12 @@ async fn streamed_chunks_without_content_range_then_last_chunk_in_put() {
     let location = assert_chunk_accepted(&server, &resp, one.len());
     let resp = patch_streamed(&server, &location, two).await;
     let location = assert_chunk_accepted(&server, &resp, one.len() + two.len());
-    assert_status(&server, &location, &format!("0-{}", one.len() + two.len() - 1)).await;
+    assert_status(
+        &server,
+        &location,
+        &format!("0-{}", one.len() + two.len() - 1),
+    )
+    .await;
 
     finish_and_verify(&server, repo, &location, Some(last), &data).await;
 }
@@ -238,7 +279,11 @@ async fn out_of_order_chunk_is_416() {
     // A first chunk must start at 0.
     let location = server.start_upload(repo).await;
     let resp = patch_range(&server, &location, 10, &data[10..20]).await;
-    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "first chunk not at 0");
+    assert_eq!(
+        resp.status(),
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "first chunk not at 0"
+    );
     assert_api_version(resp.headers());
     assert_status(&server, &location, "0-0").await;
 
@@ -247,11 +292,19 @@ async fn out_of_order_chunk_is_416() {
 
     // A gap after the last byte.
     let resp = patch_range(&server, &location, 1500, &data[1500..2000]).await;
-    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "chunk leaving a gap");
+    assert_eq!(
+        resp.status(),
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "chunk leaving a gap"
+    );
     assert_api_version(resp.headers());
     // A chunk overlapping bytes already received.
     let resp = patch_range(&server, &location, 500, &data[500..1500]).await;
-    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "overlapping chunk");
+    assert_eq!(
+        resp.status(),
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "overlapping chunk"
+    );
     assert_api_version(resp.headers());
     assert_status(&server, &location, "0-999").await;
 
@@ -272,7 +325,11 @@ async fn repeated_chunk_is_416() {
     let resp = patch_range(&server, &location, 0, &data[..1024]).await;
     let location = assert_chunk_accepted(&server, &resp, 1024);
     let resp = patch_range(&server, &location, 0, &data[..1024]).await;
-    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "repeated chunk");
+    assert_eq!(
+        resp.status(),
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "repeated chunk"
+    );
     assert_api_version(resp.headers());
     assert_status(&server, &location, "0-1023").await;
 
@@ -384,7 +441,9 @@ async fn cross_repository_mount() {
     let digest = server.push_blob("a/b/c", &data).await;
 
     let mount = |to: &str, from: &str| {
-        server.url(&format!("/v2/{to}/blobs/uploads/?mount={digest}&from={from}"))
+        server.url(&format!(
+            "/v2/{to}/blobs/uploads/?mount={digest}&from={from}"
+        ))
     };
     let resp = server
         .client()
@@ -393,7 +452,11 @@ async fn cross_repository_mount() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED, "mount from a repository holding the blob");
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "mount from a repository holding the blob"
+    );
     assert_api_version(resp.headers());
     assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
     let location = server.resolve(header(&resp, LOCATION.as_str()));
@@ -408,7 +471,11 @@ async fn cross_repository_mount() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED, "mount from a repository without the blob");
+    assert_eq!(
+        resp.status(),
+        StatusCode::ACCEPTED,
+        "mount from a repository without the blob"
+    );
     let _ = server.resolve(header(&resp, LOCATION.as_str()));
     assert_no_blob(&server, "e2e/elsewhere", &digest).await;
 }

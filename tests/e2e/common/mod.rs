@@ -172,7 +172,11 @@ impl RegistryServer {
             .send()
             .await
             .expect("POST upload");
-        assert_eq!(resp.status(), StatusCode::ACCEPTED, "POST /v2/{repo}/blobs/uploads/");
+        assert_eq!(
+            resp.status(),
+            StatusCode::ACCEPTED,
+            "POST /v2/{repo}/blobs/uploads/"
+        );
         self.resolve(header(&resp, LOCATION.as_str()))
     }
 
@@ -189,7 +193,11 @@ impl RegistryServer {
             .send()
             .await
             .expect("PUT upload");
-        assert_eq!(resp.status(), StatusCode::CREATED, "PUT blob {digest} into {repo}");
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "PUT blob {digest} into {repo}"
+        );
         digest
     }
 
@@ -202,14 +210,20 @@ impl RegistryServer {
         media_type: &str,
         body: &[u8],
     ) -> String {
-        let resp = self.put_manifest(repo, reference, media_type, body.to_vec()).await;
+        let resp = self
+            .put_manifest(repo, reference, media_type, body.to_vec())
+            .await;
         let status = resp.status();
         let digest = resp
             .headers()
             .get("Docker-Content-Digest")
             .map(|v| v.to_str().unwrap().to_string());
         let text = resp.text().await.unwrap_or_default();
-        assert_eq!(status, StatusCode::CREATED, "PUT manifest {repo}:{reference}: {text}");
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "PUT manifest {repo}:{reference}: {text}"
+        );
         let digest = digest.expect("Docker-Content-Digest on a manifest PUT");
         assert_eq!(digest, sha256_digest(body));
         digest
@@ -234,14 +248,24 @@ impl RegistryServer {
 
     /// Pushes a config blob and `layer_count` random layers to `repo` and returns an
     /// image whose manifest (OCI or Docker flavour) refers to them.
-    pub async fn push_image_blobs(&self, repo: &str, layer_count: usize, docker: bool) -> TestImage {
+    pub async fn push_image_blobs(
+        &self,
+        repo: &str,
+        layer_count: usize,
+        docker: bool,
+    ) -> TestImage {
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"created":"{}"}}"#,
             unique_id()
         )
         .into_bytes();
         let config = Descriptor {
-            media_type: if docker { media::DOCKER_CONFIG } else { media::OCI_CONFIG }.into(),
+            media_type: if docker {
+                media::DOCKER_CONFIG
+            } else {
+                media::OCI_CONFIG
+            }
+            .into(),
             digest: self.push_blob(repo, &config).await,
             size: config.len() as u64,
         };
@@ -249,12 +273,21 @@ impl RegistryServer {
         for i in 0..layer_count {
             let data = random_bytes(1000 + i * 4096);
             layers.push(Descriptor {
-                media_type: if docker { media::DOCKER_LAYER } else { media::OCI_LAYER }.into(),
+                media_type: if docker {
+                    media::DOCKER_LAYER
+                } else {
+                    media::OCI_LAYER
+                }
+                .into(),
                 digest: self.push_blob(repo, &data).await,
                 size: data.len() as u64,
             });
         }
-        TestImage { config, layers, docker }
+        TestImage {
+            config,
+            layers,
+            docker,
+        }
     }
 
     /// Kills the server now (as `Drop` would) and waits for its output to drain.
@@ -280,7 +313,10 @@ impl Drop for RegistryServer {
 ///
 /// Panics with everything the process printed if it exits or stays silent for 60 s.
 pub fn spawn_and_wait_for_listening(mut command: Command) -> (Child, JoinHandle<()>, String) {
-    command.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped());
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {REGISTRY_HOST_BIN}: {e}"));
@@ -392,7 +428,11 @@ pub struct Descriptor {
 impl Descriptor {
     /// The descriptor of `body` with `media_type`.
     pub fn of(media_type: &str, body: &[u8]) -> Self {
-        Self { media_type: media_type.into(), digest: sha256_digest(body), size: body.len() as u64 }
+        Self {
+            media_type: media_type.into(),
+            digest: sha256_digest(body),
+            size: body.len() as u64,
+        }
     }
 
     fn json(&self) -> String {
@@ -430,7 +470,11 @@ impl TestImage {
     /// Like [`TestImage::manifest`], with `extra` (such as `, "annotations": {...}`)
     /// inserted before the closing brace.
     pub fn manifest_with_extra(&self, extra: &str) -> Vec<u8> {
-        let layers: Vec<String> = self.layers.iter().map(|l| format!("\n    {}", l.json())).collect();
+        let layers: Vec<String> = self
+            .layers
+            .iter()
+            .map(|l| format!("\n    {}", l.json()))
+            .collect();
         format!(
             "{{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"{}\",\n  \"config\":   {},\n  \"layers\": [{}\n  ]{}\n}}\n",
             self.media_type(),
@@ -444,7 +488,11 @@ impl TestImage {
 
 /// An OCI index (or, with `docker`, a Docker manifest list) over `children`.
 pub fn index_of(children: &[Descriptor], docker: bool) -> Vec<u8> {
-    let media_type = if docker { media::DOCKER_MANIFEST_LIST } else { media::OCI_INDEX };
+    let media_type = if docker {
+        media::DOCKER_MANIFEST_LIST
+    } else {
+        media::OCI_INDEX
+    };
     let entries: Vec<String> = children
         .iter()
         .map(|c| {
@@ -475,8 +523,16 @@ pub fn absent_digest() -> String {
 /// runs (so that tests against an external registry never meet old content).
 pub fn unique_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}-{}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A xorshift64* generator: cheap, dependency-free pseudo-random content.
@@ -526,15 +582,18 @@ pub fn seeded_stream(
     total: u64,
     chunk: usize,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    stream::unfold((XorShift::new(seed), total), move |(mut rng, left)| async move {
-        if left == 0 {
-            return None;
-        }
-        let n = (chunk as u64).min(left) as usize;
-        let mut buf = vec![0; n];
-        rng.fill(&mut buf);
-        Some((Ok(Bytes::from(buf)), (rng, left - n as u64)))
-    })
+    stream::unfold(
+        (XorShift::new(seed), total),
+        move |(mut rng, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            let n = (chunk as u64).min(left) as usize;
+            let mut buf = vec![0; n];
+            rng.fill(&mut buf);
+            Some((Ok(Bytes::from(buf)), (rng, left - n as u64)))
+        },
+    )
 }
 
 /// The SHA-256 digest of what [`seeded_stream`] yields, computed without the server.
@@ -576,7 +635,9 @@ pub fn header_in<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 /// Asserts `Docker-Distribution-Api-Version: registry/2.0`.
 pub fn assert_api_version(headers: &HeaderMap) {
     assert_eq!(
-        headers.get(API_VERSION_HEADER).and_then(|v| v.to_str().ok()),
+        headers
+            .get(API_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok()),
         Some("registry/2.0"),
         "{API_VERSION_HEADER} header; headers: {headers:?}"
     );
@@ -617,13 +678,21 @@ pub fn assert_error_body(body: &[u8], code: &str) -> Value {
         .unwrap_or_else(|| panic!("no \"errors\" array in {text}"));
     assert!(!errors.is_empty(), "empty \"errors\" array in {text}");
     for error in errors {
-        let c = error["code"].as_str().unwrap_or_else(|| panic!("error without a code: {text}"));
+        let c = error["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error without a code: {text}"));
         assert!(
             !c.is_empty() && c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
             "code {c:?} is not uppercase letters and underscores"
         );
-        assert!(error["message"].is_string(), "error without a message: {text}");
-        assert!(error.get("detail").is_some(), "error without a detail: {text}");
+        assert!(
+            error["message"].is_string(),
+            "error without a message: {text}"
+        );
+        assert!(
+            error.get("detail").is_some(),
+            "error without a detail: {text}"
+        );
     }
     assert_eq!(errors[0]["code"], code, "error code in {text}");
     json
@@ -652,11 +721,16 @@ impl RawResponse {
 /// connection and reads the whole response.
 pub async fn raw_request(host_port: &str, method: &str, path: &str) -> RawResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(host_port).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(host_port)
+        .await
+        .expect("connect");
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await.expect("write request");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
         .await
@@ -693,13 +767,19 @@ fn parse_raw_response(raw: &[u8], head: bool) -> RawResponse {
     } else {
         rest.to_vec()
     };
-    RawResponse { status, headers, body }
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
         let size_text = std::str::from_utf8(&data[..eol]).unwrap_or("0");
         let size_text = size_text.split(';').next().unwrap_or("0").trim();
         let size = usize::from_str_radix(size_text, 16).unwrap_or(0);
@@ -721,6 +801,10 @@ pub fn assert_raw_error(resp: &RawResponse, status: u16, code: &str) {
         "status; body: {}",
         String::from_utf8_lossy(&resp.body)
     );
-    assert_eq!(resp.header(API_VERSION_HEADER), Some("registry/2.0"), "{API_VERSION_HEADER}");
+    assert_eq!(
+        resp.header(API_VERSION_HEADER),
+        Some("registry/2.0"),
+        "{API_VERSION_HEADER}"
+    );
     assert_error_body(&resp.body, code);
 }
