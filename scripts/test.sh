@@ -9,7 +9,7 @@
 #
 # It starts a private dockerd (no network, vfs storage, its own socket and data in a
 # temporary directory) for the Docker CLI test, and always stops and removes it on
-# exit. Extra arguments go to `cargo test`, e.g. `scripts/test.sh -- uploads`.
+# exit. Extra arguments go to the end-to-end `cargo test`, e.g. `scripts/test.sh uploads`.
 #
 # Environment:
 #   CARGO_TARGET_DIR        where to build; with CI=true and unset, a fixed directory
@@ -231,9 +231,18 @@ else
 fi
 
 # ---------------------------------------------------------------------------------
-section "cargo test --release --workspace $*"
-# Release: the host embeds wasmtime, and a debug build of it would be a second long
-# build besides the release one that `cargo build --release` makes.
-cargo test --release --workspace "$@"
+section "Build: cargo build --release -p registry-host"
+# Exactly the README's build, so the suite tests what users run and the two
+# share one build. Release: a debug wasmtime would be a second long build.
+cargo build --release -p registry-host
+export REGISTRY_HOST_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/registry-host"
+
+section "Unit tests: cargo test --release"
+cargo test --release
+
+section "End-to-end tests: cargo test --release --manifest-path tests/Cargo.toml $*"
+# tests/ is its own workspace: its client crates must not change the features
+# the registry's crates are built with (that would compile wasmtime twice).
+cargo test --release --manifest-path tests/Cargo.toml "$@"
 
 section "All tests passed"

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{wait_with_timeout, RegistryServer, REGISTRY_HOST_BIN};
+use crate::common::{wait_with_timeout, RegistryServer, registry_host_bin};
 
 /// How long a server may take to stop after a signal.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs `registry-host args...` expecting it to fail at startup; returns its stderr.
 fn expect_startup_failure(args: &[&str]) -> String {
-    let mut child = Command::new(REGISTRY_HOST_BIN)
+    let mut child = Command::new(registry_host_bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn chunks_commit_under_their_digest() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::storage::TestDir::new();
         let store = store(dir.path());
         let upload = store.start().unwrap();
         append(&store, &upload, b"hello ");
@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn mismatch_stores_nothing() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::storage::TestDir::new();
         let store = store(dir.path());
         let upload = store.start().unwrap();
         append(&store, &upload, b"abc");
@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn resume_after_restart_rebuilds_the_hash() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::storage::TestDir::new();
         let id = {
             let store = store(dir.path());
             let upload = store.start().unwrap();
@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn same_content_twice_keeps_one_copy_and_abort_discards() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::storage::TestDir::new();
         let store = store(dir.path());
         let digest = digest_of(b"same");
         for _ in 0..2 {
@@ -427,7 +427,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests_and_ids() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::storage::TestDir::new();
         let store = store(dir.path());
         for bad in ["sha256:ABC", "md5:00", "sha256:../../etc/passwd"] {
             assert!(matches!(store.stat(bad), Err(StorageError::Invalid(_))), "{bad}");

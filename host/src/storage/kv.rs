@@ -221,8 +221,8 @@ fn unescape_segment(name: &str) -> String {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, KvStore) {
-        let dir = tempfile::tempdir().unwrap();
+    fn store() -> (crate::storage::TestDir, KvStore) {
+        let dir = crate::storage::TestDir::new();
         std::fs::create_dir_all(dir.path().join("kv")).unwrap();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         let kv = KvStore::new(dir.path().join("kv"), dir.path().join("tmp"));

@@ -3,8 +3,10 @@
 //! helpers (digests, content generation, pushes, error-body checks) that the
 //! per-area modules build on.
 //!
-//! The server is the compiled binary itself (`CARGO_BIN_EXE_registry-host`), never an
-//! in-process router: what is tested is exactly what `cargo build --release` ships.
+//! The server is the compiled binary itself, never an in-process router: what is
+//! tested is exactly what `cargo build --release -p registry-host` ships. It is
+//! found at `$REGISTRY_HOST_BIN` (the test script sets it), else in the main
+//! workspace's `$CARGO_TARGET_DIR/release/` or `target/release/`.
 //!
 //! Setting `REGISTRY_TEST_URL` (for instance `http://127.0.0.1:5000`) points the
 //! HTTP-level tests at an already running registry instead, which is how the suite
@@ -27,8 +29,26 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
-/// Path of the server binary under test, built by Cargo before this test target.
-pub const REGISTRY_HOST_BIN: &str = env!("CARGO_BIN_EXE_registry-host");
+/// Path of the server binary under test.
+pub fn registry_host_bin() -> std::path::PathBuf {
+    let path = match std::env::var_os("REGISTRY_HOST_BIN") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => {
+            let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"));
+            target.join("release/registry-host")
+        }
+    };
+    assert!(
+        path.exists(),
+        "no registry-host at {}: build it with `cargo build --release -p registry-host` \
+         (or run scripts/test.sh), or set REGISTRY_HOST_BIN",
+        path.display()
+    );
+    path
+}
 
 /// How long a server may take to print its listening line before the test fails.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,7 +120,7 @@ impl RegistryServer {
             .prefix("registry-e2e-data.")
             .tempdir()
             .expect("create a temporary data directory");
-        let mut command = Command::new(REGISTRY_HOST_BIN);
+        let mut command = Command::new(registry_host_bin());
         command
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -319,7 +339,7 @@ pub fn spawn_and_wait_for_listening(mut command: Command) -> (Child, JoinHandle<
         .stderr(Stdio::piped());
     let mut child = command
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn {REGISTRY_HOST_BIN}: {e}"));
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", registry_host_bin().display()));
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel::<String>();
     // A plain thread rather than a task: it must outlive nothing but the process, and

@@ -1,0 +1,1 @@
+//! Nothing here: the suite is the `e2e` test target.
