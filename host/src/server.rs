@@ -1,7 +1,7 @@
 //! The HTTP server: bind, accept, one wasm instance per request, graceful
 //! shutdown on SIGINT/SIGTERM.
 
-use crate::state::HostState;
+use crate::state::{HostState, RegistryHooks};
 use crate::storage::Storage;
 use crate::Args;
 use anyhow::Context;
@@ -122,6 +122,7 @@ impl Server {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             storage: self.storage.clone(),
+            hooks: RegistryHooks,
         };
         let mut store = Store::new(self.pre.engine(), state);
         let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -4,7 +4,7 @@ use crate::storage::Storage;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 /// What one request's `Store` holds.
 pub struct HostState {
@@ -16,6 +16,20 @@ pub struct HostState {
     pub table: ResourceTable,
     /// The data directory's stores, shared by all requests.
     pub storage: Arc<Storage>,
+    /// How response bodies are buffered.
+    pub hooks: RegistryHooks,
+}
+
+/// wasi-http settings for a registry: blob downloads are large, so let a few
+/// chunks queue between the guest and the connection instead of one, so
+/// that reading the next chunk from storage overlaps sending the last.
+#[derive(Default)]
+pub struct RegistryHooks;
+
+impl WasiHttpHooks for RegistryHooks {
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        4
+    }
 }
 
 impl WasiView for HostState {
@@ -26,6 +40,6 @@ impl WasiView for HostState {
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }

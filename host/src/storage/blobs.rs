@@ -308,13 +308,16 @@ impl InputStream for BlobReader {
             return Err(StreamError::Closed);
         }
         let want = size.min(IO_CHUNK).min(self.remaining.try_into().unwrap_or(usize::MAX));
-        let mut buf = vec![0u8; want];
-        let n = self.file.read(&mut buf).map_err(|e| StreamError::LastOperationFailed(e.into()))?;
+        // `read_to_end` into reserved capacity: no zero-filling of the buffer.
+        let mut buf = Vec::with_capacity(want);
+        let n = (&mut self.file)
+            .take(want as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| StreamError::LastOperationFailed(e.into()))?;
         if n == 0 {
             // The file is shorter than it was when opened: report, don't spin.
             return Err(StreamError::LastOperationFailed(wasmtime::format_err!("blob truncated")));
         }
-        buf.truncate(n);
         self.remaining -= n as u64;
         Ok(Bytes::from(buf))
     }
