@@ -38,8 +38,19 @@ fn build_component(root: &std::path::Path, target_dir: &std::path::Path, package
         .args(["build", "--release", "--locked", "-p", package, "--target", "wasm32-wasip2"])
         .arg("--target-dir")
         .arg(target_dir);
-    // Flags meant for the outer build must not leak into the wasm build.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
+    // Flags meant for the outer build must not leak into the wasm build; nor
+    // must `cargo clippy`'s wrapper, which would lint (and, with `-D warnings`,
+    // fail) the inner build and change its fingerprints, so that the next
+    // plain build recompiled the components.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("running cargo to build {package}: {e}"));

@@ -204,8 +204,14 @@ impl Response {
         let response = OutgoingResponse::new(fields);
         let _ = response.set_status_code(self.status);
         if !has_body {
-            // No body resource: the host sends the headers alone.
+            // Take the body resource even when nothing follows: jco's
+            // preview2-shim crashes Node.js on a response without one. For
+            // HEAD, finishing it empty against a non-zero Content-Length
+            // reports a size error (wasmtime and jco alike); the headers are
+            // out by then and the connection stays usable.
+            let Ok(outgoing) = response.body() else { return };
             ResponseOutparam::set(out, Ok(response));
+            let _ = OutgoingBody::finish(outgoing, None);
             return;
         }
         let Ok(outgoing) = response.body() else { return };
@@ -213,7 +219,7 @@ impl Response {
         let Ok(mut stream) = outgoing.write() else { return };
         let ok = match self.body {
             Body::Bytes(bytes) => write_all(&mut stream, &bytes),
-            Body::Stream { stream: input, .. } => splice_all(&stream, &input),
+            Body::Stream { stream: input, len } => splice_all(&stream, &input, len),
             Body::Empty | Body::Length(_) => true,
         };
         drop(stream);
@@ -227,12 +233,16 @@ fn write_all(out: &mut OutputStream, bytes: &[u8]) -> bool {
     Write::write_all(out, bytes).is_ok() && out.blocking_flush().is_ok()
 }
 
-fn splice_all(out: &OutputStream, input: &InputStream) -> bool {
-    loop {
-        match out.blocking_splice(input, 64 << 20) {
-            Ok(_) => {}
-            Err(StreamError::Closed) => return out.blocking_flush().is_ok(),
+fn splice_all(out: &OutputStream, input: &InputStream, len: u64) -> bool {
+    // Stop after `len` bytes rather than at the stream's end: jco's file
+    // streams never report `closed` (a splice at EOF returns 0, forever).
+    let mut left = len;
+    while left > 0 {
+        match out.blocking_splice(input, left.min(64 << 20)) {
+            Ok(n) => left -= n.min(left),
+            Err(StreamError::Closed) => return false,
             Err(StreamError::LastOperationFailed(_)) => return false,
         }
     }
+    out.blocking_flush().is_ok()
 }

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# The benchmark: our registry-host against CNCF distribution 2.8.2 (Debian's
+# docker-registry), one server at a time, the same workloads, in one run.
+# Prints a side-by-side table and writes it, with a description of the
+# machine and issue 5's targets, to BENCHMARKS.md.
+#
+#   bash bench/run.sh
+#
+# Environment (all optional):
+#   BENCH_OUT          report file (default: BENCHMARKS.md at the repository root)
+#   BENCH_BIG_MIB      big blob, MiB (default 1024): monolithic, chunked, pull
+#   BENCH_MEDIUM_MIB   second blob for the memory comparison (default 256)
+#   BENCH_REPEAT       runs of each big-blob phase, median reported (default 3)
+#   BENCH_PUSH_SECS    seconds per small-push measurement (default 5)
+#   BENCH_LOAD_SECS    seconds per GET load measurement (default 10)
+#   BENCH_LOAD_TOOL    auto (wrk if installed), wrk, builtin (default auto)
+#   CARGO_TARGET_DIR   honoured; results and server logs of the last run stay
+#                      in $CARGO_TARGET_DIR/bench-results/
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+BIG_MIB=${BENCH_BIG_MIB:-1024}
+MEDIUM_MIB=${BENCH_MEDIUM_MIB:-256}
+REPEAT=${BENCH_REPEAT:-3}
+PUSH_SECS=${BENCH_PUSH_SECS:-5}
+LOAD_SECS=${BENCH_LOAD_SECS:-10}
+LOAD_TOOL=${BENCH_LOAD_TOOL:-auto}
+
+say() { echo "== $*" >&2; }
+die() { echo "bench: $*" >&2; exit 1; }
+
+# --- 1. packages ------------------------------------------------------------
+missing=()
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if ((${#missing[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        # Update the package lists only when the install cannot find them.
+        apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
+            { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
+            say "could not install ${missing[*]}"
+    else
+        say "missing: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
+    fi
+fi
+command -v docker-registry >/dev/null 2>&1 ||
+    die "the reference registry is missing: install Debian's docker-registry package (CNCF distribution 2.8.2)"
+command -v wrk >/dev/null 2>&1 || say "wrk is missing: the GET loads use the benchmark's own load loop"
+
+# --- 2. build ---------------------------------------------------------------
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+say "building registry-host and registry-bench (release; target dir $TARGET_DIR)"
+(cd "$ROOT" && cargo build --release -p registry-host -p registry-bench)
+HOST_BIN=$TARGET_DIR/release/registry-host
+BENCH_BIN=$TARGET_DIR/release/registry-bench
+[[ -x $HOST_BIN && -x $BENCH_BIN ]] || die "the build left no $HOST_BIN or $BENCH_BIN"
+
+# --- 3. scratch space, clean-up ---------------------------------------------
+WORK=$(mktemp -d /tmp/registry-bench.XXXXXX)
+RESULTS=$TARGET_DIR/bench-results
+mkdir -p "$RESULTS"
+SERVER_PID=
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Two distinct free loopback ports.
+PORT_OURS=$("$BENCH_BIN" free-port)
+PORT_REF=$("$BENCH_BIN" free-port)
+while [[ $PORT_REF == "$PORT_OURS" ]]; do PORT_REF=$("$BENCH_BIN" free-port); done
+
+mkdir -p "$WORK/ours-data" "$WORK/reference-data"
+cat >"$WORK/distribution.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $WORK/reference-data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$PORT_REF
+EOF
+
+# --- 4. the machine ---------------------------------------------------------
+count_compilers() { pgrep -c -x 'rustc|cc1|cc1plus|ld|cargo' 2>/dev/null || true; }
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+COMPILERS_BEFORE=$(count_compilers)
+if [[ ${COMPILERS_BEFORE:-0} -gt 0 ]]; then
+    say "note: $COMPILERS_BEFORE compiler processes are running: the numbers will be noisy"
+fi
+
+# --- 5. the runs ------------------------------------------------------------
+: >"$RESULTS/ours.jsonl"
+: >"$RESULTS/reference.jsonl"
+
+# start_server NAME URL RESULTS METRIC COMMAND...: spawns the server, sets
+# SERVER_PID, records the time until it answers GET /v2/.
+start_server() {
+    local name=$1 url=$2 results=$3 metric=$4
+    shift 4
+    local t0
+    t0=$(date +%s%N)
+    # A developer shell's RUST_BACKTRACE=1 would make every error value
+    # capture a backtrace: run the servers as deployed, without it.
+    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@" >>"$RESULTS/$name.log" 2>&1 &
+    SERVER_PID=$!
+    if ! "$BENCH_BIN" wait --url "$url" --server "$name" --metric "$metric" --since-ns "$t0" >>"$results"; then
+        tail -20 "$RESULTS/$name.log" >&2
+        die "$name did not start"
+    fi
+    say "$name is up (pid $SERVER_PID): $(tail -1 "$results")"
+}
+
+# This kind of machine (a microVM) backs guest memory lazily: the first
+# write into never-used page-cache pages runs at ~300 MB/s, later ones at
+# several GB/s. Whichever server ran first would pay for that, so before
+# each server the run writes and deletes as much as the server will write
+# (untimed).
+prewarm_page_cache() {
+    local mib=$((REPEAT * (2 * BIG_MIB + MEDIUM_MIB) + 512))
+    dd if=/dev/zero of="$WORK/prewarm" bs=1M count="$mib" status=none
+    rm -f "$WORK/prewarm"
+}
+
+# bench_server NAME URL COMMAND...: cold start, restart, workloads.
+bench_server() {
+    local name=$1 url=$2
+    shift 2
+    local results=$RESULTS/$name.jsonl
+    : >"$RESULTS/$name.log"
+    say "$name: pre-warming the page cache"
+    prewarm_page_cache
+    say "$name: cold start"
+    start_server "$name" "$url" "$results" startup_cold_ms "$@"
+    stop_server
+    say "$name: warm start"
+    start_server "$name" "$url" "$results" startup_warm_ms "$@"
+    say "$name: workloads"
+    "$BENCH_BIN" run --url "$url" --pid "$SERVER_PID" --server "$name" \
+        --big-mib "$BIG_MIB" --medium-mib "$MEDIUM_MIB" \
+        --repeat "$REPEAT" --push-secs "$PUSH_SECS" --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" \
+        | tee -a "$results"
+    stop_server
+}
+
+bench_server ours "http://127.0.0.1:$PORT_OURS" \
+    "$HOST_BIN" --listen "127.0.0.1:$PORT_OURS" --data-dir "$WORK/ours-data"
+rm -rf "$WORK/ours-data"
+sync
+bench_server reference "http://127.0.0.1:$PORT_REF" \
+    docker-registry serve "$WORK/distribution.yml"
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+COMPILERS_AFTER=$(count_compilers)
+
+# --- 6. the report ----------------------------------------------------------
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+fs=$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK")
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+wrk_version=$( (wrk --version 2>&1 || true) | head -1 | sed 's/ *Copyright.*//')
+if [[ $LOAD_TOOL == builtin ]] || ! command -v wrk >/dev/null 2>&1; then
+    load_tool_used="the benchmark's built-in loop"
+else
+    load_tool_used="$wrk_version"
+fi
+ref_version=$(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null || docker-registry --version 2>&1 | head -1)
+cat >"$RESULTS/machine.md" <<EOF
+## Machine and run
+
+| | |
+|---|---|
+| date | $(date -u '+%Y-%m-%d %H:%M UTC') |
+| CPU | $cpu, $(nproc) cores (nproc) |
+| memory | $mem |
+| kernel | $(uname -sr) |
+| temp dirs | $(dirname "$WORK") ($fs) |
+| load average (1, 5, 15 min) | before: $LOAD_BEFORE; after: $LOAD_AFTER |
+| compiler processes running | before: ${COMPILERS_BEFORE:-0}; after: ${COMPILERS_AFTER:-0} |
+| ours | registry-host at commit $commit, built with $(rustc --version 2>/dev/null || echo rustc) |
+| reference | docker-registry $ref_version |
+| GET load tool | $load_tool_used |
+| sizes | big blob $BIG_MIB MiB, second blob $MEDIUM_MIB MiB, each big phase run $REPEAT times (median), small pushes ${PUSH_SECS} s each, GET loads ${LOAD_SECS} s each |
+| command | \`bash bench/run.sh\` |
+EOF
+
+notes=()
+# The hand-written profile analysis, kept beside this script, goes at the end.
+[[ -f $ROOT/bench/analysis.md ]] && notes=(--notes "$ROOT/bench/analysis.md")
+"$BENCH_BIN" report --ours "$RESULTS/ours.jsonl" --reference "$RESULTS/reference.jsonl" \
+    --machine "$RESULTS/machine.md" --out "$OUT" "${notes[@]}"
+say "results and server logs: $RESULTS"

@@ -1,0 +1,194 @@
+//! `registry-bench`: the workloads of bench/run.sh against one registry,
+//! and the report that puts two runs side by side.
+//!
+//! - `run`: every workload against one registry, one JSON line per result;
+//! - `wait`: polls `GET /v2/` until it answers, prints the start-up time;
+//! - `free-port`: prints a free loopback TCP port;
+//! - `report`: two runs' JSON lines → the table and BENCHMARKS.md.
+
+mod client;
+mod content;
+mod load;
+mod report;
+mod rss;
+mod workloads;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "Benchmark of an OCI registry (see bench/run.sh)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the workloads against one registry; JSON lines on stdout.
+    Run {
+        /// Base URL of the registry, e.g. http://127.0.0.1:5080
+        #[arg(long)]
+        url: String,
+        /// PID of the server process, for its memory use.
+        #[arg(long)]
+        pid: u32,
+        /// Name of this registry in the results (e.g. ours, reference).
+        #[arg(long)]
+        server: String,
+        /// Size of the big blob in MiB (monolithic, chunked, pull).
+        #[arg(long, default_value_t = 1024)]
+        big_mib: u64,
+        /// Size of the second blob in MiB, for the memory comparison.
+        #[arg(long, default_value_t = 256)]
+        medium_mib: u64,
+        /// PATCH chunk size in MiB.
+        #[arg(long, default_value_t = 8)]
+        chunk_mib: u64,
+        /// Size of the small blobs in KiB.
+        #[arg(long, default_value_t = 4)]
+        small_kib: u64,
+        /// Seconds per small-push measurement.
+        #[arg(long, default_value_t = 5)]
+        push_secs: u64,
+        /// Seconds per GET load measurement.
+        #[arg(long, default_value_t = 10)]
+        load_secs: u64,
+        /// Concurrent keep-alive connections for the GET load.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Concurrent connections for the parallel small pushes.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        /// Load generator: auto (wrk if installed), wrk, builtin.
+        #[arg(long, default_value = "auto")]
+        load_tool: String,
+        /// Repetitions of each big-blob phase (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Only these groups (comma-separated): big, small, load.
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<String>>,
+    },
+    /// Wait until the registry answers GET /v2/; print the start-up time.
+    Wait {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        server: String,
+        /// Metric name for the result line.
+        #[arg(long, default_value = "startup_ms")]
+        metric: String,
+        /// The clock (ns since the epoch, `date +%s%N`) when the server was started.
+        #[arg(long)]
+        since_ns: u128,
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// Print a free TCP port on 127.0.0.1.
+    FreePort,
+    /// Combine two runs into a table; write BENCHMARKS.md.
+    Report {
+        #[arg(long)]
+        ours: PathBuf,
+        #[arg(long)]
+        reference: PathBuf,
+        /// Markdown describing the machine and the run, included as it is.
+        #[arg(long)]
+        machine: Option<PathBuf>,
+        /// Where to write the markdown report.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Markdown appended to the report (the profile analysis).
+        #[arg(long)]
+        notes: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("registry-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Run {
+            url,
+            pid,
+            server,
+            big_mib,
+            medium_mib,
+            chunk_mib,
+            small_kib,
+            push_secs,
+            load_secs,
+            connections,
+            parallel,
+            load_tool,
+            repeat,
+            only,
+        } => runtime.block_on(async {
+            let target = client::Target::parse(&url).await?;
+            let settings = workloads::Settings {
+                server,
+                pid,
+                big: big_mib << 20,
+                medium: medium_mib << 20,
+                chunk: chunk_mib << 20,
+                small: small_kib << 10,
+                push_secs,
+                load_secs,
+                connections,
+                parallel,
+                tool: load::Tool::pick(&load_tool)?,
+                only,
+                repeat,
+            };
+            workloads::run(&target, &settings).await
+        }),
+        Command::Wait {
+            url,
+            server,
+            metric,
+            since_ns,
+            timeout_secs,
+        } => runtime.block_on(async {
+            let target = client::Target::parse(&url).await?;
+            workloads::wait_ready(
+                &target,
+                &server,
+                &metric,
+                since_ns,
+                Duration::from_secs(timeout_secs),
+            )
+            .await
+        }),
+        Command::FreePort => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            println!("{}", listener.local_addr()?.port());
+            Ok(())
+        }
+        Command::Report {
+            ours,
+            reference,
+            machine,
+            out,
+            notes,
+        } => report::write(
+            &ours,
+            &reference,
+            machine.as_deref(),
+            out.as_deref(),
+            notes.as_deref(),
+        ),
+    }
+}

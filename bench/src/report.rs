@@ -1,0 +1,447 @@
+//! Puts the results of two runs side by side: a markdown table on stdout,
+//! and BENCHMARKS.md with the machine's description and issue 5's targets.
+
+use anyhow::Context as _;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One result line.
+struct Row {
+    value: Option<f64>,
+    unit: String,
+    extra: Value,
+}
+
+/// Metric name → result, and the names in the order they were printed.
+fn load(path: &Path) -> anyhow::Result<(HashMap<String, Row>, Vec<String>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rows = HashMap::new();
+    let mut order = Vec::new();
+    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("{}: bad line {line}", path.display()))?;
+        let Some(metric) = v["metric"].as_str().map(str::to_string) else {
+            continue;
+        };
+        let row = Row {
+            value: v["value"].as_f64(),
+            unit: v["unit"].as_str().unwrap_or("").to_string(),
+            extra: v.clone(),
+        };
+        if !rows.contains_key(&metric) {
+            order.push(metric.clone());
+        }
+        rows.insert(metric, row);
+    }
+    Ok((rows, order))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// `1g` → `1 GiB`, `256m` → `256 MiB`.
+fn size(label: &str) -> String {
+    if let Some(n) = label.strip_suffix('g') {
+        format!("{n} GiB")
+    } else if let Some(n) = label.strip_suffix('m') {
+        format!("{n} MiB")
+    } else {
+        label.to_string()
+    }
+}
+
+/// `1g` → 1024, `256m` → 256 (MiB).
+fn size_mib(label: &str) -> Option<u64> {
+    if let Some(n) = label.strip_suffix('g') {
+        n.parse::<u64>().ok().map(|n| n << 10)
+    } else {
+        label.strip_suffix('m')?.parse().ok()
+    }
+}
+
+/// A readable name for a metric, and which direction is better.
+fn describe(metric: &str, extra: &Value) -> (String, Better) {
+    use Better::*;
+    let conns = extra["connections"].as_u64().unwrap_or(0);
+    if let Some(rest) = metric.strip_prefix("cpu_per_req_") {
+        return (
+            format!("server CPU per request: {}", describe(rest, extra).0),
+            Better::Lower,
+        );
+    }
+    if let Some(rest) = metric.strip_prefix("cpu_") {
+        return (
+            format!("server CPU time: {}", describe(rest, extra).0),
+            Better::Lower,
+        );
+    }
+    if let Some(s) = metric.strip_prefix("push_monolithic_") {
+        return (
+            format!("push {} monolithic (POST + PUT ?digest=)", size(s)),
+            Higher,
+        );
+    }
+    if let Some(s) = metric.strip_prefix("push_chunked_") {
+        let chunk = extra["chunk_mib"].as_u64().unwrap_or(8);
+        return (
+            format!("push {} chunked ({chunk} MiB PATCHes + PUT)", size(s)),
+            Higher,
+        );
+    }
+    if let Some(s) = metric.strip_prefix("pull_") {
+        return (format!("pull {} (GET, sha256 verified)", size(s)), Higher);
+    }
+    if let Some(s) = metric.strip_prefix("rss_peak_push_") {
+        return (format!("peak RSS, {} monolithic push", size(s)), Lower);
+    }
+    if let Some(s) = metric.strip_prefix("rss_peak_chunked_") {
+        return (format!("peak RSS, {} chunked push", size(s)), Lower);
+    }
+    if let Some(s) = metric.strip_prefix("rss_peak_pull_") {
+        return (format!("peak RSS, {} pull", size(s)), Lower);
+    }
+    if let Some(rest) = metric.strip_prefix("push") {
+        if let Some((kib, mode)) = rest.split_once("k_") {
+            let (how, par) = match mode.strip_prefix("single_") {
+                Some(par) => ("single POST ?digest=", par),
+                None => ("POST + PUT", mode),
+            };
+            let who = if par == "seq" {
+                "sequential".to_string()
+            } else {
+                format!("{} connections", par.trim_start_matches("par"))
+            };
+            return (format!("{kib} KiB blob pushes, {how}, {who}"), Higher);
+        }
+    }
+    let known: &[(&str, &str, Better)] = &[
+        ("manifest_get_rps", "manifest GET", Higher),
+        ("blob_get_4k_rps", "4 KiB blob GET", Higher),
+        (
+            "base_get_rps",
+            "GET /v2/ (per-request instantiation)",
+            Higher,
+        ),
+        ("rss_idle_mib", "RSS idle, after start", Lower),
+        ("rss_end_mib", "RSS at the end of the run", Lower),
+        (
+            "startup_cold_ms",
+            "start-up to first answer, empty data dir",
+            Lower,
+        ),
+        (
+            "startup_warm_ms",
+            "start-up to first answer, restart",
+            Lower,
+        ),
+    ];
+    for (name, label, better) in known {
+        if metric == *name {
+            let label = if conns > 0 {
+                format!("{label}, {conns} connections")
+            } else {
+                label.to_string()
+            };
+            return (label, *better);
+        }
+    }
+    (metric.to_string(), Higher)
+}
+
+/// Groups the table's rows: throughput, small pushes, GET loads, CPU,
+/// memory, start-up (a stable sort keeps the run's order inside a group).
+fn category(metric: &str) -> u8 {
+    if metric.starts_with("push_") || metric.starts_with("pull_") {
+        0
+    } else if metric.starts_with("push") {
+        1
+    } else if metric.ends_with("_rps") && !metric.starts_with("cpu_") {
+        2
+    } else if metric.starts_with("cpu_") {
+        3
+    } else if metric.starts_with("rss_") {
+        4
+    } else if metric.starts_with("startup_") {
+        5
+    } else {
+        6
+    }
+}
+
+fn fmt_value(v: Option<f64>) -> String {
+    match v {
+        None => "n/a".into(),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+    }
+}
+
+fn ratio(ours: Option<f64>, reference: Option<f64>) -> Option<f64> {
+    match (ours, reference) {
+        (Some(o), Some(r)) if r > 0.0 => Some(o / r),
+        _ => None,
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or("–".into(), |r| format!("{r:.2}×"))
+}
+
+/// A target of issue 5 and whether this run meets it.
+struct Verdict {
+    target: String,
+    evidence: String,
+    met: bool,
+}
+
+fn verdicts(
+    ours: &HashMap<String, Row>,
+    reference: &HashMap<String, Row>,
+    order: &[String],
+) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let value = |rows: &HashMap<String, Row>, m: &str| rows.get(m).and_then(|r| r.value);
+    let ratio_target = |out: &mut Vec<Verdict>, what: &str, min: f64, metrics: Vec<&String>| {
+        for m in metrics {
+            let (o, r) = (value(ours, m), value(reference, m));
+            let x = ratio(o, r);
+            let (label, _) = describe(m, &ours[m].extra);
+            out.push(Verdict {
+                target: format!("{what} ≥ {min}×: {label}"),
+                evidence: format!(
+                    "{} vs {} {} = {}",
+                    fmt_value(o),
+                    fmt_value(r),
+                    ours[m].unit,
+                    fmt_ratio(x)
+                ),
+                met: x.is_some_and(|x| x >= min),
+            });
+        }
+    };
+    let with = |prefix: &str| {
+        order
+            .iter()
+            .filter(|m| m.starts_with(prefix))
+            .collect::<Vec<_>>()
+    };
+    // The throughput targets are about the big blob: the largest size.
+    let size_of = |m: &str| size_mib(m.rsplit('_').next().unwrap_or(""));
+    let biggest = order.iter().filter_map(|m| size_of(m)).max().unwrap_or(0);
+    let pushes: Vec<&String> = order
+        .iter()
+        .filter(|m| m.starts_with("push_monolithic_") || m.starts_with("push_chunked_"))
+        .filter(|m| size_of(m) == Some(biggest))
+        .collect();
+    ratio_target(&mut out, "push", 3.0, pushes);
+    ratio_target(&mut out, "pull", 1.5, with("pull_"));
+    let small: Vec<&String> = order
+        .iter()
+        .filter(|m| m.starts_with("push") && m.contains("k_") && !m.contains("single"))
+        .collect();
+    ratio_target(&mut out, "small-blob pushes/s", 5.0, small);
+    ratio_target(
+        &mut out,
+        "manifest GET req/s",
+        8.0,
+        with("manifest_get_rps"),
+    );
+    let rss: Vec<&String> = with("rss_peak_push_");
+    let mut peaks = Vec::new();
+    for m in &rss {
+        let o = value(ours, m);
+        let (label, _) = describe(m, &ours[*m].extra);
+        out.push(Verdict {
+            target: format!("peak RSS ≤ 64 MiB: {label}"),
+            evidence: format!(
+                "{} MiB (reference {} MiB)",
+                fmt_value(o),
+                fmt_value(value(reference, m))
+            ),
+            met: o.is_some_and(|o| o <= 64.0),
+        });
+        peaks.extend(o.map(|o| (m.trim_start_matches("rss_peak_push_").to_string(), o)));
+    }
+    if peaks.len() >= 2 {
+        let max = peaks.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+        let min = peaks.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+        let list = peaks
+            .iter()
+            .map(|(s, v)| format!("{}: {v:.1} MiB", size(s)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(Verdict {
+            target: "peak RSS flat in blob size (peaks within 16 MiB of each other)".into(),
+            evidence: format!("{list}; spread {:.1} MiB", max - min),
+            met: max - min <= 16.0,
+        });
+    }
+    out
+}
+
+pub fn write(
+    ours_path: &Path,
+    reference_path: &Path,
+    machine: Option<&Path>,
+    out: Option<&Path>,
+    notes: Option<&Path>,
+) -> anyhow::Result<()> {
+    let (ours, mut order) = load(ours_path)?;
+    let (reference, ref_order) = load(reference_path)?;
+    for m in ref_order {
+        if !ours.contains_key(&m) {
+            order.push(m);
+        }
+    }
+    order.sort_by_key(|m| category(m));
+    let mut table = String::new();
+    writeln!(
+        table,
+        "| workload | unit | better | ours | reference | ours / reference |"
+    )?;
+    writeln!(table, "|---|---|---|---:|---:|---:|")?;
+    for m in &order {
+        let row = ours.get(m).or_else(|| reference.get(m)).expect("listed");
+        let (label, better) = describe(m, &row.extra);
+        let o = ours.get(m).and_then(|r| r.value);
+        let r = reference.get(m).and_then(|r| r.value);
+        let better = match better {
+            Better::Higher => "higher",
+            Better::Lower => "**lower**",
+        };
+        let mut notes = Vec::new();
+        for (who, rows) in [("ours", &ours), ("reference", &reference)] {
+            if let Some(row) = rows.get(m) {
+                if row.extra["errors"].as_u64().is_some_and(|e| e > 0) {
+                    notes.push(format!("{who}: {} errors", row.extra["errors"]));
+                }
+                if let Some(note) = row.extra["note"].as_str() {
+                    notes.push(format!("{who}: {note}"));
+                }
+            }
+        }
+        let label = if notes.is_empty() {
+            label
+        } else {
+            format!("{label} ({})", notes.join("; "))
+        };
+        writeln!(
+            table,
+            "| {label} | {} | {better} | {} | {} | {} |",
+            row.unit,
+            fmt_value(o),
+            fmt_value(r),
+            fmt_ratio(ratio(o, r))
+        )?;
+    }
+    let mut runs = String::new();
+    for m in &order {
+        let list = |rows: &HashMap<String, Row>| {
+            rows.get(m)
+                .and_then(|r| r.extra["runs_mbps"].as_array().cloned())
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+        };
+        if let (Some(o), Some(r)) = (list(&ours), list(&reference)) {
+            let (label, _) = describe(m, &ours[m].extra);
+            writeln!(runs, "- {label}: ours {o}; reference {r} (MB/s)")?;
+        }
+    }
+    let verdicts = verdicts(&ours, &reference, &order);
+    let mut targets = String::new();
+    writeln!(targets, "| target (issue 5) | this run | met |")?;
+    writeln!(targets, "|---|---|---|")?;
+    for v in &verdicts {
+        writeln!(
+            targets,
+            "| {} | {} | {} |",
+            v.target,
+            v.evidence,
+            if v.met { "yes" } else { "**no**" }
+        )?;
+    }
+    println!("{table}");
+    println!("{targets}");
+    let met = verdicts.iter().filter(|v| v.met).count();
+    println!("{met} of {} targets met", verdicts.len());
+
+    if let Some(out) = out {
+        let machine = match machine {
+            Some(p) => {
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+            }
+            None => String::new(),
+        };
+        let mut md = String::new();
+        writeln!(md, "# Benchmarks\n")?;
+        writeln!(
+            md,
+            "`registry-host` (ours: the registry component in wasmtime, a fresh instance per request) against \
+             CNCF distribution 2.8.2 (the reference: Debian's `docker-registry`, filesystem storage), \
+             one server at a time, in the same run of `bash bench/run.sh`. \
+             Ratios are ours / reference; for the rows marked **lower** (memory, start-up) a ratio below 1 is better.\n"
+        )?;
+        writeln!(md, "{machine}")?;
+        writeln!(md, "## Results\n\n{table}")?;
+        if !runs.is_empty() {
+            writeln!(
+                md,
+                "Every run of the big-blob phases (the table shows the median):\n\n{runs}"
+            )?;
+        }
+        writeln!(
+            md,
+            "## Targets of issue 5\n\n{targets}\n{met} of {} targets met.\n",
+            verdicts.len()
+        )?;
+        writeln!(md, "{}", METHOD)?;
+        if let Some(notes) = notes {
+            let text = std::fs::read_to_string(notes)
+                .with_context(|| format!("reading {}", notes.display()))?;
+            writeln!(md, "{}", text.trim_end())?;
+        }
+        std::fs::write(out, md).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+const METHOD: &str = "## How it is measured\n\n\
+- Big-blob phases run several times each (median in the table, every run listed below it); \
+before each server the driver writes and deletes as much data as that server will be sent, because \
+this machine (a microVM) backs guest memory lazily and the first write into never-used page-cache \
+pages runs ~10× slower than later ones (measured with dd: 294 MB/s, then 3.8 GB/s): without it, \
+whichever server ran first would pay for that.\n\
+- MB/s is 10^6 bytes per second, from the first request of an upload (POST) to the answer to its last \
+(PUT), or from the GET to the last byte of the blob. Blob content is generated on the fly (xorshift64, \
+1 MiB blocks), never held whole in memory; its sha256 is computed before the timed phase. The pull \
+hashes the bytes as they arrive and fails on a mismatch. `sync` runs between the big phases (untimed).\n\
+- Small pushes: distinct blobs, each a standard two-request upload (POST, then PUT ?digest= with the \
+body), on 1 and on 8 keep-alive connections for a fixed time; the single-request POST ?digest= upload \
+is measured separately where the registry supports it (n/a where it answers with a session).\n\
+- GET load: `wrk` (2 threads, 16 keep-alive connections; the built-in loop when wrk is missing), \
+after pushing a 4 KiB layer, a config and an OCI manifest tagged `latest`; the manifest GET sends \
+`Accept: application/vnd.oci.image.manifest.v1+json`. Errors (non-2xx, socket errors) are shown when nonzero.\n\
+- Peak RSS: `/proc/<pid>/status` VmRSS sampled every 20 ms during the phase, and VmHWM after resetting \
+it at the phase start (`clear_refs` 5, as root); the larger of the two.\n\
+- Start-up: from just before the driver spawns the server to its first 200 on `GET /v2/` (polled every \
+2 ms). Cold = empty data directory (ours compiles the component and caches the machine code there); \
+warm = the same server restarted on the same data directory.\n\
+- Both servers run without `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE` (a developer shell's \
+`RUST_BACKTRACE=1` makes wasmtime capture a backtrace in every store drop).\n\
+- Server CPU: utime + stime of the server process from `/proc/<pid>/stat` over the phase (median \
+for the big phases; per push or per request for the others).\n\
+- Both servers log one access line per request to a file (ours at its default `info`; distribution \
+with `log.level: warn` and its default access log).\n\
+- Client and server share the machine's cores: the numbers are for this 2-core machine, both \
+registries paying the same client cost.\n";

@@ -1,0 +1,703 @@
+//! The workloads, run one after the other against one registry. Each prints
+//! one JSON line: `{"server","metric","value","unit",...}` (value `null`
+//! when the registry does not support the operation).
+
+use crate::client::{empty, full, with_param, Client, Target};
+use crate::content::{sha256, Content};
+use crate::load::{self, Tool};
+use crate::rss::{self, PhaseStats, Sampler};
+use anyhow::{bail, Context as _};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::Method;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const OCTETS: &str = "application/octet-stream";
+
+pub struct Settings {
+    pub server: String,
+    pub pid: u32,
+    /// Size of the big blob (monolithic, chunked, pull).
+    pub big: u64,
+    /// Size of the second blob for the RSS comparison.
+    pub medium: u64,
+    pub chunk: u64,
+    pub small: u64,
+    pub push_secs: u64,
+    pub load_secs: u64,
+    pub connections: usize,
+    pub parallel: usize,
+    pub tool: Tool,
+    pub only: Option<Vec<String>>,
+    /// Repetitions of each big phase.
+    pub repeat: usize,
+}
+
+/// Prints one result line on stdout (progress goes to stderr).
+fn emit(server: &str, metric: &str, value: Option<f64>, unit: &str, extra: Value) {
+    let mut line = json!({ "server": server, "metric": metric, "value": value, "unit": unit });
+    if let (Value::Object(line), Value::Object(extra)) = (&mut line, extra) {
+        line.extend(extra);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / 1e6 / elapsed.as_secs_f64()
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+/// Writes dirty pages to disk so that one phase does not pay for the
+/// previous one's writeback (untimed).
+fn sync_disks() {
+    let _ = std::process::Command::new("sync").status();
+}
+
+/// The server's peak RSS and CPU time during a phase, as two lines:
+/// `rss_peak_<phase>` and `cpu_<phase>`.
+fn phase_costs(server: &str, phase: &str, stats: &PhaseStats) {
+    let rss_name = match phase.strip_prefix("push_monolithic_") {
+        Some(size) => format!("rss_peak_push_{size}"),
+        None => format!("rss_peak_{}", phase.replace("push_chunked", "chunked")),
+    };
+    emit(
+        server,
+        &rss_name,
+        Some(round(stats.peak_mib, 1)),
+        "MiB",
+        json!({ "method": stats.method }),
+    );
+    if let Some(cpu) = stats.cpu_s {
+        emit(
+            server,
+            &format!("cpu_{phase}"),
+            Some(round(cpu, 2)),
+            "CPU s",
+            json!({}),
+        );
+    }
+}
+
+/// The repetitions of one big phase: throughput is reported as the median
+/// (with every run listed), peak RSS as the maximum, CPU as the median.
+#[derive(Default)]
+struct Phase {
+    mbps: Vec<f64>,
+    seconds: Vec<f64>,
+    peak_mib: f64,
+    method: &'static str,
+    cpu_s: Vec<f64>,
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+impl Phase {
+    fn record(&mut self, bytes: u64, elapsed: Duration, stats: PhaseStats) {
+        self.mbps.push(mb_per_s(bytes, elapsed));
+        self.seconds.push(elapsed.as_secs_f64());
+        self.peak_mib = self.peak_mib.max(stats.peak_mib);
+        self.method = stats.method;
+        self.cpu_s.extend(stats.cpu_s);
+    }
+
+    fn emit(&self, server: &str, phase: &str, extra: Value) {
+        let mut fields = json!({
+            "runs_mbps": self.mbps.iter().map(|v| round(*v, 1)).collect::<Vec<_>>(),
+            "seconds": median(&self.seconds).map(|v| round(v, 3)),
+            "statistic": "median",
+        });
+        if let (Value::Object(fields), Value::Object(extra)) = (&mut fields, extra) {
+            fields.extend(extra);
+        }
+        emit(
+            server,
+            phase,
+            median(&self.mbps).map(|v| round(v, 1)),
+            "MB/s",
+            fields,
+        );
+        let stats = PhaseStats {
+            peak_mib: self.peak_mib,
+            method: self.method,
+            cpu_s: median(&self.cpu_s),
+        };
+        phase_costs(server, phase, &stats);
+    }
+}
+
+/// CPU seconds the server used since `before`.
+fn cpu_used(pid: u32, before: Option<f64>) -> Option<f64> {
+    Some(rss::cpu_seconds(pid)? - before?)
+}
+
+/// `POST /v2/<repo>/blobs/uploads/`: a new session's location.
+async fn start_upload(client: &mut Client, repo: &str) -> anyhow::Result<String> {
+    let answer = client
+        .call(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &[("content-length", "0")],
+            empty(),
+        )
+        .await?
+        .expect(202, "starting an upload")?;
+    answer.location()
+}
+
+/// Monolithic upload: POST, then PUT ?digest= with the whole body streamed.
+async fn push_monolithic(
+    client: &mut Client,
+    repo: &str,
+    content: &Content,
+    digest: &str,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let location = start_upload(client, repo).await?;
+    let len = content.size.to_string();
+    client
+        .call(
+            Method::PUT,
+            &with_param(&location, "digest", digest),
+            &[("content-type", OCTETS), ("content-length", &len)],
+            content.body(0, content.size).boxed(),
+        )
+        .await?
+        .expect(201, "completing a monolithic upload")?;
+    Ok(start.elapsed())
+}
+
+/// Chunked upload: POST, PATCH with Content-Range per chunk, PUT ?digest=.
+async fn push_chunked(
+    client: &mut Client,
+    repo: &str,
+    content: &Content,
+    digest: &str,
+    chunk: u64,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut location = start_upload(client, repo).await?;
+    let mut offset = 0;
+    while offset < content.size {
+        let end = (offset + chunk).min(content.size);
+        let range = format!("{}-{}", offset, end - 1);
+        let len = (end - offset).to_string();
+        let answer = client
+            .call(
+                Method::PATCH,
+                &location,
+                &[
+                    ("content-type", OCTETS),
+                    ("content-length", &len),
+                    ("content-range", &range),
+                ],
+                content.body(offset, end).boxed(),
+            )
+            .await?
+            .expect(202, &format!("PATCH {range}"))?;
+        location = answer.location()?;
+        offset = end;
+    }
+    client
+        .call(
+            Method::PUT,
+            &with_param(&location, "digest", digest),
+            &[("content-length", "0")],
+            empty(),
+        )
+        .await?
+        .expect(201, "completing a chunked upload")?;
+    Ok(start.elapsed())
+}
+
+/// GET of a blob, hashing the bytes as they arrive.
+async fn pull(
+    client: &mut Client,
+    repo: &str,
+    content: &Content,
+    digest: &str,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let resp = client
+        .send(
+            Method::GET,
+            &format!("/v2/{repo}/blobs/{digest}"),
+            &[],
+            empty(),
+        )
+        .await?;
+    if resp.status() != 200 {
+        bail!("pull: expected 200, got {}", resp.status());
+    }
+    let mut body = resp.into_body();
+    let mut hasher = Sha256::new();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            received += data.len() as u64;
+            hasher.update(&data);
+        }
+    }
+    let elapsed = start.elapsed();
+    let got = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if received != content.size || got != digest {
+        bail!(
+            "pull: received {received} bytes with digest {got}, expected {} bytes {digest}",
+            content.size
+        );
+    }
+    Ok(elapsed)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SmallPush {
+    /// POST, then PUT ?digest= with the body.
+    TwoRequests,
+    /// POST ?digest= with the body.
+    Single,
+}
+
+/// One small blob pushed; `Ok(false)` when the registry answered a
+/// single-request upload with a session (it does not support end-4b).
+async fn push_small(
+    client: &mut Client,
+    repo: &str,
+    bytes: Bytes,
+    mode: SmallPush,
+) -> anyhow::Result<bool> {
+    let digest = sha256(&bytes);
+    let len = bytes.len().to_string();
+    let headers = [("content-type", OCTETS), ("content-length", len.as_str())];
+    match mode {
+        SmallPush::TwoRequests => {
+            let location = start_upload(client, repo).await?;
+            client
+                .call(
+                    Method::PUT,
+                    &with_param(&location, "digest", &digest),
+                    &headers,
+                    full(bytes),
+                )
+                .await?
+                .expect(201, "small push")?;
+            Ok(true)
+        }
+        SmallPush::Single => {
+            let path = format!("/v2/{repo}/blobs/uploads/?digest={digest}");
+            let answer = client
+                .call(Method::POST, &path, &headers, full(bytes))
+                .await?;
+            match answer.status.as_u16() {
+                201 => Ok(true),
+                202 => {
+                    // A session instead: cancel it.
+                    let location = answer.location()?;
+                    let _ = client.call(Method::DELETE, &location, &[], empty()).await;
+                    Ok(false)
+                }
+                _ => answer.expect(201, "single-request push").map(|_| true),
+            }
+        }
+    }
+}
+
+/// Pushes distinct small blobs from `workers` connections for `secs`.
+async fn small_push_rate(
+    target: &Target,
+    repo: &str,
+    size: u64,
+    mode: SmallPush,
+    workers: usize,
+    secs: u64,
+    seed: u64,
+) -> anyhow::Result<Option<(f64, u64)>> {
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for w in 0..workers as u64 {
+        let count = count.clone();
+        let mut client = Client::new(target);
+        let repo = repo.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let bytes = Content::new(seed ^ (w << 40) ^ i, size).bytes();
+                if !push_small(&mut client, &repo, bytes, mode).await? {
+                    return Ok::<bool, anyhow::Error>(false);
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            Ok(true)
+        }));
+    }
+    let mut supported = true;
+    for task in tasks {
+        supported &= task.await??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    if !supported {
+        return Ok(None);
+    }
+    let n = count.load(Ordering::Relaxed);
+    Ok(Some((n as f64 / elapsed, n)))
+}
+
+/// Pushes a config and a layer and an OCI manifest naming them, tagged
+/// `latest`; returns the layer's digest.
+async fn push_image(client: &mut Client, repo: &str, seed: u64) -> anyhow::Result<String> {
+    let layer = Content::new(seed, 4096).bytes();
+    let layer_digest = sha256(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
+    );
+    let config_digest = sha256(config.as_bytes());
+    push_small(client, repo, layer.clone(), SmallPush::TwoRequests).await?;
+    push_small(
+        client,
+        repo,
+        Bytes::from(config.clone()),
+        SmallPush::TwoRequests,
+    )
+    .await?;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"{OCI_LAYER}","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let len = manifest.len().to_string();
+    client
+        .call(
+            Method::PUT,
+            &format!("/v2/{repo}/manifests/latest"),
+            &[("content-type", OCI_MANIFEST), ("content-length", &len)],
+            full(Bytes::from(manifest.clone())),
+        )
+        .await?
+        .expect(201, "pushing the manifest")?;
+    let got = client
+        .call(
+            Method::GET,
+            &format!("/v2/{repo}/manifests/latest"),
+            &[("accept", OCI_MANIFEST)],
+            empty(),
+        )
+        .await?
+        .expect(200, "getting the manifest back")?;
+    if got.body != manifest.as_bytes() {
+        bail!("the manifest came back changed");
+    }
+    let blob = client
+        .call(
+            Method::GET,
+            &format!("/v2/{repo}/blobs/{layer_digest}"),
+            &[],
+            empty(),
+        )
+        .await?
+        .expect(200, "getting the layer back")?;
+    if blob.body != layer {
+        bail!("the layer came back changed");
+    }
+    Ok(layer_digest)
+}
+
+pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
+    let wanted = |name: &str| {
+        s.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == name))
+    };
+    let server = s.server.as_str();
+    let mut client = Client::new(target);
+    client
+        .call(Method::GET, "/v2/", &[], empty())
+        .await?
+        .expect(200, "GET /v2/")?;
+    // Distinct content per server and run, so nothing is deduplicated
+    // against an earlier run's data.
+    let salt = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    if let Some(idle) = rss::rss_mib(s.pid) {
+        emit(
+            server,
+            "rss_idle_mib",
+            Some(round(idle, 1)),
+            "MiB",
+            json!({}),
+        );
+    }
+
+    if wanted("big") {
+        let reps = s.repeat.max(1);
+        eprintln!(
+            "[{server}] generating the digests of {} test blobs (untimed)",
+            3 * reps
+        );
+        let blobs: Vec<[Content; 3]> = (0..reps as u64)
+            .map(|r| {
+                let seed = salt ^ (r << 8);
+                [
+                    Content::new(seed ^ 1, s.big),
+                    Content::new(seed ^ 2, s.big),
+                    Content::new(seed ^ 3, s.medium),
+                ]
+            })
+            .collect();
+        let digests: Vec<Vec<String>> = {
+            let jobs: Vec<Vec<_>> = blobs
+                .iter()
+                .map(|set| {
+                    set.iter()
+                        .map(|c| {
+                            let c = *c;
+                            std::thread::spawn(move || c.digest())
+                        })
+                        .collect()
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|set| {
+                    set.into_iter()
+                        .map(|j| j.join().expect("digest thread"))
+                        .collect()
+                })
+                .collect()
+        };
+        let gib = s.big as f64 / (1u64 << 30) as f64;
+        let big_label = if (gib - gib.round()).abs() < 1e-9 {
+            format!("{}g", gib as u64)
+        } else {
+            format!("{}m", s.big >> 20)
+        };
+        let medium_label = format!("{}m", s.medium >> 20);
+        let mut mono = Phase::default();
+        let mut chunked = Phase::default();
+        let mut pulled = Phase::default();
+        let mut medium = Phase::default();
+        for r in 0..reps {
+            let [mono_blob, chunked_blob, medium_blob] = &blobs[r];
+            let d = &digests[r];
+            let run = format!("{}/{reps}", r + 1);
+
+            sync_disks();
+            eprintln!("[{server}] monolithic push of {} MiB ({run})", s.big >> 20);
+            let sampler = Sampler::start(s.pid);
+            let elapsed = push_monolithic(&mut client, "bench/big", mono_blob, &d[0]).await?;
+            mono.record(s.big, elapsed, sampler.stop());
+
+            sync_disks();
+            eprintln!(
+                "[{server}] chunked push of {} MiB in {} MiB chunks ({run})",
+                s.big >> 20,
+                s.chunk >> 20
+            );
+            let sampler = Sampler::start(s.pid);
+            let elapsed =
+                push_chunked(&mut client, "bench/big", chunked_blob, &d[1], s.chunk).await?;
+            chunked.record(s.big, elapsed, sampler.stop());
+
+            sync_disks();
+            eprintln!("[{server}] pull of {} MiB ({run})", s.big >> 20);
+            let sampler = Sampler::start(s.pid);
+            let elapsed = pull(&mut client, "bench/big", mono_blob, &d[0]).await?;
+            pulled.record(s.big, elapsed, sampler.stop());
+
+            sync_disks();
+            eprintln!(
+                "[{server}] monolithic push of {} MiB ({run})",
+                s.medium >> 20
+            );
+            let sampler = Sampler::start(s.pid);
+            let elapsed = push_monolithic(&mut client, "bench/big", medium_blob, &d[2]).await?;
+            medium.record(s.medium, elapsed, sampler.stop());
+        }
+        sync_disks();
+        mono.emit(server, &format!("push_monolithic_{big_label}"), json!({}));
+        chunked.emit(
+            server,
+            &format!("push_chunked_{big_label}"),
+            json!({ "chunk_mib": s.chunk >> 20 }),
+        );
+        pulled.emit(
+            server,
+            &format!("pull_{big_label}"),
+            json!({ "verified": true }),
+        );
+        medium.emit(
+            server,
+            &format!("push_monolithic_{medium_label}"),
+            json!({}),
+        );
+    }
+
+    if wanted("small") {
+        let kib = s.small >> 10;
+        for (mode, mode_name) in [(SmallPush::TwoRequests, ""), (SmallPush::Single, "single_")] {
+            for (workers, workers_name) in [(1, "seq"), (s.parallel, "par")] {
+                eprintln!("[{server}] {kib} KiB pushes, {mode_name}{workers_name}, {} connection(s), {} s", workers, s.push_secs);
+                let seed = salt
+                    ^ (0x5000 + workers as u64)
+                    ^ if mode == SmallPush::Single {
+                        0x7000_0000
+                    } else {
+                        0
+                    };
+                let metric = format!(
+                    "push{kib}k_{mode_name}{workers_name}{}",
+                    if workers > 1 {
+                        workers.to_string()
+                    } else {
+                        String::new()
+                    }
+                );
+                let cpu_before = rss::cpu_seconds(s.pid);
+                let result = small_push_rate(
+                    target,
+                    "bench/small",
+                    s.small,
+                    mode,
+                    workers,
+                    s.push_secs,
+                    seed,
+                )
+                .await?;
+                let cpu = cpu_used(s.pid, cpu_before);
+                match result {
+                    Some((rate, n)) => {
+                        emit(
+                            server,
+                            &metric,
+                            Some(round(rate, 1)),
+                            "pushes/s",
+                            json!({ "pushes": n, "connections": workers }),
+                        );
+                        if let (Some(cpu), true) = (cpu, n > 0) {
+                            emit(
+                                server,
+                                &format!("cpu_per_req_{metric}"),
+                                Some(round(cpu * 1e6 / n as f64, 0)),
+                                "CPU µs/push",
+                                json!({}),
+                            );
+                        }
+                    }
+                    None => emit(
+                        server,
+                        &metric,
+                        None,
+                        "pushes/s",
+                        json!({ "note": "unsupported: POST ?digest= answered 202 (a session)" }),
+                    ),
+                }
+            }
+        }
+    }
+
+    if wanted("load") {
+        let layer = push_image(&mut client, "bench/app", salt ^ 4)
+            .await
+            .context("setting up the image for the GET load")?;
+        let cases = [
+            (
+                "manifest_get",
+                "/v2/bench/app/manifests/latest".to_string(),
+                Some(OCI_MANIFEST),
+            ),
+            ("blob_get_4k", format!("/v2/bench/app/blobs/{layer}"), None),
+            ("base_get", "/v2/".to_string(), None),
+        ];
+        for (name, path, accept) in cases {
+            eprintln!(
+                "[{server}] {name}: GET {path}, {} connections, {} s, {}",
+                s.connections,
+                s.load_secs,
+                s.tool.name()
+            );
+            let cpu_before = rss::cpu_seconds(s.pid);
+            let started = Instant::now();
+            let result =
+                load::run(s.tool, target, &path, accept, s.connections, s.load_secs).await?;
+            let requests = result.rps * started.elapsed().as_secs_f64();
+            let cpu = cpu_used(s.pid, cpu_before);
+            emit(
+                server,
+                &format!("{name}_rps"),
+                Some(round(result.rps, 1)),
+                "req/s",
+                json!({ "errors": result.errors, "tool": s.tool.name(), "connections": s.connections, "detail": result.detail }),
+            );
+            if let (Some(cpu), true) = (cpu, requests > 0.0) {
+                emit(
+                    server,
+                    &format!("cpu_per_req_{name}_rps"),
+                    Some(round(cpu * 1e6 / requests, 0)),
+                    "CPU µs/req",
+                    json!({}),
+                );
+            }
+        }
+    }
+
+    if let Some(now) = rss::rss_mib(s.pid) {
+        emit(server, "rss_end_mib", Some(round(now, 1)), "MiB", json!({}));
+    }
+    Ok(())
+}
+
+/// Polls `GET /v2/` until it answers 200; prints the time since `since`
+/// (the driver's clock reading just before it spawned the server).
+pub async fn wait_ready(
+    target: &Target,
+    server: &str,
+    metric: &str,
+    since_ns: u128,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let give_up = Instant::now() + timeout;
+    loop {
+        let mut client = Client::new(target);
+        if let Ok(answer) = client.call(Method::GET, "/v2/", &[], empty()).await {
+            if answer.status == 200 {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_nanos();
+                let ms = now.saturating_sub(since_ns) as f64 / 1e6;
+                emit(server, metric, Some(round(ms, 1)), "ms", json!({}));
+                return Ok(());
+            }
+        }
+        if Instant::now() > give_up {
+            bail!(
+                "{} did not answer GET /v2/ within {:?}",
+                target.base,
+                timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -1,0 +1,13 @@
+//! `registry.wasm`: the registry component with its storage imports
+//! (`registry:storage/blobs` and `kv`) plugged by the `storage-fs`
+//! component, so that its only imports are WASI and `wasi:http`, which any
+//! wasi-http runtime provides (`wasmtime serve -S cli --dir DATA::/data`).
+//!
+//! The build script makes it (see `build.rs`); this crate only tells where
+//! it is, for tests that run it.
+
+#![deny(missing_docs)]
+
+/// Path of the composed component. A copy is at
+/// `<target>/<profile>/registry.wasm` (`target/release/registry.wasm`).
+pub const REGISTRY_WASM: &str = concat!(env!("OUT_DIR"), "/registry.wasm");

@@ -1,0 +1,91 @@
+//! Names on disk: digests, upload ids, temporary files.
+
+use crate::error::{StorageError, StorageResult};
+
+/// Longest upload id `resume` accepts (the registry's limit too).
+pub const MAX_UPLOAD_ID_LEN: usize = 64;
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// The hex part of `sha256:<64 lowercase hex>`.
+pub fn digest_hex(digest: &str) -> StorageResult<&str> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .ok_or_else(|| StorageError::Invalid(format!("not a sha256 digest: {digest:?}")))
+}
+
+/// Path of the committed blob with digest hex `hex`, relative to the root.
+pub fn blob_path(hex: &str) -> (String, String) {
+    (format!("blobs/sha256/{}", &hex[..2]), hex.to_string())
+}
+
+/// An upload id from 16 random bytes, laid out like a UUID (v4):
+/// `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`, only `[0-9a-f-]`.
+pub fn upload_id(random: [u8; 16]) -> String {
+    let mut b = random;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// Whether `id` could be an id this store issued: `[0-9a-f-]{1,64}`. It
+/// never contains `.` or `/`, so `uploads/<id>` and `uploads/<id>.hash`
+/// cannot name anything else.
+pub fn valid_upload_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_UPLOAD_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'))
+}
+
+/// Relative path of upload `id`'s bytes.
+pub fn upload_path(id: &str) -> String {
+    format!("uploads/{id}")
+}
+
+/// Relative path of upload `id`'s hash state.
+pub fn upload_hash_path(id: &str) -> String {
+    format!("uploads/{id}.hash")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests() {
+        let hex64 = "a".repeat(64);
+        assert_eq!(digest_hex(&format!("sha256:{hex64}")).unwrap(), hex64);
+        for bad in
+            ["", "sha256:", "sha512:aa", &format!("sha256:{}", "A".repeat(64)), &format!("sha256:{}", "a".repeat(63))]
+        {
+            assert!(matches!(digest_hex(bad), Err(StorageError::Invalid(_))), "{bad}");
+        }
+        assert_eq!(blob_path(&hex64), ("blobs/sha256/aa".to_string(), hex64.clone()));
+    }
+
+    #[test]
+    fn upload_ids() {
+        let id = upload_id([0xff; 16]);
+        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert!(valid_upload_id(&id));
+        assert!(valid_upload_id(&upload_id([0; 16])));
+        for bad in ["", "A", "a/b", "..", "a.hash", &"a".repeat(65)] {
+            assert!(!valid_upload_id(bad), "{bad}");
+        }
+        assert_eq!(upload_hash_path("ab-1"), "uploads/ab-1.hash");
+    }
+
+    #[test]
+    fn hex_encodes() {
+        assert_eq!(hex(&[0, 1, 0xab, 0xff]), "0001abff");
+    }
+}
