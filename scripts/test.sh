@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: the unit tests of each crate and the end-to-end
 # suite (tests/e2e), which starts the real registry-host and drives it with raw HTTP,
-# the oci-client crate and the Docker CLI.
+# the oci-client crate, the Docker CLI, skopeo and the oras Python SDK.
 #
 # This is the project's single test command (README, .ci/run and the GitHub
 # workflow all run it). On a fresh Debian/Ubuntu machine, as root, it installs what
@@ -59,6 +59,17 @@ command -v cargo >/dev/null 2>&1 ||
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+# The oras test runs a Python script on the oras SDK (PyPI: oras), installed below
+# with pip: python3 and pip come from Debian when missing.
+ORAS_SDK="oras==0.2.43"
+have_oras_sdk() {
+    python3 -c 'import oras.provider' >/dev/null 2>&1
+}
+if ! command -v python3 >/dev/null 2>&1; then
+    missing+=(python3 python3-pip)
+elif ! have_oras_sdk && ! python3 -m pip --version >/dev/null 2>&1; then
+    missing+=(python3-pip)
+fi
 if ((!no_docker)); then
     # docker.io brings dockerd, containerd and runc; any other Docker Engine works too.
     if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
@@ -89,6 +100,20 @@ if ((!no_docker)); then
     echo "docker: $(docker --version)"
 fi
 echo "skopeo: $(skopeo --version)"
+
+if ! have_oras_sdk; then
+    if ! is_root; then
+        die "the oras Python SDK is missing for $(command -v python3)
+Install it with:   python3 -m pip install --user '$ORAS_SDK'
+or run this script as root, which installs it."
+    fi
+    echo "Installing the oras Python SDK: python3 -m pip install '$ORAS_SDK'"
+    # Debian's own python3 refuses pip installs outside a virtual environment
+    # (PEP 668) unless told otherwise; other Pythons ignore the variable.
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --disable-pip-version-check "$ORAS_SDK"
+    have_oras_sdk || die "python3 still cannot import oras after installing $ORAS_SDK"
+fi
+echo "oras:   $(python3 -c 'import oras.version; print("oras-py", oras.version.__version__)') on $(python3 --version)"
 
 # ---------------------------------------------------------------------------------
 # The wasm32-wasip2 target needs nothing here: rust-toolchain.toml lists it, so

@@ -101,8 +101,10 @@ pub fn put(repo: &RepoName, id: &UploadId, digest: &Digest, req: &Request) -> Re
     result
 }
 
-/// `DELETE <location>`: cancels the upload.
-pub fn delete(_ctx: &Ctx, repo: &RepoName, id: &UploadId) -> Result<Response, RegistryError> {
+/// `DELETE <location>`: cancels the upload. Like every DELETE, refused
+/// when deletion is turned off (`--disable-delete`).
+pub fn delete(ctx: &Ctx, repo: &RepoName, id: &UploadId) -> Result<Response, RegistryError> {
+    ctx.check_delete()?;
     let upload = session(repo, id)?;
     upload.abort()?;
     storage::delete(&keys::upload(repo, id))?;

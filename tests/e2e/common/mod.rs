@@ -100,6 +100,14 @@ impl RegistryServer {
     /// Blocks the calling thread while the server starts, which is harmless here: no
     /// other request of the test is in flight yet.
     pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Like [`RegistryServer::start`], with `extra` host flags (such as
+    /// `--disable-delete`) after the listen address and data directory. Against an
+    /// external registry (`REGISTRY_TEST_URL`) the flags cannot apply: tests that
+    /// need them check [`external_registry`] first.
+    pub fn start_with_args(extra: &[&str]) -> Self {
         if let Ok(url) = std::env::var("REGISTRY_TEST_URL") {
             let base_url = url.trim_end_matches('/').to_string();
             let host_port = base_url
@@ -125,7 +133,8 @@ impl RegistryServer {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(data_dir.path());
+            .arg(data_dir.path())
+            .args(extra);
         let (child, forwarder, addr) = spawn_and_wait_for_listening(command);
         Self {
             child: Some(child),
@@ -161,6 +170,11 @@ impl RegistryServer {
         } else {
             panic!("Location {location:?} is neither absolute nor rooted at /");
         }
+    }
+
+    /// The server's data directory; `None` against an external registry.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self._data_dir.as_ref().map(|d| d.path())
     }
 
     /// An HTTP client that never goes through a proxy.
@@ -308,6 +322,55 @@ impl RegistryServer {
             layers,
             docker,
         }
+    }
+
+    /// Pushes a small OCI image (a config and one layer) to `repo` and tags it with
+    /// each of `tags` (one manifest PUT per tag; none when `tags` is empty, then the
+    /// manifest is pushed by digest). Returns the manifest's digest.
+    pub async fn push_image(&self, repo: &str, tags: &[&str]) -> String {
+        let image = self.push_image_blobs(repo, 1, false).await;
+        let body = image.manifest();
+        if tags.is_empty() {
+            let digest = sha256_digest(&body);
+            return self
+                .push_manifest(repo, &digest, media::OCI_MANIFEST, &body)
+                .await;
+        }
+        let mut digest = String::new();
+        for tag in tags {
+            digest = self
+                .push_manifest(repo, tag, media::OCI_MANIFEST, &body)
+                .await;
+        }
+        digest
+    }
+
+    /// `GET path` (which starts with `/`), asserting 200; returns the headers and
+    /// the body parsed as JSON.
+    pub async fn get_json(&self, path: &str) -> (HeaderMap, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("read the body");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_api_version(&headers);
+        let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "GET {path}: body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        (headers, json)
     }
 
     /// Kills the server now (as `Drop` would) and waits for its output to drain.
@@ -629,6 +692,70 @@ pub fn seeded_digest(seed: u64, total: u64, chunk: usize) -> String {
         left -= n as u64;
     }
     format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// Whether the suite runs against an external registry (`REGISTRY_TEST_URL`), whose
+/// flags and contents the tests do not control.
+pub fn external_registry() -> bool {
+    std::env::var_os("REGISTRY_TEST_URL").is_some()
+}
+
+/// The target of a `Link` header for the next page, which must have exactly the
+/// RFC 5988 form the spec shows: `<URL>; rel="next"`. `None` without a `Link`.
+pub fn next_link(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("Link")?.to_str().expect("ASCII Link header");
+    let target = value
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix(">; rel=\"next\""))
+        .unwrap_or_else(|| panic!("Link {value:?} is not `<URL>; rel=\"next\"`"));
+    Some(target.to_string())
+}
+
+/// The value of query parameter `key` in `url` (percent-decoded), if present.
+pub fn query_param(url: &str, key: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| percent_decode(v))
+}
+
+/// Decodes `%XX` escapes (and nothing else: `+` stays `+`).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
+        {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("UTF-8 after percent-decoding")
+}
+
+/// The strings of the array `json[key]`; a missing or `null` key is an empty list.
+pub fn string_list(json: &Value, key: &str) -> Vec<String> {
+    match &json[key] {
+        Value::Null => Vec::new(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .unwrap_or_else(|| panic!("non-string in {key}: {json}"))
+                    .to_string()
+            })
+            .collect(),
+        other => panic!("{key} is not an array: {other}"),
+    }
 }
 
 /// `url` with `key=value` appended to its query (`value` must be URL-safe, as digests

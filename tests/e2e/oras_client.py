@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""The oras Python SDK (PyPI package `oras`) against the registry under test.
+
+Run by tests/e2e/oras.rs as
+
+    python3 oras_client.py --registry 127.0.0.1:PORT --repo NAME --workdir DIR
+
+over plain HTTP (insecure=True). It
+
+1. pushes an SBOM artifact with `Registry.push`: one file layer (uploaded in
+   chunks: POST, several PATCH with Content-Range, PUT) and a config whose media
+   type is the custom artifact type `application/vnd.example.sbom.v1`;
+2. attaches a signature to it as a referrer: a manifest with
+   `artifactType: application/vnd.example.signature.v1`, the empty config and a
+   `subject` pointing at the SBOM. `Registry.push` can neither set `artifactType`
+   nor use the empty descriptor as config, so this manifest is put together from
+   the SDK's lower-level calls (`upload_blob`, `upload_manifest`);
+3. attaches a second referrer with `Registry.push(subject=...)` (its artifact type
+   is its config media type, `application/vnd.example.attestation.v1`);
+4. pulls the SBOM back with `Registry.pull` and compares the file, and lists tags.
+
+The SDK has no call for the referrers API, so the Rust side queries it with raw
+HTTP. The script prints one JSON object with what the Rust side checks, and exits
+non-zero (with a message on stderr) on any failure.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+import oras.defaults
+import oras.oci
+import oras.provider
+
+SBOM_TYPE = "application/vnd.example.sbom.v1"
+SIGNATURE_TYPE = "application/vnd.example.signature.v1"
+ATTESTATION_TYPE = "application/vnd.example.attestation.v1"
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+
+
+def check(response, what):
+    """Fails unless `response` is a 201 Created."""
+    if response.status_code != 201:
+        sys.exit(f"{what}: HTTP {response.status_code}: {response.text}")
+    return response
+
+
+def check_uploaded(response, what):
+    """Fails unless a blob upload succeeded (200: the SDK found it already there)."""
+    if response.status_code not in (200, 201):
+        sys.exit(f"{what}: HTTP {response.status_code}: {response.text}")
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return "sha256:" + hashlib.sha256(f.read()).hexdigest()
+
+
+def subject_of(registry, container, digest):
+    """The descriptor of manifest `digest`, from the registry's own bytes."""
+    url = f"{registry.prefix}://{container.manifest_url(digest)}"
+    response = registry.do_request(
+        url, "GET", headers={"Accept": oras.defaults.default_manifest_media_type}
+    )
+    if response.status_code != 200:
+        sys.exit(f"GET {url}: HTTP {response.status_code}")
+    body = response.content
+    if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+        sys.exit(f"GET {url}: the body does not have digest {digest}")
+    return oras.oci.Subject(
+        mediaType=response.headers["Content-Type"], digest=digest, size=len(body)
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--registry", required=True, help="HOST:PORT")
+    parser.add_argument("--repo", required=True)
+    parser.add_argument("--workdir", required=True)
+    args = parser.parse_args()
+    # Registry.push wants the files it pushes under the working directory.
+    os.chdir(args.workdir)
+
+    registry = oras.provider.Registry(hostname=args.registry, insecure=True)
+    target = f"{args.registry}/{args.repo}"
+
+    # 1. The SBOM: a file layer and a config with the custom media type.
+    sbom = {"spdxVersion": "SPDX-2.3", "name": "e2e", "packages": []}
+    sbom["packages"] = [{"name": f"pkg-{i}", "versionInfo": f"1.{i}"} for i in range(300)]
+    with open("sbom.spdx.json", "w") as f:
+        json.dump(sbom, f, indent=1)
+    with open("sbom-config.json", "w") as f:
+        json.dump({"generator": "oras_client.py"}, f)
+    response = registry.push(
+        target=f"{target}:sbom",
+        files=["sbom.spdx.json:application/spdx+json"],
+        manifest_config=f"sbom-config.json:{SBOM_TYPE}",
+        manifest_annotations={"org.example.kind": "sbom"},
+        do_chunked=True,
+        chunk_size=4096,
+        quiet=True,
+    )
+    check(response, "push of the SBOM")
+    sbom_digest = response.headers["Docker-Content-Digest"]
+    container = registry.get_container(f"{target}:sbom")
+    subject = subject_of(registry, container, sbom_digest)
+
+    # 2. The signature: artifactType, the empty config, a subject.
+    with open("sbom.sig", "wb") as f:
+        f.write(hashlib.sha512(sbom_digest.encode()).digest())
+    with open("empty.json", "w") as f:
+        f.write("{}")
+    layer = oras.oci.NewLayer("sbom.sig", media_type="application/vnd.example.signature.blob.v1")
+    check_uploaded(registry.upload_blob("sbom.sig", container, layer), "upload of the signature")
+    empty = {"mediaType": EMPTY_TYPE, "digest": sha256_file("empty.json"), "size": 2}
+    check_uploaded(registry.upload_blob("empty.json", container, empty), "upload of the empty config")
+    manifest = oras.oci.NewManifest()
+    manifest["artifactType"] = SIGNATURE_TYPE
+    manifest["config"] = empty
+    manifest["layers"] = [layer]
+    manifest["subject"] = {"mediaType": subject.mediaType, "digest": subject.digest, "size": subject.size}
+    manifest["annotations"] = {"org.example.signer": "e2e"}
+    signature_container = registry.get_container(f"{target}:signature")
+    response = check(registry.upload_manifest(manifest, signature_container), "push of the signature")
+    signature_digest = response.headers["Docker-Content-Digest"]
+    signature_oci_subject = response.headers.get("OCI-Subject")
+
+    # 3. A second referrer through Registry.push(subject=...).
+    with open("attestation.json", "w") as f:
+        json.dump({"predicateType": "https://example.com/e2e", "subject": sbom_digest}, f)
+    with open("attestation-config.json", "w") as f:
+        json.dump({"kind": "attestation"}, f)
+    response = registry.push(
+        target=f"{target}:attestation",
+        files=["attestation.json:application/vnd.example.attestation.payload.v1+json"],
+        manifest_config=f"attestation-config.json:{ATTESTATION_TYPE}",
+        subject=subject,
+        quiet=True,
+    )
+    check(response, "push of the attestation")
+    attestation_digest = response.headers["Docker-Content-Digest"]
+    attestation_oci_subject = response.headers.get("OCI-Subject")
+
+    # 4. Pull the SBOM back, and list the tags.
+    pulled = registry.pull(target=f"{target}:sbom", outdir="pulled")
+    pulled_names = sorted(os.path.relpath(p, "pulled") for p in pulled)
+    with open("sbom.spdx.json", "rb") as f:
+        original = f.read()
+    with open(os.path.join("pulled", "sbom.spdx.json"), "rb") as f:
+        pulled_equal = f.read() == original
+    tags = registry.get_tags(container)
+
+    print(
+        json.dumps(
+            {
+                "sbom": {"digest": sbom_digest, "size": subject.size},
+                "sbom_layer": sha256_file("sbom.spdx.json"),
+                "signature": {
+                    "digest": signature_digest,
+                    "oci_subject": signature_oci_subject,
+                },
+                "attestation": {
+                    "digest": attestation_digest,
+                    "oci_subject": attestation_oci_subject,
+                },
+                "pulled": pulled_names,
+                "pulled_equal": pulled_equal,
+                "tags": tags,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
