@@ -13,6 +13,7 @@ pub mod oci;
 pub mod pagination;
 pub mod range;
 pub mod router;
+pub mod session;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]

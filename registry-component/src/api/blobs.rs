@@ -52,6 +52,6 @@ pub fn delete(ctx: &Ctx, repo: &RepoName, digest: &Digest) -> Result<Response, R
     if !storage::delete(&keys::blob_link(repo, digest))? {
         return Err(RegistryError::BlobUnknown(Some(format!("blob {digest} is unknown to repository {repo}"))));
     }
-    links::release(repo, digest)?;
+    links::release(digest)?;
     Ok(Response::new(202).header("Docker-Content-Digest", digest.as_str()))
 }

@@ -1,8 +1,9 @@
 //! Which repository may see which blob and manifest. Bytes are stored once
 //! for the whole registry; a repository sees them only through its links.
-//! Linking also keeps the catalog and the reverse index (digest →
-//! repositories) current, so that bytes are deleted only when no
-//! repository links them any more.
+//! Linking also keeps the catalog current. Bytes are deleted only when no
+//! repository links them any more, which `release` finds by walking the
+//! catalog: deletes are rare, pushes are not, so pushes write no reverse
+//! index (each kv write is an fsync).
 
 use crate::error::RegistryError;
 use crate::oci::digest::Digest;
@@ -33,10 +34,9 @@ pub fn blob_size(repo: &RepoName, digest: &Digest) -> Result<Option<u64>, Regist
     storage::blob_size(digest)
 }
 
-/// Makes a stored blob visible in `repo`.
+/// Makes a stored blob visible in `repo` (a no-op when it already is).
 pub fn link_blob(repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
-    storage::set(&keys::blob_repository(digest, repo), b"")?;
-    storage::set(&keys::blob_link(repo, digest), b"")?;
+    storage::set_if_absent(&keys::blob_link(repo, digest), b"")?;
     ensure_repository(repo)
 }
 
@@ -51,7 +51,6 @@ pub fn manifest(repo: &RepoName, digest: &Digest) -> Result<Option<ManifestLink>
 /// Makes a stored manifest visible in `repo`.
 pub fn link_manifest(repo: &RepoName, digest: &Digest, link: &ManifestLink) -> Result<(), RegistryError> {
     let value = serde_json::to_vec(link).map_err(|e| RegistryError::internal(e.to_string()))?;
-    storage::set(&keys::blob_repository(digest, repo), b"")?;
     storage::set(&keys::manifest_link(repo, digest), &value)?;
     ensure_repository(repo)
 }
@@ -82,16 +81,24 @@ pub fn repository_exists(repo: &RepoName) -> Result<bool, RegistryError> {
     storage::exists(&keys::catalog(repo))
 }
 
-/// After a link of `digest` in `repo` was removed: drops the reverse-index
-/// entry when `repo` no longer links it at all, and the bytes when no
-/// repository does.
-pub fn release(repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
-    if storage::exists(&keys::blob_link(repo, digest))? || storage::exists(&keys::manifest_link(repo, digest))? {
-        return Ok(());
+/// After a link of `digest` in `repo` was removed: deletes the bytes when
+/// no repository links them as a blob or a manifest any more.
+pub fn release(digest: &Digest) -> Result<(), RegistryError> {
+    let prefix = keys::catalog_prefix();
+    let mut after: Option<String> = None;
+    loop {
+        let page = storage::list(&prefix, after.as_deref(), 1000)?;
+        for key in &page {
+            let Some(repo) = keys::name_from_catalog_key(key) else { continue };
+            if storage::exists(&keys::blob_link(&repo, digest))? || storage::exists(&keys::manifest_link(&repo, digest))? {
+                return Ok(());
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.clone()),
+            _ => break,
+        }
     }
-    storage::delete(&keys::blob_repository(digest, repo))?;
-    if storage::list(&keys::blob_repositories_prefix(digest), None, 1)?.is_empty() {
-        storage::blob_delete(digest)?;
-    }
+    storage::blob_delete(digest)?;
     Ok(())
 }

@@ -142,6 +142,6 @@ pub fn delete(ctx: &Ctx, repo: &RepoName, reference: &Reference) -> Result<Respo
         storage::delete(&keys::referrer(repo, &subject, digest))?;
     }
     storage::delete(&keys::manifest_link(repo, digest))?;
-    links::release(repo, digest)?;
+    links::release(digest)?;
     Ok(Response::new(202))
 }

@@ -1,7 +1,8 @@
 //! end-4a/4b, end-5, end-6, end-11, end-13: blob upload sessions.
 //!
-//! A session is a kv record `(repository, upload id)` plus an upload in the
-//! blob store; the `Location` URL carries only the id. Request bodies are
+//! A session is an upload in the blob store; the `Location` URL carries a
+//! token naming it, signed for the repository (`crate::session`), so that
+//! starting and ending a session writes nothing to kv. Request bodies are
 //! spliced into the store's append stream, never copied through the
 //! component.
 
@@ -13,6 +14,7 @@ use crate::oci::name::RepoName;
 use crate::oci::upload_id::UploadId;
 use crate::range;
 use crate::storage::{self, Upload};
+use crate::session;
 use crate::store::keys;
 
 fn upload_location(repo: &RepoName, id: &str) -> String {
@@ -63,9 +65,8 @@ pub fn start(
         }
         return commit(repo, &upload, &digest);
     }
-    let id = upload.id();
-    storage::set(&keys::upload(repo, &parse_id(&id)?), b"")?;
-    Ok(progress(202, repo, &id, 0))
+    let token = session::sign(&upload_secret()?, repo, &upload.id());
+    Ok(progress(202, repo, &token, 0))
 }
 
 /// end-13: `GET <location>`: how much of the upload has arrived.
@@ -95,10 +96,8 @@ pub fn put(repo: &RepoName, id: &UploadId, digest: &Digest, req: &Request) -> Re
         return Ok(refusal);
     }
     append_body(&upload, req)?;
-    let result = commit(repo, &upload, digest);
     // The store ends the upload on success and on a digest mismatch alike.
-    storage::delete(&keys::upload(repo, id))?;
-    result
+    commit(repo, &upload, digest)
 }
 
 /// `DELETE <location>`: cancels the upload. Like every DELETE, refused
@@ -107,23 +106,28 @@ pub fn delete(ctx: &Ctx, repo: &RepoName, id: &UploadId) -> Result<Response, Reg
     ctx.check_delete()?;
     let upload = session(repo, id)?;
     upload.abort()?;
-    storage::delete(&keys::upload(repo, id))?;
     Ok(Response::new(204))
 }
 
-fn parse_id(id: &str) -> Result<UploadId, RegistryError> {
-    id.parse().map_err(|_| RegistryError::internal(format!("storage issued an odd upload id {id:?}")))
+/// The key of the session MACs, created on first use.
+fn upload_secret() -> Result<Vec<u8>, RegistryError> {
+    let key = keys::upload_secret();
+    if let Some(secret) = storage::get(&key)? {
+        return Ok(secret);
+    }
+    let fresh = wasip2::random::random::get_random_bytes(session::SECRET_LEN as u64);
+    // Two first uploads may race: whichever secret landed first is the one.
+    storage::set_if_absent(&key, &fresh)?;
+    storage::get(&key)?.ok_or_else(|| RegistryError::internal("the upload secret vanished"))
 }
 
-/// The upload behind a session of `repo`, or BLOB_UPLOAD_UNKNOWN.
-fn session(repo: &RepoName, id: &UploadId) -> Result<Upload, RegistryError> {
-    let unknown = || RegistryError::BlobUploadUnknown(Some(format!("upload {id} is unknown to repository {repo}")));
-    if !storage::exists(&keys::upload(repo, id))? {
-        return Err(unknown());
-    }
-    match Upload::resume(id.as_str()) {
+/// The upload behind a session token of `repo`, or BLOB_UPLOAD_UNKNOWN.
+fn session(repo: &RepoName, token: &UploadId) -> Result<Upload, RegistryError> {
+    let unknown = || RegistryError::BlobUploadUnknown(Some(format!("upload {token} is unknown to repository {repo}")));
+    let id = session::verify(&upload_secret()?, repo, token).ok_or_else(unknown)?;
+    match Upload::resume(&id) {
         Ok(upload) => Ok(upload),
-        Err(crate::bindings::types::Error::NotFound) => Err(unknown()),
+        Err(crate::bindings::types::Error::NotFound | crate::bindings::types::Error::Invalid(_)) => Err(unknown()),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,9 +1,10 @@
 //! The `UploadId` newtype: the `<reference>` of `/v2/<name>/blobs/uploads/<reference>`.
 //!
 //! Spec: OCI distribution-spec v1.1 "Pushing blobs" (end-5, end-6, end-13);
-//! the spec only says the location contains a unique session id. Ours is the
-//! id issued by the blob store (`wit/blobs.wit`: "a short string of
-//! `[0-9a-f-]`"), so we accept `[0-9a-f-]{1,64}`. Anything else cannot name
+//! the spec only says the location contains a unique session id. Ours is a
+//! session token (`crate::session`): the id issued by the blob store
+//! (`wit/blobs.wit`: at most 64 of `[0-9a-f-]`), `-`, and a MAC, so we accept
+//! `[0-9a-f-]{1,128}`. Anything else cannot name
 //! an upload the store issued, hence maps to `BLOB_UPLOAD_UNKNOWN` (404), not
 //! to a 400: from the client's point of view that upload simply does not exist.
 
@@ -13,7 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Longest accepted upload id.
-pub const MAX_UPLOAD_ID_LEN: usize = 64;
+pub const MAX_UPLOAD_ID_LEN: usize = 128;
 
 /// A syntactically valid upload id. It may still be unknown to the store.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -26,7 +27,7 @@ pub struct UploadIdError;
 
 impl fmt::Display for UploadIdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("upload id must be 1 to 64 characters of [0-9a-f-]")
+        f.write_str("upload id must be 1 to 128 characters of [0-9a-f-]")
     }
 }
 
@@ -87,7 +88,7 @@ mod tests {
             "-",
             "0123456789abcdef",
             "3f2c1a9e-4b7d-4c1e-9a55-0d6b1f2e8c77",
-            &"f".repeat(64),
+            &"f".repeat(128),
         ] {
             assert_eq!(good.parse::<UploadId>().unwrap().as_str(), good);
         }
@@ -104,7 +105,7 @@ mod tests {
             "abc def",
             "%2e",
             "ABCDEF",
-            &"f".repeat(65),
+            &"f".repeat(129),
         ] {
             assert!(bad.parse::<UploadId>().is_err(), "accepted {bad:?}");
         }

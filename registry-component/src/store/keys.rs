@@ -13,10 +13,14 @@
 //!     _manifests/<digest>                 manifest link; value: JSON {mediaType, size}
 //!     _tags/<tag>                         value: manifest digest
 //!     _referrers/<subject>/<referrer>     value: referrer descriptor JSON
-//!     _uploads/<upload-id>                value: upload session JSON
 //! catalog/<name>                          the repository exists
-//! blob-repositories/<digest>/<name>       reverse index: repositories linking a blob
+//! registry/upload-secret                  key of the upload session MACs
 //! ```
+//!
+//! Upload sessions have no key: their token carries a MAC instead
+//! (`crate::session`). Which repositories still link a blob is found, on the
+//! rare blob or manifest delete, by walking the catalog, so that pushes
+//! write no reverse index.
 //!
 //! Why the `_` markers: a name is any number of segments, so the segment
 //! after it must be something no name component can be. Name components
@@ -24,8 +28,7 @@
 //! never be a prefix of a key of repository `a/b` or `a-b`, and listing one
 //! repository's tags never sees another's (distribution does the same).
 //!
-//! Why `catalog/<name>` and `blob-repositories/<digest>/<name>` end with the
-//! bare name: then key order equals name order (`catalog/a` < `catalog/a-b`
+//! Why `catalog/<name>` ends with the bare name: then key order equals name order (`catalog/a` < `catalog/a-b`
 //! < `catalog/a/b`, as `a` < `a-b` < `a/b`), so the catalog pages straight
 //! from `list-keys`. A trailing marker (`catalog/a/_repo`) would sort `a-b`
 //! before `a`. The price: one key (`catalog/a`) can be a segment-prefix of
@@ -36,17 +39,16 @@
 //! Listing cursors (`*_after`) take the client's raw `last` string; they are
 //! only compared against keys, never stored.
 
-use crate::oci::{Digest, RepoName, Tag, UploadId};
+use crate::oci::{Digest, RepoName, Tag};
 
 const REPOSITORIES: &str = "repositories";
 const CATALOG: &str = "catalog";
-const BLOB_REPOSITORIES: &str = "blob-repositories";
+const REGISTRY: &str = "registry";
 
 const BLOBS: &str = "_blobs";
 const MANIFESTS: &str = "_manifests";
 const TAGS: &str = "_tags";
 const REFERRERS: &str = "_referrers";
-const UPLOADS: &str = "_uploads";
 
 /// `repositories/<name>/<marker>/`.
 fn repo_prefix(name: &RepoName, marker: &str) -> String {
@@ -126,19 +128,10 @@ pub fn referrer_from_key(name: &RepoName, subject: &Digest, key: &str) -> Option
     tail(key, &referrers_prefix(name, subject))
 }
 
-/// `repositories/<name>/_uploads/<id>`. Value: the upload session JSON.
-pub fn upload(name: &RepoName, id: &UploadId) -> String {
-    format!("{}{id}", uploads_prefix(name))
-}
-
-/// Prefix listing the upload sessions of `name`.
-pub fn uploads_prefix(name: &RepoName) -> String {
-    repo_prefix(name, UPLOADS)
-}
-
-/// The upload id of a key from [`uploads_prefix`]`(name)`.
-pub fn upload_id_from_key(name: &RepoName, key: &str) -> Option<UploadId> {
-    tail(key, &uploads_prefix(name))
+/// `registry/upload-secret`: the key of the MACs in upload session tokens
+/// (`crate::session`). Value: random bytes, written once.
+pub fn upload_secret() -> String {
+    format!("{REGISTRY}/upload-secret")
 }
 
 /// `catalog/<name>`: the repository exists.
@@ -161,23 +154,6 @@ pub fn name_from_catalog_key(key: &str) -> Option<RepoName> {
     tail(key, &catalog_prefix())
 }
 
-/// `blob-repositories/<digest>/<name>`: `name` links blob `digest`.
-/// Written together with [`blob_link`]; a blob may be deleted from the
-/// blob store only when no such key is left.
-pub fn blob_repository(digest: &Digest, name: &RepoName) -> String {
-    format!("{}{name}", blob_repositories_prefix(digest))
-}
-
-/// Prefix listing the repositories that link blob `digest`.
-pub fn blob_repositories_prefix(digest: &Digest) -> String {
-    format!("{BLOB_REPOSITORIES}/{digest}/")
-}
-
-/// The repository of a key from [`blob_repositories_prefix`]`(digest)`.
-pub fn name_from_blob_repository_key(digest: &Digest, key: &str) -> Option<RepoName> {
-    tail(key, &blob_repositories_prefix(digest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,10 +172,6 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn id(s: &str) -> UploadId {
-        s.parse().unwrap()
-    }
-
     /// Every key a repository can own.
     fn keys_of(name: &RepoName) -> Vec<String> {
         vec![
@@ -208,7 +180,6 @@ mod tests {
             tag(name, &t("latest")),
             tag(name, &t("_x")),
             referrer(name, &d('c'), &d('d')),
-            upload(name, &id("0f-1")),
         ]
     }
 
@@ -219,7 +190,6 @@ mod tests {
             manifest_links_prefix(name),
             tags_prefix(name),
             referrers_prefix(name, &d('c')),
-            uploads_prefix(name),
         ]
     }
 
@@ -245,15 +215,8 @@ mod tests {
             referrer(&name, &d('c'), &d('d')),
             format!("repositories/lib/ubuntu/_referrers/{}/{}", d('c'), d('d'))
         );
-        assert_eq!(
-            upload(&name, &id("ab-12")),
-            "repositories/lib/ubuntu/_uploads/ab-12"
-        );
         assert_eq!(catalog(&name), "catalog/lib/ubuntu");
-        assert_eq!(
-            blob_repository(&dg, &name),
-            format!("blob-repositories/sha256:{h}/lib/ubuntu")
-        );
+        assert_eq!(upload_secret(), "registry/upload-secret");
     }
 
     #[test]
@@ -262,7 +225,6 @@ mod tests {
         for name in REPOS.iter().map(|s| n(s)).chain([long]) {
             let mut all = keys_of(&name);
             all.push(catalog(&name));
-            all.push(blob_repository(&d('e'), &name));
             for key in all {
                 assert!(!key.is_empty() && key.len() <= 1024, "{key}");
                 for segment in key.split('/') {
@@ -299,10 +261,7 @@ mod tests {
         assert!(tag(&name, &t("x")).starts_with(&tags_prefix(&name)));
         assert!(referrer(&name, &d('1'), &d('2')).starts_with(&referrers_prefix(&name, &d('1'))));
         assert!(!referrer(&name, &d('3'), &d('2')).starts_with(&referrers_prefix(&name, &d('1'))));
-        assert!(upload(&name, &id("1")).starts_with(&uploads_prefix(&name)));
         assert!(catalog(&name).starts_with(&catalog_prefix()));
-        assert!(blob_repository(&d('1'), &name).starts_with(&blob_repositories_prefix(&d('1'))));
-        assert!(!blob_repository(&d('2'), &name).starts_with(&blob_repositories_prefix(&d('1'))));
     }
 
     #[test]
@@ -321,15 +280,7 @@ mod tests {
             referrer_from_key(&name, &d('1'), &referrer(&name, &d('1'), &d('3'))),
             Some(d('3'))
         );
-        assert_eq!(
-            upload_id_from_key(&name, &upload(&name, &id("ff-0"))),
-            Some(id("ff-0"))
-        );
         assert_eq!(name_from_catalog_key(&catalog(&name)), Some(name.clone()));
-        assert_eq!(
-            name_from_blob_repository_key(&d('1'), &blob_repository(&d('1'), &name)),
-            Some(name.clone())
-        );
     }
 
     #[test]
@@ -348,10 +299,6 @@ mod tests {
         assert_eq!(name_from_catalog_key("catalog/"), None);
         assert_eq!(name_from_catalog_key("catalog/Bad"), None);
         assert_eq!(name_from_catalog_key("repositories/a"), None);
-        assert_eq!(
-            name_from_blob_repository_key(&d('1'), &blob_repository(&d('2'), &a)),
-            None
-        );
     }
 
     #[test]
