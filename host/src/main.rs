@@ -34,6 +34,12 @@ pub struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    // wasmtime builds an error value in every store drop; with library
+    // backtraces on (a developer's RUST_BACKTRACE=1) each one captures a
+    // backtrace, which costs ~5% of a small request. Panics keep theirs.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REGISTRY_LOG")

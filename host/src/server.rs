@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use std::sync::Arc;
+use crate::storage::fsutil::DirtyDirs;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::TcpListener;
 use wasmtime::component::ResourceTable;
@@ -117,12 +118,14 @@ impl Server {
 
     async fn call_guest(&self, req: hyper::Request<Incoming>) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let wasi = WasiCtx::builder().inherit_stderr().envs(&self.env).build();
+        let dirty = Arc::new(Mutex::new(DirtyDirs::default()));
         let state = HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             storage: self.storage.clone(),
             hooks: RegistryHooks,
+            dirty: dirty.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -131,12 +134,29 @@ impl Server {
         let pre = self.pre.clone();
         // The guest keeps running after it sets the response, to stream the
         // body; so it runs in its own task.
+        let storage = self.storage.clone();
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
+            // Writes made after the response was set still become durable
+            // before the request ends.
+            let late = store.data().dirty.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Err(e) = storage.syncer.sync(late).await {
+                tracing::error!("making writes durable: {e}");
+            }
+            result
         });
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                // What the request wrote must be durable before the client
+                // hears that it succeeded.
+                let dirs = dirty.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Err(e) = self.storage.syncer.sync(dirs).await {
+                    tracing::error!("making writes durable: {e}");
+                    return Ok(internal_error());
+                }
+                Ok(response)
+            }
             Ok(Err(code)) => anyhow::bail!("the component answered with an error: {code:?}"),
             Err(_) => match task.await {
                 Ok(Ok(())) => anyhow::bail!("the component did not set a response"),

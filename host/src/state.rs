@@ -1,7 +1,8 @@
 //! Per-request store data: WASI and wasi-http contexts plus the storage.
 
+use crate::storage::fsutil::DirtyDirs;
 use crate::storage::Storage;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -18,6 +19,9 @@ pub struct HostState {
     pub storage: Arc<Storage>,
     /// How response bodies are buffered.
     pub hooks: RegistryHooks,
+    /// Directories this request changed: synced before its response goes
+    /// out (the server shares this with the request's handler).
+    pub dirty: Arc<Mutex<DirtyDirs>>,
 }
 
 /// wasi-http settings for a registry: blob downloads are large, so let a few

@@ -1,12 +1,15 @@
 //! Implements the generated storage `Host` traits by calling the filesystem
 //! stores. Storage failures become WIT errors the guest can handle; only
-//! host bugs (a bad resource handle, a panicked task) trap.
+//! host bugs (a bad resource handle, a panicked task) trap. Writes are
+//! atomic when they return; the directories they changed are recorded in
+//! the request's state and synced before its response is sent (see
+//! `server.rs`), which is when the contract promises durability.
 
 use crate::bindings::{blobs, kv, types};
 use crate::state::HostState;
 use crate::storage::blobs::HostUpload;
+use crate::storage::fsutil::DirtyDirs;
 use crate::storage::{Storage, StorageError, StorageResult};
-use std::sync::Arc;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
@@ -31,15 +34,25 @@ fn wit<T>(r: StorageResult<T>) -> WitResult<T> {
     Ok(r.map_err(types::Error::from))
 }
 
-/// Runs filesystem work that may block for long (fsync, hashing a file)
-/// off the async worker threads.
-async fn blocking<T: Send + 'static>(
-    storage: &Arc<Storage>,
-    f: impl FnOnce(&Storage) -> StorageResult<T> + Send + 'static,
-) -> WitResult<T> {
-    let storage = storage.clone();
-    let result = tokio::task::spawn_blocking(move || f(&storage)).await?;
-    wit(result)
+impl HostState {
+    /// Runs filesystem work that may block for long (fsync, hashing a file)
+    /// off the async worker threads, and records the directories it changed.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Storage, &mut DirtyDirs) -> StorageResult<T> + Send + 'static,
+    ) -> WitResult<T> {
+        let storage = self.storage.clone();
+        let (result, dirty) = tokio::task::spawn_blocking(move || {
+            let mut dirty = DirtyDirs::default();
+            let result = f(&storage, &mut dirty);
+            (result, dirty)
+        })
+        .await?;
+        if !dirty.is_empty() {
+            self.dirty.lock().unwrap_or_else(|p| p.into_inner()).absorb(dirty);
+        }
+        wit(result)
+    }
 }
 
 impl types::Host for HostState {}
@@ -60,7 +73,7 @@ impl blobs::Host for HostState {
     }
 
     async fn delete(&mut self, digest: String) -> WitResult<bool> {
-        wit(self.storage.blobs.delete(&digest))
+        self.blocking(move |s, dirty| s.blobs.delete(&digest, dirty)).await
     }
 }
 
@@ -73,7 +86,7 @@ impl blobs::HostUpload for HostState {
     }
 
     async fn resume(&mut self, id: String) -> WitResult<Resource<HostUpload>> {
-        match blocking(&self.storage, move |s| s.blobs.resume(&id)).await? {
+        match self.blocking(move |s, _| s.blobs.resume(&id)).await? {
             Ok(upload) => Ok(Ok(self.table.push(upload)?)),
             Err(e) => Ok(Err(e)),
         }
@@ -101,12 +114,12 @@ impl blobs::HostUpload for HostState {
 
     async fn commit(&mut self, upload: Resource<HostUpload>, expected_digest: String) -> WitResult<u64> {
         let upload = self.table.get(&upload)?.clone();
-        blocking(&self.storage, move |s| s.blobs.commit(&upload, &expected_digest)).await
+        self.blocking(move |s, dirty| s.blobs.commit(&upload, &expected_digest, dirty)).await
     }
 
     async fn abort(&mut self, upload: Resource<HostUpload>) -> WitResult<()> {
         let upload = self.table.get(&upload)?.clone();
-        blocking(&self.storage, move |s| s.blobs.abort(&upload)).await
+        self.blocking(move |s, _| s.blobs.abort(&upload)).await
     }
 
     async fn drop(&mut self, upload: Resource<HostUpload>) -> wasmtime::Result<()> {
@@ -121,15 +134,15 @@ impl kv::Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> WitResult<u64> {
-        blocking(&self.storage, move |s| s.kv.set(&key, &value)).await
+        self.blocking(move |s, dirty| s.kv.set(&key, &value, dirty)).await
     }
 
     async fn set_if(&mut self, key: String, value: Vec<u8>, expected: Option<u64>) -> WitResult<u64> {
-        blocking(&self.storage, move |s| s.kv.set_if(&key, &value, expected)).await
+        self.blocking(move |s, dirty| s.kv.set_if(&key, &value, expected, dirty)).await
     }
 
     async fn delete(&mut self, key: String) -> WitResult<bool> {
-        blocking(&self.storage, move |s| s.kv.delete(&key)).await
+        self.blocking(move |s, dirty| s.kv.delete(&key, dirty)).await
     }
 
     async fn list_keys(&mut self, prefix: String, after: Option<String>, limit: u32) -> WitResult<Vec<String>> {

@@ -2,22 +2,35 @@
 //!
 //! Uploads append to `uploads/<id>`; the SHA-256 state of each upload is kept
 //! in host memory next to its size, updated natively as bytes arrive, so
-//! `commit` costs no second pass over the data. Host memory is only a cache:
+//! `commit` costs no second pass over the data. While an append stream is
+//! open, a thread of its own hashes what the stream has written, so that
+//! hashing overlaps receiving and writing. Host memory is only a cache:
 //! after a restart, `resume` rebuilds the state by hashing the file once.
 //! `commit` fsyncs the file and renames it to `blobs/sha256/<xx>/<hex>`.
 
-use super::{blob_path, fsutil, StorageError, StorageResult};
+use super::fsutil::{self, DirtyDirs};
+use super::{blob_path, StorageError, StorageResult};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 /// Largest piece handed out by one `read` or accepted by one `write`.
 const IO_CHUNK: usize = 1024 * 1024;
+
+/// Pieces an append stream may have written but not yet hashed.
+const HASH_QUEUE: usize = 64;
+
+/// After this many bytes appended, start their writeback, so that the
+/// commit's fsync waits only for the tail of a large blob.
+const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
 
 /// The blob store: committed blobs plus uploads in progress.
 pub struct BlobStore {
@@ -99,10 +112,13 @@ impl BlobStore {
     }
 
     /// Removes a committed blob; whether it existed.
-    pub fn delete(&self, digest: &str) -> StorageResult<bool> {
+    pub fn delete(&self, digest: &str, dirty: &mut DirtyDirs) -> StorageResult<bool> {
         let path = blob_path(&self.root, digest_hex(digest)?);
         match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                dirty.add(path.parent().expect("a blob path has a parent"));
+                Ok(true)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e.into()),
         }
@@ -171,12 +187,20 @@ impl BlobStore {
             return Err(StorageError::Conflict);
         }
         let file = std::fs::OpenOptions::new().append(true).open(&upload.shared.path)?;
+        let hasher = HashThread::start(std::mem::take(&mut state.hasher))?;
         state.writer_open = true;
-        Ok(UploadWriter { shared: upload.shared.clone(), file, failed: false, uploads: self.uploads.clone() })
+        Ok(UploadWriter {
+            shared: upload.shared.clone(),
+            unsynced_from: state.size,
+            file,
+            hasher: Some(hasher),
+            failed: false,
+            uploads: self.uploads.clone(),
+        })
     }
 
     /// Verifies the digest and makes the bytes visible as a blob.
-    pub fn commit(&self, upload: &HostUpload, expected: &str) -> StorageResult<u64> {
+    pub fn commit(&self, upload: &HostUpload, expected: &str, dirty: &mut DirtyDirs) -> StorageResult<u64> {
         let expected_hex = digest_hex(expected)?;
         let shared = &upload.shared;
         let (actual, size) = {
@@ -198,7 +222,7 @@ impl BlobStore {
             let _ = std::fs::remove_file(&shared.path);
         } else {
             File::open(&shared.path)?.sync_data()?;
-            fsutil::rename_into(&shared.path, &dest)?;
+            fsutil::rename_into(&shared.path, &dest, dirty)?;
         }
         Ok(size)
     }
@@ -234,18 +258,85 @@ impl UploadShared {
     }
 }
 
+/// Hashes, on a thread of its own, the pieces an append stream wrote.
+struct HashThread {
+    pieces: Option<SyncSender<Bytes>>,
+    thread: Option<JoinHandle<Sha256>>,
+}
+
+impl HashThread {
+    fn start(mut hasher: Sha256) -> std::io::Result<HashThread> {
+        let (pieces, received) = sync_channel::<Bytes>(HASH_QUEUE);
+        let thread = std::thread::Builder::new().name("upload-hash".into()).spawn(move || {
+            for piece in received {
+                hasher.update(&piece);
+            }
+            hasher
+        })?;
+        Ok(HashThread { pieces: Some(pieces), thread: Some(thread) })
+    }
+
+    fn hash(&self, piece: Bytes) {
+        if let Some(pieces) = &self.pieces {
+            // Blocks only while the hasher is HASH_QUEUE pieces behind.
+            let _ = pieces.send(piece);
+        }
+    }
+
+    /// Waits for every piece to be hashed; `None` if the thread died.
+    fn finish(mut self) -> Option<Sha256> {
+        self.pieces.take();
+        self.thread.take()?.join().ok()
+    }
+}
+
 /// The `output-stream` that `upload.append` returns: writes go straight to
-/// the upload file and into the running hash.
+/// the upload file; a thread hashes them alongside.
 pub struct UploadWriter {
     shared: Arc<UploadShared>,
     file: File,
+    /// Upload offset from which written bytes have not been sent to disk.
+    unsynced_from: u64,
+    hasher: Option<HashThread>,
     failed: bool,
     uploads: UploadMap,
 }
 
+impl UploadWriter {
+    /// Starts the writeback of what was appended since the last call, once
+    /// it is large; errors are ignored (the commit's fsync reports them).
+    fn start_writeback(&mut self, size: u64) {
+        if size - self.unsynced_from < WRITEBACK_EVERY {
+            return;
+        }
+        let (from, len) = (self.unsynced_from, size - self.unsynced_from);
+        // SAFETY: a plain syscall on a file descriptor this struct owns.
+        unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), from as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        }
+        self.unsynced_from = size;
+    }
+
+    fn forget_upload(&self) {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.shared.id);
+    }
+}
+
 impl Drop for UploadWriter {
     fn drop(&mut self) {
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner()).writer_open = false;
+        let hasher = self.hasher.take().and_then(HashThread::finish);
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.writer_open = false;
+        match hasher {
+            Some(hasher) => state.hasher = hasher,
+            None => {
+                // The hash of what was written is lost: this upload can no
+                // longer be verified, so end it rather than commit it wrongly.
+                state.gone = true;
+                drop(state);
+                self.forget_upload();
+            }
+        }
     }
 }
 
@@ -268,11 +359,16 @@ impl OutputStream for UploadWriter {
             // so that the next `resume` rebuilds it from the file.
             self.failed = true;
             drop(state);
-            self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.shared.id);
+            self.forget_upload();
             return Err(StreamError::LastOperationFailed(e.into()));
         }
-        state.hasher.update(&bytes);
         state.size += bytes.len() as u64;
+        let size = state.size;
+        drop(state);
+        if let Some(hasher) = &self.hasher {
+            hasher.hash(bytes);
+        }
+        self.start_writeback(size);
         Ok(())
     }
 
@@ -367,7 +463,7 @@ mod tests {
         assert_eq!(store.size(&upload).unwrap(), 11);
         let digest = digest_of(b"hello world");
         assert_eq!(store.stat(&digest).unwrap(), None);
-        assert_eq!(store.commit(&upload, &digest).unwrap(), 11);
+        assert_eq!(store.commit(&upload, &digest, &mut DirtyDirs::default()).unwrap(), 11);
         assert_eq!(store.stat(&digest).unwrap(), Some(11));
         assert_eq!(read_all(&store, &digest, 0, None), b"hello world");
         assert_eq!(read_all(&store, &digest, 6, Some(100)), b"world");
@@ -385,7 +481,7 @@ mod tests {
         let upload = store.start().unwrap();
         append(&store, &upload, b"abc");
         let wrong = digest_of(b"abd");
-        assert_eq!(store.commit(&upload, &wrong), Err(StorageError::DigestMismatch(digest_of(b"abc"))));
+        assert_eq!(store.commit(&upload, &wrong, &mut DirtyDirs::default()), Err(StorageError::DigestMismatch(digest_of(b"abc"))));
         assert_eq!(store.stat(&wrong).unwrap(), None);
         assert_eq!(store.stat(&digest_of(b"abc")).unwrap(), None);
         assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 0);
@@ -406,7 +502,7 @@ mod tests {
         assert_eq!(store.size(&upload).unwrap(), 12);
         append(&store, &upload, b"second half");
         let digest = digest_of(b"first half, second half");
-        assert_eq!(store.commit(&upload, &digest).unwrap(), 23);
+        assert_eq!(store.commit(&upload, &digest, &mut DirtyDirs::default()).unwrap(), 23);
     }
 
     #[test]
@@ -417,15 +513,15 @@ mod tests {
         for _ in 0..2 {
             let upload = store.start().unwrap();
             append(&store, &upload, b"same");
-            store.commit(&upload, &digest).unwrap();
+            store.commit(&upload, &digest, &mut DirtyDirs::default()).unwrap();
         }
         assert_eq!(store.stat(&digest).unwrap(), Some(4));
         let upload = store.start().unwrap();
         append(&store, &upload, b"never");
         store.abort(&upload).unwrap();
         assert!(matches!(store.resume(upload.id()), Err(StorageError::NotFound)));
-        assert!(store.delete(&digest).unwrap());
-        assert!(!store.delete(&digest).unwrap());
+        assert!(store.delete(&digest, &mut DirtyDirs::default()).unwrap());
+        assert!(!store.delete(&digest, &mut DirtyDirs::default()).unwrap());
     }
 
     #[test]

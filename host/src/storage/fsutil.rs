@@ -1,9 +1,19 @@
-//! Small filesystem helpers for atomic, durable replacement of files.
+//! Small filesystem helpers for atomic, durable replacement of files, and
+//! the group commit of directory syncs.
+//!
+//! A change becomes visible by a rename, after the new file's data is
+//! fsynced (so no crash can expose a partial file under its final name).
+//! The rename itself becomes durable when its directory is fsynced; those
+//! directory syncs are collected per request ([`DirtyDirs`]) and run by
+//! one [`Syncer`] thread before the request's response is sent, so that
+//! concurrent requests share one journal commit instead of paying one each.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -19,10 +29,41 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Directories whose entries changed and must be fsynced before the change
+/// counts as durable, in the order they changed.
+#[derive(Debug, Default)]
+pub struct DirtyDirs(Vec<PathBuf>);
+
+impl DirtyDirs {
+    /// Records that an entry of `dir` changed.
+    pub fn add(&mut self, dir: &Path) {
+        if !self.0.iter().any(|d| d == dir) {
+            self.0.push(dir.to_path_buf());
+        }
+    }
+
+    /// Moves every directory of `other` into this set.
+    pub fn absorb(&mut self, other: DirtyDirs) {
+        for dir in other.0 {
+            self.add(&dir);
+        }
+    }
+
+    /// Takes the directories, leaving the set empty.
+    pub fn take(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.0)
+    }
+
+    /// Whether nothing needs syncing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Writes `contents` to a temporary file, fsyncs it, and renames it onto
-/// `dest` (creating parent directories), then fsyncs the parent. Readers see
-/// the old file or the new one, never a partial one.
-pub fn atomic_write(tmp: &Path, dest: &Path, contents: &[&[u8]]) -> std::io::Result<()> {
+/// `dest` (creating parent directories). Readers see the old file or the
+/// new one, never a partial one; the rename is durable once `dirty` is synced.
+pub fn atomic_write(tmp: &Path, dest: &Path, contents: &[&[u8]], dirty: &mut DirtyDirs) -> std::io::Result<()> {
     let temp = temp_path(tmp);
     let result = (|| {
         let mut file = File::create(&temp)?;
@@ -30,7 +71,7 @@ pub fn atomic_write(tmp: &Path, dest: &Path, contents: &[&[u8]]) -> std::io::Res
             file.write_all(part)?;
         }
         file.sync_data()?;
-        rename_into(&temp, dest)
+        rename_into(&temp, dest, dirty)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
@@ -39,20 +80,45 @@ pub fn atomic_write(tmp: &Path, dest: &Path, contents: &[&[u8]]) -> std::io::Res
 }
 
 /// Renames `from` onto `dest`, creating `dest`'s parent directories, and
-/// fsyncs the parent.
-pub fn rename_into(from: &Path, dest: &Path) -> std::io::Result<()> {
+/// records every directory whose entries changed (including the parents
+/// of directories it had to create).
+pub fn rename_into(from: &Path, dest: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
     let parent = dest.parent().expect("destination has a parent");
     // A concurrent delete may remove an empty parent between create and
     // rename; one retry covers that race.
     for attempt in 0..2 {
-        std::fs::create_dir_all(parent)?;
+        create_dirs(parent, dirty)?;
         match std::fs::rename(from, dest) {
-            Ok(()) => return sync_dir(parent),
+            Ok(()) => {
+                dirty.add(parent);
+                return Ok(());
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt == 0 => continue,
             Err(e) => return Err(e),
         }
     }
     unreachable!("the loop returns on its second attempt")
+}
+
+/// `create_dir_all`, noting the parent of each directory it created.
+fn create_dirs(dir: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
+    let mut missing = VecDeque::new();
+    let mut cursor = Some(dir);
+    while let Some(d) = cursor {
+        if d.is_dir() {
+            break;
+        }
+        missing.push_front(d);
+        cursor = d.parent();
+    }
+    for d in missing {
+        match std::fs::create_dir(d) {
+            Ok(()) => dirty.add(d.parent().expect("a created directory has a parent")),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Removes empty directories from `dir` upwards, stopping at `stop`.
@@ -65,5 +131,58 @@ pub fn prune_empty_dirs(mut dir: &Path, stop: &Path) {
             Some(parent) => dir = parent,
             None => break,
         }
+    }
+}
+
+type SyncRequest = (Vec<PathBuf>, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Group commit of directory syncs: one thread takes every request queued
+/// since its last round and fsyncs the union of their directories once.
+pub struct Syncer {
+    queue: mpsc::Sender<SyncRequest>,
+}
+
+impl Syncer {
+    /// Starts the syncing thread.
+    pub fn start() -> Syncer {
+        let (queue, rounds) = mpsc::channel::<SyncRequest>();
+        std::thread::Builder::new()
+            .name("dir-sync".into())
+            .spawn(move || {
+                while let Ok(first) = rounds.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rounds.try_iter());
+                    let mut dirs = DirtyDirs::default();
+                    for (request_dirs, _) in &mut batch {
+                        for dir in request_dirs.drain(..) {
+                            dirs.add(&dir);
+                        }
+                    }
+                    let mut result = Ok(());
+                    for dir in dirs.take() {
+                        match sync_dir(&dir) {
+                            Ok(()) => {}
+                            // Pruned since: nothing in it to make durable.
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => result = Err(format!("fsync of {}: {e}", dir.display())),
+                        }
+                    }
+                    for (_, done) in batch {
+                        let _ = done.send(result.clone());
+                    }
+                }
+            })
+            .expect("starting the dir-sync thread");
+        Syncer { queue }
+    }
+
+    /// Returns once every directory in `dirs` has been fsynced.
+    pub async fn sync(&self, dirs: Vec<PathBuf>) -> Result<(), String> {
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.queue.send((dirs, done)).map_err(|_| "the dir-sync thread stopped".to_string())?;
+        wait.await.map_err(|_| "the dir-sync thread stopped".to_string())?
     }
 }

@@ -7,11 +7,13 @@
 //! occurs in an escaped segment and no segment can escape the root.
 //!
 //! A value file holds an 8-byte little-endian version followed by the value.
-//! Writes go to a temporary file that is fsynced and renamed into place.
+//! Writes go to a temporary file that is fsynced and renamed into place; the
+//! directories they touch are returned in a `DirtyDirs` for the caller to
+//! sync before it reports the write as durable.
 //! Read-modify-write steps (versions, `set-if`) are serialised per key by a
 //! striped lock: one host process owns a data directory.
 
-use super::fsutil;
+use super::fsutil::{self, DirtyDirs};
 use super::{StorageError, StorageResult};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -49,17 +51,17 @@ impl KvStore {
     }
 
     /// Stores `value` whatever was there; returns the new version.
-    pub fn set(&self, key: &str, value: &[u8]) -> StorageResult<u64> {
-        self.write(key, value, None)
+    pub fn set(&self, key: &str, value: &[u8], dirty: &mut DirtyDirs) -> StorageResult<u64> {
+        self.write(key, value, None, dirty)
     }
 
     /// Stores `value` only if the current version is `expected` (`None`:
     /// only if absent); otherwise `Conflict`.
-    pub fn set_if(&self, key: &str, value: &[u8], expected: Option<u64>) -> StorageResult<u64> {
-        self.write(key, value, Some(expected))
+    pub fn set_if(&self, key: &str, value: &[u8], expected: Option<u64>, dirty: &mut DirtyDirs) -> StorageResult<u64> {
+        self.write(key, value, Some(expected), dirty)
     }
 
-    fn write(&self, key: &str, value: &[u8], expected: Option<Option<u64>>) -> StorageResult<u64> {
+    fn write(&self, key: &str, value: &[u8], expected: Option<Option<u64>>, dirty: &mut DirtyDirs) -> StorageResult<u64> {
         let path = self.path_of(key)?;
         if value.len() > MAX_VALUE_LEN {
             return Err(StorageError::Invalid(format!("value over {MAX_VALUE_LEN} bytes")));
@@ -72,18 +74,18 @@ impl KvStore {
             }
         }
         let version = current.unwrap_or(0) + 1;
-        fsutil::atomic_write(&self.tmp, &path, &[&version.to_le_bytes(), value])?;
+        fsutil::atomic_write(&self.tmp, &path, &[&version.to_le_bytes(), value], dirty)?;
         Ok(version)
     }
 
     /// Removes `key`; returns whether it existed.
-    pub fn delete(&self, key: &str) -> StorageResult<bool> {
+    pub fn delete(&self, key: &str, dirty: &mut DirtyDirs) -> StorageResult<bool> {
         let path = self.path_of(key)?;
         let _guard = self.lock(key);
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 let parent = path.parent().expect("key path has a parent");
-                let _ = fsutil::sync_dir(parent);
+                dirty.add(parent);
                 fsutil::prune_empty_dirs(parent, &self.root);
                 Ok(true)
             }
@@ -233,13 +235,13 @@ mod tests {
     fn set_get_delete() {
         let (_d, kv) = store();
         assert_eq!(kv.get("a/b").unwrap(), None);
-        assert_eq!(kv.set("a/b", b"x").unwrap(), 1);
-        assert_eq!(kv.set("a/b", b"y").unwrap(), 2);
+        assert_eq!(kv.set("a/b", b"x", &mut DirtyDirs::default()).unwrap(), 1);
+        assert_eq!(kv.set("a/b", b"y", &mut DirtyDirs::default()).unwrap(), 2);
         assert_eq!(kv.get("a/b").unwrap(), Some(Entry { value: b"y".to_vec(), version: 2 }));
-        kv.set("a", b"parent").unwrap();
+        kv.set("a", b"parent", &mut DirtyDirs::default()).unwrap();
         assert_eq!(kv.get("a").unwrap().unwrap().value, b"parent");
-        assert!(kv.delete("a/b").unwrap());
-        assert!(!kv.delete("a/b").unwrap());
+        assert!(kv.delete("a/b", &mut DirtyDirs::default()).unwrap());
+        assert!(!kv.delete("a/b", &mut DirtyDirs::default()).unwrap());
         assert_eq!(kv.get("a/b").unwrap(), None);
         assert_eq!(kv.get("a").unwrap().unwrap().value, b"parent");
     }
@@ -247,10 +249,10 @@ mod tests {
     #[test]
     fn set_if_detects_conflicts() {
         let (_d, kv) = store();
-        assert_eq!(kv.set_if("k", b"1", None).unwrap(), 1);
-        assert_eq!(kv.set_if("k", b"2", None), Err(StorageError::Conflict));
-        assert_eq!(kv.set_if("k", b"2", Some(7)), Err(StorageError::Conflict));
-        assert_eq!(kv.set_if("k", b"2", Some(1)).unwrap(), 2);
+        assert_eq!(kv.set_if("k", b"1", None, &mut DirtyDirs::default()).unwrap(), 1);
+        assert_eq!(kv.set_if("k", b"2", None, &mut DirtyDirs::default()), Err(StorageError::Conflict));
+        assert_eq!(kv.set_if("k", b"2", Some(7), &mut DirtyDirs::default()), Err(StorageError::Conflict));
+        assert_eq!(kv.set_if("k", b"2", Some(1), &mut DirtyDirs::default()).unwrap(), 2);
         assert_eq!(kv.get("k").unwrap().unwrap().value, b"2");
     }
 
@@ -258,7 +260,7 @@ mod tests {
     fn rejects_bad_keys() {
         let (_d, kv) = store();
         for key in ["", "a//b", "../x", "a/./b", "a/"] {
-            assert!(matches!(kv.set(key, b""), Err(StorageError::Invalid(_))), "{key}");
+            assert!(matches!(kv.set(key, b"", &mut DirtyDirs::default()), Err(StorageError::Invalid(_))), "{key}");
         }
     }
 
@@ -266,7 +268,7 @@ mod tests {
     fn odd_characters_round_trip() {
         let (_d, kv) = store();
         for key in ["t/.hidden", "t/a@b", "t/sha256:abc", "t/%41", "t/ü"] {
-            kv.set(key, b"v").unwrap();
+            kv.set(key, b"v", &mut DirtyDirs::default()).unwrap();
         }
         let keys = kv.list_keys("t/", None, 100).unwrap();
         assert_eq!(keys, vec!["t/%41", "t/.hidden", "t/a@b", "t/sha256:abc", "t/ü"]);
@@ -276,7 +278,7 @@ mod tests {
     fn list_is_sorted_paged_and_prefix_exact() {
         let (_d, kv) = store();
         for key in ["r/a/_t/x", "r/a/_t/y", "r/a/b/_t/z", "r/a-b/_t/w", "r/a/_t/w"] {
-            kv.set(key, b"").unwrap();
+            kv.set(key, b"", &mut DirtyDirs::default()).unwrap();
         }
         assert_eq!(kv.list_keys("r/a/_t/", None, 10).unwrap(), vec!["r/a/_t/w", "r/a/_t/x", "r/a/_t/y"]);
         assert_eq!(kv.list_keys("r/a/_t/", Some("r/a/_t/w"), 1).unwrap(), vec!["r/a/_t/x"]);

@@ -63,6 +63,8 @@ pub struct Storage {
     pub blobs: blobs::BlobStore,
     /// Metadata.
     pub kv: kv::KvStore,
+    /// Makes renames durable, batching concurrent requests.
+    pub syncer: fsutil::Syncer,
 }
 
 impl Storage {
@@ -84,6 +86,7 @@ impl Storage {
         Ok(Arc::new(Storage {
             blobs: blobs::BlobStore::new(data_dir.to_path_buf()),
             kv: kv::KvStore::new(data_dir.join("kv"), tmp),
+            syncer: fsutil::Syncer::start(),
         }))
     }
 }
