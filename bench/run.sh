@@ -64,6 +64,8 @@ WORK=$(mktemp -d /tmp/registry-bench.XXXXXX)
 RESULTS=$TARGET_DIR/bench-results
 mkdir -p "$RESULTS"
 SERVER_PID=
+SERVER_PIDS=()
+# Stops the server started last.
 stop_server() {
     if [[ -n $SERVER_PID ]]; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
@@ -71,8 +73,20 @@ stop_server() {
         SERVER_PID=
     fi
 }
+# Stops every server this script started.
+stop_servers() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${SERVER_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    SERVER_PIDS=()
+    SERVER_PID=
+}
 cleanup() {
-    stop_server
+    stop_servers
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -108,65 +122,83 @@ if [[ ${COMPILERS_BEFORE:-0} -gt 0 ]]; then
 fi
 
 # --- 5. the runs ------------------------------------------------------------
+# Each server is started cold (empty data directory) and stopped, then
+# started again on the same directory and kept up. The workloads then run
+# group by group, each group against ours and then against the reference,
+# so that both face the same background (this machine is shared) within a
+# minute or two; only one server is ever under load.
 : >"$RESULTS/ours.jsonl"
 : >"$RESULTS/reference.jsonl"
+: >"$RESULTS/ours.log"
+: >"$RESULTS/reference.log"
+OURS_CMD=("$HOST_BIN" --listen "127.0.0.1:$PORT_OURS" --data-dir "$WORK/ours-data")
+REF_CMD=(docker-registry serve "$WORK/distribution.yml")
+URL_OURS=http://127.0.0.1:$PORT_OURS
+URL_REF=http://127.0.0.1:$PORT_REF
 
-# start_server NAME URL RESULTS METRIC COMMAND...: spawns the server, sets
+# start_server NAME URL METRIC COMMAND...: spawns the server, sets
 # SERVER_PID, records the time until it answers GET /v2/.
 start_server() {
-    local name=$1 url=$2 results=$3 metric=$4
-    shift 4
+    local name=$1 url=$2 metric=$3
+    shift 3
     local t0
     t0=$(date +%s%N)
     # A developer shell's RUST_BACKTRACE=1 would make every error value
     # capture a backtrace: run the servers as deployed, without it.
     env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@" >>"$RESULTS/$name.log" 2>&1 &
     SERVER_PID=$!
-    if ! "$BENCH_BIN" wait --url "$url" --server "$name" --metric "$metric" --since-ns "$t0" >>"$results"; then
+    SERVER_PIDS+=("$SERVER_PID")
+    if ! "$BENCH_BIN" wait --url "$url" --server "$name" --metric "$metric" --since-ns "$t0" \
+        >>"$RESULTS/$name.jsonl"; then
         tail -20 "$RESULTS/$name.log" >&2
         die "$name did not start"
     fi
-    say "$name is up (pid $SERVER_PID): $(tail -1 "$results")"
+    say "$name is up (pid $SERVER_PID): $(tail -1 "$RESULTS/$name.jsonl")"
 }
 
 # This kind of machine (a microVM) backs guest memory lazily: the first
 # write into never-used page-cache pages runs at ~300 MB/s, later ones at
 # several GB/s. Whichever server ran first would pay for that, so before
-# each server the run writes and deletes as much as the server will write
-# (untimed).
+# each server's big-blob group the run writes and deletes as much as the
+# server will be sent (untimed).
 prewarm_page_cache() {
     local mib=$((REPEAT * (2 * BIG_MIB + MEDIUM_MIB) + 512))
     dd if=/dev/zero of="$WORK/prewarm" bs=1M count="$mib" status=none
     rm -f "$WORK/prewarm"
+    sync
 }
 
-# bench_server NAME URL COMMAND...: cold start, restart, workloads.
-bench_server() {
-    local name=$1 url=$2
-    shift 2
-    local results=$RESULTS/$name.jsonl
-    : >"$RESULTS/$name.log"
-    say "$name: pre-warming the page cache"
-    prewarm_page_cache
-    say "$name: cold start"
-    start_server "$name" "$url" "$results" startup_cold_ms "$@"
-    stop_server
-    say "$name: warm start"
-    start_server "$name" "$url" "$results" startup_warm_ms "$@"
-    say "$name: workloads"
-    "$BENCH_BIN" run --url "$url" --pid "$SERVER_PID" --server "$name" \
+# run_group NAME URL PID GROUPS: one group of workloads against one server.
+run_group() {
+    local name=$1 url=$2 pid=$3 groups=$4
+    say "$name: $groups"
+    "$BENCH_BIN" run --url "$url" --pid "$pid" --server "$name" --only "$groups" \
         --big-mib "$BIG_MIB" --medium-mib "$MEDIUM_MIB" \
         --repeat "$REPEAT" --push-secs "$PUSH_SECS" --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" \
-        | tee -a "$results"
-    stop_server
+        | tee -a "$RESULTS/$name.jsonl"
 }
 
-bench_server ours "http://127.0.0.1:$PORT_OURS" \
-    "$HOST_BIN" --listen "127.0.0.1:$PORT_OURS" --data-dir "$WORK/ours-data"
-rm -rf "$WORK/ours-data"
-sync
-bench_server reference "http://127.0.0.1:$PORT_REF" \
-    docker-registry serve "$WORK/distribution.yml"
+prewarm_page_cache
+start_server ours "$URL_OURS" startup_cold_ms "${OURS_CMD[@]}"
+stop_server
+start_server ours "$URL_OURS" startup_warm_ms "${OURS_CMD[@]}"
+OURS_PID=$SERVER_PID
+start_server reference "$URL_REF" startup_cold_ms "${REF_CMD[@]}"
+stop_server
+start_server reference "$URL_REF" startup_warm_ms "${REF_CMD[@]}"
+REF_PID=$SERVER_PID
+
+run_group ours "$URL_OURS" "$OURS_PID" idle
+run_group reference "$URL_REF" "$REF_PID" idle
+for group in big small load; do
+    [[ $group == big ]] && prewarm_page_cache
+    run_group ours "$URL_OURS" "$OURS_PID" "$group"
+    [[ $group == big ]] && prewarm_page_cache
+    run_group reference "$URL_REF" "$REF_PID" "$group"
+done
+run_group ours "$URL_OURS" "$OURS_PID" end
+run_group reference "$URL_REF" "$REF_PID" end
+stop_servers
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 COMPILERS_AFTER=$(count_compilers)

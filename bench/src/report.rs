@@ -388,7 +388,7 @@ pub fn write(
             md,
             "`registry-host` (ours: the registry component in wasmtime, a fresh instance per request) against \
              CNCF distribution 2.8.2 (the reference: Debian's `docker-registry`, filesystem storage), \
-             one server at a time, in the same run of `bash bench/run.sh`. \
+             one server under load at a time, in the same run of `bash bench/run.sh`. \
              Ratios are ours / reference; for the rows marked **lower** (memory, start-up) a ratio below 1 is better.\n"
         )?;
         writeln!(md, "{machine}")?;
@@ -417,8 +417,11 @@ pub fn write(
 }
 
 const METHOD: &str = "## How it is measured\n\n\
+- Both servers stay up; the workload groups (big blobs, small pushes, GET loads) run against ours \
+and then against the reference, group by group, so that both meet the same background load of this \
+shared machine; only one server is under load at a time.\n\
 - Big-blob phases run several times each (median in the table, every run listed below it); \
-before each server the driver writes and deletes as much data as that server will be sent, because \
+before each server's big-blob group the driver writes and deletes as much data as that server will be sent, because \
 this machine (a microVM) backs guest memory lazily and the first write into never-used page-cache \
 pages runs ~10× slower than later ones (measured with dd: 294 MB/s, then 3.8 GB/s): without it, \
 whichever server ran first would pay for that.\n\
@@ -437,8 +440,11 @@ it at the phase start (`clear_refs` 5, as root); the larger of the two.\n\
 - Start-up: from just before the driver spawns the server to its first 200 on `GET /v2/` (polled every \
 2 ms). Cold = empty data directory (ours compiles the component and caches the machine code there); \
 warm = the same server restarted on the same data directory.\n\
-- Both servers run without `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE` (a developer shell's \
-`RUST_BACKTRACE=1` makes wasmtime capture a backtrace in every store drop).\n\
+- Both servers run without `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE`, as deployed (with a developer \
+shell's `RUST_BACKTRACE=1`, wasmtime used to capture a backtrace in every store drop).\n\
+- Other jobs share this machine: the machine table gives the load average around the run. The \
+fsync-bound rows (small pushes) move most with it, by up to 2–4× between runs, because they depend \
+on how busy the disk is.\n\
 - Server CPU: utime + stime of the server process from `/proc/<pid>/stat` over the phase (median \
 for the big phases; per push or per request for the others).\n\
 - Both servers log one access line per request to a file (ours at its default `info`; distribution \

@@ -442,7 +442,7 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
     let salt = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos() as u64;
-    if let Some(idle) = rss::rss_mib(s.pid) {
+    if let (true, Some(idle)) = (wanted("idle"), rss::rss_mib(s.pid)) {
         emit(
             server,
             "rss_idle_mib",
@@ -663,7 +663,7 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
         }
     }
 
-    if let Some(now) = rss::rss_mib(s.pid) {
+    if let (true, Some(now)) = (wanted("end"), rss::rss_mib(s.pid)) {
         emit(server, "rss_end_mib", Some(round(now, 1)), "MiB", json!({}));
     }
     Ok(())

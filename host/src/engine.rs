@@ -21,7 +21,10 @@ fn engine() -> anyhow::Result<Engine> {
         .total_tables(1000)
         .max_memory_size(256 << 20)
         .linear_memory_keep_resident(4 << 20)
-        .table_keep_resident(1 << 20);
+        .table_keep_resident(1 << 20)
+        // Every slot ever used keeps its resident memory: cap the warm ones
+        // so that a burst of concurrent requests does not pin RSS.
+        .max_unused_warm_slots(16);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))

@@ -91,8 +91,12 @@ pub fn unescape_segment(name: &str) -> String {
 }
 
 /// Splits a value file into version and value; `None` if it is too short
-/// to hold a version (a corrupt file).
+/// to hold a version (a corrupt file). An empty file is version 1 with an
+/// empty value (`registry-host` creates first empty values that way).
 pub fn decode_entry(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    if bytes.is_empty() {
+        return Some((1, bytes));
+    }
     let (version, value) = bytes.split_first_chunk::<8>()?;
     Some((u64::from_le_bytes(*version), value))
 }
@@ -240,6 +244,7 @@ mod tests {
         assert_eq!(decode_entry(&file), Some((7, &b"value"[..])));
         assert_eq!(decode_entry(&7u64.to_le_bytes()), Some((7, &b""[..])));
         assert_eq!(decode_entry(b"short"), None);
+        assert_eq!(decode_entry(b""), Some((1, &b""[..])));
     }
 
     /// An in-memory directory tree made by storing `keys` the way the

@@ -1,11 +1,15 @@
-//! End-to-end tests of `registry-host`: the real binary on an ephemeral port with a
-//! temporary data directory, driven over HTTP by raw requests, by the `oci-client`
-//! crate, by the Docker CLI, by `skopeo` and by the `oras` Python SDK. One module per API area of the OCI Distribution
-//! Specification v1.1; `common` holds the fixtures.
+//! End-to-end tests of the registry as users run it: `registry-host`, or the composed
+//! `registry.wasm` under `wasmtime serve` or `jco serve` (`REGISTRY_TEST_DEPLOYMENT`,
+//! see `common`), on an ephemeral port with a temporary data directory, driven over
+//! HTTP by raw requests, by the `oci-client` crate, by the Docker CLI, by `skopeo` and
+//! by the `oras` Python SDK. One module per API area of the OCI Distribution
+//! Specification v1.1, and `host` for the native binary itself; `common` holds the
+//! fixtures.
 //!
-//! Run everything with `bash scripts/test.sh` (it also starts the Docker daemon the
-//! Docker test needs); `cargo test --release -p registry-host --test e2e` runs this
-//! suite alone.
+//! Run everything with `bash scripts/test.sh` (it builds both artifacts, installs
+//! wasmtime and jco, starts the Docker daemon the Docker test needs, and runs this
+//! suite once per deployment); `cargo test --release --manifest-path tests/Cargo.toml`
+//! runs this suite alone, against `registry-host` unless told otherwise.
 
 mod common;
 

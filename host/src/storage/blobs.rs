@@ -25,8 +25,13 @@ use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, Stream
 /// Largest piece handed out by one `read` or accepted by one `write`.
 const IO_CHUNK: usize = 1024 * 1024;
 
-/// Pieces an append stream may have written but not yet hashed.
-const HASH_QUEUE: usize = 64;
+/// Pieces an append stream may have written but not yet hashed (each at
+/// most one request-body frame): bounds the memory an upload holds.
+const HASH_QUEUE: usize = 8;
+
+/// An append stream hashes inline up to this many bytes, and only then
+/// moves hashing to a thread: small blobs are not worth a thread.
+const HASH_INLINE_LIMIT: u64 = 1024 * 1024;
 
 /// After this many bytes appended, start their writeback, so that the
 /// commit's fsync waits only for the tail of a large blob.
@@ -187,11 +192,12 @@ impl BlobStore {
             return Err(StorageError::Conflict);
         }
         let file = std::fs::OpenOptions::new().append(true).open(&upload.shared.path)?;
-        let hasher = HashThread::start(std::mem::take(&mut state.hasher))?;
+        let hasher = Hasher::Inline(std::mem::take(&mut state.hasher));
         state.writer_open = true;
         Ok(UploadWriter {
             shared: upload.shared.clone(),
             unsynced_from: state.size,
+            written: 0,
             file,
             hasher: Some(hasher),
             failed: false,
@@ -283,10 +289,28 @@ impl HashThread {
         }
     }
 
-    /// Waits for every piece to be hashed; `None` if the thread died.
+    /// Waits for every piece to be hashed (at most HASH_QUEUE pieces, so a
+    /// short wait); `None` if the thread died.
     fn finish(mut self) -> Option<Sha256> {
         self.pieces.take();
         self.thread.take()?.join().ok()
+    }
+}
+
+/// Where an append stream's bytes are hashed.
+enum Hasher {
+    /// On the writing thread (small appends).
+    Inline(Sha256),
+    /// On a thread of its own (large appends).
+    Thread(HashThread),
+}
+
+impl Hasher {
+    fn finish(self) -> Option<Sha256> {
+        match self {
+            Hasher::Inline(hasher) => Some(hasher),
+            Hasher::Thread(thread) => thread.finish(),
+        }
     }
 }
 
@@ -297,7 +321,9 @@ pub struct UploadWriter {
     file: File,
     /// Upload offset from which written bytes have not been sent to disk.
     unsynced_from: u64,
-    hasher: Option<HashThread>,
+    /// Bytes written through this stream.
+    written: u64,
+    hasher: Option<Hasher>,
     failed: bool,
     uploads: UploadMap,
 }
@@ -317,6 +343,30 @@ impl UploadWriter {
         self.unsynced_from = size;
     }
 
+    fn hash(&mut self, piece: Bytes) {
+        let hasher = match self.hasher.take() {
+            Some(Hasher::Inline(mut hasher)) if self.written > HASH_INLINE_LIMIT => {
+                hasher.update(&piece);
+                // Large: hand the state to a thread, so hashing overlaps I/O
+                // (kept inline if no thread can be had).
+                match HashThread::start(hasher.clone()) {
+                    Ok(thread) => Hasher::Thread(thread),
+                    Err(_) => Hasher::Inline(hasher),
+                }
+            }
+            Some(Hasher::Inline(mut hasher)) => {
+                hasher.update(&piece);
+                Hasher::Inline(hasher)
+            }
+            Some(Hasher::Thread(thread)) => {
+                thread.hash(piece);
+                Hasher::Thread(thread)
+            }
+            None => return,
+        };
+        self.hasher = Some(hasher);
+    }
+
     fn forget_upload(&self) {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.shared.id);
     }
@@ -324,7 +374,7 @@ impl UploadWriter {
 
 impl Drop for UploadWriter {
     fn drop(&mut self) {
-        let hasher = self.hasher.take().and_then(HashThread::finish);
+        let hasher = self.hasher.take().and_then(Hasher::finish);
         let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         state.writer_open = false;
         match hasher {
@@ -365,9 +415,8 @@ impl OutputStream for UploadWriter {
         state.size += bytes.len() as u64;
         let size = state.size;
         drop(state);
-        if let Some(hasher) = &self.hasher {
-            hasher.hash(bytes);
-        }
+        self.written += bytes.len() as u64;
+        self.hash(bytes);
         self.start_writeback(size);
         Ok(())
     }

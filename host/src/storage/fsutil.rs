@@ -100,6 +100,25 @@ pub fn rename_into(from: &Path, dest: &Path, dirty: &mut DirtyDirs) -> std::io::
     unreachable!("the loop returns on its second attempt")
 }
 
+/// Creates the empty file `dest` (which must not exist), with its parent
+/// directories. Nothing to flush: the directory sync makes it durable.
+pub fn create_empty(dest: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
+    let parent = dest.parent().expect("destination has a parent");
+    for attempt in 0..2 {
+        create_dirs(parent, dirty)?;
+        match File::create_new(dest) {
+            Ok(_) => {
+                dirty.add(parent);
+                return Ok(());
+            }
+            // A concurrent delete pruned the parent: once more.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt == 0 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns on its second attempt")
+}
+
 /// `create_dir_all`, noting the parent of each directory it created.
 fn create_dirs(dir: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
     let mut missing = VecDeque::new();

@@ -6,17 +6,23 @@
 //! `[A-Za-z0-9._:-]`, and a leading `.`, are written as `%XX`, so `@` never
 //! occurs in an escaped segment and no segment can escape the root.
 //!
-//! A value file holds an 8-byte little-endian version followed by the value.
+//! A value file holds an 8-byte little-endian version followed by the value;
+//! an empty file is version 1 with an empty value, so that a first empty
+//! value (a link, a marker) is created in place by one exclusive create,
+//! with no data to flush and no rename.
 //! Writes go to a temporary file that is fsynced and renamed into place; the
 //! directories they touch are returned in a `DirtyDirs` for the caller to
 //! sync before it reports the write as durable.
 //! Read-modify-write steps (versions, `set-if`) are serialised per key by a
-//! striped lock: one host process owns a data directory.
+//! striped lock: one host process owns a data directory (`Storage::open`
+//! locks it). Since every write goes through this process, reads are served
+//! from a bounded in-memory cache that each write updates under its lock.
 
 use super::fsutil::{self, DirtyDirs};
 use super::{StorageError, StorageResult};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
 
 const MAX_KEY_LEN: usize = 1024;
 const MAX_VALUE_LEN: usize = 4 * 1024 * 1024;
@@ -36,18 +42,49 @@ pub struct KvStore {
     root: PathBuf,
     tmp: PathBuf,
     stripes: Vec<Mutex<()>>,
+    /// Recently read or written entries (`None`: known absent).
+    cache: RwLock<HashMap<String, Option<Entry>>>,
 }
+
+/// Entries the cache holds at most; past it the cache starts afresh (a
+/// registry's hot set is a few tags and links per image).
+const CACHE_ENTRIES: usize = 16 * 1024;
 
 impl KvStore {
     /// A store rooted at `root`, using `tmp` (same filesystem) for temp files.
     pub fn new(root: PathBuf, tmp: PathBuf) -> KvStore {
-        KvStore { root, tmp, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect() }
+        KvStore {
+            root,
+            tmp,
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> StorageResult<Option<Entry>> {
         let path = self.path_of(key)?;
-        read_entry(&path)
+        if let Some(cached) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return Ok(cached.clone());
+        }
+        // Under the key's lock, so that no write lands between reading the
+        // file and caching what was read.
+        let _guard = self.lock(key);
+        let entry = read_entry(&path)?;
+        self.remember(key, entry.clone());
+        Ok(entry)
+    }
+
+    fn remember(&self, key: &str, entry: Option<Entry>) {
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_ENTRIES && !cache.contains_key(key) {
+            cache.clear();
+        }
+        cache.insert(key.to_string(), entry);
+    }
+
+    fn forget(&self, key: &str) {
+        self.cache.write().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 
     /// Stores `value` whatever was there; returns the new version.
@@ -67,6 +104,8 @@ impl KvStore {
             return Err(StorageError::Invalid(format!("value over {MAX_VALUE_LEN} bytes")));
         }
         let _guard = self.lock(key);
+        // Whatever happens below, the file is the truth: read it next time.
+        self.forget(key);
         let current = read_entry(&path)?.map(|e| e.version);
         if let Some(expected) = expected {
             if expected != current {
@@ -74,7 +113,12 @@ impl KvStore {
             }
         }
         let version = current.unwrap_or(0) + 1;
-        fsutil::atomic_write(&self.tmp, &path, &[&version.to_le_bytes(), value], dirty)?;
+        if current.is_none() && value.is_empty() {
+            fsutil::create_empty(&path, dirty)?;
+        } else {
+            fsutil::atomic_write(&self.tmp, &path, &[&version.to_le_bytes(), value], dirty)?;
+        }
+        self.remember(key, Some(Entry { value: value.to_vec(), version }));
         Ok(version)
     }
 
@@ -82,6 +126,7 @@ impl KvStore {
     pub fn delete(&self, key: &str, dirty: &mut DirtyDirs) -> StorageResult<bool> {
         let path = self.path_of(key)?;
         let _guard = self.lock(key);
+        self.forget(key);
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 let parent = path.parent().expect("key path has a parent");
@@ -151,6 +196,7 @@ fn check_segment(seg: &str) -> StorageResult<()> {
 
 fn read_entry(path: &Path) -> StorageResult<Option<Entry>> {
     match std::fs::read(path) {
+        Ok(bytes) if bytes.is_empty() => Ok(Some(Entry { value: Vec::new(), version: 1 })),
         Ok(bytes) if bytes.len() >= 8 => {
             let version = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
             Ok(Some(Entry { value: bytes[8..].to_vec(), version }))
@@ -244,6 +290,25 @@ mod tests {
         assert!(!kv.delete("a/b", &mut DirtyDirs::default()).unwrap());
         assert_eq!(kv.get("a/b").unwrap(), None);
         assert_eq!(kv.get("a").unwrap().unwrap().value, b"parent");
+    }
+
+    #[test]
+    fn empty_first_values_and_the_cache_follow_writes() {
+        let (_d, kv) = store();
+        let mut dirty = DirtyDirs::default();
+        assert_eq!(kv.get("m/k").unwrap(), None);
+        assert_eq!(kv.set_if("m/k", b"", None, &mut dirty).unwrap(), 1);
+        assert!(!dirty.is_empty());
+        assert_eq!(kv.get("m/k").unwrap(), Some(Entry { value: vec![], version: 1 }));
+        assert_eq!(kv.set_if("m/k", b"", None, &mut dirty), Err(StorageError::Conflict));
+        assert_eq!(kv.set("m/k", b"now full", &mut dirty).unwrap(), 2);
+        assert_eq!(kv.get("m/k").unwrap().unwrap().value, b"now full");
+        assert!(kv.delete("m/k", &mut dirty).unwrap());
+        assert_eq!(kv.get("m/k").unwrap(), None);
+        // A store over the same files (no cache) reads the same.
+        kv.set("m/e", b"", &mut dirty).unwrap();
+        let fresh = KvStore::new(kv.root.clone(), kv.tmp.clone());
+        assert_eq!(fresh.get("m/e").unwrap(), Some(Entry { value: vec![], version: 1 }));
     }
 
     #[test]

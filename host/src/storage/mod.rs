@@ -65,6 +65,8 @@ pub struct Storage {
     pub kv: kv::KvStore,
     /// Makes renames durable, batching concurrent requests.
     pub syncer: fsutil::Syncer,
+    /// Held for the life of the process: one host per data directory.
+    _lock: std::fs::File,
 }
 
 impl Storage {
@@ -75,6 +77,7 @@ impl Storage {
         for dir in ["blobs/sha256", "uploads", "kv", "tmp"] {
             std::fs::create_dir_all(data_dir.join(dir))?;
         }
+        let lock = lock_data_dir(data_dir)?;
         for entry in std::fs::read_dir(&tmp)? {
             let _ = std::fs::remove_file(entry?.path());
         }
@@ -87,8 +90,25 @@ impl Storage {
             blobs: blobs::BlobStore::new(data_dir.to_path_buf()),
             kv: kv::KvStore::new(data_dir.join("kv"), tmp),
             syncer: fsutil::Syncer::start(),
+            _lock: lock,
         }))
     }
+}
+
+/// Takes an exclusive lock on `<data>/lock`: the key-value store caches
+/// what it reads and serialises writes in this process only, so a second
+/// process on the same directory would see stale data.
+fn lock_data_dir(data_dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join("lock"))?;
+    // SAFETY: flock on a descriptor we own; released when the file closes.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "another registry-host is already using it (lock held)",
+        ));
+    }
+    Ok(file)
 }
 
 /// Uploads untouched for this long are abandoned (distribution's default).

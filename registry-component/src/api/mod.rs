@@ -45,6 +45,9 @@ pub fn handle(request: IncomingRequest, out: ResponseOutparam) {
     let response = Route::parse(&req.method, &req.path, req.query.as_deref())
         .and_then(|route| dispatch(&ctx, route, &req))
         .unwrap_or_else(|err| Response::error(&err));
+    // A body the handler did not read would make the server close the
+    // connection under a client still sending it, losing this answer.
+    req.discard_body();
     response.send(out, head);
 }
 

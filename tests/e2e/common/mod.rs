@@ -1,12 +1,21 @@
-//! Shared fixtures of the end-to-end suite: a real `registry-host` process on an
-//! ephemeral port with a throw-away data directory, an HTTP client for it, and small
-//! helpers (digests, content generation, pushes, error-body checks) that the
-//! per-area modules build on.
+//! Shared fixtures of the end-to-end suite: a real registry process on an ephemeral
+//! port with a throw-away data directory, an HTTP client for it, and small helpers
+//! (digests, content generation, pushes, error-body checks) that the per-area modules
+//! build on.
 //!
-//! The server is the compiled binary itself, never an in-process router: what is
-//! tested is exactly what `cargo build --release -p registry-host` ships. It is
-//! found at `$REGISTRY_HOST_BIN` (the test script sets it), else in the main
-//! workspace's `$CARGO_TARGET_DIR/release/` or `target/release/`.
+//! The server is always a separate process, never an in-process router: what is tested
+//! is exactly what users run. `REGISTRY_TEST_DEPLOYMENT` picks which (see
+//! [`Deployment`]):
+//!
+//! - `host` (the default): the `registry-host` binary, found at `$REGISTRY_HOST_BIN`
+//!   (the test script sets it), else in the main workspace's
+//!   `$CARGO_TARGET_DIR/release/` or `target/release/`;
+//! - `wasmtime`: `wasmtime serve -S cli --dir DATA::/data registry.wasm`, with the
+//!   wasmtime CLI at `$WASMTIME_BIN` (else `wasmtime` on the `PATH`);
+//! - `jco`: `jco serve --jco-import registry-wasm/jco-preopen.mjs registry.wasm` on
+//!   Node.js, with jco at `$JCO_BIN` (else `jco` on the `PATH`).
+//!
+//! `registry.wasm` is `$REGISTRY_WASM`, else `<target>/release/registry.wasm` as above.
 //!
 //! Setting `REGISTRY_TEST_URL` (for instance `http://127.0.0.1:5000`) points the
 //! HTTP-level tests at an already running registry instead, which is how the suite
@@ -14,7 +23,8 @@
 //! random content and their own repository names, so they do not depend on an empty
 //! registry.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -29,18 +39,23 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
-/// Path of the server binary under test.
-pub fn registry_host_bin() -> std::path::PathBuf {
-    let path = match std::env::var_os("REGISTRY_HOST_BIN") {
-        Some(path) => std::path::PathBuf::from(path),
-        None => {
-            let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| workspace.join("target"));
-            target.join("release/registry-host")
-        }
-    };
+/// The main workspace's build directory: `$CARGO_TARGET_DIR`, else `target/`.
+fn workspace_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// The root of the main workspace (the parent of `tests/`).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Path of the `registry-host` binary under test.
+pub fn registry_host_bin() -> PathBuf {
+    let path = std::env::var_os("REGISTRY_HOST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_target_dir().join("release/registry-host"));
     assert!(
         path.exists(),
         "no registry-host at {}: build it with `cargo build --release -p registry-host` \
@@ -50,11 +65,104 @@ pub fn registry_host_bin() -> std::path::PathBuf {
     path
 }
 
-/// How long a server may take to print its listening line before the test fails.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Path of the composed `registry.wasm` under test (deployments `wasmtime`, `jco`).
+pub fn registry_wasm() -> PathBuf {
+    let path = std::env::var_os("REGISTRY_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_target_dir().join("release/registry.wasm"));
+    assert!(
+        path.exists(),
+        "no registry.wasm at {}: build it with `cargo build --release -p registry-wasm` \
+         (or run scripts/test.sh), or set REGISTRY_WASM",
+        path.display()
+    );
+    path
+}
 
-/// The line prefix the server prints once it accepts connections (style rule 9).
-const LISTENING_PREFIX: &str = "registry-host listening on http://";
+/// `$var` if set, else `default` (looked up on the `PATH` when spawned).
+fn tool(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+/// Which runtime serves the registry under test: `REGISTRY_TEST_DEPLOYMENT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deployment {
+    /// `registry-host`: our native host (wasmtime embedded, storage on the filesystem).
+    Host,
+    /// `wasmtime serve` running the composed `registry.wasm` (storage-fs on
+    /// wasi:filesystem).
+    Wasmtime,
+    /// `jco serve` running the composed `registry.wasm` on Node.js with the preview2
+    /// shims.
+    Jco,
+}
+
+impl Deployment {
+    /// The deployment this run tests: `REGISTRY_TEST_DEPLOYMENT` (`host`, `wasmtime`
+    /// or `jco`), `host` when unset. Any other value fails the test.
+    pub fn current() -> Self {
+        match std::env::var("REGISTRY_TEST_DEPLOYMENT").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("") | Ok("host") => Self::Host,
+            Ok("wasmtime") => Self::Wasmtime,
+            Ok("jco") => Self::Jco,
+            other => {
+                panic!("REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `wasmtime` or `jco`")
+            }
+        }
+    }
+
+    /// The name `REGISTRY_TEST_DEPLOYMENT` spells it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Wasmtime => "wasmtime",
+            Self::Jco => "jco",
+        }
+    }
+
+    /// The prefix of the server's forwarded output lines.
+    fn log_prefix(self) -> &'static str {
+        match self {
+            Self::Host => "[registry-host]",
+            Self::Wasmtime => "[wasmtime]",
+            Self::Jco => "[jco]",
+        }
+    }
+
+    /// How long the server may take to report that it listens: wasmtime compiles
+    /// registry.wasm on a cold cache, jco transpiles it to JavaScript at every start.
+    fn startup_timeout(self) -> Duration {
+        match self {
+            Self::Host => Duration::from_secs(60),
+            Self::Wasmtime | Self::Jco => Duration::from_secs(120),
+        }
+    }
+}
+
+/// Whether a test about the `registry-host` binary itself (signals, flags, startup
+/// errors) applies to this run. When it does not (another deployment, or an external
+/// registry), prints why, so that the test's "ok" is not mistaken for a pass; the
+/// test script leaves such tests out by name (`--skip host::`) instead.
+pub fn host_binary_under_test(test: &str) -> bool {
+    if external_registry() {
+        eprintln!(
+            "{test}: NOT APPLICABLE against REGISTRY_TEST_URL: it tests the registry-host binary"
+        );
+        return false;
+    }
+    let deployment = Deployment::current();
+    if deployment != Deployment::Host {
+        eprintln!(
+            "{test}: NOT APPLICABLE to REGISTRY_TEST_DEPLOYMENT={}: it tests the registry-host \
+             binary (scripts/test.sh passes `--skip host::` for the other deployments)",
+            deployment.name()
+        );
+        return false;
+    }
+    true
+}
 
 /// Header every response of the registry carries, errors included.
 pub const API_VERSION_HEADER: &str = "Docker-Distribution-Api-Version";
@@ -78,24 +186,29 @@ pub mod media {
         application/vnd.docker.distribution.manifest.list.v2+json";
 }
 
-/// A running registry under test. Dropping it kills the server process.
+/// A running registry under test. Dropping it kills the server process and its
+/// children (jco runs the server in a child `node`), see [`kill_tree`].
 pub struct RegistryServer {
     /// `None` when the suite runs against an external registry (`REGISTRY_TEST_URL`).
     child: Option<Child>,
-    /// Forwards the server's stderr to the test's stderr until the process ends.
-    forwarder: Option<JoinHandle<()>>,
+    /// Forward the server's stderr and stdout to the test's stderr until the process
+    /// ends.
+    forwarders: Vec<JoinHandle<()>>,
     /// `http://IP:PORT`, without a trailing slash.
     base_url: String,
     /// `IP:PORT`, the registry host as image references spell it.
     host_port: String,
     client: reqwest::Client,
-    /// Keeps the data directory alive as long as the server; removed on drop.
-    _data_dir: Option<TempDir>,
+    /// The server's data directory, inside `_scratch`.
+    data_dir: Option<PathBuf>,
+    /// Keeps the data directory (and jco's transpiled code) alive as long as the
+    /// server; removed on drop.
+    _scratch: Option<TempDir>,
 }
 
 impl RegistryServer {
-    /// Starts `registry-host` on `127.0.0.1:0` with a fresh temporary data directory
-    /// and waits (at most 60 s) for its listening line.
+    /// Starts the registry of this run's [`Deployment`] on `127.0.0.1` (an ephemeral
+    /// port) with a fresh temporary data directory and waits for it to listen.
     ///
     /// Blocks the calling thread while the server starts, which is harmless here: no
     /// other request of the test is in flight yet.
@@ -103,11 +216,15 @@ impl RegistryServer {
         Self::start_with_args(&[])
     }
 
-    /// Like [`RegistryServer::start`], with `extra` host flags (such as
-    /// `--disable-delete`) after the listen address and data directory. Against an
-    /// external registry (`REGISTRY_TEST_URL`) the flags cannot apply: tests that
-    /// need them check [`external_registry`] first.
+    /// Like [`RegistryServer::start`], with `extra` `registry-host` flags (such as
+    /// `--disable-delete`) after the listen address and data directory. For the
+    /// deployments of registry.wasm the flags become what the component reads
+    /// (`--disable-delete`: `REGISTRY_DELETE_ENABLED=false`); a flag without such an
+    /// equivalent fails the test. Against an external registry (`REGISTRY_TEST_URL`)
+    /// the flags cannot apply: tests that need them check [`external_registry`]
+    /// first.
     pub fn start_with_args(extra: &[&str]) -> Self {
+        let deployment = Deployment::current();
         if let Ok(url) = std::env::var("REGISTRY_TEST_URL") {
             let base_url = url.trim_end_matches('/').to_string();
             let host_port = base_url
@@ -116,33 +233,60 @@ impl RegistryServer {
                 .unwrap_or_else(|| base_url.clone());
             return Self {
                 child: None,
-                forwarder: None,
+                forwarders: Vec::new(),
                 base_url,
                 host_port,
                 client: http_client(),
-                _data_dir: None,
+                data_dir: None,
+                _scratch: None,
             };
         }
 
-        let data_dir = tempfile::Builder::new()
-            .prefix("registry-e2e-data.")
+        let scratch = tempfile::Builder::new()
+            .prefix("registry-e2e.")
             .tempdir()
-            .expect("create a temporary data directory");
-        let mut command = Command::new(registry_host_bin());
-        command
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(extra);
-        let (child, forwarder, addr) = spawn_and_wait_for_listening(command);
+            .expect("create a temporary directory");
+        let data_dir = scratch.path().join("data");
+        std::fs::create_dir(&data_dir).expect("create the data directory");
+
+        let (child, forwarders, addr) = match deployment {
+            Deployment::Host => {
+                let mut command = Command::new(registry_host_bin());
+                command
+                    .arg("--listen")
+                    .arg("127.0.0.1:0")
+                    .arg("--data-dir")
+                    .arg(&data_dir)
+                    .args(extra);
+                spawn_and_wait_for_listening(deployment, command)
+                    .unwrap_or_else(|failure| failure.panic(deployment))
+            }
+            Deployment::Wasmtime => {
+                let mut command = Command::new(tool("WASMTIME_BIN", "wasmtime"));
+                command
+                    .arg("serve")
+                    // wasi:cli (environment, stdio, exit) next to wasi:http.
+                    .args(["-S", "cli"])
+                    .arg("--dir")
+                    .arg(format!("{}::/data", data_dir.display()))
+                    .args(["--addr", "127.0.0.1:0"]);
+                for (name, value) in component_env(deployment, extra) {
+                    command.arg("--env").arg(format!("{name}={value}"));
+                }
+                command.arg(registry_wasm());
+                spawn_and_wait_for_listening(deployment, command)
+                    .unwrap_or_else(|failure| failure.panic(deployment))
+            }
+            Deployment::Jco => start_jco(scratch.path(), &data_dir, extra),
+        };
         Self {
             child: Some(child),
-            forwarder: Some(forwarder),
+            forwarders,
             base_url: format!("http://{addr}"),
             host_port: addr,
             client: http_client(),
-            _data_dir: Some(data_dir),
+            data_dir: Some(data_dir),
+            _scratch: Some(scratch),
         }
     }
 
@@ -173,8 +317,8 @@ impl RegistryServer {
     }
 
     /// The server's data directory; `None` against an external registry.
-    pub fn data_dir(&self) -> Option<&std::path::Path> {
-        self._data_dir.as_ref().map(|d| d.path())
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     /// An HTTP client that never goes through a proxy.
@@ -190,7 +334,7 @@ impl RegistryServer {
         let status = wait_with_timeout(child, timeout);
         if status.is_some() {
             self.child = None;
-            if let Some(forwarder) = self.forwarder.take() {
+            for forwarder in self.forwarders.drain(..) {
                 let _ = forwarder.join();
             }
         }
@@ -376,10 +520,9 @@ impl RegistryServer {
     /// Kills the server now (as `Drop` would) and waits for its output to drain.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_tree(&mut child);
         }
-        if let Some(forwarder) = self.forwarder.take() {
+        for forwarder in self.forwarders.drain(..) {
             let _ = forwarder.join();
         }
     }
@@ -391,70 +534,253 @@ impl Drop for RegistryServer {
     }
 }
 
-/// Spawns `command` with stderr piped and waits for the listening line. Returns the
-/// child, the thread that keeps forwarding its stderr, and the bound `IP:PORT`.
+/// The environment of registry.wasm for `extra` registry-host flags: the component
+/// reads `REGISTRY_DELETE_ENABLED` (`false` answers DELETE with 405, as
+/// `--disable-delete` does). Always set, so that nothing leaks in from the test's own
+/// environment (jco hands the component the whole environment of `node`).
+fn component_env(deployment: Deployment, extra: &[&str]) -> Vec<(&'static str, String)> {
+    let mut delete_enabled = true;
+    for flag in extra {
+        match *flag {
+            "--disable-delete" => delete_enabled = false,
+            other => panic!(
+                "registry-host flag {other:?} has no equivalent for registry.wasm \
+                 (REGISTRY_TEST_DEPLOYMENT={})",
+                deployment.name()
+            ),
+        }
+    }
+    vec![("REGISTRY_DELETE_ENABLED", delete_enabled.to_string())]
+}
+
+/// Starts `jco serve` on a free port of 127.0.0.1, transpiling into `scratch/jco`
+/// (inside the test's temporary directory, so nothing is left behind) and
+/// preopening `data_dir` as `/data` with registry-wasm/jco-preopen.mjs.
 ///
-/// Panics with everything the process printed if it exits or stays silent for 60 s.
-pub fn spawn_and_wait_for_listening(mut command: Command) -> (Child, JoinHandle<()>, String) {
+/// jco prints the port it was given, not the one it bound (`--port 0` prints 0), so
+/// the port is chosen here: one the kernel just handed out and that is free again.
+/// Another process may take it before jco binds it; jco then exits with
+/// `EADDRINUSE`, and another port is tried.
+fn start_jco(
+    scratch: &Path,
+    data_dir: &Path,
+    extra: &[&str],
+) -> (Child, Vec<JoinHandle<()>>, String) {
+    const ATTEMPTS: usize = 5;
+    let deployment = Deployment::Jco;
+    let env = component_env(deployment, extra);
+    let preopen = repo_root().join("registry-wasm/jco-preopen.mjs");
+    let wasm = registry_wasm();
+    for attempt in 1..=ATTEMPTS {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("find a free port")
+            .port();
+        let mut command = Command::new(tool("JCO_BIN", "jco"));
+        command
+            .arg("serve")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--jco-dir")
+            .arg(scratch.join("jco"))
+            .arg("--jco-import")
+            .arg(&preopen)
+            .arg(&wasm)
+            .env("REGISTRY_DATA_DIR", data_dir);
+        for (name, value) in &env {
+            command.env(name, value);
+        }
+        match spawn_and_wait_for_listening(deployment, command) {
+            Ok(started) => return started,
+            Err(failure)
+                if attempt < ATTEMPTS
+                    && failure.output.iter().any(|l| l.contains("EADDRINUSE")) =>
+            {
+                eprintln!("[jco] port {port} was taken before jco bound it: trying another");
+            }
+            Err(failure) => failure.panic(deployment),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+/// A server that did not come up: what happened, and everything it printed.
+pub struct StartFailure {
+    what: String,
+    output: Vec<String>,
+}
+
+impl StartFailure {
+    fn panic(self, deployment: Deployment) -> ! {
+        panic!(
+            "{} (REGISTRY_TEST_DEPLOYMENT={}); its output:\n{}",
+            self.what,
+            deployment.name(),
+            self.output.join("\n")
+        )
+    }
+}
+
+/// The `IP:PORT` in `line` if it is the line with which `deployment` reports that it
+/// accepts connections:
+///
+/// - registry-host: `registry-host listening on http://127.0.0.1:PORT/`
+/// - wasmtime serve: `Serving HTTP on http://127.0.0.1:PORT/`
+/// - jco serve: `Server listening @ 127.0.0.1:PORT...`
+fn listening_addr(deployment: Deployment, line: &str) -> Option<String> {
+    let line = line.trim();
+    let addr = match deployment {
+        Deployment::Host => line
+            .strip_prefix("registry-host listening on http://")?
+            .trim_end_matches('/'),
+        Deployment::Wasmtime => line
+            .strip_prefix("Serving HTTP on http://")?
+            .trim_end_matches('/'),
+        Deployment::Jco => line
+            .strip_prefix("Server listening @ ")?
+            .trim_end_matches('.'),
+    };
+    assert!(
+        addr.parse::<std::net::SocketAddr>().is_ok(),
+        "cannot parse the address in {line:?}"
+    );
+    Some(addr.to_string())
+}
+
+/// Spawns `command` (a server of `deployment`) with its output piped and waits for
+/// its listening line. Returns the child, the threads that keep forwarding its output
+/// (each line prefixed `[registry-host]`, `[wasmtime]` or `[jco]`), and the bound
+/// `IP:PORT`.
+///
+/// Fails with everything the process printed if it exits first or stays silent for
+/// the deployment's startup timeout (the process is then killed).
+pub fn spawn_and_wait_for_listening(
+    deployment: Deployment,
+    mut command: Command,
+) -> Result<(Child, Vec<JoinHandle<()>>, String), StartFailure> {
     command
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", registry_host_bin().display()));
-    let stderr = child.stderr.take().expect("piped stderr");
+    let program = command.get_program().to_owned();
+    let mut child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "spawn {} (REGISTRY_TEST_DEPLOYMENT={}): {e}",
+            program.to_string_lossy(),
+            deployment.name()
+        )
+    });
     let (tx, rx) = mpsc::channel::<String>();
-    // A plain thread rather than a task: it must outlive nothing but the process, and
+    // Plain threads rather than tasks: they must outlive nothing but the process, and
     // std threads inherit the test's output capture, so the forwarded lines show up
     // in the report of the test that started this server when it fails.
-    let forwarder = std::thread::spawn(move || {
+    let forwarders = vec![
+        forward_lines(
+            deployment,
+            child.stderr.take().expect("piped stderr"),
+            tx.clone(),
+        ),
+        forward_lines(deployment, child.stdout.take().expect("piped stdout"), tx),
+    ];
+
+    let timeout = deployment.startup_timeout();
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(addr) = listening_addr(deployment, &line) {
+                    return Ok((child, forwarders, addr));
+                }
+                seen.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Both pipes closed: the process (and, for jco, its child) is gone.
+                let status = child.wait().ok();
+                kill_tree(&mut child);
+                for forwarder in forwarders {
+                    let _ = forwarder.join();
+                }
+                return Err(StartFailure {
+                    what: format!(
+                        "{} exited ({status:?}) before listening",
+                        program.to_string_lossy()
+                    ),
+                    output: seen,
+                });
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                kill_tree(&mut child);
+                for forwarder in forwarders {
+                    let _ = forwarder.join();
+                }
+                return Err(StartFailure {
+                    what: format!(
+                        "{} printed no listening line within {timeout:?}",
+                        program.to_string_lossy()
+                    ),
+                    output: seen,
+                });
+            }
+        }
+    }
+}
+
+/// Forwards each line of `pipe` to the test's stderr, prefixed for `deployment`, and
+/// sends it to `tx` as long as someone listens.
+fn forward_lines(
+    deployment: Deployment,
+    pipe: impl Read + Send + 'static,
+    tx: mpsc::Sender<String>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
         let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
+        for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
-            eprintln!("[registry-host] {line}");
+            eprintln!("{} {line}", deployment.log_prefix());
             if let Some(sender) = &tx {
                 if sender.send(line).is_err() {
                     tx = None;
                 }
             }
         }
-    });
+    })
+}
 
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(rest) = line.trim().strip_prefix(LISTENING_PREFIX) {
-                    let addr = rest.trim_end_matches('/').to_string();
-                    assert!(
-                        addr.parse::<std::net::SocketAddr>().is_ok(),
-                        "cannot parse the address in {line:?}"
-                    );
-                    return (child, forwarder, addr);
-                }
-                seen.push(line);
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = child.wait().ok();
-                let _ = forwarder.join();
-                panic!(
-                    "registry-host exited ({status:?}) before listening; its stderr:\n{}",
-                    seen.join("\n")
-                );
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = forwarder.join();
-                panic!(
-                    "registry-host printed no {LISTENING_PREFIX:?} line within {STARTUP_TIMEOUT:?}; \
-                     its stderr:\n{}",
-                    seen.join("\n")
-                );
-            }
+/// Kills `child` and every process below it (SIGKILL), then reaps it. `jco serve`
+/// runs the server in a child `node` that would outlive jco (and keep the output
+/// pipes open) if only jco were killed. The children are found in
+/// `/proc/PID/task/TID/children` and killed first, before they can be reparented.
+/// They share the test's process group, so an interrupted test run (Ctrl-C) still
+/// stops them all.
+pub fn kill_tree(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let mut pids = Vec::new();
+        descendants(child.id(), &mut pids);
+        // Deepest first; a process that has already gone is no error.
+        for pid in pids.iter().rev() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Appends the descendants of `pid` to `out`, parents before their children.
+fn descendants(pid: u32, out: &mut Vec<u32>) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            out.push(child);
+            descendants(child, out);
         }
     }
 }
