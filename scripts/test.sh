@@ -373,8 +373,19 @@ if testing jco; then
     echo "jco:    $("$JCO_BIN" --version) ($JCO_BIN) on node $(node --version)"
 fi
 
+# Every cargo test's output also goes to this log, to count the tests at the end.
+count_log=$(mktemp)
+counted() {
+    "$@" 2>&1 | tee -a "$count_log"
+}
+# "N passed, M failed" over every `test result:` line so far.
+totals() {
+    grep -oE '^test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$count_log" |
+        awk '{ passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }'
+}
+
 section "Unit tests: cargo test --release"
-cargo test --release
+counted cargo test --release
 
 # ---------------------------------------------------------------------------------
 # tests/ is its own workspace: its client crates must not change the features the
@@ -418,7 +429,7 @@ for deployment in "${deployments[@]}"; do
         [[ "$arg" == --skip ]] || left_out+="${left_out:+, }$arg"
     done
     started=$SECONDS
-    if REGISTRY_TEST_DEPLOYMENT="$deployment" cargo test --release --manifest-path tests/Cargo.toml "${args[@]}"; then
+    if counted env REGISTRY_TEST_DEPLOYMENT="$deployment" cargo test --release --manifest-path tests/Cargo.toml "${args[@]}"; then
         results+=("$deployment: passed in $((SECONDS - started)) s${left_out:+ (left out: $left_out)}")
     else
         results+=("$deployment: FAILED after $((SECONDS - started)) s")
@@ -428,6 +439,9 @@ done
 
 section "Results"
 printf '%s\n' "${results[@]}"
-((!failed)) || die "end-to-end tests failed (see above)"
+total=$(totals)
+rm -f "$count_log"
+((!failed)) || { echo "total: $total"; die "end-to-end tests failed (see above)"; }
 
 section "All tests passed"
+echo "total: $total"
