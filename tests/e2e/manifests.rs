@@ -35,23 +35,7 @@ async fn assert_manifest(
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "GET {url}");
-    assert_api_version(resp.headers());
-    assert_eq!(
-        header(&resp, CONTENT_TYPE.as_str()),
-        media_type,
-        "Content-Type of {url}"
-    );
-    assert_eq!(
-        header(&resp, "Docker-Content-Digest"),
-        digest,
-        "digest of {url}"
-    );
-    assert_eq!(
-        content_length(resp.headers()),
-        body.len() as u64,
-        "length of {url}"
-    );
+    assert_manifest_headers(&resp, &format!("GET {url}"), media_type, &digest, body.len());
     let got = resp.bytes().await.unwrap();
     assert!(
         got[..] == body[..],
@@ -67,23 +51,16 @@ async fn assert_manifest(
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "HEAD {url}");
+    assert_manifest_headers(&resp, &format!("HEAD {url}"), media_type, &digest, body.len());
+}
+
+/// The status and headers that a GET and a HEAD of a stored manifest share.
+fn assert_manifest_headers(resp: &reqwest::Response, what: &str, media_type: &str, digest: &str, len: usize) {
+    assert_eq!(resp.status(), StatusCode::OK, "{what}");
     assert_api_version(resp.headers());
-    assert_eq!(
-        header(&resp, CONTENT_TYPE.as_str()),
-        media_type,
-        "Content-Type of HEAD {url}"
-    );
-    assert_eq!(
-        header(&resp, "Docker-Content-Digest"),
-        digest,
-        "digest of HEAD {url}"
-    );
-    assert_eq!(
-        content_length(resp.headers()),
-        body.len() as u64,
-        "length of HEAD {url}"
-    );
+    assert_eq!(header(resp, CONTENT_TYPE.as_str()), media_type, "Content-Type of {what}");
+    assert_eq!(header(resp, "Docker-Content-Digest"), digest, "digest of {what}");
+    assert_eq!(content_length(resp.headers()), len as u64, "length of {what}");
 }
 
 /// PUTs `body` by tag, checks the 201 and its headers, then reads it back by tag,
