@@ -86,6 +86,10 @@ impl blobs::HostUpload for HostState {
     }
 
     async fn resume(&mut self, id: String) -> WitResult<Resource<HostUpload>> {
+        // Known to this process (the usual case): no file to read, no hop.
+        if let Some(upload) = self.storage.blobs.resume_cached(&id) {
+            return Ok(Ok(self.table.push(upload)?));
+        }
         match self.blocking(move |s, _| s.blobs.resume(&id)).await? {
             Ok(upload) => Ok(Ok(self.table.push(upload)?)),
             Err(e) => Ok(Err(e)),
@@ -138,6 +142,12 @@ impl kv::Host for HostState {
     }
 
     async fn set_if(&mut self, key: String, value: Vec<u8>, expected: Option<u64>) -> WitResult<u64> {
+        // "Create if absent" of a key that exists, answered from the cache.
+        match self.storage.kv.cached_conflict(&key, expected) {
+            Ok(true) => return Ok(Err(types::Error::Conflict)),
+            Ok(false) => {}
+            Err(e) => return wit(Err(e)),
+        }
         self.blocking(move |s, dirty| s.kv.set_if(&key, &value, expected, dirty)).await
     }
 

@@ -143,6 +143,11 @@ impl BlobStore {
         Ok(HostUpload { shared })
     }
 
+    /// The upload `id` if this process holds its state: no I/O.
+    pub fn resume_cached(&self, id: &str) -> Option<HostUpload> {
+        self.uploads_map().get(id).map(|shared| HostUpload { shared: shared.clone() })
+    }
+
     /// Reopens an upload by id, rebuilding its hash state from disk when
     /// this process has none (after a restart). May read the whole file.
     pub fn resume(&self, id: &str) -> StorageResult<HostUpload> {

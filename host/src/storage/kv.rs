@@ -75,6 +75,16 @@ impl KvStore {
         Ok(entry)
     }
 
+    /// Whether the cache already shows that `set_if(key, _, expected)` must
+    /// fail: a cached version other than `expected`. Costs no I/O, so the
+    /// common "create if absent" of a key that exists needs no thread hop.
+    /// `false` means "not known", not "would succeed".
+    pub fn cached_conflict(&self, key: &str, expected: Option<u64>) -> StorageResult<bool> {
+        self.path_of(key)?;
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        Ok(cache.get(key).is_some_and(|cached| cached.as_ref().map(|e| e.version) != expected))
+    }
+
     fn remember(&self, key: &str, entry: Option<Entry>) {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_ENTRIES && !cache.contains_key(key) {
@@ -319,6 +329,23 @@ mod tests {
         assert_eq!(kv.set_if("k", b"2", Some(7), &mut DirtyDirs::default()), Err(StorageError::Conflict));
         assert_eq!(kv.set_if("k", b"2", Some(1), &mut DirtyDirs::default()).unwrap(), 2);
         assert_eq!(kv.get("k").unwrap().unwrap().value, b"2");
+    }
+
+    #[test]
+    fn cached_conflicts_only_from_what_the_cache_knows() {
+        let (_d, kv) = store();
+        // Nothing cached yet: not known either way.
+        assert!(!kv.cached_conflict("c", None).unwrap());
+        assert_eq!(kv.set_if("c", b"", None, &mut DirtyDirs::default()).unwrap(), 1);
+        assert!(kv.cached_conflict("c", None).unwrap());
+        assert!(kv.cached_conflict("c", Some(2)).unwrap());
+        assert!(!kv.cached_conflict("c", Some(1)).unwrap());
+        assert!(kv.delete("c", &mut DirtyDirs::default()).unwrap());
+        // Known absent: only "expected present" conflicts.
+        assert_eq!(kv.get("c").unwrap(), None);
+        assert!(!kv.cached_conflict("c", None).unwrap());
+        assert!(kv.cached_conflict("c", Some(1)).unwrap());
+        assert!(matches!(kv.cached_conflict("../c", None), Err(StorageError::Invalid(_))));
     }
 
     #[test]
