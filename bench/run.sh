@@ -11,7 +11,7 @@
 #   BENCH_BIG_MIB      big blob, MiB (default 1024): monolithic, chunked, pull
 #   BENCH_MEDIUM_MIB   second blob for the memory comparison (default 256)
 #   BENCH_REPEAT       runs of each big-blob phase, median reported (default 3)
-#   BENCH_PUSH_SECS    seconds per small-push measurement (default 5)
+#   BENCH_PUSH_SECS    seconds per small-push measurement and server (default 10)
 #   BENCH_LOAD_SECS    seconds per GET load measurement (default 10)
 #   BENCH_LOAD_TOOL    auto (wrk if installed), wrk, builtin (default auto)
 #   CARGO_TARGET_DIR   honoured; results and server logs of the last run stay
@@ -23,7 +23,7 @@ OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 BIG_MIB=${BENCH_BIG_MIB:-1024}
 MEDIUM_MIB=${BENCH_MEDIUM_MIB:-256}
 REPEAT=${BENCH_REPEAT:-3}
-PUSH_SECS=${BENCH_PUSH_SECS:-5}
+PUSH_SECS=${BENCH_PUSH_SECS:-10}
 LOAD_SECS=${BENCH_LOAD_SECS:-10}
 LOAD_TOOL=${BENCH_LOAD_TOOL:-auto}
 
@@ -178,6 +178,19 @@ run_group() {
         | tee -a "$RESULTS/$name.jsonl"
 }
 
+# The small pushes wait for disk flushes, whose latency here swings several
+# times over within seconds: both servers are measured in one run, in
+# alternating slices, and each line goes to its server's results.
+run_small_pushes() {
+    say "ours + reference, alternating: small"
+    "$BENCH_BIN" run --url "$URL_OURS" --pid "$OURS_PID" --server ours --only small \
+        --peer-url "$URL_REF" --peer-pid "$REF_PID" --peer-server reference \
+        --push-secs "$PUSH_SECS" >"$RESULTS/small.jsonl"
+    cat "$RESULTS/small.jsonl"
+    grep '"server":"ours"' "$RESULTS/small.jsonl" >>"$RESULTS/ours.jsonl"
+    grep '"server":"reference"' "$RESULTS/small.jsonl" >>"$RESULTS/reference.jsonl"
+}
+
 prewarm_page_cache
 start_server ours "$URL_OURS" startup_cold_ms "${OURS_CMD[@]}"
 stop_server
@@ -191,6 +204,10 @@ REF_PID=$SERVER_PID
 run_group ours "$URL_OURS" "$OURS_PID" idle
 run_group reference "$URL_REF" "$REF_PID" idle
 for group in big small load; do
+    if [[ $group == small ]]; then
+        run_small_pushes
+        continue
+    fi
     [[ $group == big ]] && prewarm_page_cache
     run_group ours "$URL_OURS" "$OURS_PID" "$group"
     [[ $group == big ]] && prewarm_page_cache

@@ -71,6 +71,17 @@ enum Command {
         /// big, small, load, end (RSS at the end). Default: all, in that order.
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<String>>,
+        /// A second registry for the small pushes, measured slice by slice
+        /// alternating with this one: its URL (with --peer-pid, --peer-server).
+        #[arg(long, requires_all = ["peer_pid", "peer_server"])]
+        peer_url: Option<String>,
+        #[arg(long)]
+        peer_pid: Option<u32>,
+        #[arg(long)]
+        peer_server: Option<String>,
+        /// Slices per small-push measurement when there is a peer.
+        #[arg(long, default_value_t = 10)]
+        slices: usize,
     },
     /// Wait until the registry answers GET /v2/; print the start-up time.
     Wait {
@@ -137,8 +148,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             load_tool,
             repeat,
             only,
+            peer_url,
+            peer_pid,
+            peer_server,
+            slices,
         } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;
+            let peer = match (peer_url, peer_pid, peer_server) {
+                (Some(url), Some(pid), Some(server)) => Some(workloads::Peer {
+                    server,
+                    pid,
+                    target: client::Target::parse(&url).await?,
+                }),
+                _ => None,
+            };
             let settings = workloads::Settings {
                 server,
                 pid,
@@ -153,6 +176,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tool: load::Tool::pick(&load_tool)?,
                 only,
                 repeat,
+                peer,
+                slices,
             };
             workloads::run(&target, &settings).await
         }),

@@ -39,6 +39,18 @@ pub struct Settings {
     pub only: Option<Vec<String>>,
     /// Repetitions of each big phase.
     pub repeat: usize,
+    /// A second registry measured in the same small-push runs, slice by
+    /// slice with this one (see `small_pushes`).
+    pub peer: Option<Peer>,
+    /// Slices each small-push measurement is cut into when there is a peer.
+    pub slices: usize,
+}
+
+/// The other registry of an interleaved measurement.
+pub struct Peer {
+    pub server: String,
+    pub pid: u32,
+    pub target: Target,
 }
 
 /// Prints one result line on stdout (progress goes to stderr).
@@ -330,12 +342,12 @@ async fn small_push_rate(
     size: u64,
     mode: SmallPush,
     workers: usize,
-    secs: u64,
+    duration: Duration,
     seed: u64,
-) -> anyhow::Result<Option<(f64, u64)>> {
+) -> anyhow::Result<Option<(u64, f64)>> {
     let count = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(secs);
+    let deadline = start + duration;
     let mut tasks = Vec::new();
     for w in 0..workers as u64 {
         let count = count.clone();
@@ -362,8 +374,111 @@ async fn small_push_rate(
     if !supported {
         return Ok(None);
     }
-    let n = count.load(Ordering::Relaxed);
-    Ok(Some((n as f64 / elapsed, n)))
+    Ok(Some((count.load(Ordering::Relaxed), elapsed)))
+}
+
+/// One registry's side of a small-push measurement.
+struct PushSide<'a> {
+    server: &'a str,
+    pid: u32,
+    target: &'a Target,
+    salt: u64,
+    pushes: u64,
+    secs: f64,
+    cpu: Option<f64>,
+    unsupported: bool,
+}
+
+/// The small-push workloads. With a peer, each measurement is cut into
+/// slices that alternate between the two registries (and alternate who
+/// goes first), so that both meet the same disk: its flush latency here
+/// swings by 5× within seconds with the host's other I/O, and a push is
+/// bound by flushes.
+async fn small_pushes(target: &Target, s: &Settings, salt: u64) -> anyhow::Result<()> {
+    let kib = s.small >> 10;
+    let side = |server, pid, target, salt| PushSide {
+        server,
+        pid,
+        target,
+        salt,
+        pushes: 0,
+        secs: 0.0,
+        cpu: Some(0.0),
+        unsupported: false,
+    };
+    let slices = if s.peer.is_some() { s.slices.max(1) } else { 1 };
+    let slice = Duration::from_secs_f64(s.push_secs as f64 / slices as f64);
+    for (mode, mode_name) in [(SmallPush::TwoRequests, ""), (SmallPush::Single, "single_")] {
+        for (workers, workers_name) in [(1, "seq"), (s.parallel, "par")] {
+            let metric = format!(
+                "push{kib}k_{mode_name}{workers_name}{}",
+                if workers > 1 { workers.to_string() } else { String::new() }
+            );
+            let mut sides = vec![side(s.server.as_str(), s.pid, target, salt)];
+            if let Some(peer) = &s.peer {
+                sides.push(side(peer.server.as_str(), peer.pid, &peer.target, salt ^ 0x9e37_79b9_7f4a_7c15));
+            }
+            eprintln!(
+                "[{}] {kib} KiB pushes, {mode_name}{workers_name}, {workers} connection(s), {} s in {slices} slice(s)",
+                sides.iter().map(|side| side.server).collect::<Vec<_>>().join(" + "),
+                s.push_secs
+            );
+            for n in 0..slices {
+                let mut order: Vec<usize> = (0..sides.len()).collect();
+                if n % 2 == 1 {
+                    order.reverse();
+                }
+                for i in order {
+                    let side = &mut sides[i];
+                    if side.unsupported {
+                        continue;
+                    }
+                    let seed = side.salt
+                        ^ (0x5000 + workers as u64)
+                        ^ ((n as u64) << 48)
+                        ^ if mode == SmallPush::Single { 0x7000_0000 } else { 0 };
+                    let cpu_before = rss::cpu_seconds(side.pid);
+                    match small_push_rate(side.target, "bench/small", s.small, mode, workers, slice, seed).await? {
+                        Some((pushes, secs)) => {
+                            side.pushes += pushes;
+                            side.secs += secs;
+                            side.cpu = side.cpu.zip(cpu_used(side.pid, cpu_before)).map(|(a, b)| a + b);
+                        }
+                        None => side.unsupported = true,
+                    }
+                }
+            }
+            for side in &sides {
+                if side.unsupported {
+                    emit(
+                        side.server,
+                        &metric,
+                        None,
+                        "pushes/s",
+                        json!({ "note": "unsupported: POST ?digest= answered 202 (a session)" }),
+                    );
+                    continue;
+                }
+                emit(
+                    side.server,
+                    &metric,
+                    Some(round(side.pushes as f64 / side.secs, 1)),
+                    "pushes/s",
+                    json!({ "pushes": side.pushes, "connections": workers, "slices": slices }),
+                );
+                if let (Some(cpu), true) = (side.cpu, side.pushes > 0) {
+                    emit(
+                        side.server,
+                        &format!("cpu_per_req_{metric}"),
+                        Some(round(cpu * 1e6 / side.pushes as f64, 0)),
+                        "CPU µs/push",
+                        json!({}),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Pushes a config and a layer and an OCI manifest naming them, tagged
@@ -556,66 +671,7 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
     }
 
     if wanted("small") {
-        let kib = s.small >> 10;
-        for (mode, mode_name) in [(SmallPush::TwoRequests, ""), (SmallPush::Single, "single_")] {
-            for (workers, workers_name) in [(1, "seq"), (s.parallel, "par")] {
-                eprintln!("[{server}] {kib} KiB pushes, {mode_name}{workers_name}, {} connection(s), {} s", workers, s.push_secs);
-                let seed = salt
-                    ^ (0x5000 + workers as u64)
-                    ^ if mode == SmallPush::Single {
-                        0x7000_0000
-                    } else {
-                        0
-                    };
-                let metric = format!(
-                    "push{kib}k_{mode_name}{workers_name}{}",
-                    if workers > 1 {
-                        workers.to_string()
-                    } else {
-                        String::new()
-                    }
-                );
-                let cpu_before = rss::cpu_seconds(s.pid);
-                let result = small_push_rate(
-                    target,
-                    "bench/small",
-                    s.small,
-                    mode,
-                    workers,
-                    s.push_secs,
-                    seed,
-                )
-                .await?;
-                let cpu = cpu_used(s.pid, cpu_before);
-                match result {
-                    Some((rate, n)) => {
-                        emit(
-                            server,
-                            &metric,
-                            Some(round(rate, 1)),
-                            "pushes/s",
-                            json!({ "pushes": n, "connections": workers }),
-                        );
-                        if let (Some(cpu), true) = (cpu, n > 0) {
-                            emit(
-                                server,
-                                &format!("cpu_per_req_{metric}"),
-                                Some(round(cpu * 1e6 / n as f64, 0)),
-                                "CPU µs/push",
-                                json!({}),
-                            );
-                        }
-                    }
-                    None => emit(
-                        server,
-                        &metric,
-                        None,
-                        "pushes/s",
-                        json!({ "note": "unsupported: POST ?digest= answered 202 (a session)" }),
-                    ),
-                }
-            }
-        }
+        small_pushes(target, s, salt).await?;
     }
 
     if wanted("load") {
