@@ -419,7 +419,10 @@ pub fn write(
 const METHOD: &str = "## How it is measured\n\n\
 - Both servers stay up; the workload groups (big blobs, small pushes, GET loads) run against ours \
 and then against the reference, group by group, so that both meet the same background load of this \
-shared machine; only one server is under load at a time.\n\
+shared machine; only one server is under load at a time. The small pushes go further: each of their \
+measurements is cut into 1-second slices that alternate between the two servers (and alternate which \
+goes first), because they wait for disk flushes, and a flush here takes 0.1 ms one moment and 1 ms a \
+few seconds later (a 4 KiB overwrite + `fdatasync` probed every 2 s), with the host's other I/O.\n\
 - Big-blob phases run several times each (median in the table, every run listed below it); \
 before each server's big-blob group the driver writes and deletes as much data as that server will be sent, because \
 this machine (a microVM) backs guest memory lazily and the first write into never-used page-cache \
@@ -430,7 +433,7 @@ whichever server ran first would pay for that.\n\
 1 MiB blocks), never held whole in memory; its sha256 is computed before the timed phase. The pull \
 hashes the bytes as they arrive and fails on a mismatch. `sync` runs between the big phases (untimed).\n\
 - Small pushes: distinct blobs, each a standard two-request upload (POST, then PUT ?digest= with the \
-body), on 1 and on 8 keep-alive connections for a fixed time; the single-request POST ?digest= upload \
+body), on 1 and on 8 keep-alive connections for a fixed time per server; the single-request POST ?digest= upload \
 is measured separately where the registry supports it (n/a where it answers with a session).\n\
 - GET load: `wrk` (2 threads, 16 keep-alive connections; the built-in loop when wrk is missing), \
 after pushing a 4 KiB layer, a config and an OCI manifest tagged `latest`; the manifest GET sends \
