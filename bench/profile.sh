@@ -43,7 +43,7 @@ callgraph=()
 perf record -e cpu-clock -F 999 "${callgraph[@]}" -p "$SERVER_PID" -o "$OUTDIR/perf.data" >/dev/null 2>&1 &
 PERF_PID=$!
 sleep 0.3
-"$BENCH_BIN" run --url "$URL" --pid "$SERVER_PID" --server ours --only "$GROUP" --repeat 1 \
+"$BENCH_BIN" run --url "$URL" --pid "$SERVER_PID" --server ours --only "$GROUP" --repeat 1 --load-secs ${BENCH_LOAD_SECS:-10} \
     | tee "$OUTDIR/results.jsonl"
 kill -INT "$PERF_PID"
 wait "$PERF_PID" || true

@@ -75,6 +75,12 @@ fn describe(metric: &str, extra: &Value) -> (String, Better) {
             Better::Lower,
         );
     }
+    if let Some(rest) = metric.strip_prefix("client_cpu_") {
+        return (
+            format!("benchmark client CPU time: {}", describe(rest, extra).0),
+            Better::Lower,
+        );
+    }
     if let Some(rest) = metric.strip_prefix("cpu_") {
         return (
             format!("server CPU time: {}", describe(rest, extra).0),

@@ -113,6 +113,8 @@ struct Phase {
     peak_mib: f64,
     method: &'static str,
     cpu_s: Vec<f64>,
+    /// CPU time of this benchmark process (the client), where recorded.
+    client_cpu_s: Vec<f64>,
 }
 
 fn median(values: &[f64]) -> Option<f64> {
@@ -157,6 +159,9 @@ impl Phase {
             cpu_s: median(&self.cpu_s),
         };
         phase_costs(server, phase, &stats);
+        if let Some(cpu) = median(&self.client_cpu_s) {
+            emit(server, &format!("client_cpu_{phase}"), Some(round(cpu, 2)), "CPU s", json!({}));
+        }
     }
 }
 
@@ -639,8 +644,14 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
             sync_disks();
             eprintln!("[{server}] pull of {} MiB ({run})", s.big >> 20);
             let sampler = Sampler::start(s.pid);
+            let client_before = rss::cpu_seconds(std::process::id());
             let elapsed = pull(&mut client, "bench/big", mono_blob, &d[0]).await?;
             pulled.record(s.big, elapsed, sampler.stop());
+            // The pull's client hashes what it receives: its CPU shows how
+            // much of the two cores the server could have had.
+            if let Some(cpu) = cpu_used(std::process::id(), client_before) {
+                pulled.client_cpu_s.push(cpu);
+            }
 
             sync_disks();
             eprintln!(

@@ -120,7 +120,7 @@ pub fn create_empty(dest: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
 }
 
 /// `create_dir_all`, noting the parent of each directory it created.
-fn create_dirs(dir: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
+pub fn create_dirs(dir: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
     let mut missing = VecDeque::new();
     let mut cursor = Some(dir);
     while let Some(d) = cursor {

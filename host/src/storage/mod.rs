@@ -74,10 +74,21 @@ impl Storage {
     /// it is writable and clearing temporary files a crash may have left.
     pub fn open(data_dir: &Path) -> std::io::Result<Arc<Storage>> {
         let tmp = data_dir.join("tmp");
-        for dir in ["blobs/sha256", "uploads", "kv", "tmp"] {
-            std::fs::create_dir_all(data_dir.join(dir))?;
-        }
+        std::fs::create_dir_all(data_dir)?;
         let lock = lock_data_dir(data_dir)?;
+        // The layout, with all 256 blob prefix directories made up front:
+        // otherwise the first pushes pay for creating and syncing them. What
+        // was created is synced now, so that no later rename into it is lost.
+        let mut created = fsutil::DirtyDirs::default();
+        for dir in ["uploads", "kv", "tmp"] {
+            fsutil::create_dirs(&data_dir.join(dir), &mut created)?;
+        }
+        for prefix in 0..=255u8 {
+            fsutil::create_dirs(&data_dir.join(format!("blobs/sha256/{prefix:02x}")), &mut created)?;
+        }
+        for dir in created.take() {
+            fsutil::sync_dir(&dir)?;
+        }
         for entry in std::fs::read_dir(&tmp)? {
             let _ = std::fs::remove_file(entry?.path());
         }
@@ -161,5 +172,31 @@ impl TestDir {
 impl Drop for TestDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_lays_out_every_blob_prefix_and_locks_the_directory() {
+        let dir = TestDir::new();
+        let data = dir.path().join("data");
+        let storage = Storage::open(&data).unwrap();
+        for prefix in ["00", "7f", "ff"] {
+            assert!(data.join("blobs/sha256").join(prefix).is_dir(), "{prefix}");
+        }
+        assert_eq!(std::fs::read_dir(data.join("blobs/sha256")).unwrap().count(), 256);
+        for sub in ["uploads", "kv", "tmp"] {
+            assert!(data.join(sub).is_dir(), "{sub}");
+        }
+        // A second host on the same directory is refused while this one runs.
+        let second = Storage::open(&data).err().expect("a second open must fail");
+        assert_eq!(second.kind(), std::io::ErrorKind::WouldBlock);
+        drop(storage);
+        // Reopening an existing layout works and changes nothing.
+        Storage::open(&data).unwrap();
+        assert_eq!(std::fs::read_dir(data.join("blobs/sha256")).unwrap().count(), 256);
     }
 }
