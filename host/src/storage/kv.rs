@@ -8,8 +8,9 @@
 //!
 //! A value file holds an 8-byte little-endian version followed by the value;
 //! an empty file is version 1 with an empty value, so that a first empty
-//! value (a link, a marker) is created in place by one exclusive create,
-//! with no data to flush and no rename.
+//! value (a link, a marker) is created in place by one exclusive hard link
+//! to a shared empty file (`shared_empty.rs`), with no data to flush, no
+//! rename and no new inode.
 //! Writes go to a temporary file that is fsynced and renamed into place; the
 //! directories they touch are returned in a `DirtyDirs` for the caller to
 //! sync before it reports the write as durable.
@@ -19,6 +20,7 @@
 //! from a bounded in-memory cache that each write updates under its lock.
 
 use super::fsutil::{self, DirtyDirs};
+use super::shared_empty::SharedEmpty;
 use super::{StorageError, StorageResult};
 use std::path::{Path, PathBuf};
 use std::collections::HashMap;
@@ -41,6 +43,8 @@ pub struct Entry {
 pub struct KvStore {
     root: PathBuf,
     tmp: PathBuf,
+    /// Where first empty values come from (hard links, see `shared_empty`).
+    empty: SharedEmpty,
     stripes: Vec<Mutex<()>>,
     /// Recently read or written entries (`None`: known absent).
     cache: RwLock<HashMap<String, Option<Entry>>>,
@@ -51,14 +55,16 @@ pub struct KvStore {
 const CACHE_ENTRIES: usize = 16 * 1024;
 
 impl KvStore {
-    /// A store rooted at `root`, using `tmp` (same filesystem) for temp files.
-    pub fn new(root: PathBuf, tmp: PathBuf) -> KvStore {
-        KvStore {
+    /// A store rooted at `root`, using `tmp` for temp files and `shared`
+    /// for the shared empty files (both on the same filesystem).
+    pub fn new(root: PathBuf, tmp: PathBuf, shared: PathBuf) -> std::io::Result<KvStore> {
+        Ok(KvStore {
             root,
             tmp,
+            empty: SharedEmpty::open(shared)?,
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             cache: RwLock::new(HashMap::new()),
-        }
+        })
     }
 
     /// The value of `key`, if present.
@@ -124,7 +130,7 @@ impl KvStore {
         }
         let version = current.unwrap_or(0) + 1;
         if current.is_none() && value.is_empty() {
-            fsutil::create_empty(&path, dirty)?;
+            self.empty.create(&path, dirty)?;
         } else {
             fsutil::atomic_write(&self.tmp, &path, &[&version.to_le_bytes(), value], dirty)?;
         }
@@ -283,7 +289,7 @@ mod tests {
         let dir = crate::storage::TestDir::new();
         std::fs::create_dir_all(dir.path().join("kv")).unwrap();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let kv = KvStore::new(dir.path().join("kv"), dir.path().join("tmp"));
+        let kv = KvStore::new(dir.path().join("kv"), dir.path().join("tmp"), dir.path().join("shared")).unwrap();
         (dir, kv)
     }
 
@@ -317,7 +323,7 @@ mod tests {
         assert_eq!(kv.get("m/k").unwrap(), None);
         // A store over the same files (no cache) reads the same.
         kv.set("m/e", b"", &mut dirty).unwrap();
-        let fresh = KvStore::new(kv.root.clone(), kv.tmp.clone());
+        let fresh = KvStore::new(kv.root.clone(), kv.tmp.clone(), kv.root.join("../shared")).unwrap();
         assert_eq!(fresh.get("m/e").unwrap(), Some(Entry { value: vec![], version: 1 }));
     }
 

@@ -8,6 +8,7 @@
 //!   uploads/<id>                    bytes of an upload in progress
 //!   kv/<seg>/<seg>@                 one file per key (see `kv.rs`)
 //!   tmp/                            temporary files, renamed into place
+//!   shared/empty-<n>                empty files that empty kv values link to
 //! ```
 //!
 //! Every visible change is a rename within one filesystem, so readers never
@@ -17,6 +18,7 @@
 pub mod blobs;
 pub mod fsutil;
 pub mod kv;
+pub mod shared_empty;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,7 +82,7 @@ impl Storage {
         // otherwise the first pushes pay for creating and syncing them. What
         // was created is synced now, so that no later rename into it is lost.
         let mut created = fsutil::DirtyDirs::default();
-        for dir in ["uploads", "kv", "tmp"] {
+        for dir in ["uploads", "kv", "tmp", "shared"] {
             fsutil::create_dirs(&data_dir.join(dir), &mut created)?;
         }
         for prefix in 0..=255u8 {
@@ -99,7 +101,7 @@ impl Storage {
         std::fs::remove_file(&probe)?;
         Ok(Arc::new(Storage {
             blobs: blobs::BlobStore::new(data_dir.to_path_buf()),
-            kv: kv::KvStore::new(data_dir.join("kv"), tmp),
+            kv: kv::KvStore::new(data_dir.join("kv"), tmp, data_dir.join("shared"))?,
             syncer: fsutil::Syncer::start(),
             _lock: lock,
         }))
