@@ -10,11 +10,6 @@ mod storage_impl;
 
 use clap::Parser;
 
-/// Every request builds and drops a store, a resource table and hyper's
-/// buffers: small, short-lived allocations across threads, which mimalloc
-/// serves with less work than glibc's malloc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
