@@ -162,7 +162,7 @@ start_server() {
 # each server's big-blob group the run writes and deletes as much as the
 # server will be sent (untimed).
 prewarm_page_cache() {
-    local mib=$((REPEAT * (2 * BIG_MIB + MEDIUM_MIB) + 512))
+    local mib=$((2 * BIG_MIB + MEDIUM_MIB + 512))
     dd if=/dev/zero of="$WORK/prewarm" bs=1M count="$mib" status=none
     rm -f "$WORK/prewarm"
     sync
@@ -174,7 +174,7 @@ run_group() {
     say "$name: $groups"
     "$BENCH_BIN" run --url "$url" --pid "$pid" --server "$name" --only "$groups" \
         --big-mib "$BIG_MIB" --medium-mib "$MEDIUM_MIB" \
-        --repeat "$REPEAT" --push-secs "$PUSH_SECS" --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" \
+        --repeat 1 --push-secs "$PUSH_SECS" --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" \
         | tee -a "$RESULTS/$name.jsonl"
 }
 
@@ -203,16 +203,25 @@ REF_PID=$SERVER_PID
 
 run_group ours "$URL_OURS" "$OURS_PID" idle
 run_group reference "$URL_REF" "$REF_PID" idle
-for group in big small load; do
-    if [[ $group == small ]]; then
-        run_small_pushes
-        continue
-    fi
-    [[ $group == big ]] && prewarm_page_cache
-    run_group ours "$URL_OURS" "$OURS_PID" "$group"
-    [[ $group == big ]] && prewarm_page_cache
-    run_group reference "$URL_REF" "$REF_PID" "$group"
+# The big-blob phases run one repetition at a time, alternating between the
+# servers and which of them goes first: the disk's speed drifts over minutes
+# here (a third back-to-back repetition ran at half the speed of the first
+# for both servers), and this way both meet the same drift. The report pools
+# each server's repetitions (median).
+for ((rep = 1; rep <= REPEAT; rep++)); do
+    if ((rep % 2)); then order=(ours reference); else order=(reference ours); fi
+    for name in "${order[@]}"; do
+        prewarm_page_cache
+        if [[ $name == ours ]]; then
+            run_group ours "$URL_OURS" "$OURS_PID" big
+        else
+            run_group reference "$URL_REF" "$REF_PID" big
+        fi
+    done
 done
+run_small_pushes
+run_group ours "$URL_OURS" "$OURS_PID" load
+run_group reference "$URL_REF" "$REF_PID" load
 run_group ours "$URL_OURS" "$OURS_PID" end
 run_group reference "$URL_REF" "$REF_PID" end
 stop_servers
