@@ -9,6 +9,7 @@
 //! `commit` fsyncs the file and renames it to `blobs/sha256/<xx>/<hex>`.
 
 use super::fsutil::{self, DirtyDirs};
+use super::spare_files::SpareFiles;
 use super::{blob_path, StorageError, StorageResult};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
@@ -41,6 +42,8 @@ const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
 pub struct BlobStore {
     root: PathBuf,
     uploads: UploadMap,
+    /// Empty files for new uploads, made ahead in `tmp/`.
+    spares: SpareFiles,
 }
 
 /// Hash states of the uploads this process has seen, by id.
@@ -86,7 +89,8 @@ pub fn digest_hex(digest: &str) -> StorageResult<&str> {
 impl BlobStore {
     /// A store over `root`, the data directory.
     pub fn new(root: PathBuf) -> BlobStore {
-        BlobStore { root, uploads: Arc::default() }
+        let spares = SpareFiles::start(root.join("tmp"));
+        BlobStore { root, uploads: Arc::default(), spares }
     }
 
     /// Size of a committed blob.
@@ -133,7 +137,9 @@ impl BlobStore {
     pub fn start(&self) -> StorageResult<HostUpload> {
         let id = uuid::Uuid::new_v4().to_string();
         let path = self.upload_path(&id);
-        File::create_new(&path)?;
+        if !self.spares.take(&path) {
+            File::create_new(&path)?;
+        }
         let shared = Arc::new(UploadShared {
             id: id.clone(),
             path,

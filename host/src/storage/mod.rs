@@ -7,7 +7,8 @@
 //!   blobs/sha256/<2 hex>/<64 hex>   committed blobs, immutable
 //!   uploads/<id>                    bytes of an upload in progress
 //!   kv/<seg>/<seg>@                 one file per key (see `kv.rs`)
-//!   tmp/                            temporary files, renamed into place
+//!   tmp/                            temporary files, renamed into place, and
+//!                                   spare empty files for new uploads
 //!   shared/empty-<n>                empty files that empty kv values link to
 //! ```
 //!
@@ -19,6 +20,7 @@ pub mod blobs;
 pub mod fsutil;
 pub mod kv;
 pub mod shared_empty;
+pub mod spare_files;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
