@@ -163,6 +163,10 @@ start_server() {
 # server will be sent (untimed).
 prewarm_page_cache() {
     local mib=$((2 * BIG_MIB + MEDIUM_MIB + 512))
+    # Start from an empty page cache too: with the earlier repetitions'
+    # blobs still cached, a later phase pays for reclaiming them (a 256 MiB
+    # push took 3× the CPU in the second repetition than in the first).
+    settle_caches
     dd if=/dev/zero of="$WORK/prewarm" bs=1M count="$mib" status=none
     rm -f "$WORK/prewarm"
     sync
@@ -178,7 +182,7 @@ run_group() {
         | tee -a "$RESULTS/$name.jsonl"
 }
 
-# Before the small pushes, written data is synced and the kernel's caches
+# Before the small pushes and each big-blob repetition, written data is synced and the kernel's caches
 # are dropped (as root): this filesystem (ext4 without a journal) makes each
 # new inode skip those deleted in the last minutes, checking each in the
 # cached inode table, so every file create costs more the more files were
@@ -189,7 +193,7 @@ settle_caches() {
     if [[ $(id -u) == 0 ]]; then
         echo 3 >/proc/sys/vm/drop_caches
     else
-        say "not root: the kernel's caches are not dropped before the small pushes"
+        say "not root: the kernel's caches are not dropped between phases"
     fi
 }
 
@@ -250,7 +254,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 fs=$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK")
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+git -C "$ROOT" diff --quiet HEAD -- . ':!BENCHMARKS.md' 2>/dev/null || commit="$commit (with uncommitted changes)"
 wrk_version=$( (wrk --version 2>&1 || true) | head -1 | sed 's/ *Copyright.*//')
 if [[ $LOAD_TOOL == builtin ]] || ! command -v wrk >/dev/null 2>&1; then
     load_tool_used="the benchmark's built-in loop"

@@ -469,9 +469,10 @@ shared machine; only one server is under load at a time. The small pushes go fur
 measurements is cut into 1-second slices that alternate between the two servers (and alternate which \
 goes first), because they wait for disk flushes, and a flush here takes 0.1 ms one moment and 1 ms a \
 few seconds later (a 4 KiB overwrite + `fdatasync` probed every 2 s), with the host's other I/O. \
-Before them the run syncs and drops the kernel's caches (as root): on this ext4 without a journal, \
-each new inode skips the inodes deleted in the last minutes by looking each up in the cached inode \
-table, so file creation gets slower the more was deleted just before.\n\
+Before them, and before each big-blob repetition, the run syncs and drops the kernel's caches (as \
+root): on this ext4 without a journal, each new inode skips the inodes deleted in the last minutes by \
+looking each up in the cached inode table, so file creation gets slower the more was deleted just \
+before; and with earlier repetitions' blobs still cached, a later phase paid for reclaiming them.\n\
 - Big-blob phases run several times each (median in the table, every run listed below it), one \
 repetition at a time, alternating between the servers and which of them goes first, since the \
 disk's speed drifts over minutes here; before each repetition the driver writes and deletes as much \
