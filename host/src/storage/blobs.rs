@@ -59,6 +59,11 @@ pub struct UploadShared {
 struct UploadState {
     hasher: Sha256,
     size: u64,
+    /// Offset up to which writeback has been started. Kept with the upload,
+    /// not the stream: a chunked upload opens one stream per chunk, each
+    /// smaller than `WRITEBACK_EVERY`, and would otherwise leave the whole
+    /// blob for the commit's fsync.
+    written_back: u64,
     writer_open: bool,
     /// Committed or aborted: handles still held by a guest must fail.
     gone: bool,
@@ -143,7 +148,7 @@ impl BlobStore {
         let shared = Arc::new(UploadShared {
             id: id.clone(),
             path,
-            state: Mutex::new(UploadState { hasher: Sha256::new(), size: 0, writer_open: false, gone: false }),
+            state: Mutex::new(UploadState { hasher: Sha256::new(), size: 0, written_back: 0, writer_open: false, gone: false }),
         });
         self.uploads_map().insert(id, shared.clone());
         Ok(HostUpload { shared })
@@ -183,7 +188,7 @@ impl BlobStore {
         let fresh = Arc::new(UploadShared {
             id: id.to_string(),
             path,
-            state: Mutex::new(UploadState { hasher, size, writer_open: false, gone: false }),
+            state: Mutex::new(UploadState { hasher, size, written_back: size, writer_open: false, gone: false }),
         });
         // Another request may have rebuilt it meanwhile: keep the first.
         let shared = self.uploads_map().entry(id.to_string()).or_insert(fresh).clone();
@@ -207,7 +212,6 @@ impl BlobStore {
         state.writer_open = true;
         Ok(UploadWriter {
             shared: upload.shared.clone(),
-            unsynced_from: state.size,
             written: 0,
             file,
             hasher: Some(hasher),
@@ -330,8 +334,6 @@ impl Hasher {
 pub struct UploadWriter {
     shared: Arc<UploadShared>,
     file: File,
-    /// Upload offset from which written bytes have not been sent to disk.
-    unsynced_from: u64,
     /// Bytes written through this stream.
     written: u64,
     hasher: Option<Hasher>,
@@ -340,18 +342,19 @@ pub struct UploadWriter {
 }
 
 impl UploadWriter {
-    /// Starts the writeback of what was appended since the last call, once
-    /// it is large; errors are ignored (the commit's fsync reports them).
-    fn start_writeback(&mut self, size: u64) {
-        if size - self.unsynced_from < WRITEBACK_EVERY {
+    /// Starts the writeback of what the upload gained since the last start,
+    /// once that is large; errors are ignored (the commit's fsync reports
+    /// them).
+    fn start_writeback(&self, state: &mut UploadState) {
+        if state.size - state.written_back < WRITEBACK_EVERY {
             return;
         }
-        let (from, len) = (self.unsynced_from, size - self.unsynced_from);
+        let (from, len) = (state.written_back, state.size - state.written_back);
         // SAFETY: a plain syscall on a file descriptor this struct owns.
         unsafe {
             libc::sync_file_range(self.file.as_raw_fd(), from as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
         }
-        self.unsynced_from = size;
+        state.written_back = state.size;
     }
 
     fn hash(&mut self, piece: Bytes) {
@@ -424,11 +427,10 @@ impl OutputStream for UploadWriter {
             return Err(StreamError::LastOperationFailed(e.into()));
         }
         state.size += bytes.len() as u64;
-        let size = state.size;
+        self.start_writeback(&mut state);
         drop(state);
         self.written += bytes.len() as u64;
         self.hash(bytes);
-        self.start_writeback(size);
         Ok(())
     }
 
