@@ -10,15 +10,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Spares kept at most; the thread refills up to this.
 const HIGH: usize = 64;
 /// Below this many, `take` asks the thread to refill.
 const LOW: usize = 32;
+/// A spare older than this is removed, not used: an upload's file carries
+/// the spare's modification time until its first bytes, and start-up
+/// purges upload files by age.
+const MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// A pool of empty files in one directory.
 pub struct SpareFiles {
-    files: Arc<Mutex<Vec<PathBuf>>>,
+    files: Arc<Mutex<Vec<(PathBuf, Instant)>>>,
     refill: Option<SyncSender<()>>,
 }
 
@@ -48,7 +53,18 @@ impl SpareFiles {
             let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
             (files.pop(), files.len())
         };
-        if left < LOW {
+        let spare = match spare {
+            Some((path, made)) if made.elapsed() > MAX_AGE => {
+                // The rest of the pool is as old: start it afresh.
+                let stale: Vec<_> = std::mem::take(&mut *self.files.lock().unwrap_or_else(|p| p.into_inner()));
+                for (path, _) in std::iter::once((path, made)).chain(stale) {
+                    let _ = std::fs::remove_file(path);
+                }
+                None
+            }
+            other => other.map(|(path, _)| path),
+        };
+        if left < LOW || spare.is_none() {
             if let Some(refill) = &self.refill {
                 // Full channel: a refill is already pending.
                 let _ = refill.try_send(());
@@ -62,7 +78,7 @@ impl SpareFiles {
     }
 }
 
-fn fill(dir: &Path, pool: &Mutex<Vec<PathBuf>>) {
+fn fill(dir: &Path, pool: &Mutex<Vec<(PathBuf, Instant)>>) {
     loop {
         if pool.lock().unwrap_or_else(|p| p.into_inner()).len() >= HIGH {
             return;
@@ -71,7 +87,7 @@ fn fill(dir: &Path, pool: &Mutex<Vec<PathBuf>>) {
         if std::fs::File::create_new(&path).is_err() {
             return;
         }
-        pool.lock().unwrap_or_else(|p| p.into_inner()).push(path);
+        pool.lock().unwrap_or_else(|p| p.into_inner()).push((path, Instant::now()));
     }
 }
 
@@ -110,5 +126,19 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         assert!(spares.files.lock().unwrap().len() >= LOW);
+    }
+
+    #[test]
+    fn stale_spares_are_removed_not_used() {
+        let dir = crate::storage::TestDir::new();
+        let spare_dir = dir.path().join("tmp");
+        std::fs::create_dir_all(&spare_dir).unwrap();
+        let stale = spare_dir.join("stale");
+        std::fs::write(&stale, b"").unwrap();
+        let old = Instant::now().checked_sub(MAX_AGE + Duration::from_secs(1)).expect("an old instant");
+        let spares = SpareFiles { files: Arc::new(Mutex::new(vec![(stale.clone(), old)])), refill: None };
+        assert!(!spares.take(&dir.path().join("upload")));
+        assert!(!stale.exists());
+        assert!(!dir.path().join("upload").exists());
     }
 }
