@@ -9,7 +9,6 @@ mod storage;
 mod storage_impl;
 
 use clap::Parser;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -48,10 +48,23 @@ impl HostState {
             (result, dirty)
         })
         .await?;
+        self.note_dirty(dirty);
+        wit(result)
+    }
+
+    /// Runs quick filesystem work (no flush, no large read) right here, and
+    /// records the directories it changed.
+    fn inline<T>(&mut self, f: impl FnOnce(&Storage, &mut DirtyDirs) -> StorageResult<T>) -> WitResult<T> {
+        let mut dirty = DirtyDirs::default();
+        let result = f(&self.storage, &mut dirty);
+        self.note_dirty(dirty);
+        wit(result)
+    }
+
+    fn note_dirty(&mut self, dirty: DirtyDirs) {
         if !dirty.is_empty() {
             self.dirty.lock().unwrap_or_else(|p| p.into_inner()).absorb(dirty);
         }
-        wit(result)
     }
 }
 
@@ -152,10 +165,7 @@ impl kv::Host for HostState {
             // A first empty value (a blob's link, one per push) is one hard
             // link: no data to flush, no inode to allocate, cheaper than a
             // hop to a blocking thread and back.
-            let mut dirty = DirtyDirs::default();
-            let result = self.storage.kv.set_if(&key, &value, expected, &mut dirty);
-            self.dirty.lock().unwrap_or_else(|p| p.into_inner()).absorb(dirty);
-            return wit(result);
+            return self.inline(|s, dirty| s.kv.set_if(&key, &value, expected, dirty));
         }
         self.blocking(move |s, dirty| s.kv.set_if(&key, &value, expected, dirty)).await
     }

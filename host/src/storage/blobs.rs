@@ -165,8 +165,8 @@ impl BlobStore {
         if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-')) {
             return Err(StorageError::Invalid(format!("not an upload id: {id:?}")));
         }
-        if let Some(shared) = self.uploads_map().get(id) {
-            return Ok(HostUpload { shared: shared.clone() });
+        if let Some(upload) = self.resume_cached(id) {
+            return Ok(upload);
         }
         let path = self.upload_path(id);
         let mut file = match File::open(&path) {

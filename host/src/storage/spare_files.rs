@@ -49,22 +49,22 @@ impl SpareFiles {
     /// Renames a spare file to `dest` (which must not exist); `false` when
     /// there was none, or it could not be moved: then create `dest` anew.
     pub fn take(&self, dest: &Path) -> bool {
-        let (spare, left) = {
+        let (spare, stale, left) = {
             let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-            (files.pop(), files.len())
-        };
-        let spare = match spare {
-            Some((path, made)) if made.elapsed() > MAX_AGE => {
-                // The rest of the pool is as old: start it afresh.
-                let stale: Vec<_> = std::mem::take(&mut *self.files.lock().unwrap_or_else(|p| p.into_inner()));
-                for (path, _) in std::iter::once((path, made)).chain(stale) {
-                    let _ = std::fs::remove_file(path);
+            match files.pop() {
+                // The newest spare is stale, so all are: start afresh.
+                Some(newest) if newest.1.elapsed() > MAX_AGE => {
+                    let mut stale = std::mem::take(&mut *files);
+                    stale.push(newest);
+                    (None, stale, 0)
                 }
-                None
+                spare => (spare.map(|(path, _)| path), Vec::new(), files.len()),
             }
-            other => other.map(|(path, _)| path),
         };
-        if left < LOW || spare.is_none() {
+        for (path, _) in stale {
+            let _ = std::fs::remove_file(path);
+        }
+        if left < LOW {
             if let Some(refill) = &self.refill {
                 // Full channel: a refill is already pending.
                 let _ = refill.try_send(());
