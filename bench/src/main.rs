@@ -11,6 +11,7 @@ mod content;
 mod load;
 mod report;
 mod rss;
+mod stats;
 mod workloads;
 
 use clap::{Parser, Subcommand};

@@ -6,6 +6,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use crate::stats::{median, round};
 
 /// One result line.
 struct Row {
@@ -14,16 +15,6 @@ struct Row {
     extra: Value,
 }
 
-fn median(values: &[f64]) -> Option<f64> {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-    }
-}
 
 /// Folds a repeated result line into the one before it: the big-blob
 /// phases run one repetition at a time, alternating between the servers,
@@ -34,7 +25,7 @@ fn merge(metric: &str, old: &mut Row, new: Row, cpu_samples: &mut HashMap<String
     if let (Some(a), Some(b)) = (old.extra["runs_mbps"].as_array(), new.extra["runs_mbps"].as_array()) {
         let runs: Vec<Value> = a.iter().chain(b).cloned().collect();
         let values: Vec<f64> = runs.iter().filter_map(Value::as_f64).collect();
-        old.value = median(&values).map(|m| (m * 10.0).round() / 10.0);
+        old.value = median(&values).map(|m| round(m, 1));
         old.extra["runs_mbps"] = Value::Array(runs);
     } else if metric.starts_with("rss_peak_") {
         old.value = match (old.value, new.value) {
@@ -44,7 +35,7 @@ fn merge(metric: &str, old: &mut Row, new: Row, cpu_samples: &mut HashMap<String
     } else if metric.starts_with("cpu_") || metric.starts_with("client_cpu_") {
         let samples = cpu_samples.entry(metric.to_string()).or_insert_with(|| old.value.into_iter().collect());
         samples.extend(new.value);
-        old.value = median(samples).map(|m| (m * 100.0).round() / 100.0);
+        old.value = median(samples).map(|m| round(m, 2));
     } else {
         *old = new;
     }

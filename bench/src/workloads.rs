@@ -6,6 +6,7 @@ use crate::client::{empty, full, with_param, Client, Target};
 use crate::content::{sha256, Content};
 use crate::load::{self, Tool};
 use crate::rss::{self, PhaseStats, Sampler};
+use crate::stats::{median, round};
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -68,11 +69,6 @@ fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64()
 }
 
-fn round(x: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (x * f).round() / f
-}
-
 /// Writes dirty pages to disk so that one phase does not pay for the
 /// previous one's writeback (untimed).
 fn sync_disks() {
@@ -117,16 +113,6 @@ struct Phase {
     client_cpu_s: Vec<f64>,
 }
 
-fn median(values: &[f64]) -> Option<f64> {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-    }
-}
 
 impl Phase {
     fn record(&mut self, bytes: u64, elapsed: Duration, stats: PhaseStats) {
