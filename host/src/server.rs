@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use crate::storage::fsutil::DirtyDirs;
+use crate::storage::fsutil::Unsynced;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -118,7 +118,7 @@ impl Server {
 
     async fn call_guest(&self, req: hyper::Request<Incoming>) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let wasi = WasiCtx::builder().inherit_stderr().envs(&self.env).build();
-        let dirty = Arc::new(Mutex::new(DirtyDirs::default()));
+        let dirty = Arc::new(Mutex::new(Unsynced::default()));
         let state = HostState {
             wasi,
             http: WasiHttpCtx::new(),
@@ -141,7 +141,7 @@ impl Server {
             // Writes made after the response was set still become durable
             // before the request ends.
             let late = store.data().dirty.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Err(e) = storage.syncer.sync(late).await {
+            if let Err(e) = storage.make_durable(late).await {
                 tracing::error!("making writes durable: {e}");
             }
             result
@@ -150,8 +150,8 @@ impl Server {
             Ok(Ok(response)) => {
                 // What the request wrote must be durable before the client
                 // hears that it succeeded.
-                let dirs = dirty.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Err(e) = self.storage.syncer.sync(dirs).await {
+                let unsynced = dirty.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Err(e) = self.storage.make_durable(unsynced).await {
                     tracing::error!("making writes durable: {e}");
                     return Ok(internal_error());
                 }

@@ -1,6 +1,6 @@
 //! Per-request store data: WASI and wasi-http contexts plus the storage.
 
-use crate::storage::fsutil::DirtyDirs;
+use crate::storage::fsutil::Unsynced;
 use crate::storage::Storage;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::ResourceTable;
@@ -21,7 +21,7 @@ pub struct HostState {
     pub hooks: RegistryHooks,
     /// Directories this request changed: synced before its response goes
     /// out (the server shares this with the request's handler).
-    pub dirty: Arc<Mutex<DirtyDirs>>,
+    pub dirty: Arc<Mutex<Unsynced>>,
 }
 
 /// wasi-http settings for a registry: blob downloads are large, so let a few

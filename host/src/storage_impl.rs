@@ -8,7 +8,7 @@
 use crate::bindings::{blobs, kv, types};
 use crate::state::HostState;
 use crate::storage::blobs::HostUpload;
-use crate::storage::fsutil::DirtyDirs;
+use crate::storage::fsutil::Unsynced;
 use crate::storage::{Storage, StorageError, StorageResult};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
@@ -39,11 +39,11 @@ impl HostState {
     /// off the async worker threads, and records the directories it changed.
     async fn blocking<T: Send + 'static>(
         &mut self,
-        f: impl FnOnce(&Storage, &mut DirtyDirs) -> StorageResult<T> + Send + 'static,
+        f: impl FnOnce(&Storage, &mut Unsynced) -> StorageResult<T> + Send + 'static,
     ) -> WitResult<T> {
         let storage = self.storage.clone();
         let (result, dirty) = tokio::task::spawn_blocking(move || {
-            let mut dirty = DirtyDirs::default();
+            let mut dirty = Unsynced::default();
             let result = f(&storage, &mut dirty);
             (result, dirty)
         })
@@ -54,14 +54,14 @@ impl HostState {
 
     /// Runs quick filesystem work (no flush, no large read) right here, and
     /// records the directories it changed.
-    fn inline<T>(&mut self, f: impl FnOnce(&Storage, &mut DirtyDirs) -> StorageResult<T>) -> WitResult<T> {
-        let mut dirty = DirtyDirs::default();
+    fn inline<T>(&mut self, f: impl FnOnce(&Storage, &mut Unsynced) -> StorageResult<T>) -> WitResult<T> {
+        let mut dirty = Unsynced::default();
         let result = f(&self.storage, &mut dirty);
         self.note_dirty(dirty);
         wit(result)
     }
 
-    fn note_dirty(&mut self, dirty: DirtyDirs) {
+    fn note_dirty(&mut self, dirty: Unsynced) {
         if !dirty.is_empty() {
             self.dirty.lock().unwrap_or_else(|p| p.into_inner()).absorb(dirty);
         }
@@ -131,6 +131,11 @@ impl blobs::HostUpload for HostState {
 
     async fn commit(&mut self, upload: Resource<HostUpload>, expected_digest: String) -> WitResult<u64> {
         let upload = self.table.get(&upload)?.clone();
+        if self.storage.blobs.commits_through_journal(&upload) {
+            // A small blob: hashed already, read from the page cache, handed
+            // to the journal; no flush here, so no hop to another thread.
+            return self.inline(|s, dirty| s.blobs.commit(&upload, &expected_digest, dirty));
+        }
         self.blocking(move |s, dirty| s.blobs.commit(&upload, &expected_digest, dirty)).await
     }
 

@@ -9,7 +9,6 @@
 //! fails, saying how to install it.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -97,7 +96,7 @@ async fn oras_sdk_artifact_with_referrers() {
         .prefix("registry-e2e-oras.")
         .tempdir()
         .unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/oras_client.py");
+    let script = crate::common::tests_dir().join("e2e/oras_client.py");
 
     let mut command = tokio::process::Command::new(&python);
     command

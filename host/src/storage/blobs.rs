@@ -6,9 +6,13 @@
 //! open, a thread of its own hashes what the stream has written, so that
 //! hashing overlaps receiving and writing. Host memory is only a cache:
 //! after a restart, `resume` rebuilds the state by hashing the file once.
-//! `commit` fsyncs the file and renames it to `blobs/sha256/<xx>/<hex>`.
+//! `commit` makes the file the blob `blobs/sha256/<xx>/<hex>`: a small one
+//! through the journal (its bytes go into a record, and the journal's
+//! thread renames the file once that record is durable), a large one by
+//! `fdatasync` and rename.
 
-use super::fsutil::{self, DirtyDirs};
+use super::fsutil::{self, Unsynced};
+use super::journal::{self, Journal, Record};
 use super::spare_files::SpareFiles;
 use super::{blob_path, StorageError, StorageResult};
 use bytes::Bytes;
@@ -44,6 +48,19 @@ pub struct BlobStore {
     uploads: UploadMap,
     /// Empty files for new uploads, made ahead in `tmp/`.
     spares: SpareFiles,
+    journal: Arc<Journal>,
+    /// Small blobs committed but not yet under their name (until their
+    /// journal record is durable), by hex digest.
+    unnamed: Arc<Mutex<HashMap<String, Unnamed>>>,
+}
+
+/// A committed small blob still in its upload file.
+#[derive(Clone)]
+struct Unnamed {
+    path: PathBuf,
+    size: u64,
+    /// Its journal record: whoever relies on the blob waits for it.
+    seq: u64,
 }
 
 /// Hash states of the uploads this process has seen, by id.
@@ -93,15 +110,18 @@ pub fn digest_hex(digest: &str) -> StorageResult<&str> {
 
 impl BlobStore {
     /// A store over `root`, the data directory.
-    pub fn new(root: PathBuf) -> BlobStore {
+    pub fn new(root: PathBuf, journal: Arc<Journal>) -> BlobStore {
         let spares = SpareFiles::start(root.join("tmp"));
-        BlobStore { root, uploads: Arc::default(), spares }
+        BlobStore { root, uploads: Arc::default(), spares, journal, unnamed: Arc::default() }
     }
 
     /// Size of a committed blob.
     pub fn stat(&self, digest: &str) -> StorageResult<Option<u64>> {
-        let path = blob_path(&self.root, digest_hex(digest)?);
-        match std::fs::metadata(path) {
+        let hex = digest_hex(digest)?;
+        if let Some(unnamed) = self.unnamed(hex) {
+            return Ok(Some(unnamed.size));
+        }
+        match std::fs::metadata(blob_path(&self.root, hex)) {
             Ok(meta) => Ok(Some(meta.len())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -110,8 +130,14 @@ impl BlobStore {
 
     /// Opens a committed blob for reading `offset..offset+length`.
     pub fn read(&self, digest: &str, offset: u64, length: Option<u64>) -> StorageResult<Option<BlobReader>> {
-        let path = blob_path(&self.root, digest_hex(digest)?);
-        let mut file = match File::open(path) {
+        let hex = digest_hex(digest)?;
+        // Not yet named: its upload file, unless renamed since the lookup.
+        let unnamed = self.unnamed(hex).and_then(|unnamed| File::open(unnamed.path).ok());
+        let opened = match unnamed {
+            Some(file) => Ok(file),
+            None => File::open(blob_path(&self.root, hex)),
+        };
+        let mut file = match opened {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -125,17 +151,44 @@ impl BlobStore {
         Ok(Some(BlobReader { file, remaining }))
     }
 
-    /// Removes a committed blob; whether it existed.
-    pub fn delete(&self, digest: &str, dirty: &mut DirtyDirs) -> StorageResult<bool> {
-        let path = blob_path(&self.root, digest_hex(digest)?);
+    /// Removes a committed blob; whether it existed. Durable through the
+    /// journal, which removes it again if a crash brought it back.
+    pub fn delete(&self, digest: &str, dirty: &mut Unsynced) -> StorageResult<bool> {
+        let hex = digest_hex(digest)?;
+        let path = blob_path(&self.root, hex);
         match std::fs::remove_file(&path) {
             Ok(()) => {
-                dirty.add(path.parent().expect("a blob path has a parent"));
+                dirty.add_journal(self.journal.append(&Record::BlobDeleted { hex: hex.to_string() })?);
                 Ok(true)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Redoes a blob change the journal recorded (at start-up).
+    pub fn redo(&self, record: &Record) -> StorageResult<()> {
+        match record {
+            Record::BlobData { hex, data } => {
+                if journal::hex_of(data) != *hex {
+                    return Err(StorageError::Other(format!("the journal's bytes of blob {hex} do not match it")));
+                }
+                let path = blob_path(&self.root, digest_hex(&format!("sha256:{hex}"))?);
+                if std::fs::read(&path).ok().as_deref() != Some(data.as_slice()) {
+                    fsutil::atomic_write(&self.root.join("tmp"), &path, &[data], &mut Unsynced::default())?;
+                }
+            }
+            Record::BlobDeleted { hex } => {
+                let path = blob_path(&self.root, digest_hex(&format!("sha256:{hex}"))?);
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Starts an empty upload.
@@ -220,8 +273,16 @@ impl BlobStore {
         })
     }
 
-    /// Verifies the digest and makes the bytes visible as a blob.
-    pub fn commit(&self, upload: &HostUpload, expected: &str, dirty: &mut DirtyDirs) -> StorageResult<u64> {
+    /// Whether committing `upload` needs no flush of its own (a small blob
+    /// goes through the journal), so that it may run on a request's thread.
+    pub fn commits_through_journal(&self, upload: &HostUpload) -> bool {
+        self.size(upload).is_ok_and(|size| size <= journal::BLOB_IN_RECORD_MAX)
+    }
+
+    /// Verifies the digest and makes the bytes the blob. A small blob
+    /// becomes visible once its journal record is durable, so before the
+    /// response (the request waits for `dirty`), not when this returns.
+    pub fn commit(&self, upload: &HostUpload, expected: &str, dirty: &mut Unsynced) -> StorageResult<u64> {
         let expected_hex = digest_hex(expected)?;
         let shared = &upload.shared;
         let (actual, size) = {
@@ -238,14 +299,56 @@ impl BlobStore {
             return Err(StorageError::DigestMismatch(format!("sha256:{actual}")));
         }
         let dest = blob_path(&self.root, expected_hex);
-        if dest.exists() {
+        if let Some(unnamed) = self.unnamed(expected_hex) {
+            // Committed by another upload a moment ago: keep that copy, and
+            // answer only once it is durable.
+            let _ = std::fs::remove_file(&shared.path);
+            dirty.add_journal(unnamed.seq);
+        } else if dest.exists() {
             // Same content already stored: keep the one copy.
             let _ = std::fs::remove_file(&shared.path);
+        } else if size <= journal::BLOB_IN_RECORD_MAX {
+            self.commit_through_journal(&shared.path, expected_hex, size, dirty)?;
         } else {
             File::open(&shared.path)?.sync_data()?;
             fsutil::rename_into(&shared.path, &dest, dirty)?;
+            dirty.add_journal(self.journal.append(&Record::BlobSynced { hex: expected_hex.to_string() })?);
         }
         Ok(size)
+    }
+
+    /// Hands a small blob's bytes to the journal; its file is served from
+    /// where it is until the journal's thread names it.
+    fn commit_through_journal(&self, path: &std::path::Path, hex: &str, size: u64, dirty: &mut Unsynced) -> StorageResult<()> {
+        let data = std::fs::read(path)?;
+        if data.len() as u64 != size || journal::hex_of(&data) != hex {
+            return Err(StorageError::Other(format!("upload file {} changed under its upload", path.display())));
+        }
+        // Under the lock, so that the thread cannot name the blob (and
+        // forget it) before it is listed.
+        let mut unnamed = self.unnamed.lock().unwrap_or_else(|p| p.into_inner());
+        let (from, to, all, key) = (path.to_path_buf(), blob_path(&self.root, hex), self.unnamed.clone(), hex.to_string());
+        let tmp = self.root.join("tmp");
+        let record = Record::BlobData { hex: hex.to_string(), data: data.clone() };
+        let then: journal::Then = Box::new(move || {
+            let named = match std::fs::rename(&from, &to) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    tracing::warn!("renaming {} to its blob name failed ({e}); writing it anew", from.display());
+                    fsutil::atomic_write(&tmp, &to, &[&data], &mut Unsynced::default())
+                }
+            };
+            all.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            named
+        });
+        let seq = self.journal.append_then(&record, then)?;
+        unnamed.insert(hex.to_string(), Unnamed { path: path.to_path_buf(), size, seq });
+        dirty.add_journal(seq);
+        Ok(())
+    }
+
+    fn unnamed(&self, hex: &str) -> Option<Unnamed> {
+        self.unnamed.lock().unwrap_or_else(|p| p.into_inner()).get(hex).cloned()
     }
 
     /// Discards an upload.
@@ -489,7 +592,21 @@ mod tests {
         for sub in ["blobs/sha256", "uploads", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        BlobStore::new(dir.to_path_buf())
+        for prefix in 0..=255u8 {
+            std::fs::create_dir_all(dir.join(format!("blobs/sha256/{prefix:02x}"))).unwrap();
+        }
+        let (journal, pending, _) = Journal::open(dir).unwrap();
+        journal.start(pending).unwrap();
+        BlobStore::new(dir.to_path_buf(), journal)
+    }
+
+    /// Commits and waits until the commit is durable (and so visible), as
+    /// a request does before its response.
+    fn commit(store: &BlobStore, upload: &HostUpload, digest: &str) -> StorageResult<u64> {
+        let mut unsynced = Unsynced::default();
+        let result = store.commit(upload, digest, &mut unsynced);
+        store.journal.wait_blocking(unsynced.journal()).unwrap();
+        result
     }
 
     fn digest_of(bytes: &[u8]) -> String {
@@ -525,7 +642,7 @@ mod tests {
         assert_eq!(store.size(&upload).unwrap(), 11);
         let digest = digest_of(b"hello world");
         assert_eq!(store.stat(&digest).unwrap(), None);
-        assert_eq!(store.commit(&upload, &digest, &mut DirtyDirs::default()).unwrap(), 11);
+        assert_eq!(commit(&store, &upload, &digest).unwrap(), 11);
         assert_eq!(store.stat(&digest).unwrap(), Some(11));
         assert_eq!(read_all(&store, &digest, 0, None), b"hello world");
         assert_eq!(read_all(&store, &digest, 6, Some(100)), b"world");
@@ -537,13 +654,39 @@ mod tests {
     }
 
     #[test]
+    fn a_small_blob_is_served_before_it_is_named() {
+        let dir = crate::storage::TestDir::new();
+        let store = store(dir.path());
+        let upload = store.start().unwrap();
+        append(&store, &upload, b"small");
+        assert!(store.commits_through_journal(&upload));
+        let digest = digest_of(b"small");
+        let mut unsynced = Unsynced::default();
+        store.commit(&upload, &digest, &mut unsynced).unwrap();
+        // Visible at once, from wherever it is now.
+        assert_eq!(store.stat(&digest).unwrap(), Some(5));
+        assert_eq!(read_all(&store, &digest, 1, None), b"mall");
+        // The same bytes again: one copy, durable with the first.
+        let again = store.start().unwrap();
+        append(&store, &again, b"small");
+        let mut second = Unsynced::default();
+        store.commit(&again, &digest, &mut second).unwrap();
+        assert_eq!(second.journal(), unsynced.journal());
+        store.journal.wait_blocking(unsynced.journal()).unwrap();
+        let hex = digest_hex(&digest).unwrap();
+        assert_eq!(std::fs::read(blob_path(dir.path(), hex)).unwrap(), b"small");
+        assert!(store.unnamed(hex).is_none());
+        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 0);
+    }
+
+    #[test]
     fn mismatch_stores_nothing() {
         let dir = crate::storage::TestDir::new();
         let store = store(dir.path());
         let upload = store.start().unwrap();
         append(&store, &upload, b"abc");
         let wrong = digest_of(b"abd");
-        assert_eq!(store.commit(&upload, &wrong, &mut DirtyDirs::default()), Err(StorageError::DigestMismatch(digest_of(b"abc"))));
+        assert_eq!(commit(&store, &upload, &wrong), Err(StorageError::DigestMismatch(digest_of(b"abc"))));
         assert_eq!(store.stat(&wrong).unwrap(), None);
         assert_eq!(store.stat(&digest_of(b"abc")).unwrap(), None);
         assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 0);
@@ -564,7 +707,7 @@ mod tests {
         assert_eq!(store.size(&upload).unwrap(), 12);
         append(&store, &upload, b"second half");
         let digest = digest_of(b"first half, second half");
-        assert_eq!(store.commit(&upload, &digest, &mut DirtyDirs::default()).unwrap(), 23);
+        assert_eq!(commit(&store, &upload, &digest).unwrap(), 23);
     }
 
     #[test]
@@ -575,15 +718,32 @@ mod tests {
         for _ in 0..2 {
             let upload = store.start().unwrap();
             append(&store, &upload, b"same");
-            store.commit(&upload, &digest, &mut DirtyDirs::default()).unwrap();
+            commit(&store, &upload, &digest).unwrap();
         }
         assert_eq!(store.stat(&digest).unwrap(), Some(4));
         let upload = store.start().unwrap();
         append(&store, &upload, b"never");
         store.abort(&upload).unwrap();
         assert!(matches!(store.resume(upload.id()), Err(StorageError::NotFound)));
-        assert!(store.delete(&digest, &mut DirtyDirs::default()).unwrap());
-        assert!(!store.delete(&digest, &mut DirtyDirs::default()).unwrap());
+        assert!(store.delete(&digest, &mut Unsynced::default()).unwrap());
+        assert!(!store.delete(&digest, &mut Unsynced::default()).unwrap());
+    }
+
+    #[test]
+    fn a_large_blob_is_fsynced_and_visible_when_committed() {
+        let dir = crate::storage::TestDir::new();
+        let store = store(dir.path());
+        let bytes: &'static [u8] = Box::leak(vec![5u8; journal::BLOB_IN_RECORD_MAX as usize + 1].into_boxed_slice());
+        let upload = store.start().unwrap();
+        append(&store, &upload, bytes);
+        assert!(!store.commits_through_journal(&upload));
+        let digest = digest_of(bytes);
+        let mut unsynced = Unsynced::default();
+        store.commit(&upload, &digest, &mut unsynced).unwrap();
+        // Visible at once; only the directory sync is left to the request.
+        assert_eq!(store.stat(&digest).unwrap(), Some(bytes.len() as u64));
+        assert!(unsynced.journal() > 0);
+        assert_eq!(unsynced.take_dirs().len(), 1);
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //!
 //! A change becomes visible by a rename, after the new file's data is
 //! fsynced (so no crash can expose a partial file under its final name).
-//! The rename itself becomes durable when its directory is fsynced; those
-//! directory syncs are collected per request ([`DirtyDirs`]) and run by
-//! one [`Syncer`] thread before the request's response is sent, so that
-//! concurrent requests share one journal commit instead of paying one each.
+//! The rename itself becomes durable when its directory is fsynced, or when
+//! the journal records it (`journal.rs`). What a request still has to make
+//! durable is collected in its [`Unsynced`]: directories, which one
+//! [`Syncer`] thread fsyncs before the response is sent (so concurrent
+//! requests share one round), and the last journal record it appended.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -29,41 +30,61 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Directories whose entries changed and must be fsynced before the change
-/// counts as durable, in the order they changed.
+/// What must be made durable before a change counts as durable: the
+/// directories whose entries changed, in the order they changed, and the
+/// journal records up to a sequence number.
 #[derive(Debug, Default)]
-pub struct DirtyDirs(Vec<PathBuf>);
+pub struct Unsynced {
+    dirs: Vec<PathBuf>,
+    journal: u64,
+}
 
-impl DirtyDirs {
+impl Unsynced {
     /// Records that an entry of `dir` changed.
     pub fn add(&mut self, dir: &Path) {
-        if !self.0.iter().any(|d| d == dir) {
-            self.0.push(dir.to_path_buf());
+        if !self.dirs.iter().any(|d| d == dir) {
+            self.dirs.push(dir.to_path_buf());
         }
     }
 
-    /// Moves every directory of `other` into this set.
-    pub fn absorb(&mut self, other: DirtyDirs) {
-        for dir in other.0 {
+    /// Records that journal record `seq` must be durable.
+    pub fn add_journal(&mut self, seq: u64) {
+        self.journal = self.journal.max(seq);
+    }
+
+    /// Moves everything of `other` into this set.
+    pub fn absorb(&mut self, other: Unsynced) {
+        for dir in other.dirs {
             self.add(&dir);
         }
+        self.add_journal(other.journal);
     }
 
-    /// Takes the directories, leaving the set empty.
-    pub fn take(&mut self) -> Vec<PathBuf> {
-        std::mem::take(&mut self.0)
+    /// Takes the directories, leaving them empty.
+    pub fn take_dirs(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.dirs)
+    }
+
+    /// Takes everything, leaving this set empty.
+    pub fn take(&mut self) -> Unsynced {
+        std::mem::take(self)
+    }
+
+    /// The journal record to wait for (0: none).
+    pub fn journal(&self) -> u64 {
+        self.journal
     }
 
     /// Whether nothing needs syncing.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.dirs.is_empty() && self.journal == 0
     }
 }
 
 /// Writes `contents` to a temporary file, fsyncs it, and renames it onto
 /// `dest` (creating parent directories). Readers see the old file or the
 /// new one, never a partial one; the rename is durable once `dirty` is synced.
-pub fn atomic_write(tmp: &Path, dest: &Path, contents: &[&[u8]], dirty: &mut DirtyDirs) -> std::io::Result<()> {
+pub fn atomic_write(tmp: &Path, dest: &Path, contents: &[&[u8]], dirty: &mut Unsynced) -> std::io::Result<()> {
     let temp = temp_path(tmp);
     let result = (|| {
         let mut file = File::create(&temp)?;
@@ -82,7 +103,7 @@ pub fn atomic_write(tmp: &Path, dest: &Path, contents: &[&[u8]], dirty: &mut Dir
 /// Renames `from` onto `dest`, creating `dest`'s parent directories, and
 /// records every directory whose entries changed (including the parents
 /// of directories it had to create).
-pub fn rename_into(from: &Path, dest: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
+pub fn rename_into(from: &Path, dest: &Path, dirty: &mut Unsynced) -> std::io::Result<()> {
     let parent = dest.parent().expect("destination has a parent");
     // A concurrent delete may remove an empty parent between create and
     // rename; one retry covers that race.
@@ -102,7 +123,7 @@ pub fn rename_into(from: &Path, dest: &Path, dirty: &mut DirtyDirs) -> std::io::
 
 /// Creates the empty file `dest` (which must not exist), with its parent
 /// directories. Nothing to flush: the directory sync makes it durable.
-pub fn create_empty(dest: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
+pub fn create_empty(dest: &Path, dirty: &mut Unsynced) -> std::io::Result<()> {
     let parent = dest.parent().expect("destination has a parent");
     for attempt in 0..2 {
         create_dirs(parent, dirty)?;
@@ -120,7 +141,7 @@ pub fn create_empty(dest: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
 }
 
 /// `create_dir_all`, noting the parent of each directory it created.
-pub fn create_dirs(dir: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
+pub fn create_dirs(dir: &Path, dirty: &mut Unsynced) -> std::io::Result<()> {
     let mut missing = VecDeque::new();
     let mut cursor = Some(dir);
     while let Some(d) = cursor {
@@ -171,14 +192,14 @@ impl Syncer {
                 while let Ok(first) = rounds.recv() {
                     let mut batch = vec![first];
                     batch.extend(rounds.try_iter());
-                    let mut dirs = DirtyDirs::default();
+                    let mut dirs = Unsynced::default();
                     for (request_dirs, _) in &mut batch {
                         for dir in request_dirs.drain(..) {
                             dirs.add(&dir);
                         }
                     }
                     let mut result = Ok(());
-                    for dir in dirs.take() {
+                    for dir in dirs.take_dirs() {
                         match sync_dir(&dir) {
                             Ok(()) => {}
                             // Pruned since: nothing in it to make durable.

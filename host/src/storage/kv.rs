@@ -12,19 +12,23 @@
 //! to a shared empty file (`shared_empty.rs`), with no data to flush, no
 //! rename and no new inode.
 //! Writes go to a temporary file that is fsynced and renamed into place; the
-//! directories they touch are returned in a `DirtyDirs` for the caller to
-//! sync before it reports the write as durable.
+//! directories they touch are returned in an `Unsynced` for the caller to
+//! sync before it reports the write as durable. First empty values and
+//! deletes are made durable by the journal instead (`journal.rs`), and
+//! every write appends a record, so that the journal's order of changes
+//! to a key is the order they happened in.
 //! Read-modify-write steps (versions, `set-if`) are serialised per key by a
 //! striped lock: one host process owns a data directory (`Storage::open`
 //! locks it). Since every write goes through this process, reads are served
 //! from a bounded in-memory cache that each write updates under its lock.
 
-use super::fsutil::{self, DirtyDirs};
+use super::fsutil::{self, Unsynced};
+use super::journal::{Journal, Record};
 use super::shared_empty::SharedEmpty;
 use super::{StorageError, StorageResult};
 use std::path::{Path, PathBuf};
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 const MAX_KEY_LEN: usize = 1024;
 const MAX_VALUE_LEN: usize = 4 * 1024 * 1024;
@@ -48,6 +52,7 @@ pub struct KvStore {
     stripes: Vec<Mutex<()>>,
     /// Recently read or written entries (`None`: known absent).
     cache: RwLock<HashMap<String, Option<Entry>>>,
+    journal: Arc<Journal>,
 }
 
 /// Entries the cache holds at most; past it the cache starts afresh (a
@@ -57,13 +62,14 @@ const CACHE_ENTRIES: usize = 16 * 1024;
 impl KvStore {
     /// A store rooted at `root`, using `tmp` for temp files and `shared`
     /// for the shared empty files (both on the same filesystem).
-    pub fn new(root: PathBuf, tmp: PathBuf, shared: PathBuf) -> std::io::Result<KvStore> {
+    pub fn new(root: PathBuf, tmp: PathBuf, shared: PathBuf, journal: Arc<Journal>) -> std::io::Result<KvStore> {
         Ok(KvStore {
             root,
             tmp,
             empty: SharedEmpty::open(shared)?,
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             cache: RwLock::new(HashMap::new()),
+            journal,
         })
     }
 
@@ -104,17 +110,17 @@ impl KvStore {
     }
 
     /// Stores `value` whatever was there; returns the new version.
-    pub fn set(&self, key: &str, value: &[u8], dirty: &mut DirtyDirs) -> StorageResult<u64> {
+    pub fn set(&self, key: &str, value: &[u8], dirty: &mut Unsynced) -> StorageResult<u64> {
         self.write(key, value, None, dirty)
     }
 
     /// Stores `value` only if the current version is `expected` (`None`:
     /// only if absent); otherwise `Conflict`.
-    pub fn set_if(&self, key: &str, value: &[u8], expected: Option<u64>, dirty: &mut DirtyDirs) -> StorageResult<u64> {
+    pub fn set_if(&self, key: &str, value: &[u8], expected: Option<u64>, dirty: &mut Unsynced) -> StorageResult<u64> {
         self.write(key, value, Some(expected), dirty)
     }
 
-    fn write(&self, key: &str, value: &[u8], expected: Option<Option<u64>>, dirty: &mut DirtyDirs) -> StorageResult<u64> {
+    fn write(&self, key: &str, value: &[u8], expected: Option<Option<u64>>, dirty: &mut Unsynced) -> StorageResult<u64> {
         let path = self.path_of(key)?;
         if value.len() > MAX_VALUE_LEN {
             return Err(StorageError::Invalid(format!("value over {MAX_VALUE_LEN} bytes")));
@@ -129,25 +135,56 @@ impl KvStore {
             }
         }
         let version = current.unwrap_or(0) + 1;
-        if current.is_none() && value.is_empty() {
-            self.empty.create(&path, dirty)?;
+        let record = if current.is_none() && value.is_empty() {
+            // Right whether or not it is durable yet: the record makes it so.
+            self.empty.create(&path, &mut Unsynced::default())?;
+            Record::KvCreatedEmpty { key: key.to_string() }
         } else {
             fsutil::atomic_write(&self.tmp, &path, &[&version.to_le_bytes(), value], dirty)?;
-        }
+            Record::KvSynced { key: key.to_string() }
+        };
+        // Appended under the key's lock: the journal's order is the key's.
+        dirty.add_journal(self.journal.append(&record)?);
         self.remember(key, Some(Entry { value: value.to_vec(), version }));
         Ok(version)
     }
 
+    /// Redoes a key's change the journal recorded (at start-up).
+    pub fn redo(&self, record: &Record) -> StorageResult<()> {
+        match record {
+            Record::KvCreatedEmpty { key } => {
+                let path = self.path_of(key)?;
+                match self.empty.create(&path, &mut Unsynced::default()) {
+                    Ok(()) => {}
+                    // A later change the journal did not reach: keep it.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Record::KvDeleted { key } => {
+                let path = self.path_of(key)?;
+                match std::fs::remove_file(&path) {
+                    Ok(()) => fsutil::prune_empty_dirs(path.parent().expect("key path has a parent"), &self.root),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Removes `key`; returns whether it existed.
-    pub fn delete(&self, key: &str, dirty: &mut DirtyDirs) -> StorageResult<bool> {
+    pub fn delete(&self, key: &str, dirty: &mut Unsynced) -> StorageResult<bool> {
         let path = self.path_of(key)?;
         let _guard = self.lock(key);
         self.forget(key);
         match std::fs::remove_file(&path) {
             Ok(()) => {
-                let parent = path.parent().expect("key path has a parent");
-                dirty.add(parent);
-                fsutil::prune_empty_dirs(parent, &self.root);
+                // Durable through the journal, which removes it again if a
+                // crash brought it back.
+                dirty.add_journal(self.journal.append(&Record::KvDeleted { key: key.to_string() })?);
+                fsutil::prune_empty_dirs(path.parent().expect("key path has a parent"), &self.root);
                 Ok(true)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -289,7 +326,9 @@ mod tests {
         let dir = crate::storage::TestDir::new();
         std::fs::create_dir_all(dir.path().join("kv")).unwrap();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let kv = KvStore::new(dir.path().join("kv"), dir.path().join("tmp"), dir.path().join("shared")).unwrap();
+        let (journal, pending, _) = Journal::open(dir.path()).unwrap();
+        journal.start(pending).unwrap();
+        let kv = KvStore::new(dir.path().join("kv"), dir.path().join("tmp"), dir.path().join("shared"), journal).unwrap();
         (dir, kv)
     }
 
@@ -297,13 +336,13 @@ mod tests {
     fn set_get_delete() {
         let (_d, kv) = store();
         assert_eq!(kv.get("a/b").unwrap(), None);
-        assert_eq!(kv.set("a/b", b"x", &mut DirtyDirs::default()).unwrap(), 1);
-        assert_eq!(kv.set("a/b", b"y", &mut DirtyDirs::default()).unwrap(), 2);
+        assert_eq!(kv.set("a/b", b"x", &mut Unsynced::default()).unwrap(), 1);
+        assert_eq!(kv.set("a/b", b"y", &mut Unsynced::default()).unwrap(), 2);
         assert_eq!(kv.get("a/b").unwrap(), Some(Entry { value: b"y".to_vec(), version: 2 }));
-        kv.set("a", b"parent", &mut DirtyDirs::default()).unwrap();
+        kv.set("a", b"parent", &mut Unsynced::default()).unwrap();
         assert_eq!(kv.get("a").unwrap().unwrap().value, b"parent");
-        assert!(kv.delete("a/b", &mut DirtyDirs::default()).unwrap());
-        assert!(!kv.delete("a/b", &mut DirtyDirs::default()).unwrap());
+        assert!(kv.delete("a/b", &mut Unsynced::default()).unwrap());
+        assert!(!kv.delete("a/b", &mut Unsynced::default()).unwrap());
         assert_eq!(kv.get("a/b").unwrap(), None);
         assert_eq!(kv.get("a").unwrap().unwrap().value, b"parent");
     }
@@ -311,10 +350,12 @@ mod tests {
     #[test]
     fn empty_first_values_and_the_cache_follow_writes() {
         let (_d, kv) = store();
-        let mut dirty = DirtyDirs::default();
+        let mut dirty = Unsynced::default();
         assert_eq!(kv.get("m/k").unwrap(), None);
         assert_eq!(kv.set_if("m/k", b"", None, &mut dirty).unwrap(), 1);
-        assert!(!dirty.is_empty());
+        // Durable through the journal alone: no directory to sync.
+        assert!(dirty.journal() > 0);
+        assert!(dirty.take_dirs().is_empty());
         assert_eq!(kv.get("m/k").unwrap(), Some(Entry { value: vec![], version: 1 }));
         assert_eq!(kv.set_if("m/k", b"", None, &mut dirty), Err(StorageError::Conflict));
         assert_eq!(kv.set("m/k", b"now full", &mut dirty).unwrap(), 2);
@@ -323,17 +364,17 @@ mod tests {
         assert_eq!(kv.get("m/k").unwrap(), None);
         // A store over the same files (no cache) reads the same.
         kv.set("m/e", b"", &mut dirty).unwrap();
-        let fresh = KvStore::new(kv.root.clone(), kv.tmp.clone(), kv.root.join("../shared")).unwrap();
+        let fresh = KvStore::new(kv.root.clone(), kv.tmp.clone(), kv.root.join("../shared"), kv.journal.clone()).unwrap();
         assert_eq!(fresh.get("m/e").unwrap(), Some(Entry { value: vec![], version: 1 }));
     }
 
     #[test]
     fn set_if_detects_conflicts() {
         let (_d, kv) = store();
-        assert_eq!(kv.set_if("k", b"1", None, &mut DirtyDirs::default()).unwrap(), 1);
-        assert_eq!(kv.set_if("k", b"2", None, &mut DirtyDirs::default()), Err(StorageError::Conflict));
-        assert_eq!(kv.set_if("k", b"2", Some(7), &mut DirtyDirs::default()), Err(StorageError::Conflict));
-        assert_eq!(kv.set_if("k", b"2", Some(1), &mut DirtyDirs::default()).unwrap(), 2);
+        assert_eq!(kv.set_if("k", b"1", None, &mut Unsynced::default()).unwrap(), 1);
+        assert_eq!(kv.set_if("k", b"2", None, &mut Unsynced::default()), Err(StorageError::Conflict));
+        assert_eq!(kv.set_if("k", b"2", Some(7), &mut Unsynced::default()), Err(StorageError::Conflict));
+        assert_eq!(kv.set_if("k", b"2", Some(1), &mut Unsynced::default()).unwrap(), 2);
         assert_eq!(kv.get("k").unwrap().unwrap().value, b"2");
     }
 
@@ -342,11 +383,11 @@ mod tests {
         let (_d, kv) = store();
         // Nothing cached yet: not known either way.
         assert!(!kv.cached_conflict("c", None).unwrap());
-        assert_eq!(kv.set_if("c", b"", None, &mut DirtyDirs::default()).unwrap(), 1);
+        assert_eq!(kv.set_if("c", b"", None, &mut Unsynced::default()).unwrap(), 1);
         assert!(kv.cached_conflict("c", None).unwrap());
         assert!(kv.cached_conflict("c", Some(2)).unwrap());
         assert!(!kv.cached_conflict("c", Some(1)).unwrap());
-        assert!(kv.delete("c", &mut DirtyDirs::default()).unwrap());
+        assert!(kv.delete("c", &mut Unsynced::default()).unwrap());
         // Known absent: only "expected present" conflicts.
         assert_eq!(kv.get("c").unwrap(), None);
         assert!(!kv.cached_conflict("c", None).unwrap());
@@ -358,7 +399,7 @@ mod tests {
     fn rejects_bad_keys() {
         let (_d, kv) = store();
         for key in ["", "a//b", "../x", "a/./b", "a/"] {
-            assert!(matches!(kv.set(key, b"", &mut DirtyDirs::default()), Err(StorageError::Invalid(_))), "{key}");
+            assert!(matches!(kv.set(key, b"", &mut Unsynced::default()), Err(StorageError::Invalid(_))), "{key}");
         }
     }
 
@@ -366,7 +407,7 @@ mod tests {
     fn odd_characters_round_trip() {
         let (_d, kv) = store();
         for key in ["t/.hidden", "t/a@b", "t/sha256:abc", "t/%41", "t/ü"] {
-            kv.set(key, b"v", &mut DirtyDirs::default()).unwrap();
+            kv.set(key, b"v", &mut Unsynced::default()).unwrap();
         }
         let keys = kv.list_keys("t/", None, 100).unwrap();
         assert_eq!(keys, vec!["t/%41", "t/.hidden", "t/a@b", "t/sha256:abc", "t/ü"]);
@@ -376,7 +417,7 @@ mod tests {
     fn list_is_sorted_paged_and_prefix_exact() {
         let (_d, kv) = store();
         for key in ["r/a/_t/x", "r/a/_t/y", "r/a/b/_t/z", "r/a-b/_t/w", "r/a/_t/w"] {
-            kv.set(key, b"", &mut DirtyDirs::default()).unwrap();
+            kv.set(key, b"", &mut Unsynced::default()).unwrap();
         }
         assert_eq!(kv.list_keys("r/a/_t/", None, 10).unwrap(), vec!["r/a/_t/w", "r/a/_t/x", "r/a/_t/y"]);
         assert_eq!(kv.list_keys("r/a/_t/", Some("r/a/_t/w"), 1).unwrap(), vec!["r/a/_t/x"]);

@@ -10,6 +10,8 @@
 //!   tmp/                            temporary files, renamed into place, and
 //!                                   spare empty files for new uploads
 //!   shared/empty-<n>                empty files that empty kv values link to
+//!   journal                         records that make changes durable (see
+//!                                   `journal.rs`), redone at start-up
 //! ```
 //!
 //! Every visible change is a rename within one filesystem, so readers never
@@ -18,6 +20,7 @@
 
 pub mod blobs;
 pub mod fsutil;
+pub mod journal;
 pub mod kv;
 pub mod shared_empty;
 pub mod spare_files;
@@ -69,6 +72,8 @@ pub struct Storage {
     pub kv: kv::KvStore,
     /// Makes renames durable, batching concurrent requests.
     pub syncer: fsutil::Syncer,
+    /// Makes small changes durable with one flush.
+    pub journal: Arc<journal::Journal>,
     /// Held for the life of the process: one host per data directory.
     _lock: std::fs::File,
 }
@@ -83,30 +88,58 @@ impl Storage {
         // The layout, with all 256 blob prefix directories made up front:
         // otherwise the first pushes pay for creating and syncing them. What
         // was created is synced now, so that no later rename into it is lost.
-        let mut created = fsutil::DirtyDirs::default();
+        let mut created = fsutil::Unsynced::default();
         for dir in ["uploads", "kv", "tmp", "shared"] {
             fsutil::create_dirs(&data_dir.join(dir), &mut created)?;
         }
         for prefix in 0..=255u8 {
             fsutil::create_dirs(&data_dir.join(format!("blobs/sha256/{prefix:02x}")), &mut created)?;
         }
-        for dir in created.take() {
+        for dir in created.take_dirs() {
             fsutil::sync_dir(&dir)?;
         }
         for entry in std::fs::read_dir(&tmp)? {
             let _ = std::fs::remove_file(entry?.path());
         }
-        purge_stale_uploads(&data_dir.join("uploads"));
         // Fail early, with the OS's reason, when the directory is read-only.
         let probe = fsutil::temp_path(&tmp);
         std::fs::write(&probe, b"")?;
         std::fs::remove_file(&probe)?;
-        Ok(Arc::new(Storage {
-            blobs: blobs::BlobStore::new(data_dir.to_path_buf()),
-            kv: kv::KvStore::new(data_dir.join("kv"), tmp, data_dir.join("shared"))?,
+        let (journal, pending, redo) = journal::Journal::open(data_dir)?;
+        let storage = Storage {
+            blobs: blobs::BlobStore::new(data_dir.to_path_buf(), journal.clone()),
+            kv: kv::KvStore::new(data_dir.join("kv"), tmp, data_dir.join("shared"), journal.clone())?,
             syncer: fsutil::Syncer::start(),
+            journal,
             _lock: lock,
-        }))
+        };
+        if !redo.is_empty() {
+            tracing::info!("redoing {} changes from the journal", redo.len());
+        }
+        for record in &redo {
+            storage.redo(record)?;
+        }
+        storage.journal.start(pending)?;
+        purge_stale_uploads(&data_dir.join("uploads"));
+        Ok(Arc::new(storage))
+    }
+
+    /// Redoes one change recorded in the journal (the last of its name).
+    fn redo(&self, record: &journal::Record) -> std::io::Result<()> {
+        let result = match record {
+            journal::Record::BlobData { .. } | journal::Record::BlobSynced { .. } | journal::Record::BlobDeleted { .. } => {
+                self.blobs.redo(record)
+            }
+            _ => self.kv.redo(record),
+        };
+        result.map_err(|e| std::io::Error::other(format!("redoing {:?} from the journal: {e}", record.name())))
+    }
+
+    /// Returns once everything in `unsynced` is durable.
+    pub async fn make_durable(&self, mut unsynced: fsutil::Unsynced) -> Result<(), String> {
+        let (dirs, journal) = (unsynced.take_dirs(), unsynced.journal());
+        let (dirs, journal) = tokio::join!(self.syncer.sync(dirs), self.journal.wait(journal));
+        dirs.and(journal)
     }
 }
 
@@ -182,6 +215,7 @@ impl Drop for TestDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::blobs::digest_hex;
 
     #[test]
     fn open_lays_out_every_blob_prefix_and_locks_the_directory() {
@@ -202,5 +236,66 @@ mod tests {
         // Reopening an existing layout works and changes nothing.
         Storage::open(&data).unwrap();
         assert_eq!(std::fs::read_dir(data.join("blobs/sha256")).unwrap().count(), 256);
+    }
+
+    /// Pushes `bytes` as a blob linked under `link`, and waits until the
+    /// push is durable, as a request does before it answers.
+    fn push(storage: &Storage, bytes: &'static [u8], link: &str) -> String {
+        use wasmtime_wasi::p2::OutputStream;
+        let digest = format!("sha256:{}", journal::hex_of(bytes));
+        let upload = storage.blobs.start().unwrap();
+        let mut writer = storage.blobs.append(&upload).unwrap();
+        writer.write(bytes::Bytes::from_static(bytes)).unwrap();
+        drop(writer);
+        let mut unsynced = fsutil::Unsynced::default();
+        storage.blobs.commit(&upload, &digest, &mut unsynced).unwrap();
+        storage.kv.set_if(link, b"", None, &mut unsynced).unwrap();
+        assert!(unsynced.take_dirs().is_empty(), "a small push needs no directory sync");
+        storage.journal.wait_blocking(unsynced.journal()).unwrap();
+        digest
+    }
+
+    #[test]
+    fn the_journal_redoes_what_a_crash_lost() {
+        let dir = TestDir::new();
+        let data = dir.path().join("data");
+        let storage = Storage::open(&data).unwrap();
+        let digest = push(&storage, b"small blob", "repo/_blobs/x");
+        let blob = blob_path(&data, digest_hex(&digest).unwrap());
+        assert_eq!(std::fs::read(&blob).unwrap(), b"small blob");
+        // A link made and deleted again.
+        storage.kv.set_if("repo/_blobs/gone", b"", None, &mut fsutil::Unsynced::default()).unwrap();
+        let mut unsynced = fsutil::Unsynced::default();
+        assert!(storage.kv.delete("repo/_blobs/gone", &mut unsynced).unwrap());
+        storage.journal.wait_blocking(unsynced.journal()).unwrap();
+        drop(storage);
+
+        // A crash of the machine loses what was not flushed: here, the
+        // blob's bytes, the new link, and the delete.
+        std::fs::write(&blob, b"").unwrap();
+        std::fs::remove_file(data.join("kv/repo/_blobs/x@")).unwrap();
+        std::fs::write(data.join("kv/repo/_blobs/gone@"), b"").unwrap();
+
+        let storage = Storage::open(&data).unwrap();
+        assert_eq!(std::fs::read(&blob).unwrap(), b"small blob");
+        assert_eq!(storage.kv.get("repo/_blobs/x").unwrap().map(|e| e.value), Some(vec![]));
+        assert_eq!(storage.kv.get("repo/_blobs/gone").unwrap(), None);
+        drop(storage);
+
+        // Redone once: a later start does not bring back what was changed
+        // after the redo.
+        std::fs::remove_file(&blob).unwrap();
+        let storage = Storage::open(&data).unwrap();
+        assert_eq!(storage.blobs.stat(&digest).unwrap(), None);
+    }
+
+    #[test]
+    fn a_corrupt_blob_record_is_refused_not_redone() {
+        let dir = TestDir::new();
+        let data = dir.path().join("data");
+        let storage = Storage::open(&data).unwrap();
+        let bogus = journal::Record::BlobData { hex: journal::hex_of(b"other"), data: b"bytes".to_vec() };
+        assert!(storage.blobs.redo(&bogus).is_err());
+        assert_eq!(storage.blobs.stat(&format!("sha256:{}", journal::hex_of(b"other"))).unwrap(), None);
     }
 }

@@ -14,7 +14,7 @@
 //! used. Where hard links are not supported at all, each empty value gets
 //! a file of its own, as before.
 
-use super::fsutil::{self, DirtyDirs};
+use super::fsutil::{self, Unsynced};
 use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ impl SharedEmpty {
     /// Creates the empty file `dest`, which must not exist (else
     /// `AlreadyExists`), with its parent directories; like
     /// [`fsutil::create_empty`], durable once `dirty` is synced.
-    pub fn create(&self, dest: &Path, dirty: &mut DirtyDirs) -> std::io::Result<()> {
+    pub fn create(&self, dest: &Path, dirty: &mut Unsynced) -> std::io::Result<()> {
         let parent = dest.parent().expect("destination has a parent");
         for _ in 0..3 {
             fsutil::create_dirs(parent, dirty)?;
@@ -112,7 +112,7 @@ mod tests {
     fn empty_files_share_one_inode_and_stay_independent_names() {
         let dir = crate::storage::TestDir::new();
         let shared = SharedEmpty::open(dir.path().join("shared")).unwrap();
-        let mut dirty = DirtyDirs::default();
+        let mut dirty = Unsynced::default();
         let (a, b) = (dir.path().join("x/a@"), dir.path().join("y/z/b@"));
         shared.create(&a, &mut dirty).unwrap();
         shared.create(&b, &mut dirty).unwrap();
@@ -139,7 +139,7 @@ mod tests {
         std::fs::create_dir_all(&shared_dir).unwrap();
         std::fs::write(shared_dir.join("empty-0"), b"not empty").unwrap();
         let shared = SharedEmpty::open(shared_dir.clone()).unwrap();
-        let mut dirty = DirtyDirs::default();
+        let mut dirty = Unsynced::default();
         shared.create(&dir.path().join("k@"), &mut dirty).unwrap();
         assert_eq!(std::fs::read(dir.path().join("k@")).unwrap(), b"");
         // Removed from outside: made again on the next create.

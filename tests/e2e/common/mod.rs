@@ -48,7 +48,16 @@ fn workspace_target_dir() -> PathBuf {
 
 /// The root of the main workspace (the parent of `tests/`).
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    tests_dir().join("..")
+}
+
+/// The `tests/` crate's directory. `cargo test` names it when it runs the
+/// tests; that is preferred over the path compiled in, because a build cache
+/// shared between checkouts may hold a binary built in another checkout.
+pub fn tests_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Path of the `registry-host` binary under test.
