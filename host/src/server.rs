@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use crate::storage::fsutil::Unsynced;
-use std::sync::{Arc, Mutex};
+use crate::storage::RequestWrites;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
 use wasmtime::component::ResourceTable;
@@ -118,14 +118,14 @@ impl Server {
 
     async fn call_guest(&self, req: hyper::Request<Incoming>) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let wasi = WasiCtx::builder().inherit_stderr().envs(&self.env).build();
-        let dirty = Arc::new(Mutex::new(Unsynced::default()));
+        let writes = Arc::new(RequestWrites::default());
         let state = HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             storage: self.storage.clone(),
             hooks: RegistryHooks,
-            dirty: dirty.clone(),
+            writes: writes.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -140,8 +140,8 @@ impl Server {
             let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
             // Writes made after the response was set still become durable
             // before the request ends.
-            let late = store.data().dirty.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Err(e) = storage.make_durable(late).await {
+            let writes = store.data().writes.clone();
+            if let Err(e) = writes.settle(&storage).await {
                 tracing::error!("making writes durable: {e}");
             }
             result
@@ -150,8 +150,7 @@ impl Server {
             Ok(Ok(response)) => {
                 // What the request wrote must be durable before the client
                 // hears that it succeeded.
-                let unsynced = dirty.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Err(e) = self.storage.make_durable(unsynced).await {
+                if let Err(e) = writes.settle(&self.storage).await {
                     tracing::error!("making writes durable: {e}");
                     return Ok(internal_error());
                 }

@@ -1,8 +1,7 @@
 //! Per-request store data: WASI and wasi-http contexts plus the storage.
 
-use crate::storage::fsutil::Unsynced;
-use crate::storage::Storage;
-use std::sync::{Arc, Mutex};
+use crate::storage::{RequestWrites, Storage};
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -19,9 +18,9 @@ pub struct HostState {
     pub storage: Arc<Storage>,
     /// How response bodies are buffered.
     pub hooks: RegistryHooks,
-    /// Directories this request changed: synced before its response goes
-    /// out (the server shares this with the request's handler).
-    pub dirty: Arc<Mutex<Unsynced>>,
+    /// What this request wrote: durable before its response goes out (the
+    /// server shares this with the request's handler).
+    pub writes: Arc<RequestWrites>,
 }
 
 /// wasi-http settings for a registry: blob downloads are large, so let a few

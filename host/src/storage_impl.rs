@@ -62,9 +62,7 @@ impl HostState {
     }
 
     fn note_dirty(&mut self, dirty: Unsynced) {
-        if !dirty.is_empty() {
-            self.dirty.lock().unwrap_or_else(|p| p.into_inner()).absorb(dirty);
-        }
+        self.writes.record(dirty);
     }
 }
 

@@ -136,10 +136,44 @@ impl Storage {
     }
 
     /// Returns once everything in `unsynced` is durable.
-    pub async fn make_durable(&self, mut unsynced: fsutil::Unsynced) -> Result<(), String> {
+    async fn make_durable(&self, mut unsynced: fsutil::Unsynced) -> Result<(), String> {
         let (dirs, journal) = (unsynced.take_dirs(), unsynced.journal());
         let (dirs, journal) = tokio::join!(self.syncer.sync(dirs), self.journal.wait(journal));
         dirs.and(journal)
+    }
+}
+
+/// What one request has written and not yet made durable.
+///
+/// Two parties settle it: the response, which must not go out before the
+/// writes are durable, and the end of the request's task, for writes made
+/// after the response was set. Either may come first (the task can finish
+/// before the response is picked up), so neither may take writes away from
+/// the other: whoever settles first makes them durable while the other
+/// waits for it, and a failure is remembered for both.
+#[derive(Default)]
+pub struct RequestWrites {
+    pending: std::sync::Mutex<fsutil::Unsynced>,
+    /// Held while settling; holds the first failure.
+    settling: tokio::sync::Mutex<Option<String>>,
+}
+
+impl RequestWrites {
+    /// Adds writes that must become durable.
+    pub fn record(&self, unsynced: fsutil::Unsynced) {
+        if !unsynced.is_empty() {
+            self.pending.lock().unwrap_or_else(|p| p.into_inner()).absorb(unsynced);
+        }
+    }
+
+    /// Returns once every write recorded so far is durable.
+    pub async fn settle(&self, storage: &Storage) -> Result<(), String> {
+        let mut failed = self.settling.lock().await;
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Err(e) = storage.make_durable(pending).await {
+            failed.get_or_insert(e);
+        }
+        failed.clone().map_or(Ok(()), Err)
     }
 }
 
