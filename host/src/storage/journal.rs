@@ -356,6 +356,12 @@ impl Journal {
         queue.failed.clone().map_or(Ok(()), Err)
     }
 
+    /// The last durable sequence number.
+    #[cfg(test)]
+    pub fn durable(&self) -> u64 {
+        self.shared.lock().durable
+    }
+
     fn want(&self, seq: u64) -> Result<(), String> {
         let mut queue = self.shared.lock();
         if let Some(failed) = &queue.failed {

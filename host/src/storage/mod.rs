@@ -323,6 +323,27 @@ mod tests {
         assert_eq!(storage.blobs.stat(&digest).unwrap(), None);
     }
 
+    #[tokio::test]
+    async fn whoever_settles_second_waits_for_the_first() {
+        let dir = TestDir::new();
+        let storage = Storage::open(&dir.path().join("data")).unwrap();
+        let writes = Arc::new(RequestWrites::default());
+        let mut unsynced = fsutil::Unsynced::default();
+        storage.kv.set_if("k", b"", None, &mut unsynced).unwrap();
+        let seq = unsynced.journal();
+        writes.record(unsynced);
+        // The request's task settles first and takes the writes; the
+        // response, settling right after, must still wait for them.
+        let first = tokio::spawn({
+            let (writes, storage) = (writes.clone(), storage.clone());
+            async move { writes.settle(&storage).await }
+        });
+        tokio::task::yield_now().await;
+        writes.settle(&storage).await.unwrap();
+        assert!(storage.journal.durable() >= seq);
+        first.await.unwrap().unwrap();
+    }
+
     #[test]
     fn a_corrupt_blob_record_is_refused_not_redone() {
         let dir = TestDir::new();
