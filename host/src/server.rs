@@ -82,6 +82,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tracing::warn!("requests still running after 30 s; exiting anyway");
         }
     }
+    // Nothing left for the next start to redo.
+    if let Err(e) = server.storage.journal.close() {
+        tracing::error!("closing the journal: {e}");
+    }
     Ok(())
 }
 

@@ -155,6 +155,11 @@ impl BlobStore {
     /// journal, which removes it again if a crash brought it back.
     pub fn delete(&self, digest: &str, dirty: &mut Unsynced) -> StorageResult<bool> {
         let hex = digest_hex(digest)?;
+        if let Some(unnamed) = self.unnamed(hex) {
+            // Committed a moment ago: let it get its name first, so that the
+            // delete is not undone by the rename.
+            self.journal.wait_blocking(unnamed.seq).map_err(StorageError::Other)?;
+        }
         let path = blob_path(&self.root, hex);
         match std::fs::remove_file(&path) {
             Ok(()) => {

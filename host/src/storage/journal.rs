@@ -225,6 +225,8 @@ struct Queue {
     /// Set when a write or flush failed: nothing is durable any more.
     failed: Option<String>,
     stop: bool,
+    /// Stopping for a clean shutdown: checkpoint last.
+    closing: bool,
 }
 
 struct Shared {
@@ -239,7 +241,7 @@ struct Shared {
 /// The journal of one data directory.
 pub struct Journal {
     shared: Arc<Shared>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<std::io::Result<()>>>>,
 }
 
 /// The file side, owned by the journal's thread.
@@ -261,7 +263,7 @@ impl Journal {
         let (generation, records) = read_records(&file)?;
         let (durable, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { appended: Vec::new(), last: 0, wanted: 0, durable: 0, failed: None, stop: false }),
+            queue: Mutex::new(Queue { appended: Vec::new(), last: 0, wanted: 0, durable: 0, failed: None, stop: false, closing: false }),
             work: Condvar::new(),
             done: Condvar::new(),
             durable,
@@ -323,6 +325,9 @@ impl Journal {
         if let Some(failed) = &queue.failed {
             return Err(StorageError::Other(failed.clone()));
         }
+        if queue.stop {
+            return Err(StorageError::Other("the registry is shutting down".into()));
+        }
         queue.appended.push(appended);
         queue.last += 1;
         Ok(queue.last)
@@ -346,7 +351,6 @@ impl Journal {
     }
 
     /// [`wait`](Self::wait) for a thread that may block.
-    #[cfg(test)]
     pub fn wait_blocking(&self, seq: u64) -> Result<(), String> {
         self.want(seq)?;
         let mut queue = self.shared.lock();
@@ -375,13 +379,33 @@ impl Journal {
     }
 }
 
-impl Drop for Journal {
-    fn drop(&mut self) {
-        self.shared.lock().stop = true;
-        self.shared.work.notify_one();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = thread.join();
+impl Journal {
+    /// For a clean shutdown: writes what was appended, checkpoints (so the
+    /// data directory needs no redo, and `registry.wasm`, which knows no
+    /// journal, may serve it next) and stops; later appends fail.
+    pub fn close(&self) -> std::io::Result<()> {
+        self.stop(true)
+    }
+
+    fn stop(&self, closing: bool) -> std::io::Result<()> {
+        {
+            let mut queue = self.shared.lock();
+            queue.stop = true;
+            queue.closing = closing;
         }
+        self.shared.work.notify_one();
+        match self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(thread) => thread.join().map_err(|_| std::io::Error::other("the journal's thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Journal {
+    /// Writes what was appended and stops, without a checkpoint: what a
+    /// crash right after would leave.
+    fn drop(&mut self) {
+        let _ = self.stop(false);
     }
 }
 
@@ -398,7 +422,7 @@ pub struct PendingStart {
 }
 
 impl Writer {
-    fn run(mut self, shared: &Shared) {
+    fn run(mut self, shared: &Shared) -> std::io::Result<()> {
         loop {
             let (batch, last) = {
                 let mut queue = shared.lock();
@@ -408,7 +432,9 @@ impl Writer {
                         break;
                     }
                     if queue.stop && queue.appended.is_empty() {
-                        return;
+                        let closing = queue.closing && queue.failed.is_none();
+                        drop(queue);
+                        return if closing { self.checkpoint() } else { Ok(()) };
                     }
                     let (next, timeout) = shared.work.wait_timeout(queue, IDLE_FLUSH).unwrap_or_else(|p| p.into_inner());
                     queue = next;
@@ -431,7 +457,7 @@ impl Writer {
                     queue.durable = u64::MAX;
                     shared.durable.send_replace(u64::MAX);
                     shared.done.notify_all();
-                    return;
+                    return Err(e);
                 }
             }
             shared.done.notify_all();
@@ -572,6 +598,19 @@ mod tests {
         assert_eq!(records, vec![Record::KvCreatedEmpty { key: "x".into() }, blob(2)]);
         drop(journal);
         // Starting made a new generation: nothing is redone twice.
+        let (_journal, records) = reopen(dir.path());
+        assert!(records.is_empty());
+    }
+
+    #[test]
+    fn a_clean_close_leaves_nothing_to_redo() {
+        let dir = TestDir::new();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let (journal, _) = reopen(dir.path());
+        journal.append(&blob(1)).unwrap();
+        journal.close().unwrap();
+        assert!(journal.append(&blob(2)).is_err(), "closed: no more records");
+        drop(journal);
         let (_journal, records) = reopen(dir.path());
         assert!(records.is_empty());
     }
