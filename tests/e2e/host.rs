@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{host_binary_under_test, registry_host_bin, wait_with_timeout, RegistryServer};
+use crate::common::{
+    host_binary_under_test, random_bytes, registry_host_bin, wait_with_timeout, RegistryServer,
+};
 
 /// How long a server may take to stop after a signal.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -65,6 +67,72 @@ async fn stops_gracefully_on(signal: &str) {
             panic!("registry-host still runs {SHUTDOWN_TIMEOUT:?} after SIG{signal}")
         });
     assert!(status.success(), "exit status after SIG{signal}: {status}");
+}
+
+/// What a killed server had acknowledged is there after a restart: small
+/// blobs (made durable by the journal), a large one, a tagged manifest, and a
+/// delete. A clean stop and another start change nothing.
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill_and_restart() {
+    if !host_binary_under_test("host::acknowledged_writes_survive_sigkill_and_restart") {
+        return;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("registry-e2e-restart.")
+        .tempdir()
+        .unwrap();
+    let data = scratch.path().join("data");
+    let repo = "e2e/restart";
+    let small = random_bytes(4096);
+    let large = random_bytes(300 * 1024);
+    let gone = random_bytes(2048);
+
+    let mut server = RegistryServer::start_host_on(&data);
+    let small_digest = server.push_blob(repo, &small).await;
+    let large_digest = server.push_blob(repo, &large).await;
+    let gone_digest = server.push_blob(repo, &gone).await;
+    let manifest = server.push_image(repo, &["v1"]).await;
+    let resp = server
+        .client()
+        .delete(server.url(&format!("/v2/{repo}/blobs/{gone_digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED, "DELETE blob");
+    server
+        .signal_and_wait("KILL", SHUTDOWN_TIMEOUT)
+        .expect("registry-host killed");
+
+    for round in ["after SIGKILL", "after a clean stop"] {
+        let mut server = RegistryServer::start_host_on(&data);
+        for (digest, bytes) in [(&small_digest, &small), (&large_digest, &large)] {
+            let resp = server
+                .client()
+                .get(server.url(&format!("/v2/{repo}/blobs/{digest}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "blob {digest} {round}");
+            assert_eq!(&resp.bytes().await.unwrap()[..], &bytes[..], "blob {digest} {round}");
+        }
+        let resp = server
+            .client()
+            .get(server.url(&format!("/v2/{repo}/blobs/{gone_digest}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "deleted blob {round}");
+        let (headers, _) = server.get_json(&format!("/v2/{repo}/manifests/v1")).await;
+        assert_eq!(
+            headers["docker-content-digest"].to_str().unwrap(),
+            manifest,
+            "tag v1 {round}"
+        );
+        let status = server
+            .signal_and_wait("TERM", SHUTDOWN_TIMEOUT)
+            .expect("registry-host stops on SIGTERM");
+        assert!(status.success(), "exit status {round}: {status}");
+    }
 }
 
 /// SIGTERM stops the server with a successful exit status.

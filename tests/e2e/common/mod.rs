@@ -225,6 +225,28 @@ impl RegistryServer {
         Self::start_with_args(&[])
     }
 
+    /// Starts `registry-host` (whatever the deployment) on `data_dir`, which the
+    /// caller keeps: for tests that restart it on the same data.
+    pub fn start_host_on(data_dir: &Path) -> Self {
+        let mut command = Command::new(registry_host_bin());
+        command
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir);
+        let (child, forwarders, addr) = spawn_and_wait_for_listening(Deployment::Host, command)
+            .unwrap_or_else(|failure| failure.panic(Deployment::Host));
+        Self {
+            child: Some(child),
+            forwarders,
+            base_url: format!("http://{addr}"),
+            host_port: addr,
+            client: http_client(),
+            data_dir: Some(data_dir.to_path_buf()),
+            _scratch: None,
+        }
+    }
+
     /// Like [`RegistryServer::start`], with `extra` `registry-host` flags (such as
     /// `--disable-delete`) after the listen address and data directory. For the
     /// deployments of registry.wasm the flags become what the component reads
