@@ -304,7 +304,14 @@ impl Journal {
             writer.data_dir.sync_all()?;
         }
         let shared = self.shared.clone();
-        let thread = std::thread::Builder::new().name("journal".into()).spawn(move || writer.run(&shared))?;
+        let thread = std::thread::Builder::new().name("journal".into()).spawn(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(&shared)));
+            run.unwrap_or_else(|_| {
+                // Never leave requests waiting for a thread that is gone.
+                shared.fail("the journal's thread panicked".into());
+                Err(std::io::Error::other("the journal's thread panicked"))
+            })
+        })?;
         *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         Ok(())
     }
@@ -413,6 +420,16 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Nothing becomes durable any more: fail every waiter, now and later.
+    fn fail(&self, why: String) {
+        tracing::error!("{why}");
+        let mut queue = self.lock();
+        queue.failed = Some(why);
+        queue.durable = u64::MAX;
+        self.durable.send_replace(u64::MAX);
+        self.done.notify_all();
+    }
 }
 
 /// A journal opened and read, not yet started.
@@ -444,22 +461,12 @@ impl Writer {
                 }
                 (std::mem::take(&mut queue.appended), queue.last)
             };
-            let result = self.write(batch);
-            let mut queue = shared.lock();
-            match result {
-                Ok(()) => {
-                    queue.durable = last;
-                    shared.durable.send_replace(last);
-                }
-                Err(e) => {
-                    tracing::error!("journal: {e}");
-                    queue.failed = Some(format!("journal: {e}"));
-                    queue.durable = u64::MAX;
-                    shared.durable.send_replace(u64::MAX);
-                    shared.done.notify_all();
-                    return Err(e);
-                }
+            if let Err(e) = self.write(batch) {
+                shared.fail(format!("journal: {e}"));
+                return Err(e);
             }
+            shared.lock().durable = last;
+            shared.durable.send_replace(last);
             shared.done.notify_all();
         }
     }
@@ -613,6 +620,16 @@ mod tests {
         drop(journal);
         let (_journal, records) = reopen(dir.path());
         assert!(records.is_empty());
+    }
+
+    #[test]
+    fn waiters_fail_instead_of_hanging_when_the_thread_dies() {
+        let dir = TestDir::new();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let (journal, _) = reopen(dir.path());
+        let seq = journal.append_then(&blob(1), Box::new(|| panic!("a bug after the flush"))).unwrap();
+        assert!(journal.wait_blocking(seq).is_err());
+        assert!(journal.append(&blob(2)).is_err());
     }
 
     #[test]
