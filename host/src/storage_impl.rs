@@ -64,16 +64,29 @@ impl HostState {
     fn note_dirty(&mut self, dirty: Unsynced) {
         self.writes.record(dirty);
     }
+
+    /// A blob that another request committed but has not yet answered is
+    /// visible already; whoever answers on the strength of it (a HEAD, a
+    /// mount, a manifest naming it) waits until it is durable too.
+    fn rely_on_blob(&mut self, digest: &str) {
+        if let Some(seq) = self.storage.blobs.unnamed_record(digest) {
+            let mut unsynced = Unsynced::default();
+            unsynced.add_journal(seq);
+            self.note_dirty(unsynced);
+        }
+    }
 }
 
 impl types::Host for HostState {}
 
 impl blobs::Host for HostState {
     async fn stat(&mut self, digest: String) -> WitResult<Option<u64>> {
+        self.rely_on_blob(&digest);
         wit(self.storage.blobs.stat(&digest))
     }
 
     async fn read(&mut self, digest: String, offset: u64, length: Option<u64>) -> WitResult<Option<Resource<DynInputStream>>> {
+        self.rely_on_blob(&digest);
         match self.storage.blobs.read(&digest, offset, length) {
             Ok(Some(reader)) => {
                 let stream: DynInputStream = Box::new(reader);

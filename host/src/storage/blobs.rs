@@ -358,6 +358,13 @@ impl BlobStore {
         Ok(())
     }
 
+    /// The journal record of `digest` if it is committed but not yet
+    /// named (so not yet durable): who answers on the strength of seeing
+    /// the blob waits for that record.
+    pub fn unnamed_record(&self, digest: &str) -> Option<u64> {
+        self.unnamed(digest_hex(digest).ok()?).map(|unnamed| unnamed.seq)
+    }
+
     fn unnamed(&self, hex: &str) -> Option<Unnamed> {
         self.unnamed.lock().unwrap_or_else(|p| p.into_inner()).get(hex).cloned()
     }
@@ -683,6 +690,7 @@ mod tests {
         let mut second = Unsynced::default();
         store.commit(&again, &digest, &mut second).unwrap();
         assert_eq!(second.journal(), unsynced.journal());
+        assert_eq!(store.unnamed_record(&digest), Some(unsynced.journal()));
         store.journal.wait_blocking(unsynced.journal()).unwrap();
         let hex = digest_hex(&digest).unwrap();
         assert_eq!(std::fs::read(blob_path(dir.path(), hex)).unwrap(), b"small");
