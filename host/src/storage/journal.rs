@@ -21,13 +21,13 @@
 //! records are written only when someone waits, so the records of one
 //! request, and of every request waiting at the same time, share a flush.
 //!
-//! When the file is full, a checkpoint `syncfs`es the data directory's
-//! filesystem (after which every recorded change is durable by itself) and
-//! starts a new generation from the top. A record's checksum covers its
-//! generation, so records of an older generation end the replay.
+//! When the file is full, and at a clean shutdown ([`Journal::close`]), a
+//! checkpoint `syncfs`es the data directory's filesystem (after which every
+//! recorded change is durable by itself) and starts a new generation from
+//! the top. A record's checksum covers its generation, so records of an
+//! older generation end the replay.
 
-use super::StorageResult;
-use super::StorageError;
+use super::{StorageError, StorageResult};
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::os::fd::AsRawFd;
