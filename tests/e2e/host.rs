@@ -106,21 +106,11 @@ async fn acknowledged_writes_survive_sigkill_and_restart() {
     for round in ["after SIGKILL", "after a clean stop"] {
         let mut server = RegistryServer::start_host_on(&data);
         for (digest, bytes) in [(&small_digest, &small), (&large_digest, &large)] {
-            let resp = server
-                .client()
-                .get(server.url(&format!("/v2/{repo}/blobs/{digest}")))
-                .send()
-                .await
-                .unwrap();
+            let resp = server.get_blob(repo, digest).await;
             assert_eq!(resp.status(), StatusCode::OK, "blob {digest} {round}");
             assert_eq!(&resp.bytes().await.unwrap()[..], &bytes[..], "blob {digest} {round}");
         }
-        let resp = server
-            .client()
-            .get(server.url(&format!("/v2/{repo}/blobs/{gone_digest}")))
-            .send()
-            .await
-            .unwrap();
+        let resp = server.get_blob(repo, &gone_digest).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "deleted blob {round}");
         let (headers, _) = server.get_json(&format!("/v2/{repo}/manifests/v1")).await;
         assert_eq!(

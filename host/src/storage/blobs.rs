@@ -162,15 +162,11 @@ impl BlobStore {
             // delete is not undone by the rename.
             self.journal.wait_blocking(unnamed.seq).map_err(StorageError::Other)?;
         }
-        let path = blob_path(&self.root, hex);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                dirty.add_journal(self.journal.append(&Record::BlobDeleted { hex: hex.to_string() })?);
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
+        if !fsutil::remove_if_present(&blob_path(&self.root, hex))? {
+            return Ok(false);
         }
+        dirty.add_journal(self.journal.append(&Record::BlobDeleted { hex: hex.to_string() })?);
+        Ok(true)
     }
 
     /// Redoes a blob change the journal recorded (at start-up).
@@ -189,12 +185,7 @@ impl BlobStore {
                 }
             }
             Record::BlobDeleted { hex } => {
-                let path = blob_path(&self.root, digest_hex(&format!("sha256:{hex}"))?);
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
+                fsutil::remove_if_present(&blob_path(&self.root, digest_hex(&format!("sha256:{hex}"))?))?;
             }
             _ => {}
         }
@@ -331,8 +322,9 @@ impl BlobStore {
     /// Hands a small blob's bytes to the journal; its file is served from
     /// where it is until the journal's thread names it.
     fn commit_through_journal(&self, path: &std::path::Path, hex: &str, size: u64, dirty: &mut Unsynced) -> StorageResult<()> {
+        // Hashed already, as it was written: only check that it is all there.
         let data = std::fs::read(path)?;
-        if data.len() as u64 != size || journal::hex_of(&data) != hex {
+        if data.len() as u64 != size {
             return Err(StorageError::Other(format!("upload file {} changed under its upload", path.display())));
         }
         // Under the lock, so that the thread cannot name the blob (and
@@ -374,11 +366,8 @@ impl BlobStore {
         let shared = &upload.shared;
         shared.state.lock().unwrap_or_else(|p| p.into_inner()).gone = true;
         self.uploads_map().remove(&shared.id);
-        match std::fs::remove_file(&shared.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        fsutil::remove_if_present(&shared.path)?;
+        Ok(())
     }
 
     fn uploads_map(&self) -> MutexGuard<'_, HashMap<String, Arc<UploadShared>>> {

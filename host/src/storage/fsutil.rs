@@ -161,6 +161,15 @@ pub fn create_dirs(dir: &Path, dirty: &mut Unsynced) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Removes the file `path`; whether it was there.
+pub fn remove_if_present(path: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes empty directories from `dir` upwards, stopping at `stop`.
 pub fn prune_empty_dirs(mut dir: &Path, stop: &Path) {
     while dir != stop && dir.starts_with(stop) {

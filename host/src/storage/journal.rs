@@ -594,7 +594,6 @@ mod tests {
     #[test]
     fn durable_records_are_read_back_once() {
         let dir = TestDir::new();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         let (journal, records) = reopen(dir.path());
         assert!(records.is_empty());
         journal.append(&Record::KvCreatedEmpty { key: "x".into() }).unwrap();
@@ -612,7 +611,6 @@ mod tests {
     #[test]
     fn a_clean_close_leaves_nothing_to_redo() {
         let dir = TestDir::new();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         let (journal, _) = reopen(dir.path());
         journal.append(&blob(1)).unwrap();
         journal.close().unwrap();
@@ -625,7 +623,6 @@ mod tests {
     #[test]
     fn waiters_fail_instead_of_hanging_when_the_thread_dies() {
         let dir = TestDir::new();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         let (journal, _) = reopen(dir.path());
         let seq = journal.append_then(&blob(1), Box::new(|| panic!("a bug after the flush"))).unwrap();
         assert!(journal.wait_blocking(seq).is_err());
@@ -635,7 +632,6 @@ mod tests {
     #[test]
     fn replay_stops_at_a_torn_record() {
         let dir = TestDir::new();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         let (journal, _) = reopen(dir.path());
         journal.append(&blob(1)).unwrap();
         let seq = journal.append(&blob(2)).unwrap();
@@ -653,7 +649,6 @@ mod tests {
     #[test]
     fn a_full_journal_checkpoints_and_goes_on() {
         let dir = TestDir::new();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         let (journal, _) = reopen(dir.path());
         // Well over one file's worth of records, each of its own name.
         let per_file = CAPACITY / (60 * 1024);

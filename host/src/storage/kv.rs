@@ -163,10 +163,8 @@ impl KvStore {
             }
             Record::KvDeleted { key } => {
                 let path = self.path_of(key)?;
-                match std::fs::remove_file(&path) {
-                    Ok(()) => fsutil::prune_empty_dirs(path.parent().expect("key path has a parent"), &self.root),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
+                if fsutil::remove_if_present(&path)? {
+                    fsutil::prune_empty_dirs(path.parent().expect("key path has a parent"), &self.root);
                 }
             }
             _ => {}
@@ -179,17 +177,14 @@ impl KvStore {
         let path = self.path_of(key)?;
         let _guard = self.lock(key);
         self.forget(key);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                // Durable through the journal, which removes it again if a
-                // crash brought it back.
-                dirty.add_journal(self.journal.append(&Record::KvDeleted { key: key.to_string() })?);
-                fsutil::prune_empty_dirs(path.parent().expect("key path has a parent"), &self.root);
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
+        if !fsutil::remove_if_present(&path)? {
+            return Ok(false);
         }
+        // Durable through the journal, which removes it again if a crash
+        // brought it back.
+        dirty.add_journal(self.journal.append(&Record::KvDeleted { key: key.to_string() })?);
+        fsutil::prune_empty_dirs(path.parent().expect("key path has a parent"), &self.root);
+        Ok(true)
     }
 
     /// Keys starting with `prefix`, ascending, after `after`, at most `limit`.

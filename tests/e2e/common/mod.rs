@@ -228,22 +228,23 @@ impl RegistryServer {
     /// Starts `registry-host` (whatever the deployment) on `data_dir`, which the
     /// caller keeps: for tests that restart it on the same data.
     pub fn start_host_on(data_dir: &Path) -> Self {
-        let mut command = Command::new(registry_host_bin());
-        command
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir);
-        let (child, forwarders, addr) = spawn_and_wait_for_listening(Deployment::Host, command)
-            .unwrap_or_else(|failure| failure.panic(Deployment::Host));
+        Self::spawned(spawn_host(data_dir, &[]), data_dir.to_path_buf(), None)
+    }
+
+    /// A server spawned and listening at `addr`.
+    fn spawned(
+        (child, forwarders, addr): (Child, Vec<JoinHandle<()>>, String),
+        data_dir: PathBuf,
+        scratch: Option<TempDir>,
+    ) -> Self {
         Self {
             child: Some(child),
             forwarders,
             base_url: format!("http://{addr}"),
             host_port: addr,
             client: http_client(),
-            data_dir: Some(data_dir.to_path_buf()),
-            _scratch: None,
+            data_dir: Some(data_dir),
+            _scratch: scratch,
         }
     }
 
@@ -280,18 +281,8 @@ impl RegistryServer {
         let data_dir = scratch.path().join("data");
         std::fs::create_dir(&data_dir).expect("create the data directory");
 
-        let (child, forwarders, addr) = match deployment {
-            Deployment::Host => {
-                let mut command = Command::new(registry_host_bin());
-                command
-                    .arg("--listen")
-                    .arg("127.0.0.1:0")
-                    .arg("--data-dir")
-                    .arg(&data_dir)
-                    .args(extra);
-                spawn_and_wait_for_listening(deployment, command)
-                    .unwrap_or_else(|failure| failure.panic(deployment))
-            }
+        let spawned = match deployment {
+            Deployment::Host => spawn_host(&data_dir, extra),
             Deployment::Wasmtime => {
                 let mut command = Command::new(tool("WASMTIME_BIN", "wasmtime"));
                 command
@@ -310,15 +301,7 @@ impl RegistryServer {
             }
             Deployment::Jco => start_jco(scratch.path(), &data_dir, extra),
         };
-        Self {
-            child: Some(child),
-            forwarders,
-            base_url: format!("http://{addr}"),
-            host_port: addr,
-            client: http_client(),
-            data_dir: Some(data_dir),
-            _scratch: Some(scratch),
-        }
+        Self::spawned(spawned, data_dir, Some(scratch))
     }
 
     /// `http://IP:PORT`, without a trailing slash.
@@ -370,6 +353,15 @@ impl RegistryServer {
             }
         }
         status
+    }
+
+    /// `GET /v2/<repo>/blobs/<digest>`, whatever the answer.
+    pub async fn get_blob(&self, repo: &str, digest: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/v2/{repo}/blobs/{digest}")))
+            .send()
+            .await
+            .expect("GET blob")
     }
 
     /// Starts an upload session in `repo` and returns its absolute upload URL.
@@ -675,6 +667,19 @@ fn listening_addr(deployment: Deployment, line: &str) -> Option<String> {
         "cannot parse the address in {line:?}"
     );
     Some(addr.to_string())
+}
+
+/// Spawns `registry-host` on `data_dir` with `extra` flags and waits for it to listen.
+fn spawn_host(data_dir: &Path, extra: &[&str]) -> (Child, Vec<JoinHandle<()>>, String) {
+    let mut command = Command::new(registry_host_bin());
+    command
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra);
+    spawn_and_wait_for_listening(Deployment::Host, command)
+        .unwrap_or_else(|failure| failure.panic(Deployment::Host))
 }
 
 /// Spawns `command` (a server of `deployment`) with its output piped and waits for
