@@ -36,20 +36,14 @@ pub struct Target {
 
 impl Target {
     pub async fn parse(url: &str) -> anyhow::Result<Target> {
-        let rest = url
-            .strip_prefix("http://")
-            .with_context(|| format!("{url}: only http:// URLs are supported"))?;
+        let rest = url.strip_prefix("http://").with_context(|| format!("{url}: only http:// URLs are supported"))?;
         let authority = rest.split('/').next().unwrap_or_default().to_string();
         let addr = tokio::net::lookup_host(&authority)
             .await
             .with_context(|| format!("resolving {authority}"))?
             .next()
             .with_context(|| format!("{authority} has no address"))?;
-        Ok(Target {
-            addr,
-            base: format!("http://{authority}"),
-            authority,
-        })
+        Ok(Target { addr, base: format!("http://{authority}"), authority })
     }
 }
 
@@ -110,10 +104,7 @@ pub fn with_param(path: &str, name: &str, value: &str) -> String {
 
 impl Client {
     pub fn new(target: &Target) -> Client {
-        Client {
-            target: target.clone(),
-            sender: None,
-        }
+        Client { target: target.clone(), sender: None }
     }
 
     async fn connect(&mut self) -> anyhow::Result<()> {
@@ -137,10 +128,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: ReqBody,
     ) -> anyhow::Result<Response<Incoming>> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, &self.target.authority);
+        let mut builder = Request::builder().method(method).uri(path).header(HOST, &self.target.authority);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
@@ -155,10 +143,7 @@ impl Client {
         let sender = self.sender.as_mut().expect("connected");
         sender.ready().await?;
         let method = req.method().clone();
-        sender
-            .send_request(req)
-            .await
-            .with_context(|| format!("{method} {path}"))
+        sender.send_request(req).await.with_context(|| format!("{method} {path}"))
     }
 
     /// Sends a request and reads the whole response body.
@@ -171,16 +156,8 @@ impl Client {
     ) -> anyhow::Result<Answer> {
         let resp = self.send(method, path, headers, body).await?;
         let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .with_context(|| format!("reading the answer to {path}"))?
-            .to_bytes();
-        Ok(Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        let body = body.collect().await.with_context(|| format!("reading the answer to {path}"))?.to_bytes();
+        Ok(Answer { status: parts.status, headers: parts.headers, body })
     }
 }
 
@@ -190,15 +167,9 @@ mod tests {
 
     #[test]
     fn locations() {
-        assert_eq!(
-            path_of("http://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=1"),
-            "/v2/a/blobs/uploads/x?_state=1"
-        );
+        assert_eq!(path_of("http://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=1"), "/v2/a/blobs/uploads/x?_state=1");
         assert_eq!(path_of("/v2/a/blobs/uploads/x"), "/v2/a/blobs/uploads/x");
-        assert_eq!(
-            with_param("/u?_state=1", "digest", "d"),
-            "/u?_state=1&digest=d"
-        );
+        assert_eq!(with_param("/u?_state=1", "digest", "d"), "/u?_state=1&digest=d");
         assert_eq!(with_param("/u", "digest", "d"), "/u?digest=d");
     }
 }

@@ -71,11 +71,7 @@ impl Content {
 
     /// The whole content in memory: only for small blobs.
     pub fn bytes(&self) -> Bytes {
-        assert!(
-            self.size <= 64 << 20,
-            "refusing to hold {} bytes in memory",
-            self.size
-        );
+        assert!(self.size <= 64 << 20, "refusing to hold {} bytes in memory", self.size);
         if self.size == 0 {
             return Bytes::new();
         }
@@ -101,15 +97,8 @@ impl Content {
     /// A request body streaming bytes `start..end`; `start` must be at a
     /// block boundary.
     pub fn body(&self, start: u64, end: u64) -> GenBody {
-        assert!(
-            start.is_multiple_of(BLOCK) && start <= end && end <= self.size,
-            "bad range {start}..{end}"
-        );
-        GenBody {
-            content: *self,
-            pos: start,
-            end,
-        }
+        assert!(start.is_multiple_of(BLOCK) && start <= end && end <= self.size, "bad range {start}..{end}");
+        GenBody { content: *self, pos: start, end }
     }
 }
 
@@ -124,10 +113,7 @@ impl Body for GenBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.pos >= self.end {
             return Poll::Ready(None);
         }

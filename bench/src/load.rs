@@ -21,11 +21,7 @@ impl Tool {
         match choice {
             "wrk" => Ok(Tool::Wrk),
             "builtin" => Ok(Tool::Builtin),
-            "auto" => Ok(if wrk_installed() {
-                Tool::Wrk
-            } else {
-                Tool::Builtin
-            }),
+            "auto" => Ok(if wrk_installed() { Tool::Wrk } else { Tool::Builtin }),
             other => bail!("unknown load tool {other:?} (auto, wrk, builtin)"),
         }
     }
@@ -62,8 +58,7 @@ pub async fn run(
         Tool::Wrk => {
             let url = format!("{}{path}", target.base);
             let accept = accept.map(str::to_string);
-            tokio::task::spawn_blocking(move || wrk(&url, accept.as_deref(), connections, secs))
-                .await?
+            tokio::task::spawn_blocking(move || wrk(&url, accept.as_deref(), connections, secs)).await?
         }
         Tool::Builtin => builtin(target, path, accept, connections, secs).await,
     }
@@ -72,10 +67,7 @@ pub async fn run(
 fn wrk(url: &str, accept: Option<&str>, connections: usize, secs: u64) -> anyhow::Result<Load> {
     let threads = connections.clamp(1, 2);
     let mut cmd = Command::new("wrk");
-    cmd.arg(format!("-t{threads}"))
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{secs}s"))
-        .args(["--timeout", "5s"]);
+    cmd.arg(format!("-t{threads}")).arg(format!("-c{connections}")).arg(format!("-d{secs}s")).args(["--timeout", "5s"]);
     if let Some(accept) = accept {
         cmd.arg("-H").arg(format!("Accept: {accept}"));
     }
@@ -91,34 +83,22 @@ fn wrk(url: &str, accept: Option<&str>, connections: usize, secs: u64) -> anyhow
 /// Reads `Requests/sec:`, `Non-2xx or 3xx responses:` and `Socket errors:`
 /// from wrk's report.
 fn parse_wrk(text: &str) -> anyhow::Result<Load> {
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix).map(str::trim))
-    };
-    let rps: f64 = field("Requests/sec:")
-        .context("wrk printed no Requests/sec")?
-        .parse()?;
+    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(str::trim));
+    let rps: f64 = field("Requests/sec:").context("wrk printed no Requests/sec")?.parse()?;
     let mut errors = 0;
     if let Some(n) = field("Non-2xx or 3xx responses:") {
         errors += n.parse::<u64>().unwrap_or(0);
     }
     if let Some(s) = field("Socket errors:") {
         // "connect 0, read 0, write 0, timeout 0"
-        errors += s
-            .split(',')
-            .filter_map(|p| p.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum::<u64>();
+        errors += s.split(',').filter_map(|p| p.split_whitespace().nth(1)?.parse::<u64>().ok()).sum::<u64>();
     }
     let latency = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Latency"))
         .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
         .unwrap_or_default();
-    Ok(Load {
-        rps,
-        errors,
-        detail: format!("wrk, mean latency {latency}"),
-    })
+    Ok(Load { rps, errors, detail: format!("wrk, mean latency {latency}") })
 }
 
 async fn builtin(
@@ -140,12 +120,9 @@ async fn builtin(
         let accept = accept.map(str::to_string);
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                let headers: Vec<(&str, &str)> =
-                    accept.iter().map(|a| ("accept", a.as_str())).collect();
+                let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", a.as_str())).collect();
                 match client.call(Method::GET, &path, &headers, empty()).await {
-                    Ok(a) if a.status.is_success() || a.status.is_redirection() => {
-                        ok.fetch_add(1, Ordering::Relaxed)
-                    }
+                    Ok(a) if a.status.is_success() || a.status.is_redirection() => ok.fetch_add(1, Ordering::Relaxed),
                     _ => bad.fetch_add(1, Ordering::Relaxed),
                 };
             }
@@ -156,11 +133,7 @@ async fn builtin(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let (ok, bad) = (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
-    Ok(Load {
-        rps: ok as f64 / elapsed,
-        errors: bad,
-        detail: "built-in load loop".into(),
-    })
+    Ok(Load { rps: ok as f64 / elapsed, errors: bad, detail: "built-in load loop".into() })
 }
 
 #[cfg(test)]

@@ -130,9 +130,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Run {
             url,
@@ -156,11 +154,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;
             let peer = match (peer_url, peer_pid, peer_server) {
-                (Some(url), Some(pid), Some(server)) => Some(workloads::Peer {
-                    server,
-                    pid,
-                    target: client::Target::parse(&url).await?,
-                }),
+                (Some(url), Some(pid), Some(server)) => {
+                    Some(workloads::Peer { server, pid, target: client::Target::parse(&url).await? })
+                }
                 _ => None,
             };
             let settings = workloads::Settings {
@@ -182,40 +178,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             workloads::run(&target, &settings).await
         }),
-        Command::Wait {
-            url,
-            server,
-            metric,
-            since_ns,
-            timeout_secs,
-        } => runtime.block_on(async {
+        Command::Wait { url, server, metric, since_ns, timeout_secs } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;
-            workloads::wait_ready(
-                &target,
-                &server,
-                &metric,
-                since_ns,
-                Duration::from_secs(timeout_secs),
-            )
-            .await
+            workloads::wait_ready(&target, &server, &metric, since_ns, Duration::from_secs(timeout_secs)).await
         }),
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             println!("{}", listener.local_addr()?.port());
             Ok(())
         }
-        Command::Report {
-            ours,
-            reference,
-            machine,
-            out,
-            notes,
-        } => report::write(
-            &ours,
-            &reference,
-            machine.as_deref(),
-            out.as_deref(),
-            notes.as_deref(),
-        ),
+        Command::Report { ours, reference, machine, out, notes } => {
+            report::write(&ours, &reference, machine.as_deref(), out.as_deref(), notes.as_deref())
+        }
     }
 }

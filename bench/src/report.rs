@@ -1,12 +1,12 @@
 //! Puts the results of two runs side by side: a markdown table on stdout,
 //! and BENCHMARKS.md with the machine's description and issue 5's targets.
 
+use crate::stats::{median, round};
 use anyhow::Context as _;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use crate::stats::{median, round};
 
 /// One result line.
 struct Row {
@@ -14,7 +14,6 @@ struct Row {
     unit: String,
     extra: Value,
 }
-
 
 /// Folds a repeated result line into the one before it: the big-blob
 /// phases run one repetition at a time, alternating between the servers,
@@ -43,22 +42,17 @@ fn merge(metric: &str, old: &mut Row, new: Row, cpu_samples: &mut HashMap<String
 
 /// Metric name → result, and the names in the order they were printed.
 fn load(path: &Path) -> anyhow::Result<(HashMap<String, Row>, Vec<String>)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows: HashMap<String, Row> = HashMap::new();
     let mut cpu_samples = HashMap::new();
     let mut order = Vec::new();
     for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
-        let v: Value = serde_json::from_str(line)
-            .with_context(|| format!("{}: bad line {line}", path.display()))?;
+        let v: Value = serde_json::from_str(line).with_context(|| format!("{}: bad line {line}", path.display()))?;
         let Some(metric) = v["metric"].as_str().map(str::to_string) else {
             continue;
         };
-        let row = Row {
-            value: v["value"].as_f64(),
-            unit: v["unit"].as_str().unwrap_or("").to_string(),
-            extra: v.clone(),
-        };
+        let row =
+            Row { value: v["value"].as_f64(), unit: v["unit"].as_str().unwrap_or("").to_string(), extra: v.clone() };
         match rows.get_mut(&metric) {
             Some(old) => merge(&metric, old, row, &mut cpu_samples),
             None => {
@@ -101,35 +95,20 @@ fn describe(metric: &str, extra: &Value) -> (String, Better) {
     use Better::*;
     let conns = extra["connections"].as_u64().unwrap_or(0);
     if let Some(rest) = metric.strip_prefix("cpu_per_req_") {
-        return (
-            format!("server CPU per request: {}", describe(rest, extra).0),
-            Better::Lower,
-        );
+        return (format!("server CPU per request: {}", describe(rest, extra).0), Better::Lower);
     }
     if let Some(rest) = metric.strip_prefix("client_cpu_") {
-        return (
-            format!("benchmark client CPU time: {}", describe(rest, extra).0),
-            Better::Lower,
-        );
+        return (format!("benchmark client CPU time: {}", describe(rest, extra).0), Better::Lower);
     }
     if let Some(rest) = metric.strip_prefix("cpu_") {
-        return (
-            format!("server CPU time: {}", describe(rest, extra).0),
-            Better::Lower,
-        );
+        return (format!("server CPU time: {}", describe(rest, extra).0), Better::Lower);
     }
     if let Some(s) = metric.strip_prefix("push_monolithic_") {
-        return (
-            format!("push {} monolithic (POST + PUT ?digest=)", size(s)),
-            Higher,
-        );
+        return (format!("push {} monolithic (POST + PUT ?digest=)", size(s)), Higher);
     }
     if let Some(s) = metric.strip_prefix("push_chunked_") {
         let chunk = extra["chunk_mib"].as_u64().unwrap_or(8);
-        return (
-            format!("push {} chunked ({chunk} MiB PATCHes + PUT)", size(s)),
-            Higher,
-        );
+        return (format!("push {} chunked ({chunk} MiB PATCHes + PUT)", size(s)), Higher);
     }
     if let Some(s) = metric.strip_prefix("pull_") {
         return (format!("pull {} (GET, sha256 verified)", size(s)), Higher);
@@ -160,31 +139,15 @@ fn describe(metric: &str, extra: &Value) -> (String, Better) {
     let known: &[(&str, &str, Better)] = &[
         ("manifest_get_rps", "manifest GET", Higher),
         ("blob_get_4k_rps", "4 KiB blob GET", Higher),
-        (
-            "base_get_rps",
-            "GET /v2/ (per-request instantiation)",
-            Higher,
-        ),
+        ("base_get_rps", "GET /v2/ (per-request instantiation)", Higher),
         ("rss_idle_mib", "RSS idle, after start", Lower),
         ("rss_end_mib", "RSS at the end of the run", Lower),
-        (
-            "startup_cold_ms",
-            "start-up to first answer, empty data dir",
-            Lower,
-        ),
-        (
-            "startup_warm_ms",
-            "start-up to first answer, restart",
-            Lower,
-        ),
+        ("startup_cold_ms", "start-up to first answer, empty data dir", Lower),
+        ("startup_warm_ms", "start-up to first answer, restart", Lower),
     ];
     for (name, label, better) in known {
         if metric == *name {
-            let label = if conns > 0 {
-                format!("{label}, {conns} connections")
-            } else {
-                label.to_string()
-            };
+            let label = if conns > 0 { format!("{label}, {conns} connections") } else { label.to_string() };
             return (label, *better);
         }
     }
@@ -237,11 +200,7 @@ struct Verdict {
     met: bool,
 }
 
-fn verdicts(
-    ours: &HashMap<String, Row>,
-    reference: &HashMap<String, Row>,
-    order: &[String],
-) -> Vec<Verdict> {
+fn verdicts(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>, order: &[String]) -> Vec<Verdict> {
     let mut out = Vec::new();
     let value = |rows: &HashMap<String, Row>, m: &str| rows.get(m).and_then(|r| r.value);
     let ratio_target = |out: &mut Vec<Verdict>, what: &str, min: f64, metrics: Vec<&String>| {
@@ -251,23 +210,12 @@ fn verdicts(
             let (label, _) = describe(m, &ours[m].extra);
             out.push(Verdict {
                 target: format!("{what} ≥ {min}×: {label}"),
-                evidence: format!(
-                    "{} vs {} {} = {}",
-                    fmt_value(o),
-                    fmt_value(r),
-                    ours[m].unit,
-                    fmt_ratio(x)
-                ),
+                evidence: format!("{} vs {} {} = {}", fmt_value(o), fmt_value(r), ours[m].unit, fmt_ratio(x)),
                 met: x.is_some_and(|x| x >= min),
             });
         }
     };
-    let with = |prefix: &str| {
-        order
-            .iter()
-            .filter(|m| m.starts_with(prefix))
-            .collect::<Vec<_>>()
-    };
+    let with = |prefix: &str| order.iter().filter(|m| m.starts_with(prefix)).collect::<Vec<_>>();
     // The throughput targets are about the big blob: the largest size.
     let size_of = |m: &str| size_mib(m.rsplit('_').next().unwrap_or(""));
     let biggest = order.iter().filter_map(|m| size_of(m)).max().unwrap_or(0);
@@ -278,17 +226,10 @@ fn verdicts(
         .collect();
     ratio_target(&mut out, "push", 3.0, pushes);
     ratio_target(&mut out, "pull", 1.5, with("pull_"));
-    let small: Vec<&String> = order
-        .iter()
-        .filter(|m| m.starts_with("push") && m.contains("k_") && !m.contains("single"))
-        .collect();
+    let small: Vec<&String> =
+        order.iter().filter(|m| m.starts_with("push") && m.contains("k_") && !m.contains("single")).collect();
     ratio_target(&mut out, "small-blob pushes/s", 5.0, small);
-    ratio_target(
-        &mut out,
-        "manifest GET req/s",
-        8.0,
-        with("manifest_get_rps"),
-    );
+    ratio_target(&mut out, "manifest GET req/s", 8.0, with("manifest_get_rps"));
     let rss: Vec<&String> = with("rss_peak_push_");
     let mut peaks = Vec::new();
     for m in &rss {
@@ -296,11 +237,7 @@ fn verdicts(
         let (label, _) = describe(m, &ours[*m].extra);
         out.push(Verdict {
             target: format!("peak RSS ≤ 64 MiB: {label}"),
-            evidence: format!(
-                "{} MiB (reference {} MiB)",
-                fmt_value(o),
-                fmt_value(value(reference, m))
-            ),
+            evidence: format!("{} MiB (reference {} MiB)", fmt_value(o), fmt_value(value(reference, m))),
             met: o.is_some_and(|o| o <= 64.0),
         });
         peaks.extend(o.map(|o| (m.trim_start_matches("rss_peak_push_").to_string(), o)));
@@ -308,11 +245,7 @@ fn verdicts(
     if peaks.len() >= 2 {
         let max = peaks.iter().map(|p| p.1).fold(f64::MIN, f64::max);
         let min = peaks.iter().map(|p| p.1).fold(f64::MAX, f64::min);
-        let list = peaks
-            .iter()
-            .map(|(s, v)| format!("{}: {v:.1} MiB", size(s)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = peaks.iter().map(|(s, v)| format!("{}: {v:.1} MiB", size(s))).collect::<Vec<_>>().join(", ");
         out.push(Verdict {
             target: "peak RSS flat in blob size (peaks within 16 MiB of each other)".into(),
             evidence: format!("{list}; spread {:.1} MiB", max - min),
@@ -338,10 +271,7 @@ pub fn write(
     }
     order.sort_by_key(|m| category(m));
     let mut table = String::new();
-    writeln!(
-        table,
-        "| workload | unit | better | ours | reference | ours / reference |"
-    )?;
+    writeln!(table, "| workload | unit | better | ours | reference | ours / reference |")?;
     writeln!(table, "|---|---|---|---:|---:|---:|")?;
     for m in &order {
         let row = ours.get(m).or_else(|| reference.get(m)).expect("listed");
@@ -363,11 +293,7 @@ pub fn write(
                 }
             }
         }
-        let label = if notes.is_empty() {
-            label
-        } else {
-            format!("{label} ({})", notes.join("; "))
-        };
+        let label = if notes.is_empty() { label } else { format!("{label} ({})", notes.join("; ")) };
         writeln!(
             table,
             "| {label} | {} | {better} | {} | {} | {} |",
@@ -382,12 +308,7 @@ pub fn write(
         let list = |rows: &HashMap<String, Row>| {
             rows.get(m)
                 .and_then(|r| r.extra["runs_mbps"].as_array().cloned())
-                .map(|a| {
-                    a.iter()
-                        .map(|v| v.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
+                .map(|a| a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
         };
         if let (Some(o), Some(r)) = (list(&ours), list(&reference)) {
             let (label, _) = describe(m, &ours[m].extra);
@@ -399,13 +320,7 @@ pub fn write(
     writeln!(targets, "| target (issue 5) | this run | met |")?;
     writeln!(targets, "|---|---|---|")?;
     for v in &verdicts {
-        writeln!(
-            targets,
-            "| {} | {} | {} |",
-            v.target,
-            v.evidence,
-            if v.met { "yes" } else { "**no**" }
-        )?;
+        writeln!(targets, "| {} | {} | {} |", v.target, v.evidence, if v.met { "yes" } else { "**no**" })?;
     }
     println!("{table}");
     println!("{targets}");
@@ -414,9 +329,7 @@ pub fn write(
 
     if let Some(out) = out {
         let machine = match machine {
-            Some(p) => {
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
-            }
+            Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             None => String::new(),
         };
         let mut md = String::new();
@@ -431,20 +344,12 @@ pub fn write(
         writeln!(md, "{machine}")?;
         writeln!(md, "## Results\n\n{table}")?;
         if !runs.is_empty() {
-            writeln!(
-                md,
-                "Every run of the big-blob phases (the table shows the median):\n\n{runs}"
-            )?;
+            writeln!(md, "Every run of the big-blob phases (the table shows the median):\n\n{runs}")?;
         }
-        writeln!(
-            md,
-            "## Targets of issue 5\n\n{targets}\n{met} of {} targets met.\n",
-            verdicts.len()
-        )?;
+        writeln!(md, "## Targets of issue 5\n\n{targets}\n{met} of {} targets met.\n", verdicts.len())?;
         writeln!(md, "{}", METHOD)?;
         if let Some(notes) = notes {
-            let text = std::fs::read_to_string(notes)
-                .with_context(|| format!("reading {}", notes.display()))?;
+            let text = std::fs::read_to_string(notes).with_context(|| format!("reading {}", notes.display()))?;
             writeln!(md, "{}", text.trim_end())?;
         }
         std::fs::write(out, md).with_context(|| format!("writing {}", out.display()))?;

@@ -69,13 +69,7 @@ impl Sampler {
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        Sampler {
-            pid,
-            stop,
-            thread,
-            hwm_reset,
-            cpu_start,
-        }
+        Sampler { pid, stop, thread, hwm_reset, cpu_start }
     }
 
     /// Peak RSS in MiB, how it was measured, and the CPU time used.
@@ -86,22 +80,11 @@ impl Sampler {
         };
         self.stop.store(true, Ordering::Relaxed);
         let sampled = self.thread.join().unwrap_or(0);
-        let hwm = if self.hwm_reset {
-            status_kib(self.pid, "VmHWM")
-        } else {
-            None
-        };
+        let hwm = if self.hwm_reset { status_kib(self.pid, "VmHWM") } else { None };
         let (peak_kib, method) = match hwm {
-            Some(hwm) => (
-                hwm.max(sampled),
-                "VmRSS every 20 ms + VmHWM reset at phase start",
-            ),
+            Some(hwm) => (hwm.max(sampled), "VmRSS every 20 ms + VmHWM reset at phase start"),
             None => (sampled, "VmRSS every 20 ms"),
         };
-        PhaseStats {
-            peak_mib: peak_kib as f64 / 1024.0,
-            method,
-            cpu_s,
-        }
+        PhaseStats { peak_mib: peak_kib as f64 / 1024.0, method, cpu_s }
     }
 }

@@ -82,21 +82,9 @@ fn phase_costs(server: &str, phase: &str, stats: &PhaseStats) {
         Some(size) => format!("rss_peak_push_{size}"),
         None => format!("rss_peak_{}", phase.replace("push_chunked", "chunked")),
     };
-    emit(
-        server,
-        &rss_name,
-        Some(round(stats.peak_mib, 1)),
-        "MiB",
-        json!({ "method": stats.method }),
-    );
+    emit(server, &rss_name, Some(round(stats.peak_mib, 1)), "MiB", json!({ "method": stats.method }));
     if let Some(cpu) = stats.cpu_s {
-        emit(
-            server,
-            &format!("cpu_{phase}"),
-            Some(round(cpu, 2)),
-            "CPU s",
-            json!({}),
-        );
+        emit(server, &format!("cpu_{phase}"), Some(round(cpu, 2)), "CPU s", json!({}));
     }
 }
 
@@ -112,7 +100,6 @@ struct Phase {
     /// CPU time of this benchmark process (the client), where recorded.
     client_cpu_s: Vec<f64>,
 }
-
 
 impl Phase {
     fn record(&mut self, bytes: u64, elapsed: Duration, stats: PhaseStats) {
@@ -132,18 +119,8 @@ impl Phase {
         if let (Value::Object(fields), Value::Object(extra)) = (&mut fields, extra) {
             fields.extend(extra);
         }
-        emit(
-            server,
-            phase,
-            median(&self.mbps).map(|v| round(v, 1)),
-            "MB/s",
-            fields,
-        );
-        let stats = PhaseStats {
-            peak_mib: self.peak_mib,
-            method: self.method,
-            cpu_s: median(&self.cpu_s),
-        };
+        emit(server, phase, median(&self.mbps).map(|v| round(v, 1)), "MB/s", fields);
+        let stats = PhaseStats { peak_mib: self.peak_mib, method: self.method, cpu_s: median(&self.cpu_s) };
         phase_costs(server, phase, &stats);
         if let Some(cpu) = median(&self.client_cpu_s) {
             emit(server, &format!("client_cpu_{phase}"), Some(round(cpu, 2)), "CPU s", json!({}));
@@ -159,24 +136,14 @@ fn cpu_used(pid: u32, before: Option<f64>) -> Option<f64> {
 /// `POST /v2/<repo>/blobs/uploads/`: a new session's location.
 async fn start_upload(client: &mut Client, repo: &str) -> anyhow::Result<String> {
     let answer = client
-        .call(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/"),
-            &[("content-length", "0")],
-            empty(),
-        )
+        .call(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &[("content-length", "0")], empty())
         .await?
         .expect(202, "starting an upload")?;
     answer.location()
 }
 
 /// Monolithic upload: POST, then PUT ?digest= with the whole body streamed.
-async fn push_monolithic(
-    client: &mut Client,
-    repo: &str,
-    content: &Content,
-    digest: &str,
-) -> anyhow::Result<Duration> {
+async fn push_monolithic(client: &mut Client, repo: &str, content: &Content, digest: &str) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let location = start_upload(client, repo).await?;
     let len = content.size.to_string();
@@ -211,11 +178,7 @@ async fn push_chunked(
             .call(
                 Method::PATCH,
                 &location,
-                &[
-                    ("content-type", OCTETS),
-                    ("content-length", &len),
-                    ("content-range", &range),
-                ],
+                &[("content-type", OCTETS), ("content-length", &len), ("content-range", &range)],
                 content.body(offset, end).boxed(),
             )
             .await?
@@ -224,33 +187,16 @@ async fn push_chunked(
         offset = end;
     }
     client
-        .call(
-            Method::PUT,
-            &with_param(&location, "digest", digest),
-            &[("content-length", "0")],
-            empty(),
-        )
+        .call(Method::PUT, &with_param(&location, "digest", digest), &[("content-length", "0")], empty())
         .await?
         .expect(201, "completing a chunked upload")?;
     Ok(start.elapsed())
 }
 
 /// GET of a blob, hashing the bytes as they arrive.
-async fn pull(
-    client: &mut Client,
-    repo: &str,
-    content: &Content,
-    digest: &str,
-) -> anyhow::Result<Duration> {
+async fn pull(client: &mut Client, repo: &str, content: &Content, digest: &str) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let resp = client
-        .send(
-            Method::GET,
-            &format!("/v2/{repo}/blobs/{digest}"),
-            &[],
-            empty(),
-        )
-        .await?;
+    let resp = client.send(Method::GET, &format!("/v2/{repo}/blobs/{digest}"), &[], empty()).await?;
     if resp.status() != 200 {
         bail!("pull: expected 200, got {}", resp.status());
     }
@@ -266,10 +212,7 @@ async fn pull(
     let elapsed = start.elapsed();
     let got = format!("sha256:{}", hex::encode(hasher.finalize()));
     if received != content.size || got != digest {
-        bail!(
-            "pull: received {received} bytes with digest {got}, expected {} bytes {digest}",
-            content.size
-        );
+        bail!("pull: received {received} bytes with digest {got}, expected {} bytes {digest}", content.size);
     }
     Ok(elapsed)
 }
@@ -284,12 +227,7 @@ enum SmallPush {
 
 /// One small blob pushed; `Ok(false)` when the registry answered a
 /// single-request upload with a session (it does not support end-4b).
-async fn push_small(
-    client: &mut Client,
-    repo: &str,
-    bytes: Bytes,
-    mode: SmallPush,
-) -> anyhow::Result<bool> {
+async fn push_small(client: &mut Client, repo: &str, bytes: Bytes, mode: SmallPush) -> anyhow::Result<bool> {
     let digest = sha256(&bytes);
     let len = bytes.len().to_string();
     let headers = [("content-type", OCTETS), ("content-length", len.as_str())];
@@ -297,21 +235,14 @@ async fn push_small(
         SmallPush::TwoRequests => {
             let location = start_upload(client, repo).await?;
             client
-                .call(
-                    Method::PUT,
-                    &with_param(&location, "digest", &digest),
-                    &headers,
-                    full(bytes),
-                )
+                .call(Method::PUT, &with_param(&location, "digest", &digest), &headers, full(bytes))
                 .await?
                 .expect(201, "small push")?;
             Ok(true)
         }
         SmallPush::Single => {
             let path = format!("/v2/{repo}/blobs/uploads/?digest={digest}");
-            let answer = client
-                .call(Method::POST, &path, &headers, full(bytes))
-                .await?;
+            let answer = client.call(Method::POST, &path, &headers, full(bytes)).await?;
             match answer.status.as_u16() {
                 201 => Ok(true),
                 202 => {
@@ -482,13 +413,7 @@ async fn push_image(client: &mut Client, repo: &str, seed: u64) -> anyhow::Resul
     );
     let config_digest = sha256(config.as_bytes());
     push_small(client, repo, layer.clone(), SmallPush::TwoRequests).await?;
-    push_small(
-        client,
-        repo,
-        Bytes::from(config.clone()),
-        SmallPush::TwoRequests,
-    )
-    .await?;
+    push_small(client, repo, Bytes::from(config.clone()), SmallPush::TwoRequests).await?;
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"{OCI_LAYER}","digest":"{layer_digest}","size":{}}}]}}"#,
         config.len(),
@@ -505,24 +430,14 @@ async fn push_image(client: &mut Client, repo: &str, seed: u64) -> anyhow::Resul
         .await?
         .expect(201, "pushing the manifest")?;
     let got = client
-        .call(
-            Method::GET,
-            &format!("/v2/{repo}/manifests/latest"),
-            &[("accept", OCI_MANIFEST)],
-            empty(),
-        )
+        .call(Method::GET, &format!("/v2/{repo}/manifests/latest"), &[("accept", OCI_MANIFEST)], empty())
         .await?
         .expect(200, "getting the manifest back")?;
     if got.body != manifest.as_bytes() {
         bail!("the manifest came back changed");
     }
     let blob = client
-        .call(
-            Method::GET,
-            &format!("/v2/{repo}/blobs/{layer_digest}"),
-            &[],
-            empty(),
-        )
+        .call(Method::GET, &format!("/v2/{repo}/blobs/{layer_digest}"), &[], empty())
         .await?
         .expect(200, "getting the layer back")?;
     if blob.body != layer {
@@ -532,46 +447,24 @@ async fn push_image(client: &mut Client, repo: &str, seed: u64) -> anyhow::Resul
 }
 
 pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
-    let wanted = |name: &str| {
-        s.only
-            .as_ref()
-            .is_none_or(|only| only.iter().any(|o| o == name))
-    };
+    let wanted = |name: &str| s.only.as_ref().is_none_or(|only| only.iter().any(|o| o == name));
     let server = s.server.as_str();
     let mut client = Client::new(target);
-    client
-        .call(Method::GET, "/v2/", &[], empty())
-        .await?
-        .expect(200, "GET /v2/")?;
+    client.call(Method::GET, "/v2/", &[], empty()).await?.expect(200, "GET /v2/")?;
     // Distinct content per server and run, so nothing is deduplicated
     // against an earlier run's data.
-    let salt = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as u64;
+    let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
     if let (true, Some(idle)) = (wanted("idle"), rss::rss_mib(s.pid)) {
-        emit(
-            server,
-            "rss_idle_mib",
-            Some(round(idle, 1)),
-            "MiB",
-            json!({}),
-        );
+        emit(server, "rss_idle_mib", Some(round(idle, 1)), "MiB", json!({}));
     }
 
     if wanted("big") {
         let reps = s.repeat.max(1);
-        eprintln!(
-            "[{server}] generating the digests of {} test blobs (untimed)",
-            3 * reps
-        );
+        eprintln!("[{server}] generating the digests of {} test blobs (untimed)", 3 * reps);
         let blobs: Vec<[Content; 3]> = (0..reps as u64)
             .map(|r| {
                 let seed = salt ^ (r << 8);
-                [
-                    Content::new(seed ^ 1, s.big),
-                    Content::new(seed ^ 2, s.big),
-                    Content::new(seed ^ 3, s.medium),
-                ]
+                [Content::new(seed ^ 1, s.big), Content::new(seed ^ 2, s.big), Content::new(seed ^ 3, s.medium)]
             })
             .collect();
         let digests: Vec<Vec<String>> = {
@@ -586,20 +479,11 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
                         .collect()
                 })
                 .collect();
-            jobs.into_iter()
-                .map(|set| {
-                    set.into_iter()
-                        .map(|j| j.join().expect("digest thread"))
-                        .collect()
-                })
-                .collect()
+            jobs.into_iter().map(|set| set.into_iter().map(|j| j.join().expect("digest thread")).collect()).collect()
         };
         let gib = s.big as f64 / (1u64 << 30) as f64;
-        let big_label = if (gib - gib.round()).abs() < 1e-9 {
-            format!("{}g", gib as u64)
-        } else {
-            format!("{}m", s.big >> 20)
-        };
+        let big_label =
+            if (gib - gib.round()).abs() < 1e-9 { format!("{}g", gib as u64) } else { format!("{}m", s.big >> 20) };
         let medium_label = format!("{}m", s.medium >> 20);
         let mut mono = Phase::default();
         let mut chunked = Phase::default();
@@ -617,14 +501,9 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
             mono.record(s.big, elapsed, sampler.stop());
 
             sync_disks();
-            eprintln!(
-                "[{server}] chunked push of {} MiB in {} MiB chunks ({run})",
-                s.big >> 20,
-                s.chunk >> 20
-            );
+            eprintln!("[{server}] chunked push of {} MiB in {} MiB chunks ({run})", s.big >> 20, s.chunk >> 20);
             let sampler = Sampler::start(s.pid);
-            let elapsed =
-                push_chunked(&mut client, "bench/big", chunked_blob, &d[1], s.chunk).await?;
+            let elapsed = push_chunked(&mut client, "bench/big", chunked_blob, &d[1], s.chunk).await?;
             chunked.record(s.big, elapsed, sampler.stop());
 
             sync_disks();
@@ -640,31 +519,16 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
             }
 
             sync_disks();
-            eprintln!(
-                "[{server}] monolithic push of {} MiB ({run})",
-                s.medium >> 20
-            );
+            eprintln!("[{server}] monolithic push of {} MiB ({run})", s.medium >> 20);
             let sampler = Sampler::start(s.pid);
             let elapsed = push_monolithic(&mut client, "bench/big", medium_blob, &d[2]).await?;
             medium.record(s.medium, elapsed, sampler.stop());
         }
         sync_disks();
         mono.emit(server, &format!("push_monolithic_{big_label}"), json!({}));
-        chunked.emit(
-            server,
-            &format!("push_chunked_{big_label}"),
-            json!({ "chunk_mib": s.chunk >> 20 }),
-        );
-        pulled.emit(
-            server,
-            &format!("pull_{big_label}"),
-            json!({ "verified": true }),
-        );
-        medium.emit(
-            server,
-            &format!("push_monolithic_{medium_label}"),
-            json!({}),
-        );
+        chunked.emit(server, &format!("push_chunked_{big_label}"), json!({ "chunk_mib": s.chunk >> 20 }));
+        pulled.emit(server, &format!("pull_{big_label}"), json!({ "verified": true }));
+        medium.emit(server, &format!("push_monolithic_{medium_label}"), json!({}));
     }
 
     if wanted("small") {
@@ -672,15 +536,10 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
     }
 
     if wanted("load") {
-        let layer = push_image(&mut client, "bench/app", salt ^ 4)
-            .await
-            .context("setting up the image for the GET load")?;
+        let layer =
+            push_image(&mut client, "bench/app", salt ^ 4).await.context("setting up the image for the GET load")?;
         let cases = [
-            (
-                "manifest_get",
-                "/v2/bench/app/manifests/latest".to_string(),
-                Some(OCI_MANIFEST),
-            ),
+            ("manifest_get", "/v2/bench/app/manifests/latest".to_string(), Some(OCI_MANIFEST)),
             ("blob_get_4k", format!("/v2/bench/app/blobs/{layer}"), None),
             ("base_get", "/v2/".to_string(), None),
         ];
@@ -693,8 +552,7 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
             );
             let cpu_before = rss::cpu_seconds(s.pid);
             let started = Instant::now();
-            let result =
-                load::run(s.tool, target, &path, accept, s.connections, s.load_secs).await?;
+            let result = load::run(s.tool, target, &path, accept, s.connections, s.load_secs).await?;
             let requests = result.rps * started.elapsed().as_secs_f64();
             let cpu = cpu_used(s.pid, cpu_before);
             emit(
@@ -736,20 +594,14 @@ pub async fn wait_ready(
         let mut client = Client::new(target);
         if let Ok(answer) = client.call(Method::GET, "/v2/", &[], empty()).await {
             if answer.status == 200 {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_nanos();
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
                 let ms = now.saturating_sub(since_ns) as f64 / 1e6;
                 emit(server, metric, Some(round(ms, 1)), "ms", json!({}));
                 return Ok(());
             }
         }
         if Instant::now() > give_up {
-            bail!(
-                "{} did not answer GET /v2/ within {:?}",
-                target.base,
-                timeout
-            );
+            bail!("{} did not answer GET /v2/ within {:?}", target.base, timeout);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

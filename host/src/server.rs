@@ -2,6 +2,7 @@
 //! shutdown on SIGINT/SIGTERM.
 
 use crate::state::{HostState, RegistryHooks};
+use crate::storage::RequestWrites;
 use crate::storage::Storage;
 use crate::Args;
 use anyhow::Context;
@@ -9,7 +10,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use crate::storage::RequestWrites;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -33,9 +33,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let storage = Storage::open(&args.data_dir)
         .with_context(|| format!("data directory {} is not usable", args.data_dir.display()))?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let env = vec![("REGISTRY_DELETE_ENABLED".to_string(), (!args.disable_delete).to_string())];
     let server = Arc::new(Server { pre, storage, env });

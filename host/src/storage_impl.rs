@@ -85,7 +85,12 @@ impl blobs::Host for HostState {
         wit(self.storage.blobs.stat(&digest))
     }
 
-    async fn read(&mut self, digest: String, offset: u64, length: Option<u64>) -> WitResult<Option<Resource<DynInputStream>>> {
+    async fn read(
+        &mut self,
+        digest: String,
+        offset: u64,
+        length: Option<u64>,
+    ) -> WitResult<Option<Resource<DynInputStream>>> {
         self.rely_on_blob(&digest);
         match self.storage.blobs.read(&digest, offset, length) {
             Ok(Some(reader)) => {

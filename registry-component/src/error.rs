@@ -100,30 +100,16 @@ impl RegistryError {
         match self {
             BlobUnknown(_) => (404, "BLOB_UNKNOWN", "blob unknown to registry"),
             BlobUploadInvalid(_) => (400, "BLOB_UPLOAD_INVALID", "blob upload invalid"),
-            BlobUploadUnknown(_) => (
-                404,
-                "BLOB_UPLOAD_UNKNOWN",
-                "blob upload unknown to registry",
-            ),
-            DigestInvalid(_) => (
-                400,
-                "DIGEST_INVALID",
-                "provided digest did not match uploaded content",
-            ),
-            ManifestBlobUnknown(_) => (
-                400,
-                "MANIFEST_BLOB_UNKNOWN",
-                "manifest references a manifest or blob unknown to registry",
-            ),
+            BlobUploadUnknown(_) => (404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"),
+            DigestInvalid(_) => (400, "DIGEST_INVALID", "provided digest did not match uploaded content"),
+            ManifestBlobUnknown(_) => {
+                (400, "MANIFEST_BLOB_UNKNOWN", "manifest references a manifest or blob unknown to registry")
+            }
             ManifestInvalid(_) => (400, "MANIFEST_INVALID", "manifest invalid"),
             ManifestUnknown(_) => (404, "MANIFEST_UNKNOWN", "manifest unknown to registry"),
             NameInvalid(_) => (400, "NAME_INVALID", "invalid repository name"),
             NameUnknown(_) => (404, "NAME_UNKNOWN", "repository name not known to registry"),
-            SizeInvalid(_) => (
-                400,
-                "SIZE_INVALID",
-                "provided length did not match content length",
-            ),
+            SizeInvalid(_) => (400, "SIZE_INVALID", "provided length did not match content length"),
             Unauthorized(_) => (401, "UNAUTHORIZED", "authentication required"),
             Denied(_) => (403, "DENIED", "requested access to the resource is denied"),
             Unsupported(_) => (405, "UNSUPPORTED", "the operation is unsupported"),
@@ -353,8 +339,7 @@ mod tests {
 
     #[test]
     fn json_envelope_with_and_without_detail() {
-        let v: serde_json::Value =
-            serde_json::from_str(&RegistryError::BlobUnknown(None).to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&RegistryError::BlobUnknown(None).to_json()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"errors":[{
@@ -382,14 +367,8 @@ mod tests {
     #[test]
     fn display_mentions_code_and_detail() {
         let e = RegistryError::ManifestUnknown(Some("latest".into()));
-        assert_eq!(
-            e.to_string(),
-            "404 MANIFEST_UNKNOWN: manifest unknown to registry (latest)"
-        );
-        assert_eq!(
-            RegistryError::Denied(None).to_string(),
-            "403 DENIED: requested access to the resource is denied"
-        );
+        assert_eq!(e.to_string(), "404 MANIFEST_UNKNOWN: manifest unknown to registry (latest)");
+        assert_eq!(RegistryError::Denied(None).to_string(), "403 DENIED: requested access to the resource is denied");
     }
 
     #[test]

@@ -250,8 +250,7 @@ impl Response {
             Body::Stream { len, .. } => (Some(*len), !head),
             Body::Length(len) => (Some(*len), false),
         };
-        let mut entries: Vec<(String, Vec<u8>)> =
-            self.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+        let mut entries: Vec<(String, Vec<u8>)> = self.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
         entries.push(("Docker-Distribution-Api-Version".into(), b"registry/2.0".to_vec()));
         // 204 and 1xx must not carry a Content-Length.
         if let (Some(len), true) = (len, self.status != 204 && self.status >= 200) {

@@ -31,10 +31,7 @@ struct Registry;
 
 #[cfg(target_arch = "wasm32")]
 impl wasip2::exports::http::incoming_handler::Guest for Registry {
-    fn handle(
-        request: wasip2::http::types::IncomingRequest,
-        response_out: wasip2::http::types::ResponseOutparam,
-    ) {
+    fn handle(request: wasip2::http::types::IncomingRequest, response_out: wasip2::http::types::ResponseOutparam) {
         api::handle(request, response_out);
     }
 }

@@ -60,14 +60,9 @@ where
 {
     let size = page_size(n);
     if size == 0 {
-        return Page {
-            items: Vec::new(),
-            link: None,
-        };
+        return Page { items: Vec::new(), link: None };
     }
-    let mut rest = sorted
-        .into_iter()
-        .skip_while(|item| last.is_some_and(|last| item.as_ref() <= last));
+    let mut rest = sorted.into_iter().skip_while(|item| last.is_some_and(|last| item.as_ref() <= last));
     let items: Vec<T> = rest.by_ref().take(size).collect();
     let more = rest.next().is_some();
     let link = match items.last() {
@@ -81,10 +76,7 @@ where
 /// `<{path}?n={n}&last={last}>; rel="next"`, with `last` percent-encoded.
 pub fn next_link(path: &str, n: usize, last: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
-    format!(
-        "<{path}{sep}n={n}&last={}>; rel=\"next\"",
-        percent_encode(last)
-    )
+    format!("<{path}{sep}n={n}&last={}>; rel=\"next\"", percent_encode(last))
 }
 
 /// Percent-encodes `s` for a URL query value: every byte outside the RFC
@@ -125,10 +117,7 @@ mod tests {
     fn n_limits_and_links() {
         let page = paginate(tags(&["a", "b", "c"]), Some(2), None, PATH);
         assert_eq!(page.items, tags(&["a", "b"]));
-        assert_eq!(
-            page.link.as_deref(),
-            Some("</v2/a/tags/list?n=2&last=b>; rel=\"next\"")
-        );
+        assert_eq!(page.link.as_deref(), Some("</v2/a/tags/list?n=2&last=b>; rel=\"next\""));
     }
 
     #[test]
@@ -186,10 +175,7 @@ mod tests {
         let page = paginate(many, Some(usize::MAX), None, PATH);
         assert_eq!(page.items.len(), MAX_PAGE_SIZE);
         // The link uses the effective size.
-        assert_eq!(
-            page.link.as_deref(),
-            Some("</v2/a/tags/list?n=1000&last=00999>; rel=\"next\"")
-        );
+        assert_eq!(page.link.as_deref(), Some("</v2/a/tags/list?n=1000&last=00999>; rel=\"next\""));
     }
 
     #[test]
@@ -209,10 +195,7 @@ mod tests {
     fn catalog_names_and_existing_query() {
         let names = tags(&["a/b", "a/c"]);
         let page = paginate(names, Some(1), None, "/v2/_catalog");
-        assert_eq!(
-            page.link.as_deref(),
-            Some("</v2/_catalog?n=1&last=a%2Fb>; rel=\"next\"")
-        );
+        assert_eq!(page.link.as_deref(), Some("</v2/_catalog?n=1&last=a%2Fb>; rel=\"next\""));
         assert_eq!(
             next_link("/v2/a/referrers/x?artifactType=t%2Fx", 2, "q"),
             "</v2/a/referrers/x?artifactType=t%2Fx&n=2&last=q>; rel=\"next\""

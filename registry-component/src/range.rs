@@ -96,10 +96,8 @@ pub fn parse_content_range(value: &str) -> Result<(u64, u64), ContentRangeError>
     let value = value.trim();
     let (span, total) = if let Some(rest) = strip_bytes_unit(value, '=') {
         (rest, None)
-    } else if let Some(rest) = value
-        .get(..6)
-        .filter(|p| p.eq_ignore_ascii_case("bytes "))
-        .map(|_| value[6..].trim_start())
+    } else if let Some(rest) =
+        value.get(..6).filter(|p| p.eq_ignore_ascii_case("bytes ")).map(|_| value[6..].trim_start())
     {
         let (span, total) = rest.split_once('/').ok_or(ContentRangeError)?;
         (span, Some(total.trim()))
@@ -155,10 +153,7 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, RangeNot
             return Err(RangeNotSatisfiable);
         }
         let length = n.min(size);
-        return Ok(Some(ByteRange {
-            offset: size - length,
-            length,
-        }));
+        return Ok(Some(ByteRange { offset: size - length, length }));
     }
     let Some(start) = parse_digits(first) else {
         return Ok(None);
@@ -176,10 +171,7 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, RangeNot
     if start >= size {
         return Err(RangeNotSatisfiable);
     }
-    Ok(Some(ByteRange {
-        offset: start,
-        length: end - start + 1,
-    }))
+    Ok(Some(ByteRange { offset: start, length: end - start + 1 }))
 }
 
 /// The `Content-Range` value of a 416 response: `bytes */<size>`.
@@ -207,10 +199,7 @@ mod tests {
         assert_eq!(parse_content_range("0-0"), Ok((0, 0)));
         assert_eq!(parse_content_range("0-1023"), Ok((0, 1023)));
         assert_eq!(parse_content_range(" 1024-2047 "), Ok((1024, 2047)));
-        assert_eq!(
-            parse_content_range("18446744073709551615-18446744073709551615"),
-            Ok((u64::MAX, u64::MAX))
-        );
+        assert_eq!(parse_content_range("18446744073709551615-18446744073709551615"), Ok((u64::MAX, u64::MAX)));
     }
 
     #[test]
@@ -279,10 +268,7 @@ mod tests {
     fn range_unsatisfiable() {
         assert_eq!(parse_range("bytes=10-", 10), Err(RangeNotSatisfiable));
         assert_eq!(parse_range("bytes=10-20", 10), Err(RangeNotSatisfiable));
-        assert_eq!(
-            parse_range("bytes=99999999999999999999-", 10),
-            Err(RangeNotSatisfiable)
-        );
+        assert_eq!(parse_range("bytes=99999999999999999999-", 10), Err(RangeNotSatisfiable));
     }
 
     #[test]
@@ -309,10 +295,7 @@ mod tests {
 
     #[test]
     fn formatting() {
-        let range = ByteRange {
-            offset: 2,
-            length: 4,
-        };
+        let range = ByteRange { offset: 2, length: 4 };
         assert_eq!(range.last(), 5);
         assert_eq!(range.content_range(10), "bytes 2-5/10");
         assert_eq!(unsatisfied_content_range(10), "bytes */10");

@@ -169,25 +169,16 @@ impl Route {
         let rest = path.strip_prefix("/v2/").ok_or_else(not_found)?;
         if rest == "_catalog" {
             allow(method, &["GET"], "GET")?;
-            return Ok(Route::Catalog {
-                n: parse_n(&query)?,
-                last: non_empty(query.get("last")),
-            });
+            return Ok(Route::Catalog { n: parse_n(&query)?, last: non_empty(query.get("last")) });
         }
 
         let segments: Vec<&str> = rest.split('/').collect();
         match segments.as_slice() {
             [name @ .., "tags", "list"] if !name.is_empty() => {
                 allow(method, &["GET"], "GET")?;
-                Ok(Route::TagsList {
-                    name: repo(name)?,
-                    n: parse_n(&query)?,
-                    last: non_empty(query.get("last")),
-                })
+                Ok(Route::TagsList { name: repo(name)?, n: parse_n(&query)?, last: non_empty(query.get("last")) })
             }
-            [name @ .., "blobs", "uploads"] | [name @ .., "blobs", "uploads", ""]
-                if !name.is_empty() =>
-            {
+            [name @ .., "blobs", "uploads"] | [name @ .., "blobs", "uploads", ""] if !name.is_empty() => {
                 allow(method, &["POST"], "POST")?;
                 let name = repo(name)?;
                 Ok(Route::UploadStart {
@@ -198,11 +189,7 @@ impl Route {
                 })
             }
             [name @ .., "blobs", "uploads", id] if !name.is_empty() => {
-                allow(
-                    method,
-                    &["GET", "PATCH", "PUT", "DELETE"],
-                    "GET, PATCH, PUT, DELETE",
-                )?;
+                allow(method, &["GET", "PATCH", "PUT", "DELETE"], "GET, PATCH, PUT, DELETE")?;
                 let name = repo(name)?;
                 let id: UploadId = id.parse()?;
                 Ok(match method {
@@ -210,25 +197,15 @@ impl Route {
                     "PATCH" => Route::UploadPatch { name, id },
                     "PUT" => {
                         let digest = query.get("digest").ok_or_else(|| {
-                            RegistryError::DigestInvalid(Some(
-                                "the digest query parameter is required".into(),
-                            ))
+                            RegistryError::DigestInvalid(Some("the digest query parameter is required".into()))
                         })?;
-                        Route::UploadPut {
-                            name,
-                            id,
-                            digest: self::digest(digest)?,
-                        }
+                        Route::UploadPut { name, id, digest: self::digest(digest)? }
                     }
                     _ => Route::UploadDelete { name, id },
                 })
             }
             [name @ .., "manifests", reference] if !name.is_empty() && !reference.is_empty() => {
-                allow(
-                    method,
-                    &["GET", "HEAD", "PUT", "DELETE"],
-                    "GET, HEAD, PUT, DELETE",
-                )?;
+                allow(method, &["GET", "HEAD", "PUT", "DELETE"], "GET, HEAD, PUT, DELETE")?;
                 let name = repo(name)?;
                 let reference = decode_colon(reference).parse::<Reference>()?;
                 Ok(match method {
@@ -236,11 +213,7 @@ impl Route {
                     "PUT" => Route::ManifestPut {
                         name,
                         reference,
-                        tags: query
-                            .get_all("tag")
-                            .into_iter()
-                            .map(str::parse)
-                            .collect::<Result<_, _>>()?,
+                        tags: query.get_all("tag").into_iter().map(str::parse).collect::<Result<_, _>>()?,
                     },
                     _ => Route::ManifestDelete { name, reference },
                 })
@@ -300,12 +273,8 @@ fn non_empty(value: Option<&str>) -> Option<String> {
 fn parse_n(query: &Query) -> Result<Option<usize>, RegistryError> {
     match query.get("n") {
         None | Some("") => Ok(None),
-        Some(n) if n.bytes().all(|b| b.is_ascii_digit()) => {
-            Ok(Some(n.parse().unwrap_or(usize::MAX)))
-        }
-        Some(n) => Err(RegistryError::InvalidParameter(Some(format!(
-            "n must be a non-negative integer, got {n:?}"
-        )))),
+        Some(n) if n.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n.parse().unwrap_or(usize::MAX))),
+        Some(n) => Err(RegistryError::InvalidParameter(Some(format!("n must be a non-negative integer, got {n:?}")))),
     }
 }
 
@@ -339,19 +308,12 @@ impl Query {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`, in request order.
     pub fn get_all(&self, key: &str) -> Vec<&str> {
-        self.pairs
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 }
 
@@ -412,10 +374,7 @@ mod tests {
         assert_eq!(route("GET", "/v2/"), Ok(Route::Base));
         assert_eq!(route("GET", "/v2"), Ok(Route::Base));
         assert_eq!(route("HEAD", "/v2/"), Ok(Route::Base));
-        assert_eq!(
-            route("POST", "/v2/"),
-            Err(RegistryError::MethodNotAllowed { allow: "GET, HEAD" })
-        );
+        assert_eq!(route("POST", "/v2/"), Err(RegistryError::MethodNotAllowed { allow: "GET, HEAD" }));
     }
 
     #[test]
@@ -441,11 +400,7 @@ mod tests {
             "/v2/a/blobs/",
             "/v2/a/referrers/",
         ] {
-            assert_eq!(
-                status(route("GET", path)),
-                (404, "NAME_UNKNOWN"),
-                "{path:?}"
-            );
+            assert_eq!(status(route("GET", path)), (404, "NAME_UNKNOWN"), "{path:?}");
         }
     }
 
@@ -453,18 +408,9 @@ mod tests {
     fn catalog() {
         assert_eq!(
             Route::parse("GET", "/v2/_catalog", Some("n=10&last=a%2Fb")),
-            Ok(Route::Catalog {
-                n: Some(10),
-                last: Some("a/b".into())
-            })
+            Ok(Route::Catalog { n: Some(10), last: Some("a/b".into()) })
         );
-        assert_eq!(
-            route("GET", "/v2/_catalog"),
-            Ok(Route::Catalog {
-                n: None,
-                last: None
-            })
-        );
+        assert_eq!(route("GET", "/v2/_catalog"), Ok(Route::Catalog { n: None, last: None }));
         assert_eq!(status(route("HEAD", "/v2/_catalog")), (405, "UNSUPPORTED"));
     }
 
@@ -472,25 +418,11 @@ mod tests {
     fn tags_list_with_nested_name() {
         assert_eq!(
             Route::parse("GET", "/v2/a/b/c/tags/list", Some("n=2&last=v1")),
-            Ok(Route::TagsList {
-                name: name("a/b/c"),
-                n: Some(2),
-                last: Some("v1".into())
-            })
+            Ok(Route::TagsList { name: name("a/b/c"), n: Some(2), last: Some("v1".into()) })
         );
         // A repository called `tags`.
-        assert_eq!(
-            route("GET", "/v2/tags/tags/list"),
-            Ok(Route::TagsList {
-                name: name("tags"),
-                n: None,
-                last: None
-            })
-        );
-        assert_eq!(
-            status(route("DELETE", "/v2/a/tags/list")),
-            (405, "UNSUPPORTED")
-        );
+        assert_eq!(route("GET", "/v2/tags/tags/list"), Ok(Route::TagsList { name: name("tags"), n: None, last: None }));
+        assert_eq!(status(route("DELETE", "/v2/a/tags/list")), (405, "UNSUPPORTED"));
     }
 
     #[test]
@@ -499,18 +431,9 @@ mod tests {
         assert!(matches!(n("n=0"), Ok(Route::TagsList { n: Some(0), .. })));
         assert!(matches!(n("n="), Ok(Route::TagsList { n: None, .. })));
         assert!(matches!(n("last="), Ok(Route::TagsList { last: None, .. })));
-        assert!(matches!(
-            n("n=99999999999999999999999999"),
-            Ok(Route::TagsList {
-                n: Some(usize::MAX),
-                ..
-            })
-        ));
+        assert!(matches!(n("n=99999999999999999999999999"), Ok(Route::TagsList { n: Some(usize::MAX), .. })));
         // The first of repeated keys wins.
-        assert!(matches!(
-            n("n=3&n=x"),
-            Ok(Route::TagsList { n: Some(3), .. })
-        ));
+        assert!(matches!(n("n=3&n=x"), Ok(Route::TagsList { n: Some(3), .. })));
         for bad in ["n=-1", "n=+1", "n=abc", "n=1.5", "n=%201", "n=0x10"] {
             assert_eq!(status(n(bad)), (400, "UNSUPPORTED"), "{bad}");
         }
@@ -521,154 +444,71 @@ mod tests {
         let tag = Reference::Tag("latest".parse().unwrap());
         assert_eq!(
             route("GET", "/v2/library/ubuntu/manifests/latest"),
-            Ok(Route::ManifestGet {
-                name: name("library/ubuntu"),
-                reference: tag.clone()
-            })
+            Ok(Route::ManifestGet { name: name("library/ubuntu"), reference: tag.clone() })
         );
         assert_eq!(
             route("HEAD", "/v2/a/manifests/latest"),
-            Ok(Route::ManifestGet {
-                name: name("a"),
-                reference: tag.clone()
-            })
+            Ok(Route::ManifestGet { name: name("a"), reference: tag.clone() })
         );
         assert_eq!(
             route("DELETE", &format!("/v2/a/manifests/{D}")),
-            Ok(Route::ManifestDelete {
-                name: name("a"),
-                reference: Reference::Digest(dg())
-            })
+            Ok(Route::ManifestDelete { name: name("a"), reference: Reference::Digest(dg()) })
         );
         assert_eq!(
             route("PUT", "/v2/a/manifests/latest"),
-            Ok(Route::ManifestPut {
-                name: name("a"),
-                reference: tag,
-                tags: vec![]
-            })
+            Ok(Route::ManifestPut { name: name("a"), reference: tag, tags: vec![] })
         );
-        assert_eq!(
-            status(route("POST", "/v2/a/manifests/latest")),
-            (405, "UNSUPPORTED")
-        );
-        assert_eq!(
-            route("PATCH", "/v2/a/manifests/x").unwrap_err().allow(),
-            Some("GET, HEAD, PUT, DELETE")
-        );
+        assert_eq!(status(route("POST", "/v2/a/manifests/latest")), (405, "UNSUPPORTED"));
+        assert_eq!(route("PATCH", "/v2/a/manifests/x").unwrap_err().allow(), Some("GET, HEAD, PUT, DELETE"));
     }
 
     #[test]
     fn manifest_reference_with_encoded_colon() {
-        for path in [
-            format!("/v2/a/manifests/{D_ENC}"),
-            format!("/v2/a/manifests/{}", D_ENC.replace("%3A", "%3a")),
-        ] {
+        for path in [format!("/v2/a/manifests/{D_ENC}"), format!("/v2/a/manifests/{}", D_ENC.replace("%3A", "%3a"))] {
             assert_eq!(
                 route("GET", &path),
-                Ok(Route::ManifestGet {
-                    name: name("a"),
-                    reference: Reference::Digest(dg())
-                })
+                Ok(Route::ManifestGet { name: name("a"), reference: Reference::Digest(dg()) })
             );
         }
     }
 
     #[test]
     fn manifest_reference_errors() {
-        assert_eq!(
-            status(route("GET", "/v2/a/manifests/sha256:abc")),
-            (400, "DIGEST_INVALID")
-        );
-        assert_eq!(
-            status(route("PUT", "/v2/a/manifests/sha256:abc")),
-            (400, "DIGEST_INVALID")
-        );
-        assert_eq!(
-            status(route("GET", "/v2/a/manifests/.bad")),
-            (400, "TAG_INVALID")
-        );
-        assert_eq!(
-            status(route("HEAD", "/v2/a/manifests/-bad")),
-            (400, "TAG_INVALID")
-        );
-        assert_eq!(
-            status(route("DELETE", "/v2/a/manifests/a%2Fb")),
-            (400, "TAG_INVALID")
-        );
-        assert_eq!(
-            status(route("PUT", "/v2/a/manifests/.bad")),
-            (400, "TAG_INVALID")
-        );
+        assert_eq!(status(route("GET", "/v2/a/manifests/sha256:abc")), (400, "DIGEST_INVALID"));
+        assert_eq!(status(route("PUT", "/v2/a/manifests/sha256:abc")), (400, "DIGEST_INVALID"));
+        assert_eq!(status(route("GET", "/v2/a/manifests/.bad")), (400, "TAG_INVALID"));
+        assert_eq!(status(route("HEAD", "/v2/a/manifests/-bad")), (400, "TAG_INVALID"));
+        assert_eq!(status(route("DELETE", "/v2/a/manifests/a%2Fb")), (400, "TAG_INVALID"));
+        assert_eq!(status(route("PUT", "/v2/a/manifests/.bad")), (400, "TAG_INVALID"));
         let long = "x".repeat(129);
-        assert_eq!(
-            status(route("PUT", &format!("/v2/a/manifests/{long}"))),
-            (400, "TAG_INVALID")
-        );
+        assert_eq!(status(route("PUT", &format!("/v2/a/manifests/{long}"))), (400, "TAG_INVALID"));
     }
 
     #[test]
     fn put_manifest_tags() {
-        let r = Route::parse(
-            "PUT",
-            &format!("/v2/a/manifests/{D}"),
-            Some("tag=v1&tag=latest&other=x&tag=v1"),
-        );
-        let Ok(Route::ManifestPut { tags, .. }) = r else {
-            panic!("{r:?}")
-        };
+        let r = Route::parse("PUT", &format!("/v2/a/manifests/{D}"), Some("tag=v1&tag=latest&other=x&tag=v1"));
+        let Ok(Route::ManifestPut { tags, .. }) = r else { panic!("{r:?}") };
         let tags: Vec<&str> = tags.iter().map(Tag::as_str).collect();
         assert_eq!(tags, ["v1", "latest", "v1"]);
-        assert_eq!(
-            status(Route::parse(
-                "PUT",
-                "/v2/a/manifests/x",
-                Some("tag=ok&tag=.bad")
-            )),
-            (400, "TAG_INVALID")
-        );
-        assert_eq!(
-            status(Route::parse("PUT", "/v2/a/manifests/x", Some("tag="))),
-            (400, "TAG_INVALID")
-        );
+        assert_eq!(status(Route::parse("PUT", "/v2/a/manifests/x", Some("tag=ok&tag=.bad"))), (400, "TAG_INVALID"));
+        assert_eq!(status(Route::parse("PUT", "/v2/a/manifests/x", Some("tag="))), (400, "TAG_INVALID"));
     }
 
     #[test]
     fn blobs() {
-        assert_eq!(
-            route("GET", &format!("/v2/a/b/blobs/{D}")),
-            Ok(Route::BlobGet {
-                name: name("a/b"),
-                digest: dg()
-            })
-        );
+        assert_eq!(route("GET", &format!("/v2/a/b/blobs/{D}")), Ok(Route::BlobGet { name: name("a/b"), digest: dg() }));
         assert_eq!(
             route("HEAD", &format!("/v2/a/blobs/{D_ENC}")),
-            Ok(Route::BlobGet {
-                name: name("a"),
-                digest: dg()
-            })
+            Ok(Route::BlobGet { name: name("a"), digest: dg() })
         );
         assert_eq!(
             route("DELETE", &format!("/v2/a/blobs/{D}")),
-            Ok(Route::BlobDelete {
-                name: name("a"),
-                digest: dg()
-            })
+            Ok(Route::BlobDelete { name: name("a"), digest: dg() })
         );
-        assert_eq!(
-            status(route("GET", "/v2/a/blobs/sha256:zz")),
-            (400, "DIGEST_INVALID")
-        );
-        assert_eq!(
-            status(route("PUT", &format!("/v2/a/blobs/{D}"))),
-            (405, "UNSUPPORTED")
-        );
+        assert_eq!(status(route("GET", "/v2/a/blobs/sha256:zz")), (400, "DIGEST_INVALID"));
+        assert_eq!(status(route("PUT", &format!("/v2/a/blobs/{D}"))), (405, "UNSUPPORTED"));
         // `uploads` as the last segment is the upload endpoint, not a digest.
-        assert_eq!(
-            status(route("GET", "/v2/a/blobs/uploads")),
-            (405, "UNSUPPORTED")
-        );
+        assert_eq!(status(route("GET", "/v2/a/blobs/uploads")), (405, "UNSUPPORTED"));
     }
 
     #[test]
@@ -676,20 +516,11 @@ mod tests {
         for path in ["/v2/a/blobs/uploads/", "/v2/a/blobs/uploads"] {
             assert_eq!(
                 route("POST", path),
-                Ok(Route::UploadStart {
-                    name: name("a"),
-                    digest: None,
-                    mount: None,
-                    from: None
-                })
+                Ok(Route::UploadStart { name: name("a"), digest: None, mount: None, from: None })
             );
         }
         assert_eq!(
-            Route::parse(
-                "POST",
-                "/v2/x/y/blobs/uploads/",
-                Some(&format!("mount={D_ENC}&from=other%2Frepo"))
-            ),
+            Route::parse("POST", "/v2/x/y/blobs/uploads/", Some(&format!("mount={D_ENC}&from=other%2Frepo"))),
             Ok(Route::UploadStart {
                 name: name("x/y"),
                 digest: None,
@@ -699,85 +530,41 @@ mod tests {
         );
         assert_eq!(
             Route::parse("POST", "/v2/a/blobs/uploads/", Some(&format!("digest={D}"))),
-            Ok(Route::UploadStart {
-                name: name("a"),
-                digest: Some(dg()),
-                mount: None,
-                from: None
-            })
+            Ok(Route::UploadStart { name: name("a"), digest: Some(dg()), mount: None, from: None })
         );
         // Mount without `from` is valid (conformance tests send it).
         assert!(matches!(
             Route::parse("POST", "/v2/a/blobs/uploads/", Some(&format!("mount={D}"))),
-            Ok(Route::UploadStart {
-                mount: Some(_),
-                from: None,
-                ..
-            })
+            Ok(Route::UploadStart { mount: Some(_), from: None, .. })
         ));
         let bad = |q: &str| status(Route::parse("POST", "/v2/a/blobs/uploads/", Some(q)));
         assert_eq!(bad("digest=sha256:x"), (400, "DIGEST_INVALID"));
         assert_eq!(bad("mount=x"), (400, "DIGEST_INVALID"));
         assert_eq!(bad(&format!("mount={D}&from=Bad")), (400, "NAME_INVALID"));
-        assert_eq!(
-            status(route("GET", "/v2/a/blobs/uploads/")),
-            (405, "UNSUPPORTED")
-        );
+        assert_eq!(status(route("GET", "/v2/a/blobs/uploads/")), (405, "UNSUPPORTED"));
     }
 
     #[test]
     fn upload_sessions() {
         let id: UploadId = "3f2c-1a".parse().unwrap();
         let path = "/v2/a/b/blobs/uploads/3f2c-1a";
-        assert_eq!(
-            route("GET", path),
-            Ok(Route::UploadStatus {
-                name: name("a/b"),
-                id: id.clone()
-            })
-        );
-        assert_eq!(
-            route("PATCH", path),
-            Ok(Route::UploadPatch {
-                name: name("a/b"),
-                id: id.clone()
-            })
-        );
-        assert_eq!(
-            route("DELETE", path),
-            Ok(Route::UploadDelete {
-                name: name("a/b"),
-                id: id.clone()
-            })
-        );
+        assert_eq!(route("GET", path), Ok(Route::UploadStatus { name: name("a/b"), id: id.clone() }));
+        assert_eq!(route("PATCH", path), Ok(Route::UploadPatch { name: name("a/b"), id: id.clone() }));
+        assert_eq!(route("DELETE", path), Ok(Route::UploadDelete { name: name("a/b"), id: id.clone() }));
         assert_eq!(
             Route::parse("PUT", path, Some(&format!("digest={D_ENC}"))),
-            Ok(Route::UploadPut {
-                name: name("a/b"),
-                id,
-                digest: dg()
-            })
+            Ok(Route::UploadPut { name: name("a/b"), id, digest: dg() })
         );
         assert_eq!(status(route("PUT", path)), (400, "DIGEST_INVALID"));
-        assert_eq!(
-            status(Route::parse("PUT", path, Some("digest=nope"))),
-            (400, "DIGEST_INVALID")
-        );
+        assert_eq!(status(Route::parse("PUT", path, Some("digest=nope"))), (400, "DIGEST_INVALID"));
         assert_eq!(status(route("POST", path)), (405, "UNSUPPORTED"));
-        assert_eq!(
-            status(route("GET", "/v2/a/blobs/uploads/NOT-HEX")),
-            (404, "BLOB_UPLOAD_UNKNOWN")
-        );
+        assert_eq!(status(route("GET", "/v2/a/blobs/uploads/NOT-HEX")), (404, "BLOB_UPLOAD_UNKNOWN"));
     }
 
     #[test]
     fn referrers() {
         assert_eq!(
-            Route::parse(
-                "GET",
-                &format!("/v2/a/referrers/{D}"),
-                Some("artifactType=application%2Fvnd.example%2Bjson")
-            ),
+            Route::parse("GET", &format!("/v2/a/referrers/{D}"), Some("artifactType=application%2Fvnd.example%2Bjson")),
             Ok(Route::Referrers {
                 name: name("a"),
                 digest: dg(),
@@ -791,44 +578,19 @@ mod tests {
             Ok(Route::Referrers { artifact_type: Some(t), .. }) if t == "a/b+json"
         ));
         assert!(matches!(
-            Route::parse(
-                "GET",
-                &format!("/v2/a/referrers/{D}"),
-                Some("artifactType=")
-            ),
-            Ok(Route::Referrers {
-                artifact_type: None,
-                ..
-            })
+            Route::parse("GET", &format!("/v2/a/referrers/{D}"), Some("artifactType=")),
+            Ok(Route::Referrers { artifact_type: None, .. })
         ));
-        assert_eq!(
-            status(route("GET", "/v2/a/referrers/sha256:x")),
-            (400, "DIGEST_INVALID")
-        );
-        assert_eq!(
-            status(route("DELETE", &format!("/v2/a/referrers/{D}"))),
-            (405, "UNSUPPORTED")
-        );
+        assert_eq!(status(route("GET", "/v2/a/referrers/sha256:x")), (400, "DIGEST_INVALID"));
+        assert_eq!(status(route("DELETE", &format!("/v2/a/referrers/{D}"))), (405, "UNSUPPORTED"));
     }
 
     #[test]
     fn names_are_validated_after_method() {
-        assert_eq!(
-            status(route("GET", "/v2/Bad/manifests/latest")),
-            (400, "NAME_INVALID")
-        );
-        assert_eq!(
-            status(route("GET", "/v2/a//b/tags/list")),
-            (400, "NAME_INVALID")
-        );
-        assert_eq!(
-            status(route("GET", "/v2//manifests/latest")),
-            (400, "NAME_INVALID")
-        );
-        assert_eq!(
-            status(route("POST", "/v2/Bad/manifests/latest")),
-            (405, "UNSUPPORTED")
-        );
+        assert_eq!(status(route("GET", "/v2/Bad/manifests/latest")), (400, "NAME_INVALID"));
+        assert_eq!(status(route("GET", "/v2/a//b/tags/list")), (400, "NAME_INVALID"));
+        assert_eq!(status(route("GET", "/v2//manifests/latest")), (400, "NAME_INVALID"));
+        assert_eq!(status(route("POST", "/v2/Bad/manifests/latest")), (405, "UNSUPPORTED"));
         let long = format!("/v2/{}/tags/list", "a".repeat(256));
         assert_eq!(status(route("GET", &long)), (400, "NAME_INVALID"));
     }
@@ -838,12 +600,7 @@ mod tests {
         // Names made of endpoint keywords.
         assert_eq!(
             route("POST", "/v2/a/manifests/blobs/uploads/"),
-            Ok(Route::UploadStart {
-                name: name("a/manifests"),
-                digest: None,
-                mount: None,
-                from: None
-            })
+            Ok(Route::UploadStart { name: name("a/manifests"), digest: None, mount: None, from: None })
         );
         assert_eq!(
             route("GET", "/v2/blobs/uploads/manifests/latest"),
@@ -854,35 +611,22 @@ mod tests {
         );
         assert_eq!(
             route("GET", &format!("/v2/referrers/blobs/{D}")),
-            Ok(Route::BlobGet {
-                name: name("referrers"),
-                digest: dg()
-            })
+            Ok(Route::BlobGet { name: name("referrers"), digest: dg() })
         );
         assert_eq!(
             route("GET", "/v2/a/blobs/uploads/tags/list"),
-            Ok(Route::TagsList {
-                name: name("a/blobs/uploads"),
-                n: None,
-                last: None
-            })
+            Ok(Route::TagsList { name: name("a/blobs/uploads"), n: None, last: None })
         );
         assert_eq!(
             route("GET", "/v2/x/blobs/uploads/0a"),
-            Ok(Route::UploadStatus {
-                name: name("x"),
-                id: "0a".parse().unwrap()
-            })
+            Ok(Route::UploadStatus { name: name("x"), id: "0a".parse().unwrap() })
         );
     }
 
     #[test]
     fn route_name() {
         assert_eq!(route("GET", "/v2/").unwrap().name(), None);
-        assert_eq!(
-            route("GET", "/v2/a/b/tags/list").unwrap().name(),
-            Some(&name("a/b"))
-        );
+        assert_eq!(route("GET", "/v2/a/b/tags/list").unwrap().name(), Some(&name("a/b")));
     }
 
     #[test]

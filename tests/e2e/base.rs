@@ -11,12 +11,7 @@ use crate::common::{absent_digest, assert_api_version, raw_request, RegistryServ
 #[tokio::test]
 async fn get_v2_is_200_with_empty_json_object() {
     let server = RegistryServer::start();
-    let resp = server
-        .client()
-        .get(server.url("/v2/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().get(server.url("/v2/")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_api_version(resp.headers());
     let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).expect("JSON body");
@@ -27,12 +22,7 @@ async fn get_v2_is_200_with_empty_json_object() {
 #[tokio::test]
 async fn head_v2_is_200() {
     let server = RegistryServer::start();
-    let resp = server
-        .client()
-        .head(server.url("/v2/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().head(server.url("/v2/")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_api_version(resp.headers());
 }

@@ -8,8 +8,8 @@ use reqwest::{Body, StatusCode};
 use sha2::{Digest as _, Sha256};
 
 use crate::common::{
-    absent_digest, assert_api_version, assert_error, content_length, header, random_bytes,
-    seeded_digest, seeded_stream, with_query, RegistryServer, XorShift,
+    absent_digest, assert_api_version, assert_error, content_length, header, random_bytes, seeded_digest,
+    seeded_stream, with_query, RegistryServer, XorShift,
 };
 
 /// end-2: a pushed blob comes back byte for byte, with Content-Length and
@@ -28,10 +28,7 @@ async fn get_and_head_return_the_blob() {
     assert_eq!(content_length(resp.headers()), data.len() as u64);
     assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
     let body = resp.bytes().await.unwrap();
-    assert!(
-        body[..] == data[..],
-        "GET returned other bytes than were pushed"
-    );
+    assert!(body[..] == data[..], "GET returned other bytes than were pushed");
 
     let resp = server.client().head(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -47,16 +44,8 @@ async fn empty_blob_round_trip() {
     let server = RegistryServer::start();
     let repo = "a/b/c";
     let digest = server.push_blob(repo, b"").await;
-    assert_eq!(
-        digest,
-        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    );
-    let resp = server
-        .client()
-        .get(server.url(&format!("/v2/{repo}/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(digest, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    let resp = server.client().get(server.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(content_length(resp.headers()), 0);
     assert!(resp.bytes().await.unwrap().is_empty());
@@ -92,12 +81,7 @@ async fn blob_of_another_repository_is_blob_unknown() {
 
     // A parent or a child of the repository name is another repository as well.
     for repo in ["a/b", "a/b/c/d"] {
-        let resp = server
-            .client()
-            .get(server.url(&format!("/v2/{repo}/blobs/{digest}")))
-            .send()
-            .await
-            .unwrap();
+        let resp = server.client().get(server.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.unwrap();
         assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
     }
 
@@ -105,12 +89,7 @@ async fn blob_of_another_repository_is_blob_unknown() {
     // and they stay visible in the first.
     assert_eq!(server.push_blob("library/busybox", &data).await, digest);
     for repo in ["a/b/c", "library/busybox"] {
-        let resp = server
-            .client()
-            .get(server.url(&format!("/v2/{repo}/blobs/{digest}")))
-            .send()
-            .await
-            .unwrap();
+        let resp = server.client().get(server.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{repo}");
         assert!(resp.bytes().await.unwrap()[..] == data[..], "{repo}");
     }
@@ -169,12 +148,7 @@ async fn big_blob_round_trip_streamed() {
     assert_eq!(header(&resp, "Range"), format!("0-{}", SIZE - 1));
     let location = server.resolve(header(&resp, LOCATION.as_str()));
 
-    let resp = server
-        .client()
-        .put(with_query(&location, "digest", &digest))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().put(with_query(&location, "digest", &digest)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
 

@@ -6,9 +6,7 @@
 //! against an external registry (`REGISTRY_TEST_URL`) as well; on the suite's own
 //! fresh server they also check that the catalog holds nothing else.
 
-use crate::common::{
-    external_registry, next_link, percent_decode, string_list, unique_id, RegistryServer,
-};
+use crate::common::{external_registry, next_link, percent_decode, string_list, unique_id, RegistryServer};
 
 /// The repositories of one test, relative to its prefix `P`: `P` itself and names
 /// below it. Lexical (byte) order puts `a-b` before `a/b` because `-` < `/`.
@@ -43,10 +41,7 @@ fn link_last(link: &str, n: usize) -> String {
 /// The entries of `list` that belong to the test (`names[0]` is its prefix).
 fn mine(list: &[String], names: &[String]) -> Vec<String> {
     let prefix = &names[0];
-    list.iter()
-        .filter(|name| *name == prefix || name.starts_with(&format!("{prefix}/")))
-        .cloned()
-        .collect()
+    list.iter().filter(|name| *name == prefix || name.starts_with(&format!("{prefix}/"))).cloned().collect()
 }
 
 /// The whole catalog lists every repository, in lexical order, multi-segment names

@@ -8,17 +8,12 @@ use reqwest::header::ACCEPT;
 use reqwest::{Response, StatusCode};
 
 use crate::common::{
-    absent_digest, assert_api_version, assert_error, external_registry, media, random_bytes,
-    string_list, with_query, RegistryServer,
+    absent_digest, assert_api_version, assert_error, external_registry, media, random_bytes, string_list, with_query,
+    RegistryServer,
 };
 
 async fn delete(server: &RegistryServer, path: &str) -> Response {
-    server
-        .client()
-        .delete(server.url(path))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("DELETE {path}: {e}"))
+    server.client().delete(server.url(path)).send().await.unwrap_or_else(|e| panic!("DELETE {path}: {e}"))
 }
 
 /// Asserts `DELETE path` is 202 Accepted.
@@ -34,21 +29,9 @@ async fn delete_accepted(server: &RegistryServer, path: &str) {
 /// GET of a manifest reference: its status (and the error code on a 404).
 async fn assert_manifest_gone(server: &RegistryServer, repo: &str, reference: &str) {
     let url = server.url(&format!("/v2/{repo}/manifests/{reference}"));
-    let resp = server
-        .client()
-        .get(&url)
-        .header(ACCEPT, media::ACCEPT_ALL_MANIFESTS)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().get(&url).header(ACCEPT, media::ACCEPT_ALL_MANIFESTS).send().await.unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
-    let resp = server
-        .client()
-        .head(&url)
-        .header(ACCEPT, media::ACCEPT_ALL_MANIFESTS)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().head(&url).header(ACCEPT, media::ACCEPT_ALL_MANIFESTS).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "HEAD {url}");
     assert_api_version(resp.headers());
 }
@@ -65,13 +48,7 @@ async fn manifest_status(server: &RegistryServer, repo: &str, reference: &str) -
 }
 
 async fn blob_status(server: &RegistryServer, repo: &str, digest: &str) -> StatusCode {
-    server
-        .client()
-        .get(server.url(&format!("/v2/{repo}/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    server.client().get(server.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.unwrap().status()
 }
 
 async fn tags(server: &RegistryServer, repo: &str) -> Vec<String> {
@@ -121,10 +98,7 @@ async fn delete_by_tag_removes_only_the_tag() {
     delete_accepted(&server, &format!("/v2/{repo}/manifests/old")).await;
     assert_manifest_gone(&server, repo, "old").await;
     assert_eq!(tags(&server, repo).await, ["new"]);
-    assert_eq!(
-        manifest_status(&server, repo, &digest).await,
-        StatusCode::OK
-    );
+    assert_eq!(manifest_status(&server, repo, &digest).await, StatusCode::OK);
     assert_eq!(manifest_status(&server, repo, "new").await, StatusCode::OK);
 
     let resp = delete(&server, &format!("/v2/{repo}/manifests/old")).await;
@@ -151,12 +125,7 @@ async fn delete_blob_unlinks_it_from_one_repository() {
     let resp = server.client().head(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "HEAD {url}");
 
-    let resp = server
-        .client()
-        .get(server.url(&format!("/v2/{second}/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().get(server.url(&format!("/v2/{second}/blobs/{digest}"))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "the other repository's link");
     assert!(resp.bytes().await.unwrap()[..] == data[..]);
 
@@ -169,18 +138,12 @@ async fn delete_blob_unlinks_it_from_one_repository() {
     // The last link goes too; then the blob is unknown everywhere, and a new push of
     // the same bytes works as if it had never been there.
     delete_accepted(&server, &format!("/v2/{second}/blobs/{digest}")).await;
-    assert_eq!(
-        blob_status(&server, second, &digest).await,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(blob_status(&server, second, &digest).await, StatusCode::NOT_FOUND);
     assert_eq!(server.push_blob(first, &data).await, digest);
     let resp = server.client().get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.bytes().await.unwrap()[..] == data[..]);
-    assert_eq!(
-        blob_status(&server, second, &digest).await,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(blob_status(&server, second, &digest).await, StatusCode::NOT_FOUND);
 }
 
 /// A manifest's blobs are still linked after the manifest is deleted (deleting a
@@ -192,26 +155,15 @@ async fn manifest_and_blob_deletes_are_independent() {
     let repo = "e2e/deletes/independent";
     let image = server.push_image_blobs(repo, 1, false).await;
     let body = image.manifest();
-    let digest = server
-        .push_manifest(repo, "v1", media::OCI_MANIFEST, &body)
-        .await;
+    let digest = server.push_manifest(repo, "v1", media::OCI_MANIFEST, &body).await;
 
     delete_accepted(&server, &format!("/v2/{repo}/manifests/{digest}")).await;
     for blob in [&image.config, &image.layers[0]] {
-        assert_eq!(
-            blob_status(&server, repo, &blob.digest).await,
-            StatusCode::OK
-        );
+        assert_eq!(blob_status(&server, repo, &blob.digest).await, StatusCode::OK);
     }
     // The same manifest can be pushed again.
-    server
-        .push_manifest(repo, "v1", media::OCI_MANIFEST, &body)
-        .await;
-    delete_accepted(
-        &server,
-        &format!("/v2/{repo}/blobs/{}", image.layers[0].digest),
-    )
-    .await;
+    server.push_manifest(repo, "v1", media::OCI_MANIFEST, &body).await;
+    delete_accepted(&server, &format!("/v2/{repo}/blobs/{}", image.layers[0].digest)).await;
     assert_eq!(manifest_status(&server, repo, "v1").await, StatusCode::OK);
 }
 
@@ -251,18 +203,9 @@ async fn delete_upload_cancels_it() {
         .unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
     let digest = crate::common::sha256_digest(&data);
-    let resp = server
-        .client()
-        .put(with_query(&location, "digest", &digest))
-        .body(Vec::new())
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().put(with_query(&location, "digest", &digest)).body(Vec::new()).send().await.unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
-    assert_eq!(
-        blob_status(&server, repo, &digest).await,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(blob_status(&server, repo, &digest).await, StatusCode::NOT_FOUND);
 
     // Cancelling it twice: the second time the upload is unknown.
     let resp = server.client().delete(&location).send().await.unwrap();
@@ -279,9 +222,7 @@ async fn disable_delete_refuses_every_delete() {
     let server = RegistryServer::start_with_args(&["--disable-delete"]);
     let repo = "e2e/deletes/disabled";
     let image = server.push_image_blobs(repo, 1, false).await;
-    let digest = server
-        .push_manifest(repo, "v1", media::OCI_MANIFEST, &image.manifest())
-        .await;
+    let digest = server.push_manifest(repo, "v1", media::OCI_MANIFEST, &image.manifest()).await;
     let blob = image.layers[0].digest.clone();
     let location = server.start_upload(repo).await;
 
@@ -296,16 +237,9 @@ async fn disable_delete_refuses_every_delete() {
     let resp = server.client().delete(&location).send().await.unwrap();
     assert_error(resp, StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED").await;
 
-    assert_eq!(
-        manifest_status(&server, repo, &digest).await,
-        StatusCode::OK
-    );
+    assert_eq!(manifest_status(&server, repo, &digest).await, StatusCode::OK);
     assert_eq!(manifest_status(&server, repo, "v1").await, StatusCode::OK);
     assert_eq!(blob_status(&server, repo, &blob).await, StatusCode::OK);
     let resp = server.client().get(&location).send().await.unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::NO_CONTENT,
-        "the upload is still open"
-    );
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT, "the upload is still open");
 }

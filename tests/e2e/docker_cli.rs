@@ -94,14 +94,8 @@ fn base_tarball(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy(&busybox, rootfs.join("bin/busybox")).unwrap();
     let tarball = dir.join("base.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .expect("run tar");
+    let status =
+        Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tarball).arg(".").status().expect("run tar");
     assert!(status.success(), "tar of the base rootfs failed");
     tarball
 }
@@ -114,10 +108,7 @@ async fn docker_push_pull_multi_layer_round_trip() {
         return;
     }
     let server = RegistryServer::start();
-    let work = tempfile::Builder::new()
-        .prefix("registry-e2e-docker.")
-        .tempdir()
-        .unwrap();
+    let work = tempfile::Builder::new().prefix("registry-e2e-docker.").tempdir().unwrap();
     let id = unique_id();
     let base = format!("e2e-base:{id}");
     let image = format!("{}/e2e/busybox:multi", server.host_port());
@@ -134,16 +125,11 @@ async fn docker_push_pull_multi_layer_round_trip() {
     let b = random_bytes(200_000);
     std::fs::write(context.join("a.txt"), &a).unwrap();
     std::fs::write(context.join("b.bin"), &b).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        format!("FROM {base}\nCOPY a.txt /a.txt\nCOPY b.bin /b.bin\n"),
-    )
-    .unwrap();
+    std::fs::write(context.join("Dockerfile"), format!("FROM {base}\nCOPY a.txt /a.txt\nCOPY b.bin /b.bin\n")).unwrap();
     docker(&["build", "-t", &image, context.to_str().unwrap()]).await;
 
     let built_id = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &image]).await);
-    let layer_count =
-        stdout(&docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]).await);
+    let layer_count = stdout(&docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]).await);
     assert_eq!(layer_count, "3", "the test image should have three layers");
 
     docker(&["push", &image]).await;
@@ -163,52 +149,21 @@ async fn docker_push_pull_multi_layer_round_trip() {
     docker(&["rmi", &image]).await;
     docker(&["rmi", &base]).await;
     let gone = docker_unchecked(&["image", "inspect", &image]).await;
-    assert!(
-        !gone.status.success(),
-        "{image} still exists locally after rmi"
-    );
+    assert!(!gone.status.success(), "{image} still exists locally after rmi");
 
     docker(&["pull", &image]).await;
     let pulled_id = stdout(&docker(&["image", "inspect", "-f", "{{.Id}}", &image]).await);
     assert_eq!(pulled_id, built_id, "image ID after the round trip");
-    let repo_digests =
-        stdout(&docker(&["image", "inspect", "-f", "{{json .RepoDigests}}", &image]).await);
+    let repo_digests = stdout(&docker(&["image", "inspect", "-f", "{{json .RepoDigests}}", &image]).await);
     assert!(
-        repo_digests.contains(&format!(
-            "{}/e2e/busybox@{manifest_digest}",
-            server.host_port()
-        )),
+        repo_digests.contains(&format!("{}/e2e/busybox@{manifest_digest}", server.host_port())),
         "RepoDigests {repo_digests} lacks the registry's digest {manifest_digest}"
     );
 
     // The pulled image runs, and holds the files of layers 2 and 3.
-    let cat = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &image,
-        "/bin/busybox",
-        "cat",
-        "/a.txt",
-    ])
-    .await;
+    let cat = docker(&["run", "--rm", "--network", "none", &image, "/bin/busybox", "cat", "/a.txt"]).await;
     assert_eq!(stdout(&cat), a);
-    let sum = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &image,
-        "/bin/busybox",
-        "sha256sum",
-        "/b.bin",
-    ])
-    .await;
+    let sum = docker(&["run", "--rm", "--network", "none", &image, "/bin/busybox", "sha256sum", "/b.bin"]).await;
     let expected = crate::common::sha256_digest(&b);
-    assert_eq!(
-        stdout(&sum).split_whitespace().next(),
-        expected.strip_prefix("sha256:"),
-        "content of /b.bin"
-    );
+    assert_eq!(stdout(&sum).split_whitespace().next(), expected.strip_prefix("sha256:"), "content of /b.bin");
 }

@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{
-    host_binary_under_test, random_bytes, registry_host_bin, wait_with_timeout, RegistryServer,
-};
+use crate::common::{host_binary_under_test, random_bytes, registry_host_bin, wait_with_timeout, RegistryServer};
 
 /// How long a server may take to stop after a signal.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -35,37 +33,20 @@ fn expect_startup_failure(args: &[&str]) -> String {
     }
     let output = child.wait_with_output().expect("collect output");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let status = status
-        .unwrap_or_else(|| panic!("`registry-host {args:?}` kept running; stderr:\n{stderr}"));
-    assert!(
-        !status.success(),
-        "`registry-host {args:?}` succeeded; stderr:\n{stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "`registry-host {args:?}` panicked instead of reporting an error:\n{stderr}"
-    );
-    assert!(
-        !stderr.contains("registry-host listening on"),
-        "`registry-host {args:?}` claimed to listen:\n{stderr}"
-    );
+    let status = status.unwrap_or_else(|| panic!("`registry-host {args:?}` kept running; stderr:\n{stderr}"));
+    assert!(!status.success(), "`registry-host {args:?}` succeeded; stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "`registry-host {args:?}` panicked instead of reporting an error:\n{stderr}");
+    assert!(!stderr.contains("registry-host listening on"), "`registry-host {args:?}` claimed to listen:\n{stderr}");
     stderr
 }
 
 async fn stops_gracefully_on(signal: &str) {
     let mut server = RegistryServer::start();
-    let resp = server
-        .client()
-        .get(server.url("/v2/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().get(server.url("/v2/")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let status = server
         .signal_and_wait(signal, SHUTDOWN_TIMEOUT)
-        .unwrap_or_else(|| {
-            panic!("registry-host still runs {SHUTDOWN_TIMEOUT:?} after SIG{signal}")
-        });
+        .unwrap_or_else(|| panic!("registry-host still runs {SHUTDOWN_TIMEOUT:?} after SIG{signal}"));
     assert!(status.success(), "exit status after SIG{signal}: {status}");
 }
 
@@ -77,10 +58,7 @@ async fn acknowledged_writes_survive_sigkill_and_restart() {
     if !host_binary_under_test("host::acknowledged_writes_survive_sigkill_and_restart") {
         return;
     }
-    let scratch = tempfile::Builder::new()
-        .prefix("registry-e2e-restart.")
-        .tempdir()
-        .unwrap();
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-restart.").tempdir().unwrap();
     let data = scratch.path().join("data");
     let repo = "e2e/restart";
     let small = random_bytes(4096);
@@ -92,16 +70,9 @@ async fn acknowledged_writes_survive_sigkill_and_restart() {
     let large_digest = server.push_blob(repo, &large).await;
     let gone_digest = server.push_blob(repo, &gone).await;
     let manifest = server.push_image(repo, &["v1"]).await;
-    let resp = server
-        .client()
-        .delete(server.url(&format!("/v2/{repo}/blobs/{gone_digest}")))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().delete(server.url(&format!("/v2/{repo}/blobs/{gone_digest}"))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED, "DELETE blob");
-    server
-        .signal_and_wait("KILL", SHUTDOWN_TIMEOUT)
-        .expect("registry-host killed");
+    server.signal_and_wait("KILL", SHUTDOWN_TIMEOUT).expect("registry-host killed");
 
     for round in ["after SIGKILL", "after a clean stop"] {
         let mut server = RegistryServer::start_host_on(&data);
@@ -113,14 +84,8 @@ async fn acknowledged_writes_survive_sigkill_and_restart() {
         let resp = server.get_blob(repo, &gone_digest).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "deleted blob {round}");
         let (headers, _) = server.get_json(&format!("/v2/{repo}/manifests/v1")).await;
-        assert_eq!(
-            headers["docker-content-digest"].to_str().unwrap(),
-            manifest,
-            "tag v1 {round}"
-        );
-        let status = server
-            .signal_and_wait("TERM", SHUTDOWN_TIMEOUT)
-            .expect("registry-host stops on SIGTERM");
+        assert_eq!(headers["docker-content-digest"].to_str().unwrap(), manifest, "tag v1 {round}");
+        let status = server.signal_and_wait("TERM", SHUTDOWN_TIMEOUT).expect("registry-host stops on SIGTERM");
         assert!(status.success(), "exit status {round}: {status}");
     }
 }
@@ -152,12 +117,7 @@ async fn taken_port_is_a_clear_error() {
     }
     let server = RegistryServer::start();
     let data = tempfile::tempdir().unwrap();
-    let stderr = expect_startup_failure(&[
-        "--listen",
-        server.host_port(),
-        "--data-dir",
-        data.path().to_str().unwrap(),
-    ]);
+    let stderr = expect_startup_failure(&["--listen", server.host_port(), "--data-dir", data.path().to_str().unwrap()]);
     assert!(
         stderr.contains(server.host_port()),
         "the error does not name the address {}:\n{stderr}",
@@ -176,12 +136,7 @@ async fn unusable_data_dir_is_a_clear_error() {
     let file = scratch.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
     let data_dir = file.join("data");
-    let stderr = expect_startup_failure(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-    ]);
+    let stderr = expect_startup_failure(&["--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()]);
     assert!(
         stderr.contains(data_dir.to_str().unwrap()),
         "the error does not name the data directory {}:\n{stderr}",

@@ -9,8 +9,8 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::{Body, StatusCode};
 
 use crate::common::{
-    absent_digest, assert_api_version, assert_error, assert_raw_error, content_length, header,
-    index_of, media, raw_request, sha256_digest, Descriptor, RegistryServer,
+    absent_digest, assert_api_version, assert_error, assert_raw_error, content_length, header, index_of, media,
+    raw_request, sha256_digest, Descriptor, RegistryServer,
 };
 
 /// The most a manifest body may weigh.
@@ -18,23 +18,11 @@ const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 
 /// Asserts that GET and HEAD of `repo`/`reference` give back exactly `body`, with
 /// `media_type`, its digest and its length.
-async fn assert_manifest(
-    server: &RegistryServer,
-    repo: &str,
-    reference: &str,
-    media_type: &str,
-    body: &[u8],
-) {
+async fn assert_manifest(server: &RegistryServer, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
     let url = server.url(&format!("/v2/{repo}/manifests/{reference}"));
     let digest = sha256_digest(body);
 
-    let resp = server
-        .client()
-        .get(&url)
-        .header(ACCEPT, media::ACCEPT_ALL_MANIFESTS)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().get(&url).header(ACCEPT, media::ACCEPT_ALL_MANIFESTS).send().await.unwrap();
     assert_manifest_headers(&resp, &format!("GET {url}"), media_type, &digest, body.len());
     let got = resp.bytes().await.unwrap();
     assert!(
@@ -44,13 +32,7 @@ async fn assert_manifest(
         String::from_utf8_lossy(body)
     );
 
-    let resp = server
-        .client()
-        .head(&url)
-        .header(ACCEPT, media::ACCEPT_ALL_MANIFESTS)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().head(&url).header(ACCEPT, media::ACCEPT_ALL_MANIFESTS).send().await.unwrap();
     assert_manifest_headers(&resp, &format!("HEAD {url}"), media_type, &digest, body.len());
 }
 
@@ -65,54 +47,21 @@ fn assert_manifest_headers(resp: &reqwest::Response, what: &str, media_type: &st
 
 /// PUTs `body` by tag, checks the 201 and its headers, then reads it back by tag,
 /// by digest and through the returned Location.
-async fn put_and_check(
-    server: &RegistryServer,
-    repo: &str,
-    tag: &str,
-    media_type: &str,
-    body: &[u8],
-) -> Descriptor {
-    let resp = server
-        .put_manifest(repo, tag, media_type, body.to_vec())
-        .await;
+async fn put_and_check(server: &RegistryServer, repo: &str, tag: &str, media_type: &str, body: &[u8]) -> Descriptor {
+    let resp = server.put_manifest(repo, tag, media_type, body.to_vec()).await;
     let status = resp.status();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "PUT {repo}:{tag} ({media_type}): {text}"
-    );
+    assert_eq!(status, StatusCode::CREATED, "PUT {repo}:{tag} ({media_type}): {text}");
     assert_api_version(&headers);
     let digest = sha256_digest(body);
-    assert_eq!(
-        headers
-            .get("Docker-Content-Digest")
-            .and_then(|v| v.to_str().ok()),
-        Some(digest.as_str())
-    );
-    let location = server.resolve(
-        headers
-            .get(LOCATION)
-            .expect("Location on a manifest PUT")
-            .to_str()
-            .unwrap(),
-    );
+    assert_eq!(headers.get("Docker-Content-Digest").and_then(|v| v.to_str().ok()), Some(digest.as_str()));
+    let location = server.resolve(headers.get(LOCATION).expect("Location on a manifest PUT").to_str().unwrap());
 
     assert_manifest(server, repo, tag, media_type, body).await;
     assert_manifest(server, repo, &digest, media_type, body).await;
-    let resp = server
-        .client()
-        .get(&location)
-        .header(ACCEPT, media::ACCEPT_ALL_MANIFESTS)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::OK,
-        "GET of the Location {location}"
-    );
+    let resp = server.client().get(&location).header(ACCEPT, media::ACCEPT_ALL_MANIFESTS).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "GET of the Location {location}");
     assert!(resp.bytes().await.unwrap()[..] == body[..]);
     Descriptor::of(media_type, body)
 }
@@ -124,9 +73,8 @@ async fn oci_manifest_and_index_round_trip() {
     let server = RegistryServer::start();
     let repo = "library/busybox";
     let image = server.push_image_blobs(repo, 3, false).await;
-    let manifest = image.manifest_with_extra(
-        ",\n  \"annotations\": {\"org.example.z\": \"last\", \"org.example.a\": \"first\"}",
-    );
+    let manifest =
+        image.manifest_with_extra(",\n  \"annotations\": {\"org.example.z\": \"last\", \"org.example.a\": \"first\"}");
     let child = put_and_check(&server, repo, "v1", media::OCI_MANIFEST, &manifest).await;
 
     let index = index_of(&[child], false);
@@ -139,14 +87,7 @@ async fn docker_manifest_and_list_round_trip() {
     let server = RegistryServer::start();
     let repo = "a/b/c";
     let image = server.push_image_blobs(repo, 2, true).await;
-    let child = put_and_check(
-        &server,
-        repo,
-        "v2",
-        media::DOCKER_MANIFEST,
-        &image.manifest(),
-    )
-    .await;
+    let child = put_and_check(&server, repo, "v2", media::DOCKER_MANIFEST, &image.manifest()).await;
 
     let list = index_of(&[child], true);
     put_and_check(&server, repo, "list", media::DOCKER_MANIFEST_LIST, &list).await;
@@ -161,16 +102,12 @@ async fn put_by_digest() {
     let image = server.push_image_blobs(repo, 1, false).await;
     let body = image.manifest();
     let digest = sha256_digest(&body);
-    let got = server
-        .push_manifest(repo, &digest, media::OCI_MANIFEST, &body)
-        .await;
+    let got = server.push_manifest(repo, &digest, media::OCI_MANIFEST, &body).await;
     assert_eq!(got, digest);
     assert_manifest(&server, repo, &digest, media::OCI_MANIFEST, &body).await;
 
     let other = image.manifest_with_extra(",\n  \"annotations\": {\"x\": \"y\"}");
-    let resp = server
-        .put_manifest(repo, &digest, media::OCI_MANIFEST, other)
-        .await;
+    let resp = server.put_manifest(repo, &digest, media::OCI_MANIFEST, other).await;
     assert_error(resp, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 }
 
@@ -183,21 +120,10 @@ async fn retagging_moves_the_tag() {
     let image = server.push_image_blobs(repo, 1, false).await;
     let first = image.manifest();
     let second = image.manifest_with_extra(",\n  \"annotations\": {\"rev\": \"2\"}");
-    server
-        .push_manifest(repo, "latest", media::OCI_MANIFEST, &first)
-        .await;
-    server
-        .push_manifest(repo, "latest", media::OCI_MANIFEST, &second)
-        .await;
+    server.push_manifest(repo, "latest", media::OCI_MANIFEST, &first).await;
+    server.push_manifest(repo, "latest", media::OCI_MANIFEST, &second).await;
     assert_manifest(&server, repo, "latest", media::OCI_MANIFEST, &second).await;
-    assert_manifest(
-        &server,
-        repo,
-        &sha256_digest(&first),
-        media::OCI_MANIFEST,
-        &first,
-    )
-    .await;
+    assert_manifest(&server, repo, &sha256_digest(&first), media::OCI_MANIFEST, &first).await;
 }
 
 /// end-3: an unknown tag or digest is 404 MANIFEST_UNKNOWN (HEAD: 404, no body);
@@ -217,9 +143,7 @@ async fn missing_manifest_is_manifest_unknown() {
 
     let image = server.push_image_blobs("a/b/c", 1, false).await;
     let body = image.manifest();
-    let digest = server
-        .push_manifest("a/b/c", "v1", media::OCI_MANIFEST, &body)
-        .await;
+    let digest = server.push_manifest("a/b/c", "v1", media::OCI_MANIFEST, &body).await;
     for reference in ["v1", digest.as_str()] {
         let resp = server
             .client()
@@ -255,9 +179,7 @@ async fn manifest_with_missing_blob_is_manifest_blob_unknown() {
         ("layer of another repository", foreign_layer),
     ] {
         let body = broken.manifest();
-        let resp = server
-            .put_manifest(repo, "broken", media::OCI_MANIFEST, body.clone())
-            .await;
+        let resp = server.put_manifest(repo, "broken", media::OCI_MANIFEST, body.clone()).await;
         assert_error(resp, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
         let resp = server
             .client()
@@ -265,23 +187,10 @@ async fn manifest_with_missing_blob_is_manifest_blob_unknown() {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            resp.status(),
-            StatusCode::NOT_FOUND,
-            "{what}: the manifest was stored"
-        );
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{what}: the manifest was stored");
     }
-    let resp = server
-        .client()
-        .head(server.url(&format!("/v2/{repo}/manifests/broken")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::NOT_FOUND,
-        "the tag of a refused manifest exists"
-    );
+    let resp = server.client().head(server.url(&format!("/v2/{repo}/manifests/broken"))).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the tag of a refused manifest exists");
 }
 
 /// end-7: an index (or manifest list) naming a child manifest the repository does
@@ -293,21 +202,12 @@ async fn index_with_missing_child_is_manifest_blob_unknown() {
     let image = server.push_image_blobs(repo, 1, false).await;
     // A valid child that was never pushed as a manifest.
     let child = Descriptor::of(media::OCI_MANIFEST, &image.manifest());
-    let resp = server
-        .put_manifest(repo, "idx", media::OCI_INDEX, index_of(&[child], false))
-        .await;
+    let resp = server.put_manifest(repo, "idx", media::OCI_INDEX, index_of(&[child], false)).await;
     assert_error(resp, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
 
     let docker = server.push_image_blobs(repo, 1, true).await;
     let child = Descriptor::of(media::DOCKER_MANIFEST, &docker.manifest());
-    let resp = server
-        .put_manifest(
-            repo,
-            "list",
-            media::DOCKER_MANIFEST_LIST,
-            index_of(&[child], true),
-        )
-        .await;
+    let resp = server.put_manifest(repo, "list", media::DOCKER_MANIFEST_LIST, index_of(&[child], true)).await;
     assert_error(resp, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
 }
 
@@ -323,54 +223,27 @@ async fn manifest_size_limit_is_4_mib() {
     let padded = |size: usize| {
         let empty = image.manifest_with_extra(",\n  \"annotations\": {\"pad\": \"\"}");
         let pad = "x".repeat(size - empty.len());
-        let body =
-            image.manifest_with_extra(&format!(",\n  \"annotations\": {{\"pad\": \"{pad}\"}}"));
+        let body = image.manifest_with_extra(&format!(",\n  \"annotations\": {{\"pad\": \"{pad}\"}}"));
         assert_eq!(body.len(), size);
         body
     };
 
     let at_limit = padded(MAX_MANIFEST);
-    server
-        .push_manifest(repo, "at-limit", media::OCI_MANIFEST, &at_limit)
-        .await;
+    server.push_manifest(repo, "at-limit", media::OCI_MANIFEST, &at_limit).await;
     assert_manifest(&server, repo, "at-limit", media::OCI_MANIFEST, &at_limit).await;
 
     let over = padded(MAX_MANIFEST + 1);
-    let resp = server
-        .put_manifest(repo, "over", media::OCI_MANIFEST, over.clone())
-        .await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "4 MiB + 1 with Content-Length"
-    );
+    let resp = server.put_manifest(repo, "over", media::OCI_MANIFEST, over.clone()).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "4 MiB + 1 with Content-Length");
     assert_api_version(resp.headers());
 
-    let pieces: Vec<Result<Bytes, std::io::Error>> = over
-        .chunks(64 * 1024)
-        .map(|p| Ok(Bytes::copy_from_slice(p)))
-        .collect();
-    let resp = server
-        .put_manifest(
-            repo,
-            "over",
-            media::OCI_MANIFEST,
-            Body::wrap_stream(stream::iter(pieces)),
-        )
-        .await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "4 MiB + 1 streamed"
-    );
+    let pieces: Vec<Result<Bytes, std::io::Error>> =
+        over.chunks(64 * 1024).map(|p| Ok(Bytes::copy_from_slice(p))).collect();
+    let resp = server.put_manifest(repo, "over", media::OCI_MANIFEST, Body::wrap_stream(stream::iter(pieces))).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "4 MiB + 1 streamed");
     assert_api_version(resp.headers());
 
-    let resp = server
-        .client()
-        .head(server.url(&format!("/v2/{repo}/manifests/over")))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().head(server.url(&format!("/v2/{repo}/manifests/over"))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
@@ -419,23 +292,13 @@ async fn invalid_names_are_name_invalid() {
             let resp = raw_request(server.host_port(), method, &path).await;
             assert_raw_error(&resp, 400, "NAME_INVALID");
         }
-        let resp = raw_request(
-            server.host_port(),
-            "HEAD",
-            &format!("/v2/{name}/blobs/{digest}"),
-        )
-        .await;
+        let resp = raw_request(server.host_port(), "HEAD", &format!("/v2/{name}/blobs/{digest}")).await;
         assert_eq!(resp.status, 400, "HEAD blob of {name:?}");
     }
 
     // Names that look odd but are valid are not refused.
     for name in ["a", "a/b/c/d/e", "library/busy_box", "x.y-z__w/0"] {
-        let resp = server
-            .client()
-            .get(server.url(&format!("/v2/{name}/manifests/latest")))
-            .send()
-            .await
-            .unwrap();
+        let resp = server.client().get(server.url(&format!("/v2/{name}/manifests/latest"))).send().await.unwrap();
         assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
     }
 }
@@ -450,9 +313,7 @@ async fn invalid_tags_are_tag_invalid() {
     let body = image.manifest();
 
     let longest = format!("A{}", "b".repeat(127));
-    server
-        .push_manifest(repo, &longest, media::OCI_MANIFEST, &body)
-        .await;
+    server.push_manifest(repo, &longest, media::OCI_MANIFEST, &body).await;
     assert_manifest(&server, repo, &longest, media::OCI_MANIFEST, &body).await;
 
     for tag in [
@@ -462,16 +323,9 @@ async fn invalid_tags_are_tag_invalid() {
         "has+plus".to_string(),
         "has%20space".to_string(),
     ] {
-        let resp = server
-            .put_manifest(repo, &tag, media::OCI_MANIFEST, body.clone())
-            .await;
+        let resp = server.put_manifest(repo, &tag, media::OCI_MANIFEST, body.clone()).await;
         assert_error(resp, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
-        let resp = server
-            .client()
-            .get(server.url(&format!("/v2/{repo}/manifests/{tag}")))
-            .send()
-            .await
-            .unwrap();
+        let resp = server.client().get(server.url(&format!("/v2/{repo}/manifests/{tag}"))).send().await.unwrap();
         assert_error(resp, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
     }
 }
@@ -482,17 +336,10 @@ async fn invalid_tags_are_tag_invalid() {
 async fn invalid_digest_reference_is_digest_invalid() {
     let server = RegistryServer::start();
     let repo = "a/b/c";
-    for reference in [
-        "sha256:abc".to_string(),
-        format!("sha256:{}", "Z".repeat(64)),
-        format!("sha256:{}", "a".repeat(63)),
-    ] {
-        let resp = server
-            .client()
-            .get(server.url(&format!("/v2/{repo}/manifests/{reference}")))
-            .send()
-            .await
-            .unwrap();
+    for reference in
+        ["sha256:abc".to_string(), format!("sha256:{}", "Z".repeat(64)), format!("sha256:{}", "a".repeat(63))]
+    {
+        let resp = server.client().get(server.url(&format!("/v2/{repo}/manifests/{reference}"))).send().await.unwrap();
         assert_error(resp, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
     }
 }

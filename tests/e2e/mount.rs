@@ -7,38 +7,20 @@
 use reqwest::header::{CONTENT_LENGTH, LOCATION};
 use reqwest::{Response, StatusCode};
 
-use crate::common::{
-    assert_api_version, header, random_bytes, sha256_digest, with_query, RegistryServer,
-};
+use crate::common::{assert_api_version, header, random_bytes, sha256_digest, with_query, RegistryServer};
 
 async fn mount(server: &RegistryServer, to: &str, digest: &str, from: Option<&str>) -> Response {
     let mut path = format!("/v2/{to}/blobs/uploads/?mount={digest}");
     if let Some(from) = from {
         path.push_str(&format!("&from={from}"));
     }
-    server
-        .client()
-        .post(server.url(&path))
-        .header(CONTENT_LENGTH, "0")
-        .send()
-        .await
-        .unwrap()
+    server.client().post(server.url(&path)).header(CONTENT_LENGTH, "0").send().await.unwrap()
 }
 
 /// Asserts a 201 mount of `digest`: the Location serves `data`, and so does the
 /// blob URL of `repo`.
-async fn assert_mounted(
-    server: &RegistryServer,
-    resp: Response,
-    repo: &str,
-    digest: &str,
-    data: &[u8],
-) {
-    assert_eq!(
-        resp.status(),
-        StatusCode::CREATED,
-        "mount of {digest} into {repo}"
-    );
+async fn assert_mounted(server: &RegistryServer, resp: Response, repo: &str, digest: &str, data: &[u8]) {
+    assert_eq!(resp.status(), StatusCode::CREATED, "mount of {digest} into {repo}");
     assert_api_version(resp.headers());
     assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
     let location = server.resolve(header(&resp, LOCATION.as_str()));
@@ -52,21 +34,13 @@ async fn assert_mounted(
 /// Asserts a 202 answer to a mount that could not be done: an upload session whose
 /// Location accepts the blob (201) and then serves it from `repo`.
 async fn assert_session_works(server: &RegistryServer, resp: Response, repo: &str, data: &[u8]) {
-    assert_eq!(
-        resp.status(),
-        StatusCode::ACCEPTED,
-        "mount that falls back to an upload"
-    );
+    assert_eq!(resp.status(), StatusCode::ACCEPTED, "mount that falls back to an upload");
     assert_api_version(resp.headers());
     let location = server.resolve(header(&resp, LOCATION.as_str()));
     let digest = sha256_digest(data);
     let blob = server.url(&format!("/v2/{repo}/blobs/{digest}"));
     let before = server.client().head(&blob).send().await.unwrap();
-    assert_eq!(
-        before.status(),
-        StatusCode::NOT_FOUND,
-        "nothing mounted into {repo}"
-    );
+    assert_eq!(before.status(), StatusCode::NOT_FOUND, "nothing mounted into {repo}");
 
     let resp = server
         .client()
@@ -76,11 +50,7 @@ async fn assert_session_works(server: &RegistryServer, resp: Response, repo: &st
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::CREATED,
-        "PUT to the fallback session"
-    );
+    assert_eq!(resp.status(), StatusCode::CREATED, "PUT to the fallback session");
     let got = server.client().get(&blob).send().await.unwrap();
     assert_eq!(got.status(), StatusCode::OK);
     assert!(got.bytes().await.unwrap()[..] == data[..]);
@@ -111,35 +81,17 @@ async fn mount_with_from_links_without_copying() {
     let digest = server.push_blob("e2e/mount/source", &data).await;
 
     let before = server.data_dir().map(disk_usage);
-    let resp = mount(
-        &server,
-        "e2e/mount/target",
-        &digest,
-        Some("e2e/mount/source"),
-    )
-    .await;
+    let resp = mount(&server, "e2e/mount/target", &digest, Some("e2e/mount/source")).await;
     assert_mounted(&server, resp, "e2e/mount/target", &digest, &data).await;
     if let (Some(before), Some(dir)) = (before, server.data_dir()) {
         let grown = disk_usage(dir).saturating_sub(before);
-        assert!(
-            grown < (SIZE / 4) as u64,
-            "the data directory grew by {grown} bytes on a mount of a {SIZE}-byte blob"
-        );
+        assert!(grown < (SIZE / 4) as u64, "the data directory grew by {grown} bytes on a mount of a {SIZE}-byte blob");
     }
 
-    let resp = server
-        .client()
-        .delete(server.url(&format!("/v2/e2e/mount/source/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        server.client().delete(server.url(&format!("/v2/e2e/mount/source/blobs/{digest}"))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let got = server
-        .client()
-        .get(server.url(&format!("/v2/e2e/mount/target/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap();
+    let got = server.client().get(server.url(&format!("/v2/e2e/mount/target/blobs/{digest}"))).send().await.unwrap();
     assert_eq!(got.status(), StatusCode::OK, "the target's own link");
     assert!(got.bytes().await.unwrap()[..] == data[..]);
 }
@@ -152,26 +104,12 @@ async fn mount_from_a_repository_without_the_blob_is_an_upload() {
     let server = RegistryServer::start();
     let data = random_bytes(4096);
     let digest = server.push_blob("e2e/mount/holder", &data).await;
-    server
-        .push_blob("e2e/mount/empty-handed", &random_bytes(10))
-        .await;
+    server.push_blob("e2e/mount/empty-handed", &random_bytes(10)).await;
 
-    let resp = mount(
-        &server,
-        "e2e/mount/one",
-        &digest,
-        Some("e2e/mount/empty-handed"),
-    )
-    .await;
+    let resp = mount(&server, "e2e/mount/one", &digest, Some("e2e/mount/empty-handed")).await;
     assert_session_works(&server, resp, "e2e/mount/one", &data).await;
 
-    let resp = mount(
-        &server,
-        "e2e/mount/two",
-        &digest,
-        Some("e2e/mount/no-such-repo"),
-    )
-    .await;
+    let resp = mount(&server, "e2e/mount/two", &digest, Some("e2e/mount/no-such-repo")).await;
     assert_session_works(&server, resp, "e2e/mount/two", &data).await;
 }
 

@@ -31,9 +31,7 @@ fn python() -> String {
 
 /// Fails the test, saying how to get it, unless `python` can import `oras`.
 fn require_oras_sdk(python: &str) {
-    let out = std::process::Command::new(python)
-        .args(["-c", "import oras.provider"])
-        .output();
+    let out = std::process::Command::new(python).args(["-c", "import oras.provider"]).output();
     match out {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
@@ -47,12 +45,7 @@ fn require_oras_sdk(python: &str) {
 
 /// GET the referrers of `subject` in `repo` (with `query`): asserts 200 and an OCI
 /// index; returns the `OCI-Filters-Applied` header and the descriptors.
-async fn referrers(
-    server: &RegistryServer,
-    repo: &str,
-    subject: &str,
-    query: &str,
-) -> (Option<String>, Vec<Value>) {
+async fn referrers(server: &RegistryServer, repo: &str, subject: &str, query: &str) -> (Option<String>, Vec<Value>) {
     let resp = server
         .client()
         .get(server.url(&format!("/v2/{repo}/referrers/{subject}{query}")))
@@ -61,28 +54,15 @@ async fn referrers(
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "referrers{query}");
-    assert_eq!(
-        resp.headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-        Some(media::OCI_INDEX)
-    );
-    let filters = resp
-        .headers()
-        .get("OCI-Filters-Applied")
-        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(media::OCI_INDEX));
+    let filters = resp.headers().get("OCI-Filters-Applied").map(|v| v.to_str().unwrap().to_string());
     let index: Value = resp.json().await.unwrap();
     assert_eq!(index["mediaType"], media::OCI_INDEX, "{index}");
-    (
-        filters,
-        index["manifests"].as_array().cloned().unwrap_or_default(),
-    )
+    (filters, index["manifests"].as_array().cloned().unwrap_or_default())
 }
 
 fn digests(list: &[Value]) -> BTreeSet<String> {
-    list.iter()
-        .map(|d| d["digest"].as_str().unwrap().to_string())
-        .collect()
+    list.iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect()
 }
 
 /// The round trip; see the module documentation.
@@ -92,10 +72,7 @@ async fn oras_sdk_artifact_with_referrers() {
     require_oras_sdk(&python);
     let server = RegistryServer::start();
     let repo = "e2e/oras/artifact";
-    let work = tempfile::Builder::new()
-        .prefix("registry-e2e-oras.")
-        .tempdir()
-        .unwrap();
+    let work = tempfile::Builder::new().prefix("registry-e2e-oras.").tempdir().unwrap();
     let script = crate::common::tests_dir().join("e2e/oras_client.py");
 
     let mut command = tokio::process::Command::new(&python);
@@ -127,32 +104,14 @@ async fn oras_sdk_artifact_with_referrers() {
 
     let sbom = result["sbom"]["digest"].as_str().unwrap().to_string();
     let signature = result["signature"]["digest"].as_str().unwrap().to_string();
-    let attestation = result["attestation"]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let attestation = result["attestation"]["digest"].as_str().unwrap().to_string();
 
     // What the SDK saw: OCI-Subject on both referrer pushes, the pulled file intact,
     // and the three tags.
-    assert_eq!(
-        result["signature"]["oci_subject"],
-        sbom.as_str(),
-        "{result}"
-    );
-    assert_eq!(
-        result["attestation"]["oci_subject"],
-        sbom.as_str(),
-        "{result}"
-    );
-    assert_eq!(
-        result["pulled"],
-        serde_json::json!(["sbom.spdx.json"]),
-        "{result}"
-    );
-    assert_eq!(
-        result["pulled_equal"], true,
-        "the pulled SBOM differs: {result}"
-    );
+    assert_eq!(result["signature"]["oci_subject"], sbom.as_str(), "{result}");
+    assert_eq!(result["attestation"]["oci_subject"], sbom.as_str(), "{result}");
+    assert_eq!(result["pulled"], serde_json::json!(["sbom.spdx.json"]), "{result}");
+    assert_eq!(result["pulled_equal"], true, "the pulled SBOM differs: {result}");
     let mut tags: Vec<String> = serde_json::from_value(result["tags"].clone()).unwrap();
     tags.sort();
     assert_eq!(tags, ["attestation", "sbom", "signature"], "{result}");
@@ -172,44 +131,20 @@ async fn oras_sdk_artifact_with_referrers() {
     // Discovery without a filter: both referrers, with their artifact types.
     let (filters, list) = referrers(&server, repo, &sbom, "").await;
     assert_eq!(filters, None);
-    assert_eq!(
-        digests(&list),
-        BTreeSet::from([signature.clone(), attestation.clone()]),
-        "{list:?}"
-    );
+    assert_eq!(digests(&list), BTreeSet::from([signature.clone(), attestation.clone()]), "{list:?}");
     for entry in &list {
-        let expected = if entry["digest"] == signature.as_str() {
-            SIGNATURE
-        } else {
-            ATTESTATION
-        };
+        let expected = if entry["digest"] == signature.as_str() { SIGNATURE } else { ATTESTATION };
         assert_eq!(entry["artifactType"], expected, "{entry}");
         assert_eq!(entry["mediaType"], media::OCI_MANIFEST, "{entry}");
     }
-    let signed = list
-        .iter()
-        .find(|e| e["digest"] == signature.as_str())
-        .unwrap();
-    assert_eq!(
-        signed["annotations"]["org.example.signer"], "e2e",
-        "{signed}"
-    );
+    let signed = list.iter().find(|e| e["digest"] == signature.as_str()).unwrap();
+    assert_eq!(signed["annotations"]["org.example.signer"], "e2e", "{signed}");
 
     // With the filter: only the signature; the other type: only the attestation.
     for (artifact_type, expected) in [(SIGNATURE, &signature), (ATTESTATION, &attestation)] {
-        let (filters, list) = referrers(
-            &server,
-            repo,
-            &sbom,
-            &format!("?artifactType={artifact_type}"),
-        )
-        .await;
+        let (filters, list) = referrers(&server, repo, &sbom, &format!("?artifactType={artifact_type}")).await;
         assert_eq!(filters.as_deref(), Some("artifactType"));
-        assert_eq!(
-            digests(&list),
-            BTreeSet::from([expected.clone()]),
-            "{artifact_type}"
-        );
+        assert_eq!(digests(&list), BTreeSet::from([expected.clone()]), "{artifact_type}");
     }
     // Nothing refers to the signature.
     let (_, list) = referrers(&server, repo, &signature, "").await;

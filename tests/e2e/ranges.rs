@@ -20,13 +20,7 @@ async fn assert_partial(
     last: usize,
 ) {
     let url = server.url(&format!("/v2/{repo}/blobs/{digest}"));
-    let resp = server
-        .client()
-        .get(&url)
-        .header(RANGE, range)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().get(&url).header(RANGE, range).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "Range: {range}");
     assert_api_version(resp.headers());
     assert_eq!(
@@ -34,11 +28,7 @@ async fn assert_partial(
         format!("bytes {first}-{last}/{}", data.len()),
         "Content-Range for Range: {range}"
     );
-    assert_eq!(
-        content_length(resp.headers()),
-        (last - first + 1) as u64,
-        "Content-Length for Range: {range}"
-    );
+    assert_eq!(content_length(resp.headers()), (last - first + 1) as u64, "Content-Length for Range: {range}");
     assert_eq!(header(&resp, "Accept-Ranges"), "bytes");
     let body = resp.bytes().await.unwrap();
     assert!(
@@ -100,30 +90,11 @@ async fn unsatisfiable_range_is_416() {
     let data = random_bytes(1000);
     let digest = server.push_blob(repo, &data).await;
     let url = server.url(&format!("/v2/{repo}/blobs/{digest}"));
-    for range in [
-        "bytes=1000-",
-        "bytes=1000-2000",
-        "bytes=5000-6000",
-        "bytes=-0",
-    ] {
-        let resp = server
-            .client()
-            .get(&url)
-            .header(RANGE, range)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            resp.status(),
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "Range: {range}"
-        );
+    for range in ["bytes=1000-", "bytes=1000-2000", "bytes=5000-6000", "bytes=-0"] {
+        let resp = server.client().get(&url).header(RANGE, range).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "Range: {range}");
         assert_api_version(resp.headers());
-        assert_eq!(
-            header(&resp, "Content-Range"),
-            "bytes */1000",
-            "Content-Range of the 416 for Range: {range}"
-        );
+        assert_eq!(header(&resp, "Content-Range"), "bytes */1000", "Content-Range of the 416 for Range: {range}");
     }
 }
 

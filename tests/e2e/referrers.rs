@@ -17,8 +17,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::{
-    absent_digest, assert_api_version, assert_error, header, media, next_link, query_param,
-    random_bytes, sha256_digest, unique_id, Descriptor, RegistryServer,
+    absent_digest, assert_api_version, assert_error, header, media, next_link, query_param, random_bytes,
+    sha256_digest, unique_id, Descriptor, RegistryServer,
 };
 
 const SIGNATURE: &str = "application/vnd.example.signature.v1";
@@ -66,9 +66,7 @@ fn artifact_manifest(
 async fn push_subject(server: &RegistryServer, repo: &str, tag: &str) -> Descriptor {
     let image = server.push_image_blobs(repo, 1, false).await;
     let body = image.manifest();
-    server
-        .push_manifest(repo, tag, media::OCI_MANIFEST, &body)
-        .await;
+    server.push_manifest(repo, tag, media::OCI_MANIFEST, &body).await;
     Descriptor::of(media::OCI_MANIFEST, &body)
 }
 
@@ -82,9 +80,7 @@ async fn push_referrer(
     subject: &str,
 ) -> Descriptor {
     let digest = sha256_digest(body);
-    let resp = server
-        .put_manifest(repo, &digest, media_type, body.to_vec())
-        .await;
+    let resp = server.put_manifest(repo, &digest, media_type, body.to_vec()).await;
     let status = resp.status();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
@@ -95,12 +91,7 @@ async fn push_referrer(
         Some(subject),
         "OCI-Subject of a manifest with a subject; headers: {headers:?}"
     );
-    assert_eq!(
-        headers
-            .get("Docker-Content-Digest")
-            .and_then(|v| v.to_str().ok()),
-        Some(digest.as_str())
-    );
+    assert_eq!(headers.get("Docker-Content-Digest").and_then(|v| v.to_str().ok()), Some(digest.as_str()));
     Descriptor::of(media_type, body)
 }
 
@@ -114,43 +105,27 @@ async fn referrers(
     query: &str,
 ) -> (reqwest::header::HeaderMap, Vec<Value>) {
     let path = format!("/v2/{repo}/referrers/{subject}{query}");
-    let resp = server
-        .client()
-        .get(server.url(&path))
-        .header(ACCEPT, media::OCI_INDEX)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().get(server.url(&path)).header(ACCEPT, media::OCI_INDEX).send().await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.bytes().await.unwrap();
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "GET {path}: {}",
-        String::from_utf8_lossy(&body)
-    );
+    assert_eq!(status, StatusCode::OK, "GET {path}: {}", String::from_utf8_lossy(&body));
     assert_api_version(&headers);
     assert_eq!(
         headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
         Some(media::OCI_INDEX),
         "Content-Type of GET {path}"
     );
-    let index: Value =
-        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e})"));
+    let index: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e})"));
     assert_eq!(index["schemaVersion"], 2, "{index}");
     assert_eq!(index["mediaType"], media::OCI_INDEX, "{index}");
-    let manifests = index["manifests"]
-        .as_array()
-        .unwrap_or_else(|| panic!("GET {path}: no manifests array in {index}"))
-        .clone();
+    let manifests =
+        index["manifests"].as_array().unwrap_or_else(|| panic!("GET {path}: no manifests array in {index}")).clone();
     (headers, manifests)
 }
 
 fn filters_applied(headers: &reqwest::header::HeaderMap) -> Option<&str> {
-    headers
-        .get("OCI-Filters-Applied")
-        .map(|v| v.to_str().unwrap())
+    headers.get("OCI-Filters-Applied").map(|v| v.to_str().unwrap())
 }
 
 /// The entry for `digest` in a referrers list (which must hold it exactly once).
@@ -161,9 +136,7 @@ fn entry<'a>(list: &'a [Value], digest: &str) -> &'a Value {
 }
 
 fn digests(list: &[Value]) -> BTreeSet<String> {
-    list.iter()
-        .map(|d| d["digest"].as_str().expect("a digest").to_string())
-        .collect()
+    list.iter().map(|d| d["digest"].as_str().expect("a digest").to_string()).collect()
 }
 
 fn set(items: &[&Descriptor]) -> BTreeSet<String> {
@@ -178,32 +151,19 @@ async fn unknown_subject_is_an_empty_index() {
     let repo = "e2e/referrers/empty";
     let subject = push_subject(&server, repo, "v1").await;
 
-    for (repo, digest) in [
-        (repo, absent_digest()),
-        (repo, subject.digest.clone()),
-        ("e2e/referrers/no-such-repository", absent_digest()),
-    ] {
+    for (repo, digest) in
+        [(repo, absent_digest()), (repo, subject.digest.clone()), ("e2e/referrers/no-such-repository", absent_digest())]
+    {
         let (headers, list) = referrers(&server, repo, &digest, "").await;
         assert!(list.is_empty(), "{repo}@{digest}: {list:?}");
         assert_eq!(next_link(&headers), None);
-        let (headers, list) = referrers(
-            &server,
-            repo,
-            &digest,
-            &format!("?artifactType={SIGNATURE}"),
-        )
-        .await;
+        let (headers, list) = referrers(&server, repo, &digest, &format!("?artifactType={SIGNATURE}")).await;
         assert!(list.is_empty(), "{repo}@{digest} filtered: {list:?}");
         assert_eq!(filters_applied(&headers), Some("artifactType"));
     }
 
     // A malformed digest is a bad request, not an empty list.
-    let resp = server
-        .client()
-        .get(server.url(&format!("/v2/{repo}/referrers/sha256:1234")))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().get(server.url(&format!("/v2/{repo}/referrers/sha256:1234"))).send().await.unwrap();
     assert_error(resp, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 }
 
@@ -218,17 +178,9 @@ async fn referrer_is_accepted_before_its_subject_exists() {
     let image = server.push_image_blobs(repo, 1, false).await;
     let subject_body = image.manifest();
     let subject = Descriptor::of(media::OCI_MANIFEST, &subject_body);
-    let resp = server
-        .client()
-        .head(server.url(&format!("/v2/{repo}/manifests/{}", subject.digest)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::NOT_FOUND,
-        "the subject is not pushed yet"
-    );
+    let resp =
+        server.client().head(server.url(&format!("/v2/{repo}/manifests/{}", subject.digest))).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the subject is not pushed yet");
 
     let config = push_empty_config(&server, repo).await;
     let signature = random_bytes(300);
@@ -244,15 +196,9 @@ async fn referrer_is_accepted_before_its_subject_exists() {
     assert_eq!(digests(&list), set(&[&referrer]));
     assert_eq!(entry(&list, &referrer.digest)["artifactType"], SIGNATURE);
 
-    server
-        .push_manifest(repo, "v1", media::OCI_MANIFEST, &subject_body)
-        .await;
+    server.push_manifest(repo, "v1", media::OCI_MANIFEST, &subject_body).await;
     let (_, list) = referrers(&server, repo, &subject.digest, "").await;
-    assert_eq!(
-        digests(&list),
-        set(&[&referrer]),
-        "after the subject was pushed"
-    );
+    assert_eq!(digests(&list), set(&[&referrer]), "after the subject was pushed");
 
     let resp = server
         .client()
@@ -263,10 +209,7 @@ async fn referrer_is_accepted_before_its_subject_exists() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(header(&resp, CONTENT_TYPE.as_str()), media::OCI_MANIFEST);
-    assert!(
-        resp.bytes().await.unwrap()[..] == body[..],
-        "the referrer byte for byte"
-    );
+    assert!(resp.bytes().await.unwrap()[..] == body[..], "the referrer byte for byte");
 }
 
 /// The referrers of one subject, pushed in various forms, and the descriptors the
@@ -299,13 +242,7 @@ async fn push_family(server: &RegistryServer, repo: &str) -> Family {
         "org.opencontainers.image.created": "2024-01-02T03:04:05Z",
         "org.example.signed-by": format!("e2e-{}", unique_id()),
     });
-    let body = artifact_manifest(
-        Some(SIGNATURE),
-        &empty,
-        &[sig_layer],
-        &subject,
-        Some(signature_annotations.clone()),
-    );
+    let body = artifact_manifest(Some(SIGNATURE), &empty, &[sig_layer], &subject, Some(signature_annotations.clone()));
     let signature = push_referrer(server, repo, media::OCI_MANIFEST, &body, &subject.digest).await;
 
     let sbom_config = format!(r#"{{"sbom":"{}"}}"#, unique_id()).into_bytes();
@@ -340,32 +277,10 @@ async fn push_family(server: &RegistryServer, repo: &str) -> Family {
         }
         serde_json::to_vec(&index).unwrap()
     };
-    let bundle = push_referrer(
-        server,
-        repo,
-        media::OCI_INDEX,
-        &index(Some(BUNDLE)),
-        &subject.digest,
-    )
-    .await;
-    let plain_index = push_referrer(
-        server,
-        repo,
-        media::OCI_INDEX,
-        &index(None),
-        &subject.digest,
-    )
-    .await;
+    let bundle = push_referrer(server, repo, media::OCI_INDEX, &index(Some(BUNDLE)), &subject.digest).await;
+    let plain_index = push_referrer(server, repo, media::OCI_INDEX, &index(None), &subject.digest).await;
 
-    Family {
-        repo: repo.to_string(),
-        subject,
-        signature,
-        signature_annotations,
-        sbom,
-        bundle,
-        plain_index,
-    }
+    Family { repo: repo.to_string(), subject, signature, signature_annotations, sbom, bundle, plain_index }
 }
 
 /// Each referrer is listed once with its media type, digest and size; its
@@ -383,33 +298,16 @@ async fn referrers_list_their_descriptors() {
     let other_subject = push_subject(&server, &f.repo, "other").await;
     let empty = push_empty_config(&server, &f.repo).await;
     let body = artifact_manifest(Some(SIGNATURE), &empty, &[], &other_subject, None);
-    let elsewhere = push_referrer(
-        &server,
-        &f.repo,
-        media::OCI_MANIFEST,
-        &body,
-        &other_subject.digest,
-    )
-    .await;
+    let elsewhere = push_referrer(&server, &f.repo, media::OCI_MANIFEST, &body, &other_subject.digest).await;
     let empty = push_empty_config(&server, "e2e/referrers/another-repo").await;
     let body = artifact_manifest(Some(SIGNATURE), &empty, &[], &f.subject, None);
-    push_referrer(
-        &server,
-        "e2e/referrers/another-repo",
-        media::OCI_MANIFEST,
-        &body,
-        &f.subject.digest,
-    )
-    .await;
+    push_referrer(&server, "e2e/referrers/another-repo", media::OCI_MANIFEST, &body, &f.subject.digest).await;
     push_subject(&server, &f.repo, "unrelated").await;
 
     let (headers, list) = referrers(&server, &f.repo, &f.subject.digest, "").await;
     assert_eq!(filters_applied(&headers), None, "no filter was asked for");
     assert_eq!(next_link(&headers), None, "a short list fits one page");
-    assert_eq!(
-        digests(&list),
-        set(&[&f.signature, &f.sbom, &f.bundle, &f.plain_index])
-    );
+    assert_eq!(digests(&list), set(&[&f.signature, &f.sbom, &f.bundle, &f.plain_index]));
 
     let check = |d: &Descriptor, artifact_type: Option<&str>| {
         let e = entry(&list, &d.digest);
@@ -425,10 +323,7 @@ async fn referrers_list_their_descriptors() {
         e.clone()
     };
     let e = check(&f.signature, Some(SIGNATURE));
-    assert_eq!(
-        e["annotations"], f.signature_annotations,
-        "annotations copied"
-    );
+    assert_eq!(e["annotations"], f.signature_annotations, "annotations copied");
     check(&f.sbom, Some(SBOM));
     let e = check(&f.bundle, Some(BUNDLE));
     assert_eq!(e["annotations"], json!({ "org.example.kind": BUNDLE }));
@@ -449,15 +344,9 @@ async fn artifact_type_filter() {
     let cases: [(String, BTreeSet<String>); 5] = [
         (format!("?artifactType={SIGNATURE}"), set(&[&f.signature])),
         (format!("?artifactType={BUNDLE}"), set(&[&f.bundle])),
-        (
-            format!("?artifactType={}", SBOM.replace('+', "%2B")),
-            set(&[&f.sbom]),
-        ),
+        (format!("?artifactType={}", SBOM.replace('+', "%2B")), set(&[&f.sbom])),
         (format!("?artifactType={SBOM}"), set(&[&f.sbom])),
-        (
-            "?artifactType=application/vnd.example.nothing".into(),
-            BTreeSet::new(),
-        ),
+        ("?artifactType=application/vnd.example.nothing".into(), BTreeSet::new()),
     ];
     for (query, expected) in cases {
         let (headers, list) = referrers(&server, &f.repo, &f.subject.digest, &query).await;
@@ -466,13 +355,7 @@ async fn artifact_type_filter() {
     }
     // The filtered descriptor is the same as the unfiltered one.
     let (_, all) = referrers(&server, &f.repo, &f.subject.digest, "").await;
-    let (_, only) = referrers(
-        &server,
-        &f.repo,
-        &f.subject.digest,
-        &format!("?artifactType={SIGNATURE}"),
-    )
-    .await;
+    let (_, only) = referrers(&server, &f.repo, &f.subject.digest, &format!("?artifactType={SIGNATURE}")).await;
     assert_eq!(&only[0], entry(&all, &f.signature.digest));
 }
 
@@ -492,13 +375,7 @@ async fn deleting_a_referrer_removes_it_from_the_list() {
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let (_, list) = referrers(&server, &f.repo, &f.subject.digest, "").await;
     assert_eq!(digests(&list), set(&[&f.sbom, &f.bundle, &f.plain_index]));
-    let (_, list) = referrers(
-        &server,
-        &f.repo,
-        &f.subject.digest,
-        &format!("?artifactType={SIGNATURE}"),
-    )
-    .await;
+    let (_, list) = referrers(&server, &f.repo, &f.subject.digest, &format!("?artifactType={SIGNATURE}")).await;
     assert!(list.is_empty(), "{list:?}");
 
     // A tagged referrer: removing the tag keeps it a referrer.
@@ -512,27 +389,16 @@ async fn deleting_a_referrer_removes_it_from_the_list() {
         .bytes()
         .await
         .unwrap();
-    server
-        .push_manifest(&f.repo, "sbom", media::OCI_MANIFEST, &sbom_body)
-        .await;
-    let resp = server
-        .client()
-        .delete(server.url(&format!("/v2/{}/manifests/sbom", f.repo)))
-        .send()
-        .await
-        .unwrap();
+    server.push_manifest(&f.repo, "sbom", media::OCI_MANIFEST, &sbom_body).await;
+    let resp = server.client().delete(server.url(&format!("/v2/{}/manifests/sbom", f.repo))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let (_, list) = referrers(&server, &f.repo, &f.subject.digest, "").await;
     assert_eq!(digests(&list), set(&[&f.sbom, &f.bundle, &f.plain_index]));
 
     // Deleting the index referrers as well empties the list but for the SBOM.
     for d in [&f.bundle, &f.plain_index] {
-        let resp = server
-            .client()
-            .delete(server.url(&format!("/v2/{}/manifests/{}", f.repo, d.digest)))
-            .send()
-            .await
-            .unwrap();
+        let resp =
+            server.client().delete(server.url(&format!("/v2/{}/manifests/{}", f.repo, d.digest))).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::ACCEPTED);
     }
     let (_, list) = referrers(&server, &f.repo, &f.subject.digest, "").await;
@@ -584,35 +450,19 @@ async fn long_referrer_list_is_paged_with_link() {
         };
         assert!(!list.is_empty(), "a page with a Link is not empty");
         let prefix = format!("/v2/{repo}/referrers/{}", subject.digest);
-        let rest = link
-            .strip_prefix(&prefix)
-            .unwrap_or_else(|| panic!("Link {link:?} is not under {prefix}"));
+        let rest = link.strip_prefix(&prefix).unwrap_or_else(|| panic!("Link {link:?} is not under {prefix}"));
         assert!(rest.starts_with('?'), "Link {link:?} has no query");
         query = rest.to_string();
     }
     assert!(pages >= 2, "{COUNT} referrers fit in one response");
-    assert_eq!(
-        seen.len(),
-        COUNT,
-        "referrers seen across pages (duplicates?)"
-    );
+    assert_eq!(seen.len(), COUNT, "referrers seen across pages (duplicates?)");
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
 
     // A filtered long list keeps its filter across pages.
-    let (headers, list) = referrers(
-        &server,
-        repo,
-        &subject.digest,
-        &format!("?artifactType={SIGNATURE}"),
-    )
-    .await;
+    let (headers, list) = referrers(&server, repo, &subject.digest, &format!("?artifactType={SIGNATURE}")).await;
     assert_eq!(filters_applied(&headers), Some("artifactType"));
     if let Some(link) = next_link(&headers) {
-        assert_eq!(
-            query_param(&link, "artifactType").as_deref(),
-            Some(SIGNATURE),
-            "{link}"
-        );
+        assert_eq!(query_param(&link, "artifactType").as_deref(), Some(SIGNATURE), "{link}");
         assert!(!list.is_empty());
     }
 }

@@ -71,11 +71,7 @@ fn crc32(data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -86,11 +82,7 @@ fn crc32(data: &[u8]) -> u32 {
 fn gzip(data: &[u8]) -> Vec<u8> {
     // Magic, CM=deflate, no flags, mtime 0, no extra flags, OS unknown.
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-    let blocks: Vec<&[u8]> = if data.is_empty() {
-        vec![&[]]
-    } else {
-        data.chunks(usize::from(u16::MAX)).collect()
-    };
+    let blocks: Vec<&[u8]> = if data.is_empty() { vec![&[]] } else { data.chunks(usize::from(u16::MAX)).collect() };
     for (i, block) in blocks.iter().enumerate() {
         let last = i + 1 == blocks.len();
         out.push(u8::from(last)); // BFINAL, BTYPE=00 (stored), then byte-aligned
@@ -146,13 +138,8 @@ fn build_layout(dir: &Path, tag: &str) -> Layout {
     let mut platforms = Vec::new();
     let mut entries = Vec::new();
     for arch in ["amd64", "arm64"] {
-        let own = tar(&[
-            (
-                "hello.txt",
-                format!("hello from {arch} ({run})\n").as_bytes(),
-            ),
-            ("bin/arch", arch.as_bytes()),
-        ]);
+        let own =
+            tar(&[("hello.txt", format!("hello from {arch} ({run})\n").as_bytes()), ("bin/arch", arch.as_bytes())]);
         let tars = [shared.clone(), own];
         let layers: Vec<Vec<u8>> = tars.iter().map(|t| add(gzip(t))).collect();
         let config = add(serde_json::to_vec(&json!({
@@ -176,11 +163,7 @@ fn build_layout(dir: &Path, tag: &str) -> Layout {
         let mut entry = descriptor(media::OCI_MANIFEST, &manifest);
         entry["platform"] = json!({ "architecture": arch, "os": "linux" });
         entries.push(entry);
-        platforms.push(Platform {
-            arch,
-            layers: layers.iter().map(|l| sha256_digest(l)).collect(),
-            manifest,
-        });
+        platforms.push(Platform { arch, layers: layers.iter().map(|l| sha256_digest(l)).collect(), manifest });
     }
     let index = add(serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -202,12 +185,7 @@ fn build_layout(dir: &Path, tag: &str) -> Layout {
         let hex = digest.strip_prefix("sha256:").unwrap();
         std::fs::write(dir.join("blobs/sha256").join(hex), body).unwrap();
     }
-    Layout {
-        dir: dir.to_path_buf(),
-        blobs,
-        index,
-        platforms,
-    }
+    Layout { dir: dir.to_path_buf(), blobs, index, platforms }
 }
 
 /// The blobs of a layout directory as written on disk, by digest.
@@ -217,10 +195,7 @@ fn read_blobs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .map(|entry| {
             let entry = entry.unwrap();
             let name = entry.file_name().into_string().unwrap();
-            (
-                format!("sha256:{name}"),
-                std::fs::read(entry.path()).unwrap(),
-            )
+            (format!("sha256:{name}"), std::fs::read(entry.path()).unwrap())
         })
         .collect()
 }
@@ -240,9 +215,7 @@ struct Skopeo {
 
 impl Skopeo {
     fn new(scratch: &Path) -> Self {
-        let version = std::process::Command::new("skopeo")
-            .arg("--version")
-            .output();
+        let version = std::process::Command::new("skopeo").arg("--version").output();
         match version {
             Ok(out) if out.status.success() => {}
             _ => panic!(
@@ -251,23 +224,14 @@ impl Skopeo {
             ),
         }
         let policy = scratch.join("policy.json");
-        std::fs::write(
-            &policy,
-            br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-        )
-        .unwrap();
+        std::fs::write(&policy, br#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
         let registries_conf = scratch.join("registries.conf");
         std::fs::write(&registries_conf, b"").unwrap();
         let auth_file = scratch.join("auth.json");
         std::fs::write(&auth_file, br#"{"auths":{}}"#).unwrap();
         let tmp = scratch.join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
-        Self {
-            policy,
-            registries_conf,
-            auth_file,
-            tmp,
-        }
+        Self { policy, registries_conf, auth_file, tmp }
     }
 
     /// Runs `skopeo <global flags> args...`; returns its output, whatever its status.
@@ -308,11 +272,7 @@ impl Skopeo {
     async fn run_json(&self, args: &[&str]) -> Value {
         let out = self.run(args).await;
         serde_json::from_slice(&out).unwrap_or_else(|e| {
-            panic!(
-                "`skopeo {}` printed no JSON ({e}):\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out)
-            )
+            panic!("`skopeo {}` printed no JSON ({e}):\n{}", args.join(" "), String::from_utf8_lossy(&out))
         })
     }
 }
@@ -322,10 +282,7 @@ impl Skopeo {
 /// The whole round trip; see the module documentation.
 #[tokio::test]
 async fn skopeo_multi_arch_round_trip() {
-    let scratch = tempfile::Builder::new()
-        .prefix("registry-e2e-skopeo.")
-        .tempdir()
-        .unwrap();
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-skopeo.").tempdir().unwrap();
     let skopeo = Skopeo::new(scratch.path());
     let layout = build_layout(&scratch.path().join("layout"), "v1");
     let server = RegistryServer::start();
@@ -335,22 +292,10 @@ async fn skopeo_multi_arch_round_trip() {
     let source = format!("oci:{}:v1", layout.dir.display());
 
     // Into the registry: every platform, and not a byte changed.
-    skopeo
-        .run(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            &source,
-            &v1,
-        ])
-        .await;
+    skopeo.run(&["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &source, &v1]).await;
     for (digest, body) in &layout.blobs {
-        let is_manifest = layout.index_digest() == *digest
-            || layout
-                .platforms
-                .iter()
-                .any(|p| sha256_digest(&p.manifest) == *digest);
+        let is_manifest =
+            layout.index_digest() == *digest || layout.platforms.iter().any(|p| sha256_digest(&p.manifest) == *digest);
         let path = if is_manifest { "manifests" } else { "blobs" };
         let resp = server
             .client()
@@ -359,21 +304,12 @@ async fn skopeo_multi_arch_round_trip() {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            resp.status(),
-            StatusCode::OK,
-            "{path}/{digest} after the copy"
-        );
-        assert!(
-            resp.bytes().await.unwrap()[..] == body[..],
-            "{path}/{digest} byte for byte"
-        );
+        assert_eq!(resp.status(), StatusCode::OK, "{path}/{digest} after the copy");
+        assert!(resp.bytes().await.unwrap()[..] == body[..], "{path}/{digest} byte for byte");
     }
 
     // inspect --raw: the index exactly as it was in the layout.
-    let raw = skopeo
-        .run(&["inspect", "--raw", "--tls-verify=false", &v1])
-        .await;
+    let raw = skopeo.run(&["inspect", "--raw", "--tls-verify=false", &v1]).await;
     assert!(
         raw == layout.index,
         "skopeo inspect --raw:\n{}\nexpected:\n{}",
@@ -401,14 +337,8 @@ async fn skopeo_multi_arch_round_trip() {
         assert_eq!(info["Os"], "linux", "{info}");
         assert_eq!(string_list(&info, "Layers"), platform.layers, "{info}");
         let by_digest = format!("{image}@{}", sha256_digest(&platform.manifest));
-        let raw = skopeo
-            .run(&["inspect", "--raw", "--tls-verify=false", &by_digest])
-            .await;
-        assert!(
-            raw == platform.manifest,
-            "{} manifest by digest",
-            platform.arch
-        );
+        let raw = skopeo.run(&["inspect", "--raw", "--tls-verify=false", &by_digest]).await;
+        assert!(raw == platform.manifest, "{} manifest by digest", platform.arch);
     }
 
     // A second tag, copied registry to registry (its blobs are there already).
@@ -424,9 +354,7 @@ async fn skopeo_multi_arch_round_trip() {
             &latest,
         ])
         .await;
-    let tags = skopeo
-        .run_json(&["list-tags", "--tls-verify=false", &image])
-        .await;
+    let tags = skopeo.run_json(&["list-tags", "--tls-verify=false", &image]).await;
     let mut listed = string_list(&tags, "Tags");
     listed.sort();
     assert_eq!(listed, ["latest", "v1"], "{tags}");
@@ -434,16 +362,7 @@ async fn skopeo_multi_arch_round_trip() {
     // Back out into a second layout: the same blobs, byte for byte.
     let back = scratch.path().join("back");
     let target = format!("oci:{}:v1", back.display());
-    skopeo
-        .run(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            &v1,
-            &target,
-        ])
-        .await;
+    skopeo.run(&["copy", "--all", "--preserve-digests", "--src-tls-verify=false", &v1, &target]).await;
     let copied = read_blobs(&back);
     assert_eq!(
         copied.keys().collect::<Vec<_>>(),
@@ -451,29 +370,15 @@ async fn skopeo_multi_arch_round_trip() {
         "the blobs of the copied-back layout"
     );
     for (digest, body) in &layout.blobs {
-        assert!(
-            copied[digest] == *body,
-            "{digest} differs after the round trip"
-        );
+        assert!(copied[digest] == *body, "{digest} differs after the round trip");
     }
-    let back_index: Value =
-        serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
-    assert_eq!(
-        back_index["manifests"][0]["digest"],
-        layout.index_digest(),
-        "{back_index}"
-    );
+    let back_index: Value = serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
+    assert_eq!(back_index["manifests"][0]["digest"], layout.index_digest(), "{back_index}");
 
     // skopeo delete by digest: the index and both of its tags are gone.
     let index_ref = format!("{image}@{}", layout.index_digest());
-    skopeo
-        .run(&["delete", "--tls-verify=false", &index_ref])
-        .await;
-    for reference in [
-        layout.index_digest(),
-        "v1".to_string(),
-        "latest".to_string(),
-    ] {
+    skopeo.run(&["delete", "--tls-verify=false", &index_ref]).await;
+    for reference in [layout.index_digest(), "v1".to_string(), "latest".to_string()] {
         let resp = server
             .client()
             .get(server.url(&format!("/v2/{repo}/manifests/{reference}")))
@@ -483,20 +388,10 @@ async fn skopeo_multi_arch_round_trip() {
             .unwrap();
         assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
     }
-    let out = skopeo
-        .run_unchecked(&["inspect", "--raw", "--tls-verify=false", &v1])
-        .await;
-    assert!(
-        !out.status.success(),
-        "skopeo inspect of a deleted image succeeded"
-    );
-    let tags = skopeo
-        .run_json(&["list-tags", "--tls-verify=false", &image])
-        .await;
-    assert!(
-        string_list(&tags, "Tags").is_empty(),
-        "tags after the delete: {tags}"
-    );
+    let out = skopeo.run_unchecked(&["inspect", "--raw", "--tls-verify=false", &v1]).await;
+    assert!(!out.status.success(), "skopeo inspect of a deleted image succeeded");
+    let tags = skopeo.run_json(&["list-tags", "--tls-verify=false", &image]).await;
+    assert!(string_list(&tags, "Tags").is_empty(), "tags after the delete: {tags}");
 }
 
 /// The tar and gzip writers produce what the system's `tar` and `gzip` read back.
@@ -508,18 +403,9 @@ fn tar_and_gzip_writers_are_readable() {
     assert_eq!(archive.len() % 512, 0);
     let gz = dir.path().join("x.tar.gz");
     std::fs::write(&gz, gzip(&archive)).unwrap();
-    let out = std::process::Command::new("tar")
-        .arg("-xzf")
-        .arg(&gz)
-        .arg("-C")
-        .arg(dir.path())
-        .output()
-        .expect("run tar");
-    assert!(
-        out.status.success(),
-        "tar -xzf: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        std::process::Command::new("tar").arg("-xzf").arg(&gz).arg("-C").arg(dir.path()).output().expect("run tar");
+    assert!(out.status.success(), "tar -xzf: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"alpha\n");
     assert_eq!(std::fs::read(dir.path().join("sub/b.bin")).unwrap(), big);
     assert_eq!(crc32(b"123456789"), 0xCBF4_3926);

@@ -22,13 +22,8 @@ async fn tagged_repo(server: &RegistryServer, repo: &str) {
 /// `GET /v2/<repo>/tags/list<query>`: asserts 200 and the `name` field; returns the
 /// tags and the target of the `Link` header, if any.
 async fn page(server: &RegistryServer, repo: &str, query: &str) -> (Vec<String>, Option<String>) {
-    let (headers, json) = server
-        .get_json(&format!("/v2/{repo}/tags/list{query}"))
-        .await;
-    assert_eq!(
-        json["name"], repo,
-        "name in the tag list of {repo}{query}: {json}"
-    );
+    let (headers, json) = server.get_json(&format!("/v2/{repo}/tags/list{query}")).await;
+    assert_eq!(json["name"], repo, "name in the tag list of {repo}{query}: {json}");
     (string_list(&json, "tags"), next_link(&headers))
 }
 
@@ -83,15 +78,8 @@ async fn n_one_walks_the_whole_list_via_link() {
         assert_eq!(tags.len(), 1, "{query}: one tag per page, got {tags:?}");
         seen.push(tags[0].clone());
         let Some(link) = link else { break };
-        assert_eq!(
-            link,
-            format!("/v2/{repo}/tags/list?n=1&last={}", tags[0]),
-            "Link after {query}"
-        );
-        query = link
-            .strip_prefix(&format!("/v2/{repo}/tags/list"))
-            .unwrap()
-            .to_string();
+        assert_eq!(link, format!("/v2/{repo}/tags/list?n=1&last={}", tags[0]), "Link after {query}");
+        query = link.strip_prefix(&format!("/v2/{repo}/tags/list")).unwrap().to_string();
     }
     assert_eq!(seen, strings(&SORTED), "tags seen in the n=1 walk");
 }
@@ -106,10 +94,7 @@ async fn n_and_last_page_from_the_middle() {
 
     let (tags, link) = page(&server, repo, "?n=3&last=1.2").await;
     assert_eq!(tags, strings(&["latest", "v1", "v10"]));
-    assert_eq!(
-        link.as_deref(),
-        Some(format!("/v2/{repo}/tags/list?n=3&last=v10").as_str())
-    );
+    assert_eq!(link.as_deref(), Some(format!("/v2/{repo}/tags/list?n=3&last=v10").as_str()));
 
     let (tags, link) = page(&server, repo, "?n=3&last=v10").await;
     assert_eq!(tags, strings(&["v2", "v2-rc"]));
@@ -134,10 +119,7 @@ async fn last_is_an_exclusive_cursor() {
         // Between v10 and v2.
         ("?last=v15", &["v2", "v2-rc"]),
         // Between 1.0 and 1.10.
-        (
-            "?last=1.05",
-            &["1.10", "1.2", "latest", "v1", "v10", "v2", "v2-rc"],
-        ),
+        ("?last=1.05", &["1.10", "1.2", "latest", "v1", "v10", "v2", "v2-rc"]),
         // Before the first tag.
         ("?last=0", &SORTED),
         // The last tag itself, and beyond the end.
@@ -198,22 +180,13 @@ async fn tag_parameters_tag_the_manifest() {
     let body = image.manifest();
     let digest = sha256_digest(&body);
 
-    let resp = server
-        .put_manifest(
-            repo,
-            &format!("{digest}?tag=one&tag=two"),
-            media::OCI_MANIFEST,
-            body.clone(),
-        )
-        .await;
+    let resp = server.put_manifest(repo, &format!("{digest}?tag=one&tag=two"), media::OCI_MANIFEST, body.clone()).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(oci_tags(resp.headers()), ["one", "two"]);
     let (tags, _) = page(&server, repo, "").await;
     assert_eq!(tags, strings(&["one", "two"]));
 
-    let resp = server
-        .put_manifest(repo, "main?tag=three", media::OCI_MANIFEST, body.clone())
-        .await;
+    let resp = server.put_manifest(repo, "main?tag=three", media::OCI_MANIFEST, body.clone()).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(oci_tags(resp.headers()), ["three"]);
     let (tags, _) = page(&server, repo, "").await;
@@ -227,26 +200,12 @@ async fn tag_parameters_tag_the_manifest() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{tag}");
-        assert_eq!(
-            resp.headers()["Docker-Content-Digest"],
-            digest.as_str(),
-            "{tag}"
-        );
+        assert_eq!(resp.headers()["Docker-Content-Digest"], digest.as_str(), "{tag}");
     }
 
-    let resp = server
-        .put_manifest(
-            repo,
-            &format!("{digest}?tag=four&tag=-bad"),
-            media::OCI_MANIFEST,
-            body.clone(),
-        )
-        .await;
+    let resp =
+        server.put_manifest(repo, &format!("{digest}?tag=four&tag=-bad"), media::OCI_MANIFEST, body.clone()).await;
     assert_error(resp, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
     let (tags, _) = page(&server, repo, "").await;
-    assert_eq!(
-        tags,
-        strings(&["main", "one", "three", "two"]),
-        "after a refused PUT"
-    );
+    assert_eq!(tags, strings(&["main", "one", "three", "two"]), "after a refused PUT");
 }

@@ -10,25 +10,16 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Body, Response, StatusCode};
 
 use crate::common::{
-    absent_digest, assert_api_version, assert_error, header, random_bytes, sha256_digest,
-    with_query, RegistryServer,
+    absent_digest, assert_api_version, assert_error, header, random_bytes, sha256_digest, with_query, RegistryServer,
 };
 
 /// Sends one chunk with an explicit `Content-Range` and `Content-Length`.
-async fn patch_range(
-    server: &RegistryServer,
-    location: &str,
-    start: usize,
-    chunk: &[u8],
-) -> Response {
+async fn patch_range(server: &RegistryServer, location: &str, start: usize, chunk: &[u8]) -> Response {
     server
         .client()
         .patch(location)
         .header(CONTENT_TYPE, "application/octet-stream")
-        .header(
-            "Content-Range",
-            format!("{}-{}", start, start + chunk.len() - 1),
-        )
+        .header("Content-Range", format!("{}-{}", start, start + chunk.len() - 1))
         .header(CONTENT_LENGTH, chunk.len().to_string())
         .body(chunk.to_vec())
         .send()
@@ -39,10 +30,8 @@ async fn patch_range(
 /// Sends one chunk as a streamed body: no Content-Range, no Content-Length (chunked
 /// transfer encoding), the way the Docker client uploads layers.
 async fn patch_streamed(server: &RegistryServer, location: &str, chunk: &[u8]) -> Response {
-    let pieces: Vec<Result<Bytes, std::io::Error>> = chunk
-        .chunks(7000)
-        .map(|p| Ok(Bytes::copy_from_slice(p)))
-        .collect();
+    let pieces: Vec<Result<Bytes, std::io::Error>> =
+        chunk.chunks(7000).map(|p| Ok(Bytes::copy_from_slice(p))).collect();
     server
         .client()
         .patch(location)
@@ -58,11 +47,7 @@ async fn patch_streamed(server: &RegistryServer, location: &str, chunk: &[u8]) -
 fn assert_chunk_accepted(server: &RegistryServer, resp: &Response, total: usize) -> String {
     assert_eq!(resp.status(), StatusCode::ACCEPTED, "PATCH of a chunk");
     assert_api_version(resp.headers());
-    assert_eq!(
-        header(resp, "Range"),
-        format!("0-{}", total - 1),
-        "Range after {total} bytes"
-    );
+    assert_eq!(header(resp, "Range"), format!("0-{}", total - 1), "Range after {total} bytes");
     server.resolve(header(resp, LOCATION.as_str()))
 }
 
@@ -72,11 +57,7 @@ async fn assert_status(server: &RegistryServer, location: &str, expected_range: 
     let resp = server.client().get(location).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT, "GET upload status");
     assert_api_version(resp.headers());
-    assert_eq!(
-        header(&resp, "Range"),
-        expected_range,
-        "upload status Range"
-    );
+    assert_eq!(header(&resp, "Range"), expected_range, "upload status Range");
     let _ = server.resolve(header(&resp, LOCATION.as_str()));
 }
 
@@ -92,9 +73,7 @@ async fn finish_and_verify(
     let digest = sha256_digest(whole);
     let mut request = server.client().put(with_query(location, "digest", &digest));
     if let Some(chunk) = last_chunk {
-        request = request
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .body(chunk.to_vec());
+        request = request.header(CONTENT_TYPE, "application/octet-stream").body(chunk.to_vec());
     }
     let resp = request.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED, "closing PUT");
@@ -102,34 +81,19 @@ async fn finish_and_verify(
     assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
     let blob_location = server.resolve(header(&resp, LOCATION.as_str()));
 
-    for url in [
-        blob_location,
-        server.url(&format!("/v2/{repo}/blobs/{digest}")),
-    ] {
+    for url in [blob_location, server.url(&format!("/v2/{repo}/blobs/{digest}"))] {
         let resp = server.client().get(&url).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "GET {url}");
         assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
         let body = resp.bytes().await.unwrap();
-        assert!(
-            body[..] == whole[..],
-            "{url} returned other bytes than were uploaded"
-        );
+        assert!(body[..] == whole[..], "{url} returned other bytes than were uploaded");
     }
 }
 
 /// Asserts that `digest` is not a blob of `repo`.
 async fn assert_no_blob(server: &RegistryServer, repo: &str, digest: &str) {
-    let resp = server
-        .client()
-        .head(server.url(&format!("/v2/{repo}/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::NOT_FOUND,
-        "HEAD blob {digest} in {repo}"
-    );
+    let resp = server.client().head(server.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "HEAD blob {digest} in {repo}");
 }
 
 /// end-4a: POST opens an upload: 202, Location, Docker-Upload-UUID, `Range: 0-0`;
@@ -164,11 +128,7 @@ async fn monolithic_post_with_digest_is_201() {
     let digest = sha256_digest(&data);
     let resp = server
         .client()
-        .post(with_query(
-            &server.url(&format!("/v2/{repo}/blobs/uploads/")),
-            "digest",
-            &digest,
-        ))
+        .post(with_query(&server.url(&format!("/v2/{repo}/blobs/uploads/")), "digest", &digest))
         .header(CONTENT_TYPE, "application/octet-stream")
         .header(CONTENT_LENGTH, data.len().to_string())
         .body(data.clone())
@@ -194,11 +154,7 @@ async fn monolithic_post_with_wrong_digest_stores_nothing() {
     let wrong = absent_digest();
     let resp = server
         .client()
-        .post(with_query(
-            &server.url(&format!("/v2/{repo}/blobs/uploads/")),
-            "digest",
-            &wrong,
-        ))
+        .post(with_query(&server.url(&format!("/v2/{repo}/blobs/uploads/")), "digest", &wrong))
         .header(CONTENT_TYPE, "application/octet-stream")
         .body(data.clone())
         .send()
@@ -258,12 +214,7 @@ async fn streamed_chunks_without_content_range_then_last_chunk_in_put() {
     let location = assert_chunk_accepted(&server, &resp, one.len());
     let resp = patch_streamed(&server, &location, two).await;
     let location = assert_chunk_accepted(&server, &resp, one.len() + two.len());
-    assert_status(
-        &server,
-        &location,
-        &format!("0-{}", one.len() + two.len() - 1),
-    )
-    .await;
+    assert_status(&server, &location, &format!("0-{}", one.len() + two.len() - 1)).await;
 
     finish_and_verify(&server, repo, &location, Some(last), &data).await;
 }
@@ -279,11 +230,7 @@ async fn out_of_order_chunk_is_416() {
     // A first chunk must start at 0.
     let location = server.start_upload(repo).await;
     let resp = patch_range(&server, &location, 10, &data[10..20]).await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::RANGE_NOT_SATISFIABLE,
-        "first chunk not at 0"
-    );
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "first chunk not at 0");
     assert_api_version(resp.headers());
     assert_status(&server, &location, "0-0").await;
 
@@ -292,19 +239,11 @@ async fn out_of_order_chunk_is_416() {
 
     // A gap after the last byte.
     let resp = patch_range(&server, &location, 1500, &data[1500..2000]).await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::RANGE_NOT_SATISFIABLE,
-        "chunk leaving a gap"
-    );
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "chunk leaving a gap");
     assert_api_version(resp.headers());
     // A chunk overlapping bytes already received.
     let resp = patch_range(&server, &location, 500, &data[500..1500]).await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::RANGE_NOT_SATISFIABLE,
-        "overlapping chunk"
-    );
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "overlapping chunk");
     assert_api_version(resp.headers());
     assert_status(&server, &location, "0-999").await;
 
@@ -325,11 +264,7 @@ async fn repeated_chunk_is_416() {
     let resp = patch_range(&server, &location, 0, &data[..1024]).await;
     let location = assert_chunk_accepted(&server, &resp, 1024);
     let resp = patch_range(&server, &location, 0, &data[..1024]).await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::RANGE_NOT_SATISFIABLE,
-        "repeated chunk"
-    );
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "repeated chunk");
     assert_api_version(resp.headers());
     assert_status(&server, &location, "0-1023").await;
 
@@ -350,12 +285,7 @@ async fn wrong_digest_is_digest_invalid_and_stores_nothing() {
     let location = server.start_upload(repo).await;
     let resp = patch_range(&server, &location, 0, &data).await;
     let location = assert_chunk_accepted(&server, &resp, data.len());
-    let resp = server
-        .client()
-        .put(with_query(&location, "digest", &wrong))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().put(with_query(&location, "digest", &wrong)).send().await.unwrap();
     assert_error(resp, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
     assert_no_blob(&server, repo, &wrong).await;
     assert_no_blob(&server, repo, &sha256_digest(&data)).await;
@@ -381,13 +311,8 @@ async fn malformed_digest_parameter_is_digest_invalid() {
     let server = RegistryServer::start();
     let repo = "library/busybox";
     let location = server.start_upload(repo).await;
-    let resp = server
-        .client()
-        .put(with_query(&location, "digest", "sha256:1234"))
-        .body(b"abc".to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        server.client().put(with_query(&location, "digest", "sha256:1234")).body(b"abc".to_vec()).send().await.unwrap();
     assert_error(resp, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 }
 
@@ -399,33 +324,19 @@ async fn unknown_upload_is_blob_upload_unknown() {
     let repo = "library/busybox";
     let data = random_bytes(100);
     let digest = sha256_digest(&data);
-    let unknown = server.url(&format!(
-        "/v2/{repo}/blobs/uploads/0b5e0c2a-7d1f-4c39-9a57-6f3e2d1c0b9a"
-    ));
+    let unknown = server.url(&format!("/v2/{repo}/blobs/uploads/0b5e0c2a-7d1f-4c39-9a57-6f3e2d1c0b9a"));
 
     let resp = server.client().get(&unknown).send().await.unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
     let resp = patch_range(&server, &unknown, 0, &data).await;
     assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
-    let resp = server
-        .client()
-        .put(with_query(&unknown, "digest", &digest))
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().put(with_query(&unknown, "digest", &digest)).body(data.clone()).send().await.unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
     assert_no_blob(&server, repo, &digest).await;
 
     // Once closed, an upload is gone.
     let location = server.start_upload(repo).await;
-    let resp = server
-        .client()
-        .put(with_query(&location, "digest", &digest))
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = server.client().put(with_query(&location, "digest", &digest)).body(data.clone()).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
     let resp = patch_range(&server, &location, 0, &data).await;
     assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
@@ -440,23 +351,10 @@ async fn cross_repository_mount() {
     let data = random_bytes(5000);
     let digest = server.push_blob("a/b/c", &data).await;
 
-    let mount = |to: &str, from: &str| {
-        server.url(&format!(
-            "/v2/{to}/blobs/uploads/?mount={digest}&from={from}"
-        ))
-    };
-    let resp = server
-        .client()
-        .post(mount("library/busybox", "a/b/c"))
-        .header(CONTENT_LENGTH, "0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::CREATED,
-        "mount from a repository holding the blob"
-    );
+    let mount = |to: &str, from: &str| server.url(&format!("/v2/{to}/blobs/uploads/?mount={digest}&from={from}"));
+    let resp =
+        server.client().post(mount("library/busybox", "a/b/c")).header(CONTENT_LENGTH, "0").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED, "mount from a repository holding the blob");
     assert_api_version(resp.headers());
     assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
     let location = server.resolve(header(&resp, LOCATION.as_str()));
@@ -471,11 +369,7 @@ async fn cross_repository_mount() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::ACCEPTED,
-        "mount from a repository without the blob"
-    );
+    assert_eq!(resp.status(), StatusCode::ACCEPTED, "mount from a repository without the blob");
     let _ = server.resolve(header(&resp, LOCATION.as_str()));
     assert_no_blob(&server, "e2e/elsewhere", &digest).await;
 }

@@ -20,8 +20,8 @@ use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -202,7 +202,13 @@ impl BlobStore {
         let shared = Arc::new(UploadShared {
             id: id.clone(),
             path,
-            state: Mutex::new(UploadState { hasher: Sha256::new(), size: 0, written_back: 0, writer_open: false, gone: false }),
+            state: Mutex::new(UploadState {
+                hasher: Sha256::new(),
+                size: 0,
+                written_back: 0,
+                writer_open: false,
+                gone: false,
+            }),
         });
         self.uploads_map().insert(id, shared.clone());
         Ok(HostUpload { shared })
@@ -321,7 +327,13 @@ impl BlobStore {
 
     /// Hands a small blob's bytes to the journal; its file is served from
     /// where it is until the journal's thread names it.
-    fn commit_through_journal(&self, path: &std::path::Path, hex: &str, size: u64, dirty: &mut Unsynced) -> StorageResult<()> {
+    fn commit_through_journal(
+        &self,
+        path: &std::path::Path,
+        hex: &str,
+        size: u64,
+        dirty: &mut Unsynced,
+    ) -> StorageResult<()> {
         // Hashed already, as it was written: only check that it is all there.
         let data = std::fs::read(path)?;
         if data.len() as u64 != size {
@@ -330,7 +342,8 @@ impl BlobStore {
         // Under the lock, so that the thread cannot name the blob (and
         // forget it) before it is listed.
         let mut unnamed = self.unnamed.lock().unwrap_or_else(|p| p.into_inner());
-        let (from, to, all, key) = (path.to_path_buf(), blob_path(&self.root, hex), self.unnamed.clone(), hex.to_string());
+        let (from, to, all, key) =
+            (path.to_path_buf(), blob_path(&self.root, hex), self.unnamed.clone(), hex.to_string());
         let tmp = self.root.join("tmp");
         let record = Record::BlobData { hex: hex.to_string(), data: data.clone() };
         let then: journal::Then = Box::new(move || {

@@ -263,7 +263,15 @@ impl Journal {
         let (generation, records) = read_records(&file)?;
         let (durable, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { appended: Vec::new(), last: 0, wanted: 0, durable: 0, failed: None, stop: false, closing: false }),
+            queue: Mutex::new(Queue {
+                appended: Vec::new(),
+                last: 0,
+                wanted: 0,
+                durable: 0,
+                failed: None,
+                stop: false,
+                closing: false,
+            }),
             work: Condvar::new(),
             done: Condvar::new(),
             durable,
@@ -272,19 +280,15 @@ impl Journal {
         // Reserve the whole file now, so that a full disk can never fail a
         // flush later; its size grows only as it is zero-filled.
         // SAFETY: a plain syscall on a descriptor owned here.
-        if zeroed < CAPACITY && unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, CAPACITY as i64) } != 0 {
+        if zeroed < CAPACITY
+            && unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, CAPACITY as i64) } != 0
+        {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
                 return Err(e);
             }
         }
-        let writer = Writer {
-            file,
-            data_dir: File::open(data_dir)?,
-            generation,
-            offset: HEADER,
-            zeroed,
-        };
+        let writer = Writer { file, data_dir: File::open(data_dir)?, generation, offset: HEADER, zeroed };
         let replayed = !records.is_empty();
         let journal = Arc::new(Journal { shared, thread: Mutex::new(None) });
         Ok((journal, PendingStart { writer, replayed }, latest_per_name(records)))
@@ -453,7 +457,8 @@ impl Writer {
                         drop(queue);
                         return if closing { self.checkpoint() } else { Ok(()) };
                     }
-                    let (next, timeout) = shared.work.wait_timeout(queue, IDLE_FLUSH).unwrap_or_else(|p| p.into_inner());
+                    let (next, timeout) =
+                        shared.work.wait_timeout(queue, IDLE_FLUSH).unwrap_or_else(|p| p.into_inner());
                     queue = next;
                     if timeout.timed_out() && !queue.appended.is_empty() {
                         break;

@@ -26,8 +26,8 @@ use super::fsutil::{self, Unsynced};
 use super::journal::{Journal, Record};
 use super::shared_empty::SharedEmpty;
 use super::{StorageError, StorageResult};
-use std::path::{Path, PathBuf};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 const MAX_KEY_LEN: usize = 1024;
@@ -120,7 +120,13 @@ impl KvStore {
         self.write(key, value, Some(expected), dirty)
     }
 
-    fn write(&self, key: &str, value: &[u8], expected: Option<Option<u64>>, dirty: &mut Unsynced) -> StorageResult<u64> {
+    fn write(
+        &self,
+        key: &str,
+        value: &[u8],
+        expected: Option<Option<u64>>,
+        dirty: &mut Unsynced,
+    ) -> StorageResult<u64> {
         let path = self.path_of(key)?;
         if value.len() > MAX_VALUE_LEN {
             return Err(StorageError::Invalid(format!("value over {MAX_VALUE_LEN} bytes")));
@@ -323,7 +329,8 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         let (journal, pending, _) = Journal::open(dir.path()).unwrap();
         journal.start(pending).unwrap();
-        let kv = KvStore::new(dir.path().join("kv"), dir.path().join("tmp"), dir.path().join("shared"), journal).unwrap();
+        let kv =
+            KvStore::new(dir.path().join("kv"), dir.path().join("tmp"), dir.path().join("shared"), journal).unwrap();
         (dir, kv)
     }
 
@@ -359,7 +366,8 @@ mod tests {
         assert_eq!(kv.get("m/k").unwrap(), None);
         // A store over the same files (no cache) reads the same.
         kv.set("m/e", b"", &mut dirty).unwrap();
-        let fresh = KvStore::new(kv.root.clone(), kv.tmp.clone(), kv.root.join("../shared"), kv.journal.clone()).unwrap();
+        let fresh =
+            KvStore::new(kv.root.clone(), kv.tmp.clone(), kv.root.join("../shared"), kv.journal.clone()).unwrap();
         assert_eq!(fresh.get("m/e").unwrap(), Some(Entry { value: vec![], version: 1 }));
     }
 

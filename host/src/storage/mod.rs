@@ -127,9 +127,9 @@ impl Storage {
     /// Redoes one change recorded in the journal (the last of its name).
     fn redo(&self, record: &journal::Record) -> std::io::Result<()> {
         let result = match record {
-            journal::Record::BlobData { .. } | journal::Record::BlobSynced { .. } | journal::Record::BlobDeleted { .. } => {
-                self.blobs.redo(record)
-            }
+            journal::Record::BlobData { .. }
+            | journal::Record::BlobSynced { .. }
+            | journal::Record::BlobDeleted { .. } => self.blobs.redo(record),
             _ => self.kv.redo(record),
         };
         result.map_err(|e| std::io::Error::other(format!("redoing {:?} from the journal: {e}", record.name())))

@@ -90,7 +90,9 @@ pub fn release(digest: &Digest) -> Result<(), RegistryError> {
         let page = storage::list(&prefix, after.as_deref(), 1000)?;
         for key in &page {
             let Some(repo) = keys::name_from_catalog_key(key) else { continue };
-            if storage::exists(&keys::blob_link(&repo, digest))? || storage::exists(&keys::manifest_link(&repo, digest))? {
+            if storage::exists(&keys::blob_link(&repo, digest))?
+                || storage::exists(&keys::manifest_link(&repo, digest))?
+            {
                 return Ok(());
             }
         }

@@ -34,7 +34,12 @@ pub fn get(repo: &RepoName, reference: &Reference, req: &Request) -> Result<Resp
 }
 
 /// end-7: `PUT /v2/<name>/manifests/<reference>[?tag=..]`.
-pub fn put(repo: &RepoName, reference: &Reference, extra_tags: &[Tag], req: &Request) -> Result<Response, RegistryError> {
+pub fn put(
+    repo: &RepoName,
+    reference: &Reference,
+    extra_tags: &[Tag],
+    req: &Request,
+) -> Result<Response, RegistryError> {
     let body = req.read_body(manifest::MAX_MANIFEST_SIZE)?.ok_or_else(|| {
         RegistryError::ManifestTooLarge(Some(format!("manifests are limited to {} bytes", manifest::MAX_MANIFEST_SIZE)))
     })?;
@@ -42,14 +47,14 @@ pub fn put(repo: &RepoName, reference: &Reference, extra_tags: &[Tag], req: &Req
     let digest = Digest::of_bytes(&body);
     if let Reference::Digest(expected) = reference {
         if *expected != digest {
-            return Err(RegistryError::DigestInvalid(Some(format!(
-                "the body's digest is {digest}, not {expected}"
-            ))));
+            return Err(RegistryError::DigestInvalid(Some(format!("the body's digest is {digest}, not {expected}"))));
         }
     }
     for blob in &parsed.blobs {
         if links::blob_size(repo, blob)?.is_none() {
-            return Err(RegistryError::ManifestBlobUnknown(Some(format!("blob {blob} is unknown to repository {repo}"))));
+            return Err(RegistryError::ManifestBlobUnknown(Some(format!(
+                "blob {blob} is unknown to repository {repo}"
+            ))));
         }
     }
     for child in &parsed.manifests {

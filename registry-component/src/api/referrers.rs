@@ -51,9 +51,8 @@ pub fn list(
         }
     }
     let index = serde_json::json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
-    let mut response = Response::new(200)
-        .header("Content-Type", INDEX)
-        .body(crate::http::Body::Bytes(index.to_string().into_bytes()));
+    let mut response =
+        Response::new(200).header("Content-Type", INDEX).body(crate::http::Body::Bytes(index.to_string().into_bytes()));
     let mut path = format!("/v2/{repo}/referrers/{subject}");
     if let Some(artifact_type) = artifact_type {
         response = response.header("OCI-Filters-Applied", "artifactType");

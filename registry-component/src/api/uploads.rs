@@ -13,8 +13,8 @@ use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::oci::upload_id::UploadId;
 use crate::range;
-use crate::storage::{self, Upload};
 use crate::session;
+use crate::storage::{self, Upload};
 use crate::store::keys;
 
 fn upload_location(repo: &RepoName, id: &str) -> String {
@@ -134,7 +134,12 @@ fn session(repo: &RepoName, token: &UploadId) -> Result<Upload, RegistryError> {
 
 /// With `Content-Range`, a chunk must start where the upload ends: a 416
 /// (with the current `Range`, so the client can resume) otherwise.
-fn chunk_out_of_order(repo: &RepoName, id: &UploadId, upload: &Upload, req: &Request) -> Result<Option<Response>, RegistryError> {
+fn chunk_out_of_order(
+    repo: &RepoName,
+    id: &UploadId,
+    upload: &Upload,
+    req: &Request,
+) -> Result<Option<Response>, RegistryError> {
     let Some(value) = req.header("content-range") else { return Ok(None) };
     let (start, end) = range::parse_content_range(value)?;
     let size = upload.size()?;

@@ -80,26 +80,18 @@ impl FromStr for Digest {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let Some((algorithm, hex)) = s.split_once(':') else {
-            return Err(DigestError {
-                reason: "missing ':' between algorithm and hex",
-            });
+            return Err(DigestError { reason: "missing ':' between algorithm and hex" });
         };
         if algorithm != "sha256" {
-            return Err(DigestError {
-                reason: "unsupported algorithm: only sha256 is supported",
-            });
+            return Err(DigestError { reason: "unsupported algorithm: only sha256 is supported" });
         }
         if hex.len() != HEX_LEN {
-            return Err(DigestError {
-                reason: "sha256 hex must be exactly 64 characters",
-            });
+            return Err(DigestError { reason: "sha256 hex must be exactly 64 characters" });
         }
         // Uppercase is rejected: the spec's sha256 encoding is lowercase, and
         // one spelling per digest keeps kv keys and comparisons canonical.
         if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(DigestError {
-                reason: "sha256 hex must be lowercase [0-9a-f]",
-            });
+            return Err(DigestError { reason: "sha256 hex must be lowercase [0-9a-f]" });
         }
         Ok(Digest(s.to_owned()))
     }
@@ -138,10 +130,7 @@ mod tests {
         let d: Digest = EMPTY.parse().unwrap();
         assert_eq!(d.as_str(), EMPTY);
         assert_eq!(d.to_string(), EMPTY);
-        assert_eq!(
-            d.hex(),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(d.hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]

@@ -119,9 +119,7 @@ pub struct ManifestError {
 
 impl ManifestError {
     fn new(detail: impl Into<String>) -> Self {
-        ManifestError {
-            detail: detail.into(),
-        }
+        ManifestError { detail: detail.into() }
     }
 
     /// What is wrong, for the error `detail`.
@@ -167,34 +165,26 @@ impl RawDescriptor {
     /// Validates the REQUIRED descriptor fields; `at` names the descriptor
     /// in error messages (e.g. `layers[2]`).
     fn check(&self, at: &str) -> Result<Descriptor, ManifestError> {
-        let media_type = self
-            .media_type
-            .clone()
-            .ok_or_else(|| ManifestError::new(format!("{at}.mediaType is missing")))?;
+        let media_type =
+            self.media_type.clone().ok_or_else(|| ManifestError::new(format!("{at}.mediaType is missing")))?;
         let digest = self
             .digest
             .as_deref()
             .ok_or_else(|| ManifestError::new(format!("{at}.digest is missing")))?
             .parse::<Digest>()
             .map_err(|e| ManifestError::new(format!("{at}.digest: {}", e.reason())))?;
-        let size = self
-            .size
-            .ok_or_else(|| ManifestError::new(format!("{at}.size is missing")))?;
-        let size = u64::try_from(size)
-            .map_err(|_| ManifestError::new(format!("{at}.size must not be negative")))?;
-        Ok(Descriptor {
-            media_type,
-            digest,
-            size,
-        })
+        let size = self.size.ok_or_else(|| ManifestError::new(format!("{at}.size is missing")))?;
+        let size = u64::try_from(size).map_err(|_| ManifestError::new(format!("{at}.size must not be negative")))?;
+        Ok(Descriptor { media_type, digest, size })
     }
 
     /// Layers a registry need not hold: non-distributable media types and
     /// layers fetched from `urls` instead of the registry.
     fn is_foreign(&self) -> bool {
-        let foreign_type = self.media_type.as_deref().is_some_and(|t| {
-            t.starts_with(OCI_NONDISTRIBUTABLE_PREFIX) || t == DOCKER_FOREIGN_LAYER
-        });
+        let foreign_type = self
+            .media_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with(OCI_NONDISTRIBUTABLE_PREFIX) || t == DOCKER_FOREIGN_LAYER);
         let has_urls = self.urls.as_ref().is_some_and(|u| !u.is_empty());
         foreign_type || has_urls
     }
@@ -240,22 +230,16 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
     if first != Some(&b'{') {
         return Err(ManifestError::new("body must be a JSON object"));
     }
-    let raw: RawManifest = serde_json::from_slice(body)
-        .map_err(|e| ManifestError::new(format!("malformed JSON: {e}")))?;
+    let raw: RawManifest =
+        serde_json::from_slice(body).map_err(|e| ManifestError::new(format!("malformed JSON: {e}")))?;
 
     match raw.schema_version {
         Some(2) => {}
-        Some(v) => {
-            return Err(ManifestError::new(format!(
-                "schemaVersion must be 2, got {v}"
-            )))
-        }
+        Some(v) => return Err(ManifestError::new(format!("schemaVersion must be 2, got {v}"))),
         None => return Err(ManifestError::new("schemaVersion is missing")),
     }
 
-    let header = content_type
-        .map(normalize_content_type)
-        .filter(|t| !t.is_empty());
+    let header = content_type.map(normalize_content_type).filter(|t| !t.is_empty());
     let media_type = match (raw.media_type.as_deref(), header) {
         (Some(body_type), Some(header_type)) if body_type != header_type => {
             return Err(ManifestError::new(format!(
@@ -267,37 +251,22 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
         (None, None) => match (raw.manifests.is_some(), raw.config.is_some()) {
             (true, false) => OCI_INDEX.to_owned(),
             (false, true) => OCI_MANIFEST.to_owned(),
-            _ => {
-                return Err(ManifestError::new(
-                    "no mediaType or Content-Type, and the type cannot be inferred",
-                ))
-            }
+            _ => return Err(ManifestError::new("no mediaType or Content-Type, and the type cannot be inferred")),
         },
     };
-    let kind = kind_of(&media_type)
-        .ok_or_else(|| ManifestError::new(format!("unsupported media type {media_type:?}")))?;
+    let kind =
+        kind_of(&media_type).ok_or_else(|| ManifestError::new(format!("unsupported media type {media_type:?}")))?;
 
-    let subject = raw
-        .subject
-        .as_ref()
-        .map(|s| s.check("subject"))
-        .transpose()?;
+    let subject = raw.subject.as_ref().map(|s| s.check("subject")).transpose()?;
 
     let mut blobs = Vec::new();
     let mut manifests = Vec::new();
     let mut config_media_type = None;
     match kind {
         ManifestKind::Image => {
-            let config = raw
-                .config
-                .as_ref()
-                .ok_or_else(|| ManifestError::new("config is missing"))?
-                .check("config")?;
+            let config = raw.config.as_ref().ok_or_else(|| ManifestError::new("config is missing"))?.check("config")?;
             // Layers may be empty (artifacts), but the field is REQUIRED.
-            let layers = raw
-                .layers
-                .as_ref()
-                .ok_or_else(|| ManifestError::new("layers is missing"))?;
+            let layers = raw.layers.as_ref().ok_or_else(|| ManifestError::new("layers is missing"))?;
             push_unique(&mut blobs, config.digest);
             config_media_type = Some(config.media_type);
             for (i, layer) in layers.iter().enumerate() {
@@ -308,10 +277,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
             }
         }
         ManifestKind::Index => {
-            let children = raw
-                .manifests
-                .as_ref()
-                .ok_or_else(|| ManifestError::new("manifests is missing"))?;
+            let children = raw.manifests.as_ref().ok_or_else(|| ManifestError::new("manifests is missing"))?;
             for (i, child) in children.iter().enumerate() {
                 let checked = child.check(&format!("manifests[{i}]"))?;
                 push_unique(&mut manifests, checked.digest);
@@ -369,10 +335,7 @@ mod tests {
         assert_eq!(m.kind, ManifestKind::Image);
         assert_eq!(m.blobs, vec![dg('a'), dg('b'), dg('c')]);
         assert!(m.manifests.is_empty());
-        assert_eq!(
-            m.config_media_type.as_deref(),
-            Some("application/vnd.oci.image.config.v1+json")
-        );
+        assert_eq!(m.config_media_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
         assert_eq!(m.annotations.unwrap()["com.example.key1"], "value1");
         assert_eq!(m.subject, None);
         assert_eq!(m.artifact_type, None);
@@ -436,10 +399,7 @@ mod tests {
         assert_eq!(m.media_type, DOCKER_MANIFEST);
         assert_eq!(m.kind, ManifestKind::Image);
         assert_eq!(m.blobs, vec![dg('a'), dg('b')]);
-        assert_eq!(
-            m.referrer_artifact_type(),
-            Some("application/vnd.docker.container.image.v1+json")
-        );
+        assert_eq!(m.referrer_artifact_type(), Some("application/vnd.docker.container.image.v1+json"));
     }
 
     #[test]
@@ -473,18 +433,8 @@ mod tests {
         let m = parse(Some(OCI_MANIFEST), body.as_bytes()).unwrap();
         // Config and layer are the same blob: listed once.
         assert_eq!(m.blobs, vec![empty.parse::<Digest>().unwrap()]);
-        assert_eq!(
-            m.subject,
-            Some(Descriptor {
-                media_type: OCI_MANIFEST.into(),
-                digest: dg('5'),
-                size: 1234
-            })
-        );
-        assert_eq!(
-            m.referrer_artifact_type(),
-            Some("application/vnd.example.sbom.v1")
-        );
+        assert_eq!(m.subject, Some(Descriptor { media_type: OCI_MANIFEST.into(), digest: dg('5'), size: 1234 }));
+        assert_eq!(m.referrer_artifact_type(), Some("application/vnd.example.sbom.v1"));
         assert!(m.annotations.is_some());
     }
 
@@ -553,10 +503,7 @@ mod tests {
     #[test]
     fn unsupported_media_types_are_rejected() {
         let schema1 = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws","config":{}}"#;
-        assert!(parse(None, schema1)
-            .unwrap_err()
-            .detail()
-            .contains("unsupported"));
+        assert!(parse(None, schema1).unwrap_err().detail().contains("unsupported"));
         let body = br#"{"schemaVersion":2,"manifests":[]}"#;
         assert!(parse(Some("application/json"), body).is_err());
         assert!(parse(Some("text/plain"), body).is_err());
@@ -567,31 +514,13 @@ mod tests {
     #[test]
     fn shape_must_match_media_type() {
         // An index media type with an image manifest's fields.
-        let body = format!(
-            r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{}","size":1}},"layers":[]}}"#,
-            d('a')
-        );
-        assert_eq!(
-            parse(Some(OCI_INDEX), body.as_bytes())
-                .unwrap_err()
-                .detail(),
-            "manifests is missing"
-        );
-        let no_layers = format!(
-            r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{}","size":1}}}}"#,
-            d('a')
-        );
-        assert_eq!(
-            parse(Some(OCI_MANIFEST), no_layers.as_bytes())
-                .unwrap_err()
-                .detail(),
-            "layers is missing"
-        );
+        let body =
+            format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{}","size":1}},"layers":[]}}"#, d('a'));
+        assert_eq!(parse(Some(OCI_INDEX), body.as_bytes()).unwrap_err().detail(), "manifests is missing");
+        let no_layers = format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{}","size":1}}}}"#, d('a'));
+        assert_eq!(parse(Some(OCI_MANIFEST), no_layers.as_bytes()).unwrap_err().detail(), "layers is missing");
         let no_config = br#"{"schemaVersion":2,"layers":[]}"#;
-        assert_eq!(
-            parse(Some(OCI_MANIFEST), no_config).unwrap_err().detail(),
-            "config is missing"
-        );
+        assert_eq!(parse(Some(OCI_MANIFEST), no_config).unwrap_err().detail(), "config is missing");
         let null_layers = format!(
             r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{}","size":1}},"layers":null}}"#,
             d('a')
@@ -628,11 +557,7 @@ mod tests {
         ] {
             assert!(parse(Some(OCI_INDEX), body).is_err(), "{body:?}");
         }
-        assert!(parse(
-            Some(OCI_INDEX),
-            b" \n{\"schemaVersion\":2,\"manifests\":[]} \n"
-        )
-        .is_ok());
+        assert!(parse(Some(OCI_INDEX), b" \n{\"schemaVersion\":2,\"manifests\":[]} \n").is_ok());
     }
 
     #[test]
@@ -649,30 +574,12 @@ mod tests {
     fn descriptors_are_validated() {
         let b = d('b');
         let cases = [
-            (
-                r#"{"mediaType":"t","digest":"sha256:abc","size":1}"#.to_string(),
-                "layers[0].digest",
-            ),
-            (
-                r#"{"mediaType":"t","digest":"sha512:abc","size":1}"#.to_string(),
-                "layers[0].digest",
-            ),
-            (
-                r#"{"mediaType":"t","size":1}"#.to_string(),
-                "layers[0].digest is missing",
-            ),
-            (
-                format!(r#"{{"mediaType":"t","digest":"{b}","size":-1}}"#),
-                "layers[0].size must not be negative",
-            ),
-            (
-                format!(r#"{{"mediaType":"t","digest":"{b}"}}"#),
-                "layers[0].size is missing",
-            ),
-            (
-                format!(r#"{{"digest":"{b}","size":1}}"#),
-                "layers[0].mediaType is missing",
-            ),
+            (r#"{"mediaType":"t","digest":"sha256:abc","size":1}"#.to_string(), "layers[0].digest"),
+            (r#"{"mediaType":"t","digest":"sha512:abc","size":1}"#.to_string(), "layers[0].digest"),
+            (r#"{"mediaType":"t","size":1}"#.to_string(), "layers[0].digest is missing"),
+            (format!(r#"{{"mediaType":"t","digest":"{b}","size":-1}}"#), "layers[0].size must not be negative"),
+            (format!(r#"{{"mediaType":"t","digest":"{b}"}}"#), "layers[0].size is missing"),
+            (format!(r#"{{"digest":"{b}","size":1}}"#), "layers[0].mediaType is missing"),
         ];
         for (layer, expected) in cases {
             let body = format!(
@@ -690,15 +597,9 @@ mod tests {
         assert!(parse(Some(OCI_MANIFEST), body.as_bytes()).is_err());
         // Subject and index children are validated too.
         let body = r#"{"schemaVersion":2,"manifests":[{"mediaType":"t","digest":"x","size":1}]}"#;
-        assert!(parse(None, body.as_bytes())
-            .unwrap_err()
-            .detail()
-            .starts_with("manifests[0].digest"));
+        assert!(parse(None, body.as_bytes()).unwrap_err().detail().starts_with("manifests[0].digest"));
         let body = r#"{"schemaVersion":2,"manifests":[],"subject":{"mediaType":"t","digest":"x","size":1}}"#;
-        assert!(parse(None, body.as_bytes())
-            .unwrap_err()
-            .detail()
-            .starts_with("subject.digest"));
+        assert!(parse(None, body.as_bytes()).unwrap_err().detail().starts_with("subject.digest"));
     }
 
     #[test]
@@ -709,19 +610,9 @@ mod tests {
 
     #[test]
     fn descriptor_serializes_camel_case() {
-        let desc = Descriptor {
-            media_type: OCI_MANIFEST.into(),
-            digest: dg('a'),
-            size: 3,
-        };
+        let desc = Descriptor { media_type: OCI_MANIFEST.into(), digest: dg('a'), size: 3 };
         let json = serde_json::to_string(&desc).unwrap();
-        assert_eq!(
-            json,
-            format!(
-                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":3}}"#,
-                d('a')
-            )
-        );
+        assert_eq!(json, format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":3}}"#, d('a')));
         assert_eq!(serde_json::from_str::<Descriptor>(&json).unwrap(), desc);
     }
 }

@@ -96,14 +96,10 @@ impl FromStr for RepoName {
             return Err(NameError { reason: "empty" });
         }
         if s.len() > MAX_NAME_LEN {
-            return Err(NameError {
-                reason: "longer than 255 characters",
-            });
+            return Err(NameError { reason: "longer than 255 characters" });
         }
         if !s.split('/').all(is_valid_component) {
-            return Err(NameError {
-                reason: "each path component must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*",
-            });
+            return Err(NameError { reason: "each path component must match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*" });
         }
         Ok(RepoName(s.to_owned()))
     }
@@ -202,10 +198,7 @@ mod tests {
         assert!(ok(&max));
         let too_long = format!("{max}c");
         assert!(!ok(&too_long));
-        assert_eq!(
-            too_long.parse::<RepoName>().unwrap_err().reason(),
-            "longer than 255 characters"
-        );
+        assert_eq!(too_long.parse::<RepoName>().unwrap_err().reason(), "longer than 255 characters");
     }
 
     #[test]

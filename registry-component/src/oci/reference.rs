@@ -62,24 +62,15 @@ impl FromStr for Tag {
             return Err(TagError { reason: "empty" });
         };
         if bytes.len() > MAX_TAG_LEN {
-            return Err(TagError {
-                reason: "longer than 128 characters",
-            });
+            return Err(TagError { reason: "longer than 128 characters" });
         }
         // The first character may not be '.' or '-': that keeps tags from
         // being the kv segments '.' / '..' and from looking like options.
         if !(first.is_ascii_alphanumeric() || first == b'_') {
-            return Err(TagError {
-                reason: "must start with [a-zA-Z0-9_]",
-            });
+            return Err(TagError { reason: "must start with [a-zA-Z0-9_]" });
         }
-        if !rest
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        {
-            return Err(TagError {
-                reason: "must contain only [a-zA-Z0-9._-]",
-            });
+        if !rest.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+            return Err(TagError { reason: "must contain only [a-zA-Z0-9._-]" });
         }
         Ok(Tag(s.to_owned()))
     }
@@ -150,9 +141,7 @@ impl FromStr for Reference {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.contains(':') {
-            s.parse()
-                .map(Reference::Digest)
-                .map_err(ReferenceError::Digest)
+            s.parse().map(Reference::Digest).map_err(ReferenceError::Digest)
         } else {
             s.parse().map(Reference::Tag).map_err(ReferenceError::Tag)
         }
@@ -174,19 +163,8 @@ mod tests {
     #[test]
     fn accepts_valid_tags() {
         let max = format!("a{}", "b".repeat(127));
-        for good in [
-            "latest",
-            "v1.2.3",
-            "_",
-            "_x",
-            "0",
-            "A-Z_a.z",
-            "sha256-abc",
-            "UPPER",
-            "a..b",
-            "a--",
-            max.as_str(),
-        ] {
+        for good in ["latest", "v1.2.3", "_", "_x", "0", "A-Z_a.z", "sha256-abc", "UPPER", "a..b", "a--", max.as_str()]
+        {
             assert!(good.parse::<Tag>().is_ok(), "rejected {good:?}");
         }
     }
@@ -194,51 +172,19 @@ mod tests {
     #[test]
     fn rejects_invalid_tags() {
         let too_long = format!("a{}", "b".repeat(128));
-        for bad in [
-            "",
-            ".",
-            "..",
-            ".a",
-            "-a",
-            "a b",
-            "a/b",
-            "a:b",
-            "a+b",
-            "a%3Ab",
-            "é",
-            "a\n",
-            too_long.as_str(),
-        ] {
+        for bad in ["", ".", "..", ".a", "-a", "a b", "a/b", "a:b", "a+b", "a%3Ab", "é", "a\n", too_long.as_str()] {
             assert!(bad.parse::<Tag>().is_err(), "accepted {bad:?}");
         }
     }
 
     #[test]
     fn reference_dispatches_on_colon() {
-        assert_eq!(
-            "latest".parse::<Reference>().unwrap(),
-            Reference::Tag("latest".parse().unwrap())
-        );
-        assert_eq!(
-            D.parse::<Reference>().unwrap(),
-            Reference::Digest(D.parse().unwrap())
-        );
-        assert!(matches!(
-            "sha256:abc".parse::<Reference>(),
-            Err(ReferenceError::Digest(_))
-        ));
-        assert!(matches!(
-            "md5:abc".parse::<Reference>(),
-            Err(ReferenceError::Digest(_))
-        ));
-        assert!(matches!(
-            ".bad".parse::<Reference>(),
-            Err(ReferenceError::Tag(_))
-        ));
-        assert!(matches!(
-            "".parse::<Reference>(),
-            Err(ReferenceError::Tag(_))
-        ));
+        assert_eq!("latest".parse::<Reference>().unwrap(), Reference::Tag("latest".parse().unwrap()));
+        assert_eq!(D.parse::<Reference>().unwrap(), Reference::Digest(D.parse().unwrap()));
+        assert!(matches!("sha256:abc".parse::<Reference>(), Err(ReferenceError::Digest(_))));
+        assert!(matches!("md5:abc".parse::<Reference>(), Err(ReferenceError::Digest(_))));
+        assert!(matches!(".bad".parse::<Reference>(), Err(ReferenceError::Tag(_))));
+        assert!(matches!("".parse::<Reference>(), Err(ReferenceError::Tag(_))));
     }
 
     #[test]

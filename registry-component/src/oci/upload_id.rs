@@ -46,8 +46,7 @@ impl FromStr for UploadId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let valid = !s.is_empty()
             && s.len() <= MAX_UPLOAD_ID_LEN
-            && s.bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'));
+            && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'));
         if valid {
             Ok(UploadId(s.to_owned()))
         } else {
@@ -83,30 +82,14 @@ mod tests {
 
     #[test]
     fn accepts_store_ids() {
-        for good in [
-            "0",
-            "-",
-            "0123456789abcdef",
-            "3f2c1a9e-4b7d-4c1e-9a55-0d6b1f2e8c77",
-            &"f".repeat(128),
-        ] {
+        for good in ["0", "-", "0123456789abcdef", "3f2c1a9e-4b7d-4c1e-9a55-0d6b1f2e8c77", &"f".repeat(128)] {
             assert_eq!(good.parse::<UploadId>().unwrap().as_str(), good);
         }
     }
 
     #[test]
     fn rejects_everything_else() {
-        for bad in [
-            "",
-            "A",
-            "g",
-            "abc/def",
-            "..",
-            "abc def",
-            "%2e",
-            "ABCDEF",
-            &"f".repeat(129),
-        ] {
+        for bad in ["", "A", "g", "abc/def", "..", "abc def", "%2e", "ABCDEF", &"f".repeat(129)] {
             assert!(bad.parse::<UploadId>().is_err(), "accepted {bad:?}");
         }
     }

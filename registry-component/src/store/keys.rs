@@ -163,9 +163,7 @@ mod tests {
     }
 
     fn d(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64))
-            .parse()
-            .unwrap()
+        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
     }
 
     fn t(s: &str) -> Tag {
@@ -185,31 +183,18 @@ mod tests {
 
     /// Every per-repository listing prefix.
     fn prefixes_of(name: &RepoName) -> Vec<String> {
-        vec![
-            blob_links_prefix(name),
-            manifest_links_prefix(name),
-            tags_prefix(name),
-            referrers_prefix(name, &d('c')),
-        ]
+        vec![blob_links_prefix(name), manifest_links_prefix(name), tags_prefix(name), referrers_prefix(name, &d('c'))]
     }
 
-    const REPOS: [&str; 9] = [
-        "a", "a/b", "a-b", "a.b", "a_b", "ab", "b/a", "a/b/c", "a__b",
-    ];
+    const REPOS: [&str; 9] = ["a", "a/b", "a-b", "a.b", "a_b", "ab", "b/a", "a/b/c", "a__b"];
 
     #[test]
     fn layout() {
         let name = n("lib/ubuntu");
         let dg = d('a');
         let h = dg.hex();
-        assert_eq!(
-            blob_link(&name, &dg),
-            format!("repositories/lib/ubuntu/_blobs/sha256:{h}")
-        );
-        assert_eq!(
-            manifest_link(&name, &dg),
-            format!("repositories/lib/ubuntu/_manifests/sha256:{h}")
-        );
+        assert_eq!(blob_link(&name, &dg), format!("repositories/lib/ubuntu/_blobs/sha256:{h}"));
+        assert_eq!(manifest_link(&name, &dg), format!("repositories/lib/ubuntu/_manifests/sha256:{h}"));
         assert_eq!(tag(&name, &t("v1.0")), "repositories/lib/ubuntu/_tags/v1.0");
         assert_eq!(
             referrer(&name, &d('c'), &d('d')),
@@ -228,10 +213,7 @@ mod tests {
             for key in all {
                 assert!(!key.is_empty() && key.len() <= 1024, "{key}");
                 for segment in key.split('/') {
-                    assert!(
-                        !segment.is_empty() && segment != "." && segment != "..",
-                        "{key}"
-                    );
+                    assert!(!segment.is_empty() && segment != "." && segment != "..", "{key}");
                 }
             }
         }
@@ -268,18 +250,9 @@ mod tests {
     fn keys_parse_back() {
         let name = n("a/b");
         assert_eq!(tag_from_key(&name, &tag(&name, &t("v1"))), Some(t("v1")));
-        assert_eq!(
-            digest_from_blob_link(&name, &blob_link(&name, &d('1'))),
-            Some(d('1'))
-        );
-        assert_eq!(
-            digest_from_manifest_link(&name, &manifest_link(&name, &d('2'))),
-            Some(d('2'))
-        );
-        assert_eq!(
-            referrer_from_key(&name, &d('1'), &referrer(&name, &d('1'), &d('3'))),
-            Some(d('3'))
-        );
+        assert_eq!(digest_from_blob_link(&name, &blob_link(&name, &d('1'))), Some(d('1')));
+        assert_eq!(digest_from_manifest_link(&name, &manifest_link(&name, &d('2'))), Some(d('2')));
+        assert_eq!(referrer_from_key(&name, &d('1'), &referrer(&name, &d('1'), &d('3'))), Some(d('3')));
         assert_eq!(name_from_catalog_key(&catalog(&name)), Some(name.clone()));
     }
 
@@ -292,10 +265,7 @@ mod tests {
         assert_eq!(tag_from_key(&a, "repositories/a/_tags/"), None);
         assert_eq!(tag_from_key(&a, "repositories/a/_tags/x/y"), None);
         assert_eq!(digest_from_blob_link(&a, &blob_link(&ab, &d('1'))), None);
-        assert_eq!(
-            referrer_from_key(&a, &d('1'), &referrer(&a, &d('2'), &d('3'))),
-            None
-        );
+        assert_eq!(referrer_from_key(&a, &d('1'), &referrer(&a, &d('2'), &d('3'))), None);
         assert_eq!(name_from_catalog_key("catalog/"), None);
         assert_eq!(name_from_catalog_key("catalog/Bad"), None);
         assert_eq!(name_from_catalog_key("repositories/a"), None);
@@ -307,27 +277,18 @@ mod tests {
         let mut keys: Vec<String> = names.iter().map(catalog).collect();
         names.sort();
         keys.sort();
-        let from_keys: Vec<RepoName> = keys
-            .iter()
-            .map(|k| name_from_catalog_key(k).unwrap())
-            .collect();
+        let from_keys: Vec<RepoName> = keys.iter().map(|k| name_from_catalog_key(k).unwrap()).collect();
         assert_eq!(from_keys, names);
     }
 
     #[test]
     fn tag_key_order_is_tag_order() {
         let name = n("a");
-        let mut tags: Vec<Tag> = ["b", "B", "a.1", "a-1", "a_1", "a", "_", "0"]
-            .iter()
-            .map(|s| t(s))
-            .collect();
+        let mut tags: Vec<Tag> = ["b", "B", "a.1", "a-1", "a_1", "a", "_", "0"].iter().map(|s| t(s)).collect();
         let mut keys: Vec<String> = tags.iter().map(|x| tag(&name, x)).collect();
         tags.sort();
         keys.sort();
-        let from_keys: Vec<Tag> = keys
-            .iter()
-            .map(|k| tag_from_key(&name, k).unwrap())
-            .collect();
+        let from_keys: Vec<Tag> = keys.iter().map(|k| tag_from_key(&name, k).unwrap()).collect();
         assert_eq!(from_keys, tags);
     }
 

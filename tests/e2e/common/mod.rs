@@ -41,9 +41,7 @@ use tempfile::TempDir;
 
 /// The main workspace's build directory: `$CARGO_TARGET_DIR`, else `target/`.
 fn workspace_target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// The root of the main workspace (the parent of `tests/`).
@@ -90,9 +88,7 @@ pub fn registry_wasm() -> PathBuf {
 
 /// `$var` if set, else `default` (looked up on the `PATH` when spawned).
 fn tool(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(default))
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
 }
 
 /// Which runtime serves the registry under test: `REGISTRY_TEST_DEPLOYMENT`.
@@ -156,9 +152,7 @@ impl Deployment {
 /// test script leaves such tests out by name (`--skip host::`) instead.
 pub fn host_binary_under_test(test: &str) -> bool {
     if external_registry() {
-        eprintln!(
-            "{test}: NOT APPLICABLE against REGISTRY_TEST_URL: it tests the registry-host binary"
-        );
+        eprintln!("{test}: NOT APPLICABLE against REGISTRY_TEST_URL: it tests the registry-host binary");
         return false;
     }
     let deployment = Deployment::current();
@@ -183,8 +177,7 @@ pub mod media {
     pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
     pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str =
-        "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
@@ -259,10 +252,8 @@ impl RegistryServer {
         let deployment = Deployment::current();
         if let Ok(url) = std::env::var("REGISTRY_TEST_URL") {
             let base_url = url.trim_end_matches('/').to_string();
-            let host_port = base_url
-                .split_once("://")
-                .map(|(_, rest)| rest.to_string())
-                .unwrap_or_else(|| base_url.clone());
+            let host_port =
+                base_url.split_once("://").map(|(_, rest)| rest.to_string()).unwrap_or_else(|| base_url.clone());
             return Self {
                 child: None,
                 forwarders: Vec::new(),
@@ -274,10 +265,7 @@ impl RegistryServer {
             };
         }
 
-        let scratch = tempfile::Builder::new()
-            .prefix("registry-e2e.")
-            .tempdir()
-            .expect("create a temporary directory");
+        let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
         let data_dir = scratch.path().join("data");
         std::fs::create_dir(&data_dir).expect("create the data directory");
 
@@ -296,8 +284,7 @@ impl RegistryServer {
                     command.arg("--env").arg(format!("{name}={value}"));
                 }
                 command.arg(registry_wasm());
-                spawn_and_wait_for_listening(deployment, command)
-                    .unwrap_or_else(|failure| failure.panic(deployment))
+                spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
             }
             Deployment::Jco => start_jco(scratch.path(), &data_dir, extra),
         };
@@ -357,11 +344,7 @@ impl RegistryServer {
 
     /// `GET /v2/<repo>/blobs/<digest>`, whatever the answer.
     pub async fn get_blob(&self, repo: &str, digest: &str) -> Response {
-        self.client
-            .get(self.url(&format!("/v2/{repo}/blobs/{digest}")))
-            .send()
-            .await
-            .expect("GET blob")
+        self.client.get(self.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.expect("GET blob")
     }
 
     /// Starts an upload session in `repo` and returns its absolute upload URL.
@@ -373,11 +356,7 @@ impl RegistryServer {
             .send()
             .await
             .expect("POST upload");
-        assert_eq!(
-            resp.status(),
-            StatusCode::ACCEPTED,
-            "POST /v2/{repo}/blobs/uploads/"
-        );
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "POST /v2/{repo}/blobs/uploads/");
         self.resolve(header(&resp, LOCATION.as_str()))
     }
 
@@ -394,37 +373,18 @@ impl RegistryServer {
             .send()
             .await
             .expect("PUT upload");
-        assert_eq!(
-            resp.status(),
-            StatusCode::CREATED,
-            "PUT blob {digest} into {repo}"
-        );
+        assert_eq!(resp.status(), StatusCode::CREATED, "PUT blob {digest} into {repo}");
         digest
     }
 
     /// Pushes manifest `body` with `media_type` to `repo` under `reference` (a tag or a
     /// digest), asserts 201, and returns the digest the registry reported.
-    pub async fn push_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        media_type: &str,
-        body: &[u8],
-    ) -> String {
-        let resp = self
-            .put_manifest(repo, reference, media_type, body.to_vec())
-            .await;
+    pub async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+        let resp = self.put_manifest(repo, reference, media_type, body.to_vec()).await;
         let status = resp.status();
-        let digest = resp
-            .headers()
-            .get("Docker-Content-Digest")
-            .map(|v| v.to_str().unwrap().to_string());
+        let digest = resp.headers().get("Docker-Content-Digest").map(|v| v.to_str().unwrap().to_string());
         let text = resp.text().await.unwrap_or_default();
-        assert_eq!(
-            status,
-            StatusCode::CREATED,
-            "PUT manifest {repo}:{reference}: {text}"
-        );
+        assert_eq!(status, StatusCode::CREATED, "PUT manifest {repo}:{reference}: {text}");
         let digest = digest.expect("Docker-Content-Digest on a manifest PUT");
         assert_eq!(digest, sha256_digest(body));
         digest
@@ -449,24 +409,14 @@ impl RegistryServer {
 
     /// Pushes a config blob and `layer_count` random layers to `repo` and returns an
     /// image whose manifest (OCI or Docker flavour) refers to them.
-    pub async fn push_image_blobs(
-        &self,
-        repo: &str,
-        layer_count: usize,
-        docker: bool,
-    ) -> TestImage {
+    pub async fn push_image_blobs(&self, repo: &str, layer_count: usize, docker: bool) -> TestImage {
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"created":"{}"}}"#,
             unique_id()
         )
         .into_bytes();
         let config = Descriptor {
-            media_type: if docker {
-                media::DOCKER_CONFIG
-            } else {
-                media::OCI_CONFIG
-            }
-            .into(),
+            media_type: if docker { media::DOCKER_CONFIG } else { media::OCI_CONFIG }.into(),
             digest: self.push_blob(repo, &config).await,
             size: config.len() as u64,
         };
@@ -474,21 +424,12 @@ impl RegistryServer {
         for i in 0..layer_count {
             let data = random_bytes(1000 + i * 4096);
             layers.push(Descriptor {
-                media_type: if docker {
-                    media::DOCKER_LAYER
-                } else {
-                    media::OCI_LAYER
-                }
-                .into(),
+                media_type: if docker { media::DOCKER_LAYER } else { media::OCI_LAYER }.into(),
                 digest: self.push_blob(repo, &data).await,
                 size: data.len() as u64,
             });
         }
-        TestImage {
-            config,
-            layers,
-            docker,
-        }
+        TestImage { config, layers, docker }
     }
 
     /// Pushes a small OCI image (a config and one layer) to `repo` and tags it with
@@ -499,15 +440,11 @@ impl RegistryServer {
         let body = image.manifest();
         if tags.is_empty() {
             let digest = sha256_digest(&body);
-            return self
-                .push_manifest(repo, &digest, media::OCI_MANIFEST, &body)
-                .await;
+            return self.push_manifest(repo, &digest, media::OCI_MANIFEST, &body).await;
         }
         let mut digest = String::new();
         for tag in tags {
-            digest = self
-                .push_manifest(repo, tag, media::OCI_MANIFEST, &body)
-                .await;
+            digest = self.push_manifest(repo, tag, media::OCI_MANIFEST, &body).await;
         }
         digest
     }
@@ -515,28 +452,14 @@ impl RegistryServer {
     /// `GET path` (which starts with `/`), asserting 200; returns the headers and
     /// the body parsed as JSON.
     pub async fn get_json(&self, path: &str) -> (HeaderMap, Value) {
-        let resp = self
-            .client
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let resp = self.client.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.bytes().await.expect("read the body");
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "GET {path}: {}",
-            String::from_utf8_lossy(&body)
-        );
+        assert_eq!(status, StatusCode::OK, "GET {path}: {}", String::from_utf8_lossy(&body));
         assert_api_version(&headers);
-        let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
-            panic!(
-                "GET {path}: body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&body)
-            )
-        });
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: body is not JSON ({e}): {}", String::from_utf8_lossy(&body)));
         (headers, json)
     }
 
@@ -584,11 +507,7 @@ fn component_env(deployment: Deployment, extra: &[&str]) -> Vec<(&'static str, S
 /// the port is chosen here: one the kernel just handed out and that is free again.
 /// Another process may take it before jco binds it; jco then exits with
 /// `EADDRINUSE`, and another port is tried.
-fn start_jco(
-    scratch: &Path,
-    data_dir: &Path,
-    extra: &[&str],
-) -> (Child, Vec<JoinHandle<()>>, String) {
+fn start_jco(scratch: &Path, data_dir: &Path, extra: &[&str]) -> (Child, Vec<JoinHandle<()>>, String) {
     const ATTEMPTS: usize = 5;
     let deployment = Deployment::Jco;
     let env = component_env(deployment, extra);
@@ -614,10 +533,7 @@ fn start_jco(
         }
         match spawn_and_wait_for_listening(deployment, command) {
             Ok(started) => return started,
-            Err(failure)
-                if attempt < ATTEMPTS
-                    && failure.output.iter().any(|l| l.contains("EADDRINUSE")) =>
-            {
+            Err(failure) if attempt < ATTEMPTS && failure.output.iter().any(|l| l.contains("EADDRINUSE")) => {
                 eprintln!("[jco] port {port} was taken before jco bound it: trying another");
             }
             Err(failure) => failure.panic(deployment),
@@ -652,34 +568,19 @@ impl StartFailure {
 fn listening_addr(deployment: Deployment, line: &str) -> Option<String> {
     let line = line.trim();
     let addr = match deployment {
-        Deployment::Host => line
-            .strip_prefix("registry-host listening on http://")?
-            .trim_end_matches('/'),
-        Deployment::Wasmtime => line
-            .strip_prefix("Serving HTTP on http://")?
-            .trim_end_matches('/'),
-        Deployment::Jco => line
-            .strip_prefix("Server listening @ ")?
-            .trim_end_matches('.'),
+        Deployment::Host => line.strip_prefix("registry-host listening on http://")?.trim_end_matches('/'),
+        Deployment::Wasmtime => line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/'),
+        Deployment::Jco => line.strip_prefix("Server listening @ ")?.trim_end_matches('.'),
     };
-    assert!(
-        addr.parse::<std::net::SocketAddr>().is_ok(),
-        "cannot parse the address in {line:?}"
-    );
+    assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "cannot parse the address in {line:?}");
     Some(addr.to_string())
 }
 
 /// Spawns `registry-host` on `data_dir` with `extra` flags and waits for it to listen.
 fn spawn_host(data_dir: &Path, extra: &[&str]) -> (Child, Vec<JoinHandle<()>>, String) {
     let mut command = Command::new(registry_host_bin());
-    command
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra);
-    spawn_and_wait_for_listening(Deployment::Host, command)
-        .unwrap_or_else(|failure| failure.panic(Deployment::Host))
+    command.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir).args(extra);
+    spawn_and_wait_for_listening(Deployment::Host, command).unwrap_or_else(|failure| failure.panic(Deployment::Host))
 }
 
 /// Spawns `command` (a server of `deployment`) with its output piped and waits for
@@ -693,28 +594,17 @@ pub fn spawn_and_wait_for_listening(
     deployment: Deployment,
     mut command: Command,
 ) -> Result<(Child, Vec<JoinHandle<()>>, String), StartFailure> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let program = command.get_program().to_owned();
     let mut child = command.spawn().unwrap_or_else(|e| {
-        panic!(
-            "spawn {} (REGISTRY_TEST_DEPLOYMENT={}): {e}",
-            program.to_string_lossy(),
-            deployment.name()
-        )
+        panic!("spawn {} (REGISTRY_TEST_DEPLOYMENT={}): {e}", program.to_string_lossy(), deployment.name())
     });
     let (tx, rx) = mpsc::channel::<String>();
     // Plain threads rather than tasks: they must outlive nothing but the process, and
     // std threads inherit the test's output capture, so the forwarded lines show up
     // in the report of the test that started this server when it fails.
     let forwarders = vec![
-        forward_lines(
-            deployment,
-            child.stderr.take().expect("piped stderr"),
-            tx.clone(),
-        ),
+        forward_lines(deployment, child.stderr.take().expect("piped stderr"), tx.clone()),
         forward_lines(deployment, child.stdout.take().expect("piped stdout"), tx),
     ];
 
@@ -738,10 +628,7 @@ pub fn spawn_and_wait_for_listening(
                     let _ = forwarder.join();
                 }
                 return Err(StartFailure {
-                    what: format!(
-                        "{} exited ({status:?}) before listening",
-                        program.to_string_lossy()
-                    ),
+                    what: format!("{} exited ({status:?}) before listening", program.to_string_lossy()),
                     output: seen,
                 });
             }
@@ -751,10 +638,7 @@ pub fn spawn_and_wait_for_listening(
                     let _ = forwarder.join();
                 }
                 return Err(StartFailure {
-                    what: format!(
-                        "{} printed no listening line within {timeout:?}",
-                        program.to_string_lossy()
-                    ),
+                    what: format!("{} printed no listening line within {timeout:?}", program.to_string_lossy()),
                     output: seen,
                 });
             }
@@ -764,11 +648,7 @@ pub fn spawn_and_wait_for_listening(
 
 /// Forwards each line of `pipe` to the test's stderr, prefixed for `deployment`, and
 /// sends it to `tx` as long as someone listens.
-fn forward_lines(
-    deployment: Deployment,
-    pipe: impl Read + Send + 'static,
-    tx: mpsc::Sender<String>,
-) -> JoinHandle<()> {
+fn forward_lines(deployment: Deployment, pipe: impl Read + Send + 'static, tx: mpsc::Sender<String>) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(pipe).lines() {
@@ -795,10 +675,7 @@ pub fn kill_tree(child: &mut Child) {
         descendants(child.id(), &mut pids);
         // Deepest first; a process that has already gone is no error.
         for pid in pids.iter().rev() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
         }
     }
     let _ = child.kill();
@@ -823,11 +700,7 @@ fn descendants(pid: u32, out: &mut Vec<u32>) {
 
 /// Sends a signal by name through `kill(1)` (the suite needs no libc binding).
 pub fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("run kill");
     assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
@@ -873,18 +746,11 @@ pub struct Descriptor {
 impl Descriptor {
     /// The descriptor of `body` with `media_type`.
     pub fn of(media_type: &str, body: &[u8]) -> Self {
-        Self {
-            media_type: media_type.into(),
-            digest: sha256_digest(body),
-            size: body.len() as u64,
-        }
+        Self { media_type: media_type.into(), digest: sha256_digest(body), size: body.len() as u64 }
     }
 
     fn json(&self) -> String {
-        format!(
-            r#"{{"mediaType": "{}", "digest": "{}", "size": {}}}"#,
-            self.media_type, self.digest, self.size
-        )
+        format!(r#"{{"mediaType": "{}", "digest": "{}", "size": {}}}"#, self.media_type, self.digest, self.size)
     }
 }
 
@@ -915,11 +781,7 @@ impl TestImage {
     /// Like [`TestImage::manifest`], with `extra` (such as `, "annotations": {...}`)
     /// inserted before the closing brace.
     pub fn manifest_with_extra(&self, extra: &str) -> Vec<u8> {
-        let layers: Vec<String> = self
-            .layers
-            .iter()
-            .map(|l| format!("\n    {}", l.json()))
-            .collect();
+        let layers: Vec<String> = self.layers.iter().map(|l| format!("\n    {}", l.json())).collect();
         format!(
             "{{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"{}\",\n  \"config\":   {},\n  \"layers\": [{}\n  ]{}\n}}\n",
             self.media_type(),
@@ -933,11 +795,7 @@ impl TestImage {
 
 /// An OCI index (or, with `docker`, a Docker manifest list) over `children`.
 pub fn index_of(children: &[Descriptor], docker: bool) -> Vec<u8> {
-    let media_type = if docker {
-        media::DOCKER_MANIFEST_LIST
-    } else {
-        media::OCI_INDEX
-    };
+    let media_type = if docker { media::DOCKER_MANIFEST_LIST } else { media::OCI_INDEX };
     let entries: Vec<String> = children
         .iter()
         .map(|c| {
@@ -947,11 +805,7 @@ pub fn index_of(children: &[Descriptor], docker: bool) -> Vec<u8> {
             )
         })
         .collect();
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"{media_type}","manifests":[{}]}}"#,
-        entries.join(",")
-    )
-    .into_bytes()
+    format!(r#"{{"schemaVersion":2,"mediaType":"{media_type}","manifests":[{}]}}"#, entries.join(",")).into_bytes()
 }
 
 /// `sha256:<hex>` of `data`.
@@ -968,16 +822,8 @@ pub fn absent_digest() -> String {
 /// runs (so that tests against an external registry never meet old content).
 pub fn unique_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{}-{}-{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}-{}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A xorshift64* generator: cheap, dependency-free pseudo-random content.
@@ -1027,18 +873,15 @@ pub fn seeded_stream(
     total: u64,
     chunk: usize,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    stream::unfold(
-        (XorShift::new(seed), total),
-        move |(mut rng, left)| async move {
-            if left == 0 {
-                return None;
-            }
-            let n = (chunk as u64).min(left) as usize;
-            let mut buf = vec![0; n];
-            rng.fill(&mut buf);
-            Some((Ok(Bytes::from(buf)), (rng, left - n as u64)))
-        },
-    )
+    stream::unfold((XorShift::new(seed), total), move |(mut rng, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let n = (chunk as u64).min(left) as usize;
+        let mut buf = vec![0; n];
+        rng.fill(&mut buf);
+        Some((Ok(Bytes::from(buf)), (rng, left - n as u64)))
+    })
 }
 
 /// The SHA-256 digest of what [`seeded_stream`] yields, computed without the server.
@@ -1076,11 +919,7 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
 /// The value of query parameter `key` in `url` (percent-decoded), if present.
 pub fn query_param(url: &str, key: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| percent_decode(v))
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| percent_decode(v))
 }
 
 /// Decodes `%XX` escapes (and nothing else: `+` stays `+`).
@@ -1110,11 +949,7 @@ pub fn string_list(json: &Value, key: &str) -> Vec<String> {
         Value::Null => Vec::new(),
         Value::Array(items) => items
             .iter()
-            .map(|v| {
-                v.as_str()
-                    .unwrap_or_else(|| panic!("non-string in {key}: {json}"))
-                    .to_string()
-            })
+            .map(|v| v.as_str().unwrap_or_else(|| panic!("non-string in {key}: {json}")).to_string())
             .collect(),
         other => panic!("{key} is not an array: {other}"),
     }
@@ -1144,9 +979,7 @@ pub fn header_in<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 /// Asserts `Docker-Distribution-Api-Version: registry/2.0`.
 pub fn assert_api_version(headers: &HeaderMap) {
     assert_eq!(
-        headers
-            .get(API_VERSION_HEADER)
-            .and_then(|v| v.to_str().ok()),
+        headers.get(API_VERSION_HEADER).and_then(|v| v.to_str().ok()),
         Some("registry/2.0"),
         "{API_VERSION_HEADER} header; headers: {headers:?}"
     );
@@ -1154,9 +987,7 @@ pub fn assert_api_version(headers: &HeaderMap) {
 
 /// The `Content-Length` header as a number.
 pub fn content_length(headers: &HeaderMap) -> u64 {
-    header_in(headers, CONTENT_LENGTH.as_str())
-        .parse()
-        .expect("numeric Content-Length")
+    header_in(headers, CONTENT_LENGTH.as_str()).parse().expect("numeric Content-Length")
 }
 
 /// Asserts that `resp` is an OCI error: `status`, the API version header, and a JSON
@@ -1167,12 +998,7 @@ pub async fn assert_error(resp: Response, status: StatusCode, code: &str) -> Val
     let headers = resp.headers().clone();
     let url = resp.url().clone();
     let body = resp.bytes().await.expect("read error body");
-    assert_eq!(
-        got,
-        status,
-        "status for {url}; body: {}",
-        String::from_utf8_lossy(&body)
-    );
+    assert_eq!(got, status, "status for {url}; body: {}", String::from_utf8_lossy(&body));
     assert_api_version(&headers);
     assert_error_body(&body, code)
 }
@@ -1180,28 +1006,17 @@ pub async fn assert_error(resp: Response, status: StatusCode, code: &str) -> Val
 /// Asserts the JSON error envelope in `body` and that its first error has `code`.
 pub fn assert_error_body(body: &[u8], code: &str) -> Value {
     let text = String::from_utf8_lossy(body);
-    let json: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
-    let errors = json["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no \"errors\" array in {text}"));
+    let json: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
+    let errors = json["errors"].as_array().unwrap_or_else(|| panic!("no \"errors\" array in {text}"));
     assert!(!errors.is_empty(), "empty \"errors\" array in {text}");
     for error in errors {
-        let c = error["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("error without a code: {text}"));
+        let c = error["code"].as_str().unwrap_or_else(|| panic!("error without a code: {text}"));
         assert!(
             !c.is_empty() && c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
             "code {c:?} is not uppercase letters and underscores"
         );
-        assert!(
-            error["message"].is_string(),
-            "error without a message: {text}"
-        );
-        assert!(
-            error.get("detail").is_some(),
-            "error without a detail: {text}"
-        );
+        assert!(error["message"].is_string(), "error without a message: {text}");
+        assert!(error.get("detail").is_some(), "error without a detail: {text}");
     }
     assert_eq!(errors[0]["code"], code, "error code in {text}");
     json
@@ -1219,10 +1034,7 @@ pub struct RawResponse {
 impl RawResponse {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -1230,16 +1042,10 @@ impl RawResponse {
 /// connection and reads the whole response.
 pub async fn raw_request(host_port: &str, method: &str, path: &str) -> RawResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(host_port)
-        .await
-        .expect("connect");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write request");
+    let mut stream = tokio::net::TcpStream::connect(host_port).await.expect("connect");
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write request");
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut raw))
         .await
@@ -1261,14 +1067,12 @@ fn parse_raw_response(raw: &[u8], head: bool) -> RawResponse {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let rest = &raw[split + 4..];
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
-    });
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"));
     let body = if head {
         Vec::new()
     } else if chunked {
@@ -1276,11 +1080,7 @@ fn parse_raw_response(raw: &[u8], head: bool) -> RawResponse {
     } else {
         rest.to_vec()
     };
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
+    RawResponse { status, headers, body }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -1304,16 +1104,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// Asserts a raw response is an OCI error with `status` and first error `code`.
 pub fn assert_raw_error(resp: &RawResponse, status: u16, code: &str) {
-    assert_eq!(
-        resp.status,
-        status,
-        "status; body: {}",
-        String::from_utf8_lossy(&resp.body)
-    );
-    assert_eq!(
-        resp.header(API_VERSION_HEADER),
-        Some("registry/2.0"),
-        "{API_VERSION_HEADER}"
-    );
+    assert_eq!(resp.status, status, "status; body: {}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.header(API_VERSION_HEADER), Some("registry/2.0"), "{API_VERSION_HEADER}");
     assert_error_body(&resp.body, code);
 }
