@@ -2,7 +2,7 @@
 # The benchmark: our registry-host against CNCF distribution 2.8.2 (Debian's
 # docker-registry), one server at a time, the same workloads, in one run.
 # Prints a side-by-side table and writes it, with a description of the
-# machine and issue 5's targets, to BENCHMARKS.md.
+# machine and the performance targets, to BENCHMARKS.md.
 #
 #   bash bench/run.sh
 #

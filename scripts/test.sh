@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: the unit tests of each crate and the end-to-end
+# Runs every check of the workspace: first rustfmt and clippy (scripts/lint.sh), then
+# the unit tests of each crate and the end-to-end
 # suite (tests/e2e) against each deployment of the registry: the native
 # `registry-host`, and the composed `registry.wasm` under `wasmtime serve` and under
 # `jco serve` (Node.js). The suite drives each with raw HTTP, the oci-client crate,
@@ -14,7 +15,9 @@
 #
 # It starts a private dockerd (no network, vfs storage, its own socket and data in a
 # temporary directory) for the Docker CLI test, and always stops and removes it on
-# exit. Extra arguments go to each end-to-end `cargo test`, e.g.
+# exit. Each stage prints its time as it ends, and all of them again at exit; the
+# final count says how many tests passed, failed and were skipped (left out by
+# name where they cannot run). Extra arguments go to each end-to-end `cargo test`, e.g.
 # `scripts/test.sh uploads` or `scripts/test.sh -- --nocapture`.
 #
 # Environment:
@@ -30,8 +33,46 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Each stage's name and time, printed as it ends and again, all together, at exit.
+stage_name=""
+stage_started=$SECONDS
+stage_times=()
+end_stage() {
+    if [[ -n "$stage_name" ]]; then
+        local took=$((SECONDS - stage_started))
+        printf -- '---- %s: %d s\n' "$stage_name" "$took"
+        stage_times+=("$(printf '%6d s  %s' "$took" "$stage_name")")
+    fi
+    stage_name=""
+}
 section() {
+    end_stage
     printf '\n==== %s ====\n' "$*"
+    stage_name="$*"
+    stage_started=$SECONDS
+}
+# At exit, whatever the outcome: stop the private dockerd, if one was started
+# (stop_dockerd, below), and print the stage times.
+dockerd_pid=""    # what we started: dockerd, or the sudo running it
+dockerd_target="" # dockerd itself
+docker_dir=""
+on_exit() {
+    local status=$?
+    if declare -F stop_dockerd >/dev/null; then
+        stop_dockerd || true
+    fi
+    print_stage_times
+    exit "$status"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+print_stage_times() {
+    end_stage
+    if ((${#stage_times[@]})); then
+        printf '\n==== Stage times (total %d s) ====\n' "$SECONDS"
+        printf '%s\n' "${stage_times[@]}"
+    fi
 }
 
 die() {
@@ -84,6 +125,12 @@ else
     echo "cargo's default (target/)"
 fi
 
+command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml picks the toolchain and the wasm32-wasip2 target"
+
+section "Format and lints: scripts/lint.sh"
+bash scripts/lint.sh
+
 target_dir="${CARGO_TARGET_DIR:-target}"
 # Absolute: the end-to-end tests run in tests/, where a relative path would not hold.
 [[ "$target_dir" == /* ]] || target_dir="$PWD/$target_dir"
@@ -112,8 +159,6 @@ have_package() {
 }
 
 missing=()
-command -v cargo >/dev/null 2>&1 ||
-    die "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml picks the toolchain and the wasm32-wasip2 target"
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
@@ -199,12 +244,7 @@ echo "oras:   $(python3 -c 'import oras.version; print("oras-py", oras.version._
 # rustup adds it on first use.
 
 # ---------------------------------------------------------------------------------
-dockerd_pid=""    # what we started: dockerd, or the sudo running it
-dockerd_target="" # dockerd itself
-docker_dir=""
-
 stop_dockerd() {
-    local status=$?
     if [[ -n "$dockerd_pid" ]]; then
         # Signal dockerd itself (its pidfile), not the sudo in front of it, if any.
         if [[ -s "$docker_dir/dockerd.pid" ]]; then
@@ -237,8 +277,8 @@ stop_dockerd() {
         as_root rm -rf "$docker_dir" || echo "warning: could not remove $docker_dir"
         docker_dir=""
     fi
-    return "$status"
 }
+
 
 # Runs a command as root: directly when we are root, else through passwordless sudo.
 as_root() {
@@ -265,9 +305,6 @@ to leave the Docker test out on purpose."
     fi
     # Short path: the daemon's sockets live under it and must fit in sun_path.
     docker_dir="$(mktemp -d /tmp/registry-dockerd.XXXXXX)"
-    trap stop_dockerd EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
     chmod 755 "$docker_dir"
     # An empty configuration file, so that a host's /etc/docker/daemon.json cannot
     # conflict with the flags below; a separate exec-root and pidfile, so that a
@@ -378,14 +415,20 @@ count_log=$(mktemp)
 counted() {
     "$@" 2>&1 | tee -a "$count_log"
 }
-# "N passed, M failed" over every `test result:` line so far.
+# "N passed, M failed, K skipped" over the `test result:` lines of the log from line
+# $1 on (default: all). Skipped: tests left out by name (`--skip`, or a filter given to
+# this script) plus ignored ones; a test that cannot run somewhere is left out, never
+# counted as passed.
 totals() {
-    grep -oE '^test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$count_log" |
-        awk '{ passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }'
+    tail -n +"${1:-1}" "$count_log" |
+        grep -oE '^test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed; [0-9]+ ignored; [0-9]+ measured; [0-9]+ filtered out' |
+        awk '{ passed += $4; failed += $6; skipped += $8 + $12 }
+             END { printf "%d passed, %d failed, %d skipped\n", passed, failed, skipped }'
 }
 
-section "Unit tests: cargo test --release"
-counted cargo test --release
+section "Unit tests: cargo test --release --workspace"
+# --workspace: the default members and the benchmark crate's own tests.
+counted cargo test --release --workspace
 
 # ---------------------------------------------------------------------------------
 # tests/ is its own workspace: its client crates must not change the features the
@@ -401,12 +444,20 @@ counted cargo test --release
 #            headers as `Object.fromEntries(headers)`, which keeps only the last
 #            value of a repeated header: the client sees `OCI-Tag: two` alone. The
 #            tags themselves are stored (the other tag tests pass on jco).
+#   docker_cli::   (all, with REGISTRY_TEST_NO_DOCKER=1) the Docker CLI test.
+# Left out by name, cargo counts them as filtered out: the totals report them as
+# skipped (a test that is run where it cannot work fails instead of passing).
 skip_args() {
+    local skips=""
     case "$1" in
     host) ;;
-    wasmtime) echo "--skip host::" ;;
-    jco) echo "--skip host:: --skip tags::tag_parameters_tag_the_manifest" ;;
+    wasmtime) skips="--skip host::" ;;
+    jco) skips="--skip host:: --skip tags::tag_parameters_tag_the_manifest" ;;
     esac
+    if ((no_docker)); then
+        skips+="${skips:+ }--skip docker_cli::"
+    fi
+    echo "$skips"
 }
 
 results=()
@@ -429,10 +480,11 @@ for deployment in "${deployments[@]}"; do
         [[ "$arg" == --skip ]] || left_out+="${left_out:+, }$arg"
     done
     started=$SECONDS
+    first_line=$(($(wc -l <"$count_log") + 1))
     if counted env REGISTRY_TEST_DEPLOYMENT="$deployment" cargo test --release --manifest-path tests/Cargo.toml "${args[@]}"; then
-        results+=("$deployment: passed in $((SECONDS - started)) s${left_out:+ (left out: $left_out)}")
+        results+=("$deployment: passed in $((SECONDS - started)) s: $(totals "$first_line")${left_out:+ (left out: $left_out)}")
     else
-        results+=("$deployment: FAILED after $((SECONDS - started)) s")
+        results+=("$deployment: FAILED after $((SECONDS - started)) s: $(totals "$first_line")")
         failed=1
     fi
 done

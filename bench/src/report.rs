@@ -1,5 +1,5 @@
 //! Puts the results of two runs side by side: a markdown table on stdout,
-//! and BENCHMARKS.md with the machine's description and issue 5's targets.
+//! and BENCHMARKS.md with the machine's description and the performance targets.
 
 use crate::stats::{median, round};
 use anyhow::Context as _;
@@ -193,7 +193,7 @@ fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or("–".into(), |r| format!("{r:.2}×"))
 }
 
-/// A target of issue 5 and whether this run meets it.
+/// A performance target and whether this run meets it.
 struct Verdict {
     target: String,
     evidence: String,
@@ -317,7 +317,7 @@ pub fn write(
     }
     let verdicts = verdicts(&ours, &reference, &order);
     let mut targets = String::new();
-    writeln!(targets, "| target (issue 5) | this run | met |")?;
+    writeln!(targets, "| target | this run | met |")?;
     writeln!(targets, "|---|---|---|")?;
     for v in &verdicts {
         writeln!(targets, "| {} | {} | {} |", v.target, v.evidence, if v.met { "yes" } else { "**no**" })?;
@@ -346,7 +346,7 @@ pub fn write(
         if !runs.is_empty() {
             writeln!(md, "Every run of the big-blob phases (the table shows the median):\n\n{runs}")?;
         }
-        writeln!(md, "## Targets of issue 5\n\n{targets}\n{met} of {} targets met.\n", verdicts.len())?;
+        writeln!(md, "## Targets\n\n{targets}\n{met} of {} targets met.\n", verdicts.len())?;
         writeln!(md, "{}", METHOD)?;
         if let Some(notes) = notes {
             let text = std::fs::read_to_string(notes).with_context(|| format!("reading {}", notes.display()))?;

@@ -216,9 +216,11 @@ async fn delete_upload_cancels_it() {
 /// upload) is 405 UNSUPPORTED, and everything is still there afterwards.
 #[tokio::test]
 async fn disable_delete_refuses_every_delete() {
-    if external_registry() {
-        return;
-    }
+    assert!(
+        !external_registry(),
+        "this test starts its own registry with --disable-delete and cannot run against REGISTRY_TEST_URL: \
+         leave it out with `--skip deletes::disable_delete_refuses_every_delete`"
+    );
     let server = RegistryServer::start_with_args(&["--disable-delete"]);
     let repo = "e2e/deletes/disabled";
     let image = server.push_image_blobs(repo, 1, false).await;

@@ -4,16 +4,16 @@
 //!
 //! These tests are about the native binary, so they run only when
 //! `REGISTRY_TEST_DEPLOYMENT` is `host` (the default): under `wasmtime` or `jco` the
-//! process is someone else's CLI. There each test prints that it does not apply and
-//! returns; scripts/test.sh leaves the module out (`--skip host::`) for those runs,
-//! so that they are not reported as passes.
+//! process is someone else's CLI. There each test fails if it is run at all;
+//! scripts/test.sh leaves the module out (`--skip host::`) for those runs, so that
+//! they are counted as skipped, never as passes.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{host_binary_under_test, random_bytes, registry_host_bin, wait_with_timeout, RegistryServer};
+use crate::common::{random_bytes, registry_host_bin, require_host_binary, wait_with_timeout, RegistryServer};
 
 /// How long a server may take to stop after a signal.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -55,9 +55,7 @@ async fn stops_gracefully_on(signal: &str) {
 /// delete. A clean stop and another start change nothing.
 #[tokio::test]
 async fn acknowledged_writes_survive_sigkill_and_restart() {
-    if !host_binary_under_test("host::acknowledged_writes_survive_sigkill_and_restart") {
-        return;
-    }
+    require_host_binary();
     let scratch = tempfile::Builder::new().prefix("registry-e2e-restart.").tempdir().unwrap();
     let data = scratch.path().join("data");
     let repo = "e2e/restart";
@@ -93,18 +91,14 @@ async fn acknowledged_writes_survive_sigkill_and_restart() {
 /// SIGTERM stops the server with a successful exit status.
 #[tokio::test]
 async fn sigterm_stops_gracefully() {
-    if !host_binary_under_test("host::sigterm_stops_gracefully") {
-        return;
-    }
+    require_host_binary();
     stops_gracefully_on("TERM").await;
 }
 
 /// SIGINT (Ctrl-C) stops the server with a successful exit status.
 #[tokio::test]
 async fn sigint_stops_gracefully() {
-    if !host_binary_under_test("host::sigint_stops_gracefully") {
-        return;
-    }
+    require_host_binary();
     stops_gracefully_on("INT").await;
 }
 
@@ -112,9 +106,7 @@ async fn sigint_stops_gracefully() {
 /// address.
 #[tokio::test]
 async fn taken_port_is_a_clear_error() {
-    if !host_binary_under_test("host::taken_port_is_a_clear_error") {
-        return;
-    }
+    require_host_binary();
     let server = RegistryServer::start();
     let data = tempfile::tempdir().unwrap();
     let stderr = expect_startup_failure(&["--listen", server.host_port(), "--data-dir", data.path().to_str().unwrap()]);
@@ -129,9 +121,7 @@ async fn taken_port_is_a_clear_error() {
 /// error at startup, naming the directory.
 #[tokio::test]
 async fn unusable_data_dir_is_a_clear_error() {
-    if !host_binary_under_test("host::unusable_data_dir_is_a_clear_error") {
-        return;
-    }
+    require_host_binary();
     let scratch = tempfile::tempdir().unwrap();
     let file = scratch.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();

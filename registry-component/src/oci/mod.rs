@@ -1,5 +1,5 @@
 //! OCI value types, parsed at the edge so that code past the router never
-//! handles a raw `&str` (STYLE.md rule 4).
+//! handles a raw `&str`.
 //!
 //! Spec: OCI distribution-spec v1.1 (names, references, digests) and OCI
 //! image-spec v1.1 (manifests, indexes, descriptors).

@@ -1,5 +1,5 @@
 //! The kv key layout: the only code that turns typed values into kv keys
-//! (STYLE.md rule 5), and back.
+//! and back.
 //!
 //! Spec: the layout is ours; the key rules are `wit/kv.wit` (`/`-separated
 //! segments, none empty, `.` or `..`; at most 1024 bytes). Every segment

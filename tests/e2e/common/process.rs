@@ -1,0 +1,377 @@
+//! The processes under test: which deployment serves the registry
+//! (`REGISTRY_TEST_DEPLOYMENT`), where its binaries are, and how a server is spawned,
+//! waited for, signalled and killed with its children.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// The main workspace's build directory: `$CARGO_TARGET_DIR`, else `target/`.
+pub(super) fn workspace_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// The root of the main workspace (the parent of `tests/`).
+pub(super) fn repo_root() -> PathBuf {
+    tests_dir().join("..")
+}
+
+/// The `tests/` crate's directory. `cargo test` names it when it runs the
+/// tests; that is preferred over the path compiled in, because a build cache
+/// shared between checkouts may hold a binary built in another checkout.
+pub fn tests_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// Path of the `registry-host` binary under test.
+pub fn registry_host_bin() -> PathBuf {
+    let path = std::env::var_os("REGISTRY_HOST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_target_dir().join("release/registry-host"));
+    assert!(
+        path.exists(),
+        "no registry-host at {}: build it with `cargo build --release -p registry-host` \
+         (or run scripts/test.sh), or set REGISTRY_HOST_BIN",
+        path.display()
+    );
+    path
+}
+
+/// Path of the composed `registry.wasm` under test (deployments `wasmtime`, `jco`).
+pub fn registry_wasm() -> PathBuf {
+    let path = std::env::var_os("REGISTRY_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_target_dir().join("release/registry.wasm"));
+    assert!(
+        path.exists(),
+        "no registry.wasm at {}: build it with `cargo build --release -p registry-wasm` \
+         (or run scripts/test.sh), or set REGISTRY_WASM",
+        path.display()
+    );
+    path
+}
+
+/// `$var` if set, else `default` (looked up on the `PATH` when spawned).
+pub(super) fn tool(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
+}
+
+/// Which runtime serves the registry under test: `REGISTRY_TEST_DEPLOYMENT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deployment {
+    /// `registry-host`: our native host (wasmtime embedded, storage on the filesystem).
+    Host,
+    /// `wasmtime serve` running the composed `registry.wasm` (storage-fs on
+    /// wasi:filesystem).
+    Wasmtime,
+    /// `jco serve` running the composed `registry.wasm` on Node.js with the preview2
+    /// shims.
+    Jco,
+}
+
+impl Deployment {
+    /// The deployment this run tests: `REGISTRY_TEST_DEPLOYMENT` (`host`, `wasmtime`
+    /// or `jco`), `host` when unset. Any other value fails the test.
+    pub fn current() -> Self {
+        match std::env::var("REGISTRY_TEST_DEPLOYMENT").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("") | Ok("host") => Self::Host,
+            Ok("wasmtime") => Self::Wasmtime,
+            Ok("jco") => Self::Jco,
+            other => {
+                panic!("REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `wasmtime` or `jco`")
+            }
+        }
+    }
+
+    /// The name `REGISTRY_TEST_DEPLOYMENT` spells it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Wasmtime => "wasmtime",
+            Self::Jco => "jco",
+        }
+    }
+
+    /// The prefix of the server's forwarded output lines.
+    fn log_prefix(self) -> &'static str {
+        match self {
+            Self::Host => "[registry-host]",
+            Self::Wasmtime => "[wasmtime]",
+            Self::Jco => "[jco]",
+        }
+    }
+
+    /// How long the server may take to report that it listens: wasmtime compiles
+    /// registry.wasm on a cold cache, jco transpiles it to JavaScript at every start.
+    fn startup_timeout(self) -> Duration {
+        match self {
+            Self::Host => Duration::from_secs(60),
+            Self::Wasmtime | Self::Jco => Duration::from_secs(120),
+        }
+    }
+}
+
+/// Fails the test unless it runs against the `registry-host` binary: a test about
+/// the binary itself (signals, flags, startup errors, crashes) cannot run under
+/// another deployment or against an external registry, and must not pass there
+/// unseen. Leave such tests out by name instead (`--skip host::`, as
+/// scripts/test.sh does), so that the harness counts them as filtered out.
+pub fn require_host_binary() {
+    assert!(
+        !external_registry(),
+        "this test is about the registry-host binary and cannot run against REGISTRY_TEST_URL: \
+         leave it out with `--skip host::`"
+    );
+    let deployment = Deployment::current();
+    assert!(
+        deployment == Deployment::Host,
+        "this test is about the registry-host binary and cannot run under REGISTRY_TEST_DEPLOYMENT={}: \
+         leave it out with `--skip host::` (scripts/test.sh does)",
+        deployment.name()
+    );
+}
+
+/// The environment of registry.wasm for `extra` registry-host flags: the component
+/// reads `REGISTRY_DELETE_ENABLED` (`false` answers DELETE with 405, as
+/// `--disable-delete` does). Always set, so that nothing leaks in from the test's own
+/// environment (jco hands the component the whole environment of `node`).
+pub(super) fn component_env(deployment: Deployment, extra: &[&str]) -> Vec<(&'static str, String)> {
+    let mut delete_enabled = true;
+    for flag in extra {
+        match *flag {
+            "--disable-delete" => delete_enabled = false,
+            other => panic!(
+                "registry-host flag {other:?} has no equivalent for registry.wasm \
+                 (REGISTRY_TEST_DEPLOYMENT={})",
+                deployment.name()
+            ),
+        }
+    }
+    vec![("REGISTRY_DELETE_ENABLED", delete_enabled.to_string())]
+}
+
+/// Starts `jco serve` on a free port of 127.0.0.1, transpiling into `scratch/jco`
+/// (inside the test's temporary directory, so nothing is left behind) and
+/// preopening `data_dir` as `/data` with registry-wasm/jco-preopen.mjs.
+///
+/// jco prints the port it was given, not the one it bound (`--port 0` prints 0), so
+/// the port is chosen here: one the kernel just handed out and that is free again.
+/// Another process may take it before jco binds it; jco then exits with
+/// `EADDRINUSE`, and another port is tried.
+pub(super) fn start_jco(scratch: &Path, data_dir: &Path, extra: &[&str]) -> (Child, Vec<JoinHandle<()>>, String) {
+    const ATTEMPTS: usize = 5;
+    let deployment = Deployment::Jco;
+    let env = component_env(deployment, extra);
+    let preopen = repo_root().join("registry-wasm/jco-preopen.mjs");
+    let wasm = registry_wasm();
+    for attempt in 1..=ATTEMPTS {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("find a free port")
+            .port();
+        let mut command = Command::new(tool("JCO_BIN", "jco"));
+        command
+            .arg("serve")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--jco-dir")
+            .arg(scratch.join("jco"))
+            .arg("--jco-import")
+            .arg(&preopen)
+            .arg(&wasm)
+            .env("REGISTRY_DATA_DIR", data_dir);
+        for (name, value) in &env {
+            command.env(name, value);
+        }
+        match spawn_and_wait_for_listening(deployment, command) {
+            Ok(started) => return started,
+            Err(failure) if attempt < ATTEMPTS && failure.output.iter().any(|l| l.contains("EADDRINUSE")) => {
+                eprintln!("[jco] port {port} was taken before jco bound it: trying another");
+            }
+            Err(failure) => failure.panic(deployment),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+/// A server that did not come up: what happened, and everything it printed.
+pub struct StartFailure {
+    what: String,
+    output: Vec<String>,
+}
+
+impl StartFailure {
+    pub(super) fn panic(self, deployment: Deployment) -> ! {
+        panic!(
+            "{} (REGISTRY_TEST_DEPLOYMENT={}); its output:\n{}",
+            self.what,
+            deployment.name(),
+            self.output.join("\n")
+        )
+    }
+}
+
+/// The `IP:PORT` in `line` if it is the line with which `deployment` reports that it
+/// accepts connections:
+///
+/// - registry-host: `registry-host listening on http://127.0.0.1:PORT/`
+/// - wasmtime serve: `Serving HTTP on http://127.0.0.1:PORT/`
+/// - jco serve: `Server listening @ 127.0.0.1:PORT...`
+pub(super) fn listening_addr(deployment: Deployment, line: &str) -> Option<String> {
+    let line = line.trim();
+    let addr = match deployment {
+        Deployment::Host => line.strip_prefix("registry-host listening on http://")?.trim_end_matches('/'),
+        Deployment::Wasmtime => line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/'),
+        Deployment::Jco => line.strip_prefix("Server listening @ ")?.trim_end_matches('.'),
+    };
+    assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "cannot parse the address in {line:?}");
+    Some(addr.to_string())
+}
+
+/// Spawns `registry-host` on `data_dir` with `extra` flags and waits for it to listen.
+pub(super) fn spawn_host(data_dir: &Path, extra: &[&str]) -> (Child, Vec<JoinHandle<()>>, String) {
+    let mut command = Command::new(registry_host_bin());
+    command.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir).args(extra);
+    spawn_and_wait_for_listening(Deployment::Host, command).unwrap_or_else(|failure| failure.panic(Deployment::Host))
+}
+
+/// Spawns `command` (a server of `deployment`) with its output piped and waits for
+/// its listening line. Returns the child, the threads that keep forwarding its output
+/// (each line prefixed `[registry-host]`, `[wasmtime]` or `[jco]`), and the bound
+/// `IP:PORT`.
+///
+/// Fails with everything the process printed if it exits first or stays silent for
+/// the deployment's startup timeout (the process is then killed).
+pub fn spawn_and_wait_for_listening(
+    deployment: Deployment,
+    mut command: Command,
+) -> Result<(Child, Vec<JoinHandle<()>>, String), StartFailure> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let program = command.get_program().to_owned();
+    let mut child = command.spawn().unwrap_or_else(|e| {
+        panic!("spawn {} (REGISTRY_TEST_DEPLOYMENT={}): {e}", program.to_string_lossy(), deployment.name())
+    });
+    let (tx, rx) = mpsc::channel::<String>();
+    // Plain threads rather than tasks: they must outlive nothing but the process, and
+    // std threads inherit the test's output capture, so the forwarded lines show up
+    // in the report of the test that started this server when it fails.
+    let forwarders = vec![
+        forward_lines(deployment, child.stderr.take().expect("piped stderr"), tx.clone()),
+        forward_lines(deployment, child.stdout.take().expect("piped stdout"), tx),
+    ];
+
+    let timeout = deployment.startup_timeout();
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(addr) = listening_addr(deployment, &line) {
+                    return Ok((child, forwarders, addr));
+                }
+                seen.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Both pipes closed: the process (and, for jco, its child) is gone.
+                let status = child.wait().ok();
+                kill_tree(&mut child);
+                for forwarder in forwarders {
+                    let _ = forwarder.join();
+                }
+                return Err(StartFailure {
+                    what: format!("{} exited ({status:?}) before listening", program.to_string_lossy()),
+                    output: seen,
+                });
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                kill_tree(&mut child);
+                for forwarder in forwarders {
+                    let _ = forwarder.join();
+                }
+                return Err(StartFailure {
+                    what: format!("{} printed no listening line within {timeout:?}", program.to_string_lossy()),
+                    output: seen,
+                });
+            }
+        }
+    }
+}
+
+/// Forwards each line of `pipe` to the test's stderr, prefixed for `deployment`, and
+/// sends it to `tx` as long as someone listens.
+fn forward_lines(deployment: Deployment, pipe: impl Read + Send + 'static, tx: mpsc::Sender<String>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{} {line}", deployment.log_prefix());
+            if let Some(sender) = &tx {
+                if sender.send(line).is_err() {
+                    tx = None;
+                }
+            }
+        }
+    })
+}
+
+/// Kills `child` and every process below it (SIGKILL), then reaps it. `jco serve`
+/// runs the server in a child `node` that would outlive jco (and keep the output
+/// pipes open) if only jco were killed. The children are found in
+/// `/proc/PID/task/TID/children` and killed first, before they can be reparented.
+/// They share the test's process group, so an interrupted test run (Ctrl-C) still
+/// stops them all.
+pub fn kill_tree(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let mut pids = Vec::new();
+        descendants(child.id(), &mut pids);
+        // Deepest first; a process that has already gone is no error.
+        for pid in pids.iter().rev() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Appends the descendants of `pid` to `out`, parents before their children.
+fn descendants(pid: u32, out: &mut Vec<u32>) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            out.push(child);
+            descendants(child, out);
+        }
+    }
+}
+
+/// Sends a signal by name through `kill(1)` (the suite needs no libc binding).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Polls `child` until it exits or `timeout` passes.
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

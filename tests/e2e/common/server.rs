@@ -1,0 +1,323 @@
+//! [`RegistryServer`]: a real registry process on an ephemeral port with a throw-away
+//! data directory, its HTTP client, and the pushes and fetches most tests start from.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use super::*;
+
+/// A running registry under test. Dropping it kills the server process and its
+/// children (jco runs the server in a child `node`), see [`kill_tree`].
+pub struct RegistryServer {
+    /// `None` when the suite runs against an external registry (`REGISTRY_TEST_URL`).
+    child: Option<Child>,
+    /// Forward the server's stderr and stdout to the test's stderr until the process
+    /// ends.
+    forwarders: Vec<JoinHandle<()>>,
+    /// `http://IP:PORT`, without a trailing slash.
+    base_url: String,
+    /// `IP:PORT`, the registry host as image references spell it.
+    host_port: String,
+    client: reqwest::Client,
+    /// The server's data directory, inside `_scratch`.
+    data_dir: Option<PathBuf>,
+    /// Keeps the data directory (and jco's transpiled code) alive as long as the
+    /// server; removed on drop.
+    _scratch: Option<TempDir>,
+}
+
+impl RegistryServer {
+    /// Starts the registry of this run's [`Deployment`] on `127.0.0.1` (an ephemeral
+    /// port) with a fresh temporary data directory and waits for it to listen.
+    ///
+    /// Blocks the calling thread while the server starts, which is harmless here: no
+    /// other request of the test is in flight yet.
+    pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts `registry-host` (whatever the deployment) on `data_dir`, which the
+    /// caller keeps: for tests that restart it on the same data.
+    pub fn start_host_on(data_dir: &Path) -> Self {
+        Self::spawned(spawn_host(data_dir, &[]), data_dir.to_path_buf(), None)
+    }
+
+    /// A server spawned and listening at `addr`.
+    fn spawned(
+        (child, forwarders, addr): (Child, Vec<JoinHandle<()>>, String),
+        data_dir: PathBuf,
+        scratch: Option<TempDir>,
+    ) -> Self {
+        Self {
+            child: Some(child),
+            forwarders,
+            base_url: format!("http://{addr}"),
+            host_port: addr,
+            client: http_client(),
+            data_dir: Some(data_dir),
+            _scratch: scratch,
+        }
+    }
+
+    /// Like [`RegistryServer::start`], with `extra` `registry-host` flags (such as
+    /// `--disable-delete`) after the listen address and data directory. For the
+    /// deployments of registry.wasm the flags become what the component reads
+    /// (`--disable-delete`: `REGISTRY_DELETE_ENABLED=false`); a flag without such an
+    /// equivalent fails the test. Against an external registry (`REGISTRY_TEST_URL`)
+    /// the flags cannot apply: tests that need them check [`external_registry`]
+    /// first.
+    pub fn start_with_args(extra: &[&str]) -> Self {
+        let deployment = Deployment::current();
+        if let Ok(url) = std::env::var("REGISTRY_TEST_URL") {
+            let base_url = url.trim_end_matches('/').to_string();
+            let host_port =
+                base_url.split_once("://").map(|(_, rest)| rest.to_string()).unwrap_or_else(|| base_url.clone());
+            return Self {
+                child: None,
+                forwarders: Vec::new(),
+                base_url,
+                host_port,
+                client: http_client(),
+                data_dir: None,
+                _scratch: None,
+            };
+        }
+
+        let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
+        let data_dir = scratch.path().join("data");
+        std::fs::create_dir(&data_dir).expect("create the data directory");
+
+        let spawned = match deployment {
+            Deployment::Host => spawn_host(&data_dir, extra),
+            Deployment::Wasmtime => {
+                let mut command = Command::new(tool("WASMTIME_BIN", "wasmtime"));
+                command
+                    .arg("serve")
+                    // wasi:cli (environment, stdio, exit) next to wasi:http.
+                    .args(["-S", "cli"])
+                    .arg("--dir")
+                    .arg(format!("{}::/data", data_dir.display()))
+                    .args(["--addr", "127.0.0.1:0"]);
+                for (name, value) in component_env(deployment, extra) {
+                    command.arg("--env").arg(format!("{name}={value}"));
+                }
+                command.arg(registry_wasm());
+                spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
+            }
+            Deployment::Jco => start_jco(scratch.path(), &data_dir, extra),
+        };
+        Self::spawned(spawned, data_dir, Some(scratch))
+    }
+
+    /// `http://IP:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `IP:PORT`, for image references such as `127.0.0.1:PORT/e2e/busybox:v1`.
+    pub fn host_port(&self) -> &str {
+        &self.host_port
+    }
+
+    /// The server's URL for `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url(), path)
+    }
+
+    /// A `Location` header value made absolute: the spec allows relative ones.
+    pub fn resolve(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            self.url(location)
+        } else {
+            panic!("Location {location:?} is neither absolute nor rooted at /");
+        }
+    }
+
+    /// The server's data directory; `None` against an external registry.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// An HTTP client that never goes through a proxy.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends `signal` (a name such as `TERM`) to the server and waits up to `timeout`
+    /// for it to exit. Returns its exit status, or `None` if it is still running.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("a spawned server");
+        send_signal(child.id(), signal);
+        let status = wait_with_timeout(child, timeout);
+        if status.is_some() {
+            self.child = None;
+            for forwarder in self.forwarders.drain(..) {
+                let _ = forwarder.join();
+            }
+        }
+        status
+    }
+
+    /// `GET /v2/<repo>/blobs/<digest>`, whatever the answer.
+    pub async fn get_blob(&self, repo: &str, digest: &str) -> Response {
+        self.client.get(self.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.expect("GET blob")
+    }
+
+    /// Starts an upload session in `repo` and returns its absolute upload URL.
+    pub async fn start_upload(&self, repo: &str) -> String {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .header(CONTENT_LENGTH, "0")
+            .send()
+            .await
+            .expect("POST upload");
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "POST /v2/{repo}/blobs/uploads/");
+        self.resolve(header(&resp, LOCATION.as_str()))
+    }
+
+    /// Pushes `data` as a blob of `repo` (POST, then PUT `?digest=` with the body)
+    /// and returns its digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let digest = sha256_digest(data);
+        let location = self.start_upload(repo).await;
+        let resp = self
+            .client
+            .put(with_query(&location, "digest", &digest))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .expect("PUT upload");
+        assert_eq!(resp.status(), StatusCode::CREATED, "PUT blob {digest} into {repo}");
+        digest
+    }
+
+    /// Pushes manifest `body` with `media_type` to `repo` under `reference` (a tag or a
+    /// digest), asserts 201, and returns the digest the registry reported.
+    pub async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+        let resp = self.put_manifest(repo, reference, media_type, body.to_vec()).await;
+        let status = resp.status();
+        let digest = resp.headers().get("Docker-Content-Digest").map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::CREATED, "PUT manifest {repo}:{reference}: {text}");
+        let digest = digest.expect("Docker-Content-Digest on a manifest PUT");
+        assert_eq!(digest, sha256_digest(body));
+        digest
+    }
+
+    /// `PUT /v2/<repo>/manifests/<reference>` without any assertion.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header(CONTENT_TYPE, media_type)
+            .body(body)
+            .send()
+            .await
+            .expect("PUT manifest")
+    }
+
+    /// Pushes a config blob and `layer_count` random layers to `repo` and returns an
+    /// image whose manifest (OCI or Docker flavour) refers to them.
+    pub async fn push_image_blobs(&self, repo: &str, layer_count: usize, docker: bool) -> TestImage {
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"created":"{}"}}"#,
+            unique_id()
+        )
+        .into_bytes();
+        let config = Descriptor {
+            media_type: if docker { media::DOCKER_CONFIG } else { media::OCI_CONFIG }.into(),
+            digest: self.push_blob(repo, &config).await,
+            size: config.len() as u64,
+        };
+        let mut layers = Vec::new();
+        for i in 0..layer_count {
+            let data = random_bytes(1000 + i * 4096);
+            layers.push(Descriptor {
+                media_type: if docker { media::DOCKER_LAYER } else { media::OCI_LAYER }.into(),
+                digest: self.push_blob(repo, &data).await,
+                size: data.len() as u64,
+            });
+        }
+        TestImage { config, layers, docker }
+    }
+
+    /// Pushes a small OCI image (a config and one layer) to `repo` and tags it with
+    /// each of `tags` (one manifest PUT per tag; none when `tags` is empty, then the
+    /// manifest is pushed by digest). Returns the manifest's digest.
+    pub async fn push_image(&self, repo: &str, tags: &[&str]) -> String {
+        let image = self.push_image_blobs(repo, 1, false).await;
+        let body = image.manifest();
+        if tags.is_empty() {
+            let digest = sha256_digest(&body);
+            return self.push_manifest(repo, &digest, media::OCI_MANIFEST, &body).await;
+        }
+        let mut digest = String::new();
+        for tag in tags {
+            digest = self.push_manifest(repo, tag, media::OCI_MANIFEST, &body).await;
+        }
+        digest
+    }
+
+    /// `GET path` (which starts with `/`), asserting 200; returns the headers and
+    /// the body parsed as JSON.
+    pub async fn get_json(&self, path: &str) -> (HeaderMap, Value) {
+        let resp = self.client.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("read the body");
+        assert_eq!(status, StatusCode::OK, "GET {path}: {}", String::from_utf8_lossy(&body));
+        assert_api_version(&headers);
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: body is not JSON ({e}): {}", String::from_utf8_lossy(&body)));
+        (headers, json)
+    }
+
+    /// Kills the server now (as `Drop` would) and waits for its output to drain.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_tree(&mut child);
+        }
+        for forwarder in self.forwarders.drain(..) {
+            let _ = forwarder.join();
+        }
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Makes ring the process-wide rustls crypto provider. reqwest is built with rustls
+/// but without a default provider (see host/Cargo.toml): plain HTTP never uses it,
+/// yet building a client needs one. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn http_client() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        // Generous, so that a hung request fails the test instead of hanging the run.
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("build the HTTP client")
+}
