@@ -1,0 +1,256 @@
+//! [`MemoryStorage`]: the storage seam in plain Rust, held in memory, with
+//! the semantics `wit/` asks of every backend (versions, conditional writes,
+//! byte-ordered listings, digest-checked commits, resumable uploads). It
+//! lets the handlers run under `cargo test` natively; request bodies are
+//! [`MemoryBody`], read with `std::io::Read`.
+
+use super::{AppendError, Entry, Error, Storage, Upload};
+use crate::http::RequestBody;
+use crate::oci::digest::Digest;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+use std::rc::Rc;
+
+#[derive(Default)]
+struct State {
+    kv: BTreeMap<String, Entry>,
+    last_version: u64,
+    blobs: BTreeMap<String, Vec<u8>>,
+    uploads: BTreeMap<String, Vec<u8>>,
+    last_upload: u64,
+    last_random: u64,
+}
+
+/// An in-memory store; clones share their contents.
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    state: Rc<RefCell<State>>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    /// Digests of the committed blobs, in order.
+    pub fn blob_digests(&self) -> Vec<String> {
+        self.state.borrow().blobs.keys().cloned().collect()
+    }
+
+    /// How many uploads are neither committed nor aborted.
+    pub fn open_uploads(&self) -> usize {
+        self.state.borrow().uploads.len()
+    }
+}
+
+fn check_digest(digest: &str) -> Result<(), Error> {
+    digest.parse::<Digest>().map(|_| ()).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    let bad_segment = key.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+    if key.is_empty() || key.len() > 1024 || bad_segment {
+        return Err(Error::Invalid(format!("bad key {key:?}")));
+    }
+    Ok(())
+}
+
+impl Storage for MemoryStorage {
+    type Body = MemoryBody;
+    type Reader = Cursor<Vec<u8>>;
+    type Upload = MemoryUpload;
+
+    fn kv_get(&self, key: &str) -> Result<Option<Entry>, Error> {
+        check_key(key)?;
+        Ok(self.state.borrow().kv.get(key).cloned())
+    }
+
+    fn kv_set(&self, key: &str, value: &[u8]) -> Result<u64, Error> {
+        let version = self.state.borrow().kv.get(key).map(|e| e.version);
+        self.kv_set_if(key, value, version)
+    }
+
+    fn kv_set_if(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<u64, Error> {
+        check_key(key)?;
+        let mut state = self.state.borrow_mut();
+        if state.kv.get(key).map(|e| e.version) != expected {
+            return Err(Error::Conflict);
+        }
+        state.last_version += 1;
+        let version = state.last_version;
+        state.kv.insert(key.to_string(), Entry { value: value.to_vec(), version });
+        Ok(version)
+    }
+
+    fn kv_delete(&self, key: &str) -> Result<bool, Error> {
+        check_key(key)?;
+        Ok(self.state.borrow_mut().kv.remove(key).is_some())
+    }
+
+    fn kv_list_keys(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, Error> {
+        let state = self.state.borrow();
+        Ok(state
+            .kv
+            .range(prefix.to_string()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .filter(|k| after.is_none_or(|a| k.as_str() > a))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    fn blob_stat(&self, digest: &str) -> Result<Option<u64>, Error> {
+        check_digest(digest)?;
+        Ok(self.state.borrow().blobs.get(digest).map(|b| b.len() as u64))
+    }
+
+    fn blob_read(&self, digest: &str, offset: u64, length: Option<u64>) -> Result<Option<Self::Reader>, Error> {
+        check_digest(digest)?;
+        let state = self.state.borrow();
+        let Some(bytes) = state.blobs.get(digest) else { return Ok(None) };
+        let size = bytes.len() as u64;
+        if offset > size {
+            return Err(Error::Invalid(format!("offset {offset} is past the end ({size})")));
+        }
+        let end = length.map_or(size, |len| size.min(offset.saturating_add(len)));
+        Ok(Some(Cursor::new(bytes[offset as usize..end as usize].to_vec())))
+    }
+
+    fn blob_delete(&self, digest: &str) -> Result<bool, Error> {
+        check_digest(digest)?;
+        Ok(self.state.borrow_mut().blobs.remove(digest).is_some())
+    }
+
+    fn start_upload(&self) -> Result<MemoryUpload, Error> {
+        let mut state = self.state.borrow_mut();
+        state.last_upload += 1;
+        let id = format!("{:08x}-0000", state.last_upload);
+        state.uploads.insert(id.clone(), Vec::new());
+        Ok(MemoryUpload { state: self.state.clone(), id })
+    }
+
+    fn resume_upload(&self, id: &str) -> Result<MemoryUpload, Error> {
+        let valid =
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'));
+        if !valid {
+            return Err(Error::Invalid(format!("bad upload id {id:?}")));
+        }
+        if !self.state.borrow().uploads.contains_key(id) {
+            return Err(Error::NotFound);
+        }
+        Ok(MemoryUpload { state: self.state.clone(), id: id.to_string() })
+    }
+
+    /// Deterministic bytes: tests need no secrecy, only distinct values.
+    fn random_bytes(&self, len: usize) -> Vec<u8> {
+        let mut state = self.state.borrow_mut();
+        state.last_random += 1;
+        let seed = state.last_random.to_le_bytes();
+        (0..len).map(|i| seed[i % 8] ^ (i as u8)).collect()
+    }
+}
+
+/// An upload of a [`MemoryStorage`].
+pub struct MemoryUpload {
+    state: Rc<RefCell<State>>,
+    id: String,
+}
+
+impl MemoryUpload {
+    fn with_bytes<T>(&self, f: impl FnOnce(&mut Vec<u8>) -> T) -> Result<T, Error> {
+        let mut state = self.state.borrow_mut();
+        state.uploads.get_mut(&self.id).map(f).ok_or(Error::NotFound)
+    }
+}
+
+impl Upload for MemoryUpload {
+    type Body = MemoryBody;
+
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn size(&self) -> Result<u64, Error> {
+        self.with_bytes(|bytes| bytes.len() as u64)
+    }
+
+    fn append(&self, body: &mut MemoryBody) -> Result<u64, AppendError> {
+        let mut received = Vec::new();
+        let result = body.read_to_end(&mut received);
+        let count = received.len() as u64;
+        // As a store does, keep what arrived before the body broke.
+        self.with_bytes(|bytes| bytes.extend_from_slice(&received))?;
+        result.map(|_| count).map_err(|e| AppendError::Body { received: count, reason: e.to_string() })
+    }
+
+    fn write(&self, bytes: &[u8]) -> Result<(), Error> {
+        self.with_bytes(|stored| stored.extend_from_slice(bytes))
+    }
+
+    fn commit(&self, expected_digest: &str) -> Result<u64, Error> {
+        check_digest(expected_digest)?;
+        let mut state = self.state.borrow_mut();
+        let bytes = state.uploads.remove(&self.id).ok_or(Error::NotFound)?;
+        let actual = Digest::of_bytes(&bytes);
+        if actual.as_str() != expected_digest {
+            return Err(Error::DigestMismatch(actual.to_string()));
+        }
+        let size = bytes.len() as u64;
+        state.blobs.insert(expected_digest.to_string(), bytes);
+        Ok(size)
+    }
+
+    fn abort(&self) -> Result<(), Error> {
+        self.state.borrow_mut().uploads.remove(&self.id);
+        Ok(())
+    }
+}
+
+/// A request body held in memory, optionally failing after its bytes (a
+/// client that drops the connection mid-body).
+pub struct MemoryBody {
+    bytes: Cursor<Vec<u8>>,
+    broken: bool,
+}
+
+impl MemoryBody {
+    /// A body of `bytes`.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> MemoryBody {
+        MemoryBody { bytes: Cursor::new(bytes.into()), broken: false }
+    }
+
+    /// A body that fails with an I/O error after `bytes`.
+    pub fn broken_after(bytes: impl Into<Vec<u8>>) -> MemoryBody {
+        MemoryBody { bytes: Cursor::new(bytes.into()), broken: true }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> u64 {
+        self.bytes.get_ref().len() as u64 - self.bytes.position()
+    }
+}
+
+impl Read for MemoryBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.bytes.read(buf)?;
+        if n == 0 && self.broken && !buf.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset"));
+        }
+        Ok(n)
+    }
+}
+
+impl RequestBody for MemoryBody {
+    fn read_up_to(&mut self, max: u64) -> Result<Vec<u8>, String> {
+        let mut bytes = Vec::new();
+        self.take(max).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+
+    fn discard(&mut self, max: u64) {
+        let _ = std::io::copy(&mut self.take(max), &mut std::io::sink());
+    }
+}
