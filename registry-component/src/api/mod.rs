@@ -12,6 +12,9 @@ mod referrers;
 mod tags;
 mod uploads;
 
+#[cfg(test)]
+mod tests;
+
 use crate::error::RegistryError;
 use crate::http::{Request, Response};
 use crate::router::Route;

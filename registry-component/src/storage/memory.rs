@@ -7,7 +7,7 @@
 use super::{AppendError, Entry, Error, Storage, Upload};
 use crate::http::RequestBody;
 use crate::oci::digest::Digest;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 use std::rc::Rc;
@@ -214,28 +214,30 @@ impl Upload for MemoryUpload {
 pub struct MemoryBody {
     bytes: Cursor<Vec<u8>>,
     broken: bool,
+    read: Rc<Cell<u64>>,
 }
 
 impl MemoryBody {
     /// A body of `bytes`.
     pub fn new(bytes: impl Into<Vec<u8>>) -> MemoryBody {
-        MemoryBody { bytes: Cursor::new(bytes.into()), broken: false }
+        MemoryBody { bytes: Cursor::new(bytes.into()), broken: false, read: Rc::default() }
     }
 
     /// A body that fails with an I/O error after `bytes`.
     pub fn broken_after(bytes: impl Into<Vec<u8>>) -> MemoryBody {
-        MemoryBody { bytes: Cursor::new(bytes.into()), broken: true }
+        MemoryBody { bytes: Cursor::new(bytes.into()), broken: true, read: Rc::default() }
     }
 
-    /// Bytes not read yet.
-    pub fn remaining(&self) -> u64 {
-        self.bytes.get_ref().len() as u64 - self.bytes.position()
+    /// A counter of the bytes read from this body, which outlives it.
+    pub fn bytes_read(&self) -> Rc<Cell<u64>> {
+        self.read.clone()
     }
 }
 
 impl Read for MemoryBody {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.bytes.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
         if n == 0 && self.broken && !buf.is_empty() {
             return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset"));
         }
