@@ -209,8 +209,9 @@ impl Upload for MemoryUpload {
     }
 }
 
-/// A request body held in memory, optionally failing after its bytes (a
+/// A request body held in memory (empty by default), optionally failing after its bytes (a
 /// client that drops the connection mid-body).
+#[derive(Default)]
 pub struct MemoryBody {
     bytes: Cursor<Vec<u8>>,
     broken: bool,
@@ -254,5 +255,88 @@ impl RequestBody for MemoryBody {
 
     fn discard(&mut self, max: u64) {
         let _ = std::io::copy(&mut self.take(max), &mut std::io::sink());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(bytes: &[u8]) -> String {
+        Digest::of_bytes(bytes).to_string()
+    }
+
+    #[test]
+    fn kv_versions_and_conditional_writes() {
+        let store = MemoryStorage::new();
+        let v1 = store.kv_set_if("a/b", b"1", None).unwrap();
+        assert_eq!(store.kv_set_if("a/b", b"2", None), Err(Error::Conflict));
+        let v2 = store.kv_set_if("a/b", b"2", Some(v1)).unwrap();
+        assert!(v2 > v1);
+        assert_eq!(store.kv_set_if("a/b", b"3", Some(v1)), Err(Error::Conflict));
+        assert_eq!(store.kv_get("a/b").unwrap(), Some(Entry { value: b"2".to_vec(), version: v2 }));
+        assert!(store.kv_set("a/b", b"4").unwrap() > v2);
+        assert!(store.kv_delete("a/b").unwrap());
+        assert!(!store.kv_delete("a/b").unwrap());
+        for bad in ["", "a//b", "a/./b", "../a", "/a"] {
+            assert!(matches!(store.kv_get(bad), Err(Error::Invalid(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn kv_lists_by_prefix_in_byte_order() {
+        let store = MemoryStorage::new();
+        for key in ["p/b", "p/a", "p/c", "q/a", "o/z"] {
+            store.kv_set(key, b"").unwrap();
+        }
+        assert_eq!(store.kv_list_keys("p/", None, 10).unwrap(), ["p/a", "p/b", "p/c"]);
+        assert_eq!(store.kv_list_keys("p/", Some("p/a"), 1).unwrap(), ["p/b"]);
+        assert!(store.kv_list_keys("p/", Some("p/c"), 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn uploads_commit_only_their_digest() {
+        let store = MemoryStorage::new();
+        let upload = store.start_upload().unwrap();
+        upload.write(b"hello").unwrap();
+        let resumed = store.resume_upload(&upload.id()).unwrap();
+        assert_eq!(resumed.append(&mut MemoryBody::new("!")), Ok(1));
+        assert_eq!(upload.size(), Ok(6));
+        assert_eq!(upload.commit(&digest(b"other")), Err(Error::DigestMismatch(digest(b"hello!"))));
+        assert!(store.blob_digests().is_empty());
+        assert_eq!(store.resume_upload(&upload.id()).err(), Some(Error::NotFound));
+        assert!(matches!(store.resume_upload("NOT-HEX").err(), Some(Error::Invalid(_))));
+
+        let upload = store.start_upload().unwrap();
+        upload.write(b"hello!").unwrap();
+        assert_eq!(upload.commit(&digest(b"hello!")), Ok(6));
+        assert_eq!(store.open_uploads(), 0);
+    }
+
+    #[test]
+    fn blob_reads_take_ranges() {
+        let store = MemoryStorage::new();
+        let upload = store.start_upload().unwrap();
+        upload.write(b"0123456789").unwrap();
+        let d = digest(b"0123456789");
+        upload.commit(&d).unwrap();
+        let read = |offset, length| store.blob_read(&d, offset, length).map(|r| r.map(Cursor::into_inner));
+        assert_eq!(read(0, None), Ok(Some(b"0123456789".to_vec())));
+        assert_eq!(read(8, Some(5)), Ok(Some(b"89".to_vec())));
+        assert_eq!(read(10, None), Ok(Some(Vec::new())));
+        assert!(matches!(read(11, None), Err(Error::Invalid(_))));
+        assert_eq!(store.blob_read(&digest(b"x"), 0, None), Ok(None));
+        assert!(matches!(store.blob_stat("sha256:abc"), Err(Error::Invalid(_))));
+        assert!(store.blob_delete(&d).unwrap());
+        assert_eq!(store.blob_stat(&d), Ok(None));
+    }
+
+    #[test]
+    fn a_broken_body_keeps_what_arrived() {
+        let store = MemoryStorage::new();
+        let upload = store.start_upload().unwrap();
+        let result = upload.append(&mut MemoryBody::broken_after("abc"));
+        assert!(matches!(result, Err(AppendError::Body { received: 3, .. })), "{result:?}");
+        assert_eq!(upload.size(), Ok(3));
     }
 }
