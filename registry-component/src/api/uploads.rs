@@ -8,7 +8,7 @@
 
 use super::{links, Ctx};
 use crate::error::RegistryError;
-use crate::http::{Request, RequestBody, Response};
+use crate::http::{Request, Response};
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::oci::upload_id::UploadId;
@@ -151,10 +151,7 @@ fn chunk_out_of_order<U: Upload, R>(
     id: &UploadId,
     upload: &U,
     req: &Request<U::Body>,
-) -> Result<Option<Response<R>>, RegistryError>
-where
-    U::Body: RequestBody,
-{
+) -> Result<Option<Response<R>>, RegistryError> {
     let Some(value) = req.header("content-range") else { return Ok(None) };
     let (start, end) = range::parse_content_range(value)?;
     let size = upload.size()?;
@@ -179,10 +176,7 @@ where
     Ok(None)
 }
 
-fn append_body<U: Upload>(upload: &U, req: &mut Request<U::Body>) -> Result<u64, RegistryError>
-where
-    U::Body: RequestBody,
-{
+fn append_body<U: Upload>(upload: &U, req: &mut Request<U::Body>) -> Result<u64, RegistryError> {
     let mut body = req.take_body()?;
     Ok(upload.append(&mut body)?)
 }

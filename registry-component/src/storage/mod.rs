@@ -64,7 +64,7 @@ pub struct Entry {
 /// An upload in progress (`wit/blobs.wit`'s `upload` resource).
 pub trait Upload {
     /// What [`Upload::append`] reads from: the request body.
-    type Body;
+    type Body: crate::http::RequestBody;
 
     /// The upload's id, for [`Storage::resume_upload`] in a later request.
     fn id(&self) -> String;
