@@ -11,7 +11,9 @@
 //!
 //! Order of checks: unknown path → `NotFound` (404); known path, other
 //! method → `MethodNotAllowed` (405); then the parts are parsed, each error
-//! mapped to its spec code. Path segments are used as sent (not
+//! mapped to its spec code, except that a `GET`/`HEAD` of a manifest whose
+//! reference is neither a tag nor a digest is 404 `MANIFEST_UNKNOWN`
+//! (nothing can exist under it; a `PUT` to it is 400). Path segments are used as sent (not
 //! percent-decoded: no valid name, tag or upload id contains `%`), except
 //! that `%3A` in a digest or manifest reference is read as `:`, because some
 //! clients encode it.
@@ -207,7 +209,14 @@ impl Route {
             [name @ .., "manifests", reference] if !name.is_empty() && !reference.is_empty() => {
                 allow(method, &["GET", "HEAD", "PUT", "DELETE"], "GET, HEAD, PUT, DELETE")?;
                 let name = repo(name)?;
-                let reference = decode_colon(reference).parse::<Reference>()?;
+                let reference = decode_colon(reference).parse::<Reference>();
+                if let ("GET" | "HEAD", Err(e)) = (method, &reference) {
+                    // Nothing can be stored under it, so nothing is found
+                    // (as distribution and zot answer); only a PUT is told
+                    // what is wrong with it.
+                    return Err(RegistryError::ManifestUnknown(Some(format!("no manifest can be named so: {e}"))));
+                }
+                let reference = reference?;
                 Ok(match method {
                     "GET" | "HEAD" => Route::ManifestGet { name, reference },
                     "PUT" => Route::ManifestPut {
@@ -474,14 +483,24 @@ mod tests {
 
     #[test]
     fn manifest_reference_errors() {
-        assert_eq!(status(route("GET", "/v2/a/manifests/sha256:abc")), (400, "DIGEST_INVALID"));
         assert_eq!(status(route("PUT", "/v2/a/manifests/sha256:abc")), (400, "DIGEST_INVALID"));
-        assert_eq!(status(route("GET", "/v2/a/manifests/.bad")), (400, "TAG_INVALID"));
-        assert_eq!(status(route("HEAD", "/v2/a/manifests/-bad")), (400, "TAG_INVALID"));
         assert_eq!(status(route("DELETE", "/v2/a/manifests/a%2Fb")), (400, "TAG_INVALID"));
         assert_eq!(status(route("PUT", "/v2/a/manifests/.bad")), (400, "TAG_INVALID"));
         let long = "x".repeat(129);
         assert_eq!(status(route("PUT", &format!("/v2/a/manifests/{long}"))), (400, "TAG_INVALID"));
+    }
+
+    #[test]
+    fn unnameable_manifests_are_unknown_to_get_and_head() {
+        for reference in [".INVALID_MANIFEST_NAME", "-bad", "a%2Fb", "sha256:abc", &"x".repeat(129)] {
+            for method in ["GET", "HEAD"] {
+                let e = route(method, &format!("/v2/a/manifests/{reference}")).unwrap_err();
+                assert_eq!((e.status(), e.code()), (404, "MANIFEST_UNKNOWN"), "{method} {reference}");
+                assert!(e.detail().unwrap().starts_with("no manifest can be named so: invalid"), "{e}");
+            }
+        }
+        // The name is still checked first.
+        assert_eq!(status(route("GET", "/v2/Bad/manifests/.bad")), (400, "NAME_INVALID"));
     }
 
     #[test]

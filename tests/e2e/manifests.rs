@@ -303,8 +303,9 @@ async fn invalid_names_are_name_invalid() {
     }
 }
 
-/// Tags outside `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}` are 400 TAG_INVALID; the longest
-/// valid tag (128 characters) works.
+/// Tags outside `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}` are 400 TAG_INVALID to a PUT and
+/// unknown (404 MANIFEST_UNKNOWN) to a GET; the longest valid tag (128 characters)
+/// works.
 #[tokio::test]
 async fn invalid_tags_are_tag_invalid() {
     let server = RegistryServer::start();
@@ -326,20 +327,47 @@ async fn invalid_tags_are_tag_invalid() {
         let resp = server.put_manifest(repo, &tag, media::OCI_MANIFEST, body.clone()).await;
         assert_error(resp, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
         let resp = server.client().get(server.url(&format!("/v2/{repo}/manifests/{tag}"))).send().await.unwrap();
-        assert_error(resp, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
+        assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
     }
 }
 
+/// A GET or HEAD of a reference that is neither a tag nor a digest finds nothing:
+/// 404 MANIFEST_UNKNOWN, as distribution and zot answer (the conformance suite asks
+/// for `.INVALID_MANIFEST_NAME`), in a repository that exists and in one that does
+/// not; a PUT to it stays 400 TAG_INVALID and stores nothing.
+#[tokio::test]
+async fn unnameable_manifest_reference_is_unknown() {
+    let server = RegistryServer::start();
+    let repo = "e2e/unnameable";
+    let image = server.push_image_blobs(repo, 1, false).await;
+    server.push_manifest(repo, "latest", media::OCI_MANIFEST, &image.manifest()).await;
+    for repo in [repo, "e2e/never-pushed"] {
+        let url = server.url(&format!("/v2/{repo}/manifests/.INVALID_MANIFEST_NAME"));
+        let resp = server.client().get(&url).send().await.unwrap();
+        assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+        let resp = server.client().head(&url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "HEAD {url}");
+        assert_api_version(resp.headers());
+    }
+    let resp = server.put_manifest(repo, ".INVALID_MANIFEST_NAME", media::OCI_MANIFEST, image.manifest()).await;
+    assert_error(resp, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
+    let (_, tags) = server.get_json(&format!("/v2/{repo}/tags/list")).await;
+    assert_eq!(tags["tags"], serde_json::json!(["latest"]));
+}
+
 /// A manifest reference that tries to be a digest but is malformed is 400
-/// DIGEST_INVALID.
+/// DIGEST_INVALID to a PUT; a GET finds nothing there (404 MANIFEST_UNKNOWN).
 #[tokio::test]
 async fn invalid_digest_reference_is_digest_invalid() {
     let server = RegistryServer::start();
     let repo = "a/b/c";
+    let image = server.push_image_blobs(repo, 1, false).await;
     for reference in
         ["sha256:abc".to_string(), format!("sha256:{}", "Z".repeat(64)), format!("sha256:{}", "a".repeat(63))]
     {
-        let resp = server.client().get(server.url(&format!("/v2/{repo}/manifests/{reference}"))).send().await.unwrap();
+        let resp = server.put_manifest(repo, &reference, media::OCI_MANIFEST, image.manifest()).await;
         assert_error(resp, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+        let resp = server.client().get(server.url(&format!("/v2/{repo}/manifests/{reference}"))).send().await.unwrap();
+        assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
     }
 }

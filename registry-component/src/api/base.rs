@@ -4,6 +4,6 @@ use crate::error::RegistryError;
 use crate::http::Response;
 
 /// end-1: answers 200 with an empty JSON object.
-pub fn get() -> Result<Response, RegistryError> {
+pub fn get<R>() -> Result<Response<R>, RegistryError> {
     Ok(Response::json(200, "{}".into()))
 }

@@ -6,12 +6,17 @@ use crate::http::{Body, Request, Response};
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::range;
-use crate::storage;
+use crate::storage::{Storage, StorageExt};
 use crate::store::keys;
 
 /// end-2: `GET`/`HEAD /v2/<name>/blobs/<digest>`, with optional `Range`.
-pub fn get(repo: &RepoName, digest: &Digest, req: &Request) -> Result<Response, RegistryError> {
-    let size = links::blob_size(repo, digest)?
+pub fn get<S: Storage>(
+    st: &S,
+    repo: &RepoName,
+    digest: &Digest,
+    req: &Request<S::Body>,
+) -> Result<Response<S::Reader>, RegistryError> {
+    let size = links::blob_size(st, repo, digest)?
         .ok_or_else(|| RegistryError::BlobUnknown(Some(format!("blob {digest} is unknown to repository {repo}"))))?;
     let head = req.method == "HEAD";
     let requested = match req.header("range") {
@@ -40,18 +45,24 @@ pub fn get(repo: &RepoName, digest: &Digest, req: &Request) -> Result<Response, 
     if head {
         return Ok(response.body(Body::Length(len)));
     }
-    let stream = storage::blob_read(digest, offset, Some(len))?
+    let stream = st
+        .blob_stream(digest, offset, Some(len))?
         .ok_or_else(|| RegistryError::BlobUnknown(Some(format!("blob {digest} is missing from storage"))))?;
     Ok(response.body(Body::Stream { stream, len }))
 }
 
 /// end-10: `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the
 /// repository; the bytes go once no repository links them.
-pub fn delete(ctx: &Ctx, repo: &RepoName, digest: &Digest) -> Result<Response, RegistryError> {
+pub fn delete<S: Storage>(
+    ctx: &Ctx<S>,
+    repo: &RepoName,
+    digest: &Digest,
+) -> Result<Response<S::Reader>, RegistryError> {
     ctx.check_delete()?;
-    if !storage::delete(&keys::blob_link(repo, digest))? {
+    let st = &ctx.storage;
+    if !st.delete(&keys::blob_link(repo, digest))? {
         return Err(RegistryError::BlobUnknown(Some(format!("blob {digest} is unknown to repository {repo}"))));
     }
-    links::release(digest)?;
+    links::release(st, digest)?;
     Ok(Response::new(202).header("Docker-Content-Digest", digest.as_str()))
 }

@@ -9,7 +9,7 @@ use crate::error::RegistryError;
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::oci::reference::Reference;
-use crate::storage;
+use crate::storage::{Storage, StorageExt};
 use crate::store::keys;
 use serde::{Deserialize, Serialize};
 
@@ -27,39 +27,48 @@ pub struct ManifestLink {
 }
 
 /// The size of `digest` if the blob is linked into `repo` and stored.
-pub fn blob_size(repo: &RepoName, digest: &Digest) -> Result<Option<u64>, RegistryError> {
-    if !storage::exists(&keys::blob_link(repo, digest))? {
+pub fn blob_size<S: Storage>(st: &S, repo: &RepoName, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    if !st.exists(&keys::blob_link(repo, digest))? {
         return Ok(None);
     }
-    storage::blob_size(digest)
+    st.blob_size(digest)
 }
 
 /// Makes a stored blob visible in `repo` (a no-op when it already is).
-pub fn link_blob(repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
-    storage::set_if_absent(&keys::blob_link(repo, digest), b"")?;
-    ensure_repository(repo)
+pub fn link_blob<S: Storage>(st: &S, repo: &RepoName, digest: &Digest) -> Result<(), RegistryError> {
+    st.set_if_absent(&keys::blob_link(repo, digest), b"")?;
+    ensure_repository(st, repo)
 }
 
 /// The manifest `digest` of `repo`, if linked.
-pub fn manifest(repo: &RepoName, digest: &Digest) -> Result<Option<ManifestLink>, RegistryError> {
-    let Some(bytes) = storage::get(&keys::manifest_link(repo, digest))? else { return Ok(None) };
+pub fn manifest<S: Storage>(st: &S, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestLink>, RegistryError> {
+    let Some(bytes) = st.get(&keys::manifest_link(repo, digest))? else { return Ok(None) };
     let link = serde_json::from_slice(&bytes)
         .map_err(|e| RegistryError::internal(format!("corrupt manifest link for {digest}: {e}")))?;
     Ok(Some(link))
 }
 
 /// Makes a stored manifest visible in `repo`.
-pub fn link_manifest(repo: &RepoName, digest: &Digest, link: &ManifestLink) -> Result<(), RegistryError> {
+pub fn link_manifest<S: Storage>(
+    st: &S,
+    repo: &RepoName,
+    digest: &Digest,
+    link: &ManifestLink,
+) -> Result<(), RegistryError> {
     let value = serde_json::to_vec(link).map_err(|e| RegistryError::internal(e.to_string()))?;
-    storage::set(&keys::manifest_link(repo, digest), &value)?;
-    ensure_repository(repo)
+    st.set(&keys::manifest_link(repo, digest), &value)?;
+    ensure_repository(st, repo)
 }
 
 /// Resolves a tag or digest to a linked manifest.
-pub fn resolve(repo: &RepoName, reference: &Reference) -> Result<Option<(Digest, ManifestLink)>, RegistryError> {
+pub fn resolve<S: Storage>(
+    st: &S,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<Option<(Digest, ManifestLink)>, RegistryError> {
     let digest = match reference {
         Reference::Digest(digest) => digest.clone(),
-        Reference::Tag(tag) => match storage::get(&keys::tag(repo, tag))? {
+        Reference::Tag(tag) => match st.get(&keys::tag(repo, tag))? {
             Some(bytes) => String::from_utf8(bytes)
                 .ok()
                 .and_then(|s| s.parse::<Digest>().ok())
@@ -67,32 +76,30 @@ pub fn resolve(repo: &RepoName, reference: &Reference) -> Result<Option<(Digest,
             None => return Ok(None),
         },
     };
-    Ok(manifest(repo, &digest)?.map(|link| (digest, link)))
+    Ok(manifest(st, repo, &digest)?.map(|link| (digest, link)))
 }
 
 /// Records that `repo` exists (for the catalog).
-pub fn ensure_repository(repo: &RepoName) -> Result<(), RegistryError> {
-    storage::set_if_absent(&keys::catalog(repo), b"")?;
+pub fn ensure_repository<S: Storage>(st: &S, repo: &RepoName) -> Result<(), RegistryError> {
+    st.set_if_absent(&keys::catalog(repo), b"")?;
     Ok(())
 }
 
 /// Whether `repo` has ever been pushed to.
-pub fn repository_exists(repo: &RepoName) -> Result<bool, RegistryError> {
-    storage::exists(&keys::catalog(repo))
+pub fn repository_exists<S: Storage>(st: &S, repo: &RepoName) -> Result<bool, RegistryError> {
+    st.exists(&keys::catalog(repo))
 }
 
 /// After a link of `digest` in `repo` was removed: deletes the bytes when
 /// no repository links them as a blob or a manifest any more.
-pub fn release(digest: &Digest) -> Result<(), RegistryError> {
+pub fn release<S: Storage>(st: &S, digest: &Digest) -> Result<(), RegistryError> {
     let prefix = keys::catalog_prefix();
     let mut after: Option<String> = None;
     loop {
-        let page = storage::list(&prefix, after.as_deref(), 1000)?;
+        let page = st.list(&prefix, after.as_deref(), 1000)?;
         for key in &page {
             let Some(repo) = keys::name_from_catalog_key(key) else { continue };
-            if storage::exists(&keys::blob_link(&repo, digest))?
-                || storage::exists(&keys::manifest_link(&repo, digest))?
-            {
+            if st.exists(&keys::blob_link(&repo, digest))? || st.exists(&keys::manifest_link(&repo, digest))? {
                 return Ok(());
             }
         }
@@ -101,6 +108,6 @@ pub fn release(digest: &Digest) -> Result<(), RegistryError> {
             _ => break,
         }
     }
-    storage::blob_delete(digest)?;
+    st.blob_remove(digest)?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::oci::digest::Digest;
 use crate::oci::manifest;
 use crate::oci::name::RepoName;
 use crate::oci::reference::{Reference, Tag};
-use crate::storage;
+use crate::storage::{Storage, StorageExt};
 use crate::store::keys;
 use links::ManifestLink;
 
@@ -19,8 +19,13 @@ fn unknown(repo: &RepoName, reference: &Reference) -> RegistryError {
 }
 
 /// end-3: `GET`/`HEAD /v2/<name>/manifests/<reference>`.
-pub fn get(repo: &RepoName, reference: &Reference, req: &Request) -> Result<Response, RegistryError> {
-    let (digest, link) = links::resolve(repo, reference)?.ok_or_else(|| unknown(repo, reference))?;
+pub fn get<S: Storage>(
+    st: &S,
+    repo: &RepoName,
+    reference: &Reference,
+    req: &Request<S::Body>,
+) -> Result<Response<S::Reader>, RegistryError> {
+    let (digest, link) = links::resolve(st, repo, reference)?.ok_or_else(|| unknown(repo, reference))?;
     let response = Response::new(200)
         .header("Content-Type", link.media_type.clone())
         .header("Docker-Content-Digest", digest.as_str())
@@ -28,18 +33,20 @@ pub fn get(repo: &RepoName, reference: &Reference, req: &Request) -> Result<Resp
     if req.method == "HEAD" {
         return Ok(response.body(Body::Length(link.size)));
     }
-    let stream = storage::blob_read(&digest, 0, None)?
+    let stream = st
+        .blob_stream(&digest, 0, None)?
         .ok_or_else(|| RegistryError::internal(format!("manifest {digest} is linked but not stored")))?;
     Ok(response.body(Body::Stream { stream, len: link.size }))
 }
 
 /// end-7: `PUT /v2/<name>/manifests/<reference>[?tag=..]`.
-pub fn put(
+pub fn put<S: Storage>(
+    st: &S,
     repo: &RepoName,
     reference: &Reference,
     extra_tags: &[Tag],
-    req: &Request,
-) -> Result<Response, RegistryError> {
+    req: &mut Request<S::Body>,
+) -> Result<Response<S::Reader>, RegistryError> {
     let body = req.read_body(manifest::MAX_MANIFEST_SIZE)?.ok_or_else(|| {
         RegistryError::ManifestTooLarge(Some(format!("manifests are limited to {} bytes", manifest::MAX_MANIFEST_SIZE)))
     })?;
@@ -51,21 +58,21 @@ pub fn put(
         }
     }
     for blob in &parsed.blobs {
-        if links::blob_size(repo, blob)?.is_none() {
+        if links::blob_size(st, repo, blob)?.is_none() {
             return Err(RegistryError::ManifestBlobUnknown(Some(format!(
                 "blob {blob} is unknown to repository {repo}"
             ))));
         }
     }
     for child in &parsed.manifests {
-        if links::manifest(repo, child)?.is_none() {
+        if links::manifest(st, repo, child)?.is_none() {
             return Err(RegistryError::ManifestBlobUnknown(Some(format!(
                 "manifest {child} is unknown to repository {repo}"
             ))));
         }
     }
-    if storage::blob_size(&digest)?.is_none() {
-        storage::blob_put(&digest, &body)?;
+    if st.blob_size(&digest)?.is_none() {
+        st.blob_put(&digest, &body)?;
     }
     let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
     let link = ManifestLink {
@@ -75,16 +82,16 @@ pub fn put(
     };
     if let Some(subject) = &subject {
         let descriptor = referrer_descriptor(&parsed, &digest, body.len() as u64);
-        storage::set(&keys::referrer(repo, subject, &digest), descriptor.to_string().as_bytes())?;
+        st.set(&keys::referrer(repo, subject, &digest), descriptor.to_string().as_bytes())?;
     }
-    links::link_manifest(repo, &digest, &link)?;
+    links::link_manifest(st, repo, &digest, &link)?;
 
     let mut tags: Vec<&Tag> = extra_tags.iter().collect();
     if let Reference::Tag(tag) = reference {
         tags.insert(0, tag);
     }
     for tag in &tags {
-        storage::set(&keys::tag(repo, tag), digest.as_str().as_bytes())?;
+        st.set(&keys::tag(repo, tag), digest.as_str().as_bytes())?;
     }
     let mut response = Response::new(201)
         .header("Location", format!("/v2/{repo}/manifests/{digest}"))
@@ -116,26 +123,31 @@ fn referrer_descriptor(parsed: &manifest::ParsedManifest, digest: &Digest, size:
 
 /// end-9: `DELETE /v2/<name>/manifests/<reference>`: a tag removes only
 /// the tag; a digest removes the manifest, its tags and its referrer entry.
-pub fn delete(ctx: &Ctx, repo: &RepoName, reference: &Reference) -> Result<Response, RegistryError> {
+pub fn delete<S: Storage>(
+    ctx: &Ctx<S>,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<Response<S::Reader>, RegistryError> {
     ctx.check_delete()?;
+    let st = &ctx.storage;
     let digest = match reference {
         Reference::Tag(tag) => {
-            if !storage::delete(&keys::tag(repo, tag))? {
+            if !st.delete(&keys::tag(repo, tag))? {
                 return Err(unknown(repo, reference));
             }
             return Ok(Response::new(202));
         }
         Reference::Digest(digest) => digest,
     };
-    let link = links::manifest(repo, digest)?.ok_or_else(|| unknown(repo, reference))?;
+    let link = links::manifest(st, repo, digest)?.ok_or_else(|| unknown(repo, reference))?;
     // Tags first: a crash part-way must not leave a tag on a missing manifest.
     let prefix = keys::tags_prefix(repo);
     let mut after = None;
     loop {
-        let page = storage::list(&prefix, after.as_deref(), 1000)?;
+        let page = st.list(&prefix, after.as_deref(), 1000)?;
         for key in &page {
-            if storage::get(key)?.as_deref() == Some(digest.as_str().as_bytes()) {
-                storage::delete(key)?;
+            if st.get(key)?.as_deref() == Some(digest.as_str().as_bytes()) {
+                st.delete(key)?;
             }
         }
         match page.last() {
@@ -144,9 +156,9 @@ pub fn delete(ctx: &Ctx, repo: &RepoName, reference: &Reference) -> Result<Respo
         }
     }
     if let Some(subject) = link.subject.as_deref().and_then(|s| s.parse::<Digest>().ok()) {
-        storage::delete(&keys::referrer(repo, &subject, digest))?;
+        st.delete(&keys::referrer(repo, &subject, digest))?;
     }
-    storage::delete(&keys::manifest_link(repo, digest))?;
-    links::release(digest)?;
+    st.delete(&keys::manifest_link(repo, digest))?;
+    links::release(st, digest)?;
     Ok(Response::new(202))
 }

@@ -1,5 +1,7 @@
 //! The OCI Distribution API handlers, one module per URL area, and the
-//! dispatcher that runs the router's answer.
+//! dispatcher that runs the router's answer. Generic over the storage seam
+//! (`crate::storage::Storage`), so they run natively under `cargo test`
+//! (`tests/`) as well as in the component.
 
 mod base;
 mod blobs;
@@ -10,23 +12,23 @@ mod referrers;
 mod tags;
 mod uploads;
 
+#[cfg(test)]
+mod tests;
+
 use crate::error::RegistryError;
 use crate::http::{Request, Response};
 use crate::router::Route;
-use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+use crate::storage::Storage;
 
 /// What every handler may consult besides the request.
-pub struct Ctx {
+pub struct Ctx<S> {
+    /// Where the registry's state lives.
+    pub storage: S,
     /// DELETE requests are allowed (the host's `--disable-delete` clears it).
     pub delete_enabled: bool,
 }
 
-impl Ctx {
-    fn from_env() -> Ctx {
-        let delete_enabled = std::env::var("REGISTRY_DELETE_ENABLED").map_or(true, |v| v != "false");
-        Ctx { delete_enabled }
-    }
-
+impl<S> Ctx<S> {
     /// Refuses the request when deletion is turned off.
     fn check_delete(&self) -> Result<(), RegistryError> {
         if self.delete_enabled {
@@ -37,37 +39,39 @@ impl Ctx {
     }
 }
 
-/// Handles one HTTP request from start to finish.
-pub fn handle(request: IncomingRequest, out: ResponseOutparam) {
-    let req = Request::from_wasi(request);
-    let head = req.method == "HEAD";
-    let ctx = Ctx::from_env();
+/// Answers one request, errors included.
+pub fn respond<S: Storage>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response<S::Reader> {
     let response = Route::parse(&req.method, &req.path, req.query.as_deref())
-        .and_then(|route| dispatch(&ctx, route, &req))
+        .and_then(|route| dispatch(ctx, route, req))
         .unwrap_or_else(|err| Response::error(&err));
     // A body the handler did not read would make the server close the
     // connection under a client still sending it, losing this answer.
     req.discard_body();
-    response.send(out, head);
+    response
 }
 
-fn dispatch(ctx: &Ctx, route: Route, req: &Request) -> Result<Response, RegistryError> {
+fn dispatch<S: Storage>(
+    ctx: &Ctx<S>,
+    route: Route,
+    req: &mut Request<S::Body>,
+) -> Result<Response<S::Reader>, RegistryError> {
+    let st = &ctx.storage;
     match route {
         Route::Base => base::get(),
-        Route::Catalog { n, last } => catalog::list(n, last),
-        Route::TagsList { name, n, last } => tags::list(&name, n, last),
-        Route::ManifestGet { name, reference } => manifests::get(&name, &reference, req),
-        Route::ManifestPut { name, reference, tags } => manifests::put(&name, &reference, &tags, req),
+        Route::Catalog { n, last } => catalog::list(st, n, last),
+        Route::TagsList { name, n, last } => tags::list(st, &name, n, last),
+        Route::ManifestGet { name, reference } => manifests::get(st, &name, &reference, req),
+        Route::ManifestPut { name, reference, tags } => manifests::put(st, &name, &reference, &tags, req),
         Route::ManifestDelete { name, reference } => manifests::delete(ctx, &name, &reference),
-        Route::BlobGet { name, digest } => blobs::get(&name, &digest, req),
+        Route::BlobGet { name, digest } => blobs::get(st, &name, &digest, req),
         Route::BlobDelete { name, digest } => blobs::delete(ctx, &name, &digest),
-        Route::UploadStart { name, digest, mount, from } => uploads::start(&name, digest, mount, from, req),
-        Route::UploadStatus { name, id } => uploads::status(&name, &id),
-        Route::UploadPatch { name, id } => uploads::patch(&name, &id, req),
-        Route::UploadPut { name, id, digest } => uploads::put(&name, &id, &digest, req),
+        Route::UploadStart { name, digest, mount, from } => uploads::start(st, &name, digest, mount, from, req),
+        Route::UploadStatus { name, id } => uploads::status(st, &name, &id),
+        Route::UploadPatch { name, id } => uploads::patch(st, &name, &id, req),
+        Route::UploadPut { name, id, digest } => uploads::put(st, &name, &id, &digest, req),
         Route::UploadDelete { name, id } => uploads::delete(ctx, &name, &id),
         Route::Referrers { name, digest, artifact_type, last } => {
-            referrers::list(&name, &digest, artifact_type.as_deref(), last.as_deref())
+            referrers::list(st, &name, &digest, artifact_type.as_deref(), last.as_deref())
         }
     }
 }

@@ -6,23 +6,25 @@
 //! with a `Link` to the next page, whose `last` is a referrer digest.
 
 use crate::error::RegistryError;
+use crate::http::Body;
 use crate::http::Response;
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::pagination::{self, MAX_PAGE_SIZE};
-use crate::storage;
+use crate::storage::{Storage, StorageExt};
 use crate::store::keys;
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// end-12a/12b: an OCI image index of the manifests whose subject is
 /// `subject` (empty, not 404, when there are none).
-pub fn list(
+pub fn list<S: Storage>(
+    st: &S,
     repo: &RepoName,
     subject: &Digest,
     artifact_type: Option<&str>,
     last: Option<&str>,
-) -> Result<Response, RegistryError> {
+) -> Result<Response<S::Reader>, RegistryError> {
     let prefix = keys::referrers_prefix(repo, subject);
     let mut after = match last {
         Some(last) => Some(last.parse::<Digest>().map(|d| keys::referrer(repo, subject, &d))?),
@@ -31,14 +33,14 @@ pub fn list(
     let mut manifests = Vec::new();
     let mut next = None;
     'pages: loop {
-        let page = storage::list(&prefix, after.as_deref(), MAX_PAGE_SIZE as u32)?;
+        let page = st.list(&prefix, after.as_deref(), MAX_PAGE_SIZE as u32)?;
         for key in &page {
             if manifests.len() == MAX_PAGE_SIZE {
                 next = after.as_deref().and_then(|k| keys::referrer_from_key(repo, subject, k));
                 break 'pages;
             }
             after = Some(key.clone());
-            let Some(bytes) = storage::get(key)? else { continue };
+            let Some(bytes) = st.get(key)? else { continue };
             let Ok(descriptor) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
             let wanted = artifact_type
                 .is_none_or(|wanted| descriptor.get("artifactType").and_then(|v| v.as_str()) == Some(wanted));
@@ -52,7 +54,7 @@ pub fn list(
     }
     let index = serde_json::json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": manifests });
     let mut response =
-        Response::new(200).header("Content-Type", INDEX).body(crate::http::Body::Bytes(index.to_string().into_bytes()));
+        Response::new(200).header("Content-Type", INDEX).body(Body::Bytes(index.to_string().into_bytes()));
     let mut path = format!("/v2/{repo}/referrers/{subject}");
     if let Some(artifact_type) = artifact_type {
         response = response.header("OCI-Filters-Applied", "artifactType");

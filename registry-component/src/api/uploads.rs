@@ -4,7 +4,7 @@
 //! token naming it, signed for the repository (`crate::session`), so that
 //! starting and ending a session writes nothing to kv. Request bodies are
 //! spliced into the store's append stream, never copied through the
-//! component.
+//! component (the storage seam's `Upload::append`).
 
 use super::{links, Ctx};
 use crate::error::RegistryError;
@@ -14,21 +14,21 @@ use crate::oci::name::RepoName;
 use crate::oci::upload_id::UploadId;
 use crate::range;
 use crate::session;
-use crate::storage::{self, Upload};
+use crate::storage::{Error, Storage, StorageExt, Upload};
 use crate::store::keys;
 
 fn upload_location(repo: &RepoName, id: &str) -> String {
     format!("/v2/{repo}/blobs/uploads/{id}")
 }
 
-fn blob_created(repo: &RepoName, digest: &Digest) -> Response {
+fn blob_created<R>(repo: &RepoName, digest: &Digest) -> Response<R> {
     Response::new(201)
         .header("Location", format!("/v2/{repo}/blobs/{digest}"))
         .header("Docker-Content-Digest", digest.as_str())
 }
 
 /// 202/204-style answer describing a session's progress.
-fn progress(status: u16, repo: &RepoName, id: &str, size: u64) -> Response {
+fn progress<R>(status: u16, repo: &RepoName, id: &str, size: u64) -> Response<R> {
     Response::new(status)
         .header("Location", upload_location(repo, id))
         .header("Docker-Upload-UUID", id)
@@ -37,49 +37,55 @@ fn progress(status: u16, repo: &RepoName, id: &str, size: u64) -> Response {
 
 /// end-4a/4b, end-11: `POST /v2/<name>/blobs/uploads/`: a mount, a
 /// single-request upload (`?digest=`), or a new session.
-pub fn start(
+pub fn start<S: Storage>(
+    st: &S,
     repo: &RepoName,
     digest: Option<Digest>,
     mount: Option<Digest>,
     from: Option<RepoName>,
-    req: &Request,
-) -> Result<Response, RegistryError> {
+    req: &mut Request<S::Body>,
+) -> Result<Response<S::Reader>, RegistryError> {
     if let Some(mount) = mount {
         // end-11: link without copying when the source has it; otherwise
         // fall through to an ordinary session, as the spec allows.
         let available = match &from {
-            Some(from) => links::blob_size(from, &mount)?.is_some(),
-            None => storage::blob_size(&mount)?.is_some(),
+            Some(from) => links::blob_size(st, from, &mount)?.is_some(),
+            None => st.blob_size(&mount)?.is_some(),
         };
         if available {
-            links::link_blob(repo, &mount)?;
+            links::link_blob(st, repo, &mount)?;
             return Ok(blob_created(repo, &mount));
         }
     }
-    let upload = Upload::start()?;
+    let upload = st.start_upload()?;
     if let Some(digest) = digest {
         // end-4b: the whole blob in this one request.
         if let Err(e) = append_body(&upload, req) {
             let _ = upload.abort();
             return Err(e);
         }
-        return commit(repo, &upload, &digest);
+        return commit(st, repo, &upload, &digest);
     }
-    let token = session::sign(&upload_secret()?, repo, &upload.id());
+    let token = session::sign(&upload_secret(st)?, repo, &upload.id());
     Ok(progress(202, repo, &token, 0))
 }
 
 /// end-13: `GET <location>`: how much of the upload has arrived.
-pub fn status(repo: &RepoName, id: &UploadId) -> Result<Response, RegistryError> {
-    let upload = session(repo, id)?;
+pub fn status<S: Storage>(st: &S, repo: &RepoName, id: &UploadId) -> Result<Response<S::Reader>, RegistryError> {
+    let upload = session(st, repo, id)?;
     let size = upload.size()?;
     Ok(progress(204, repo, id.as_str(), size))
 }
 
 /// end-5: `PATCH <location>`: appends a chunk. With `Content-Range` the
 /// chunk must start exactly where the upload ends (else 416).
-pub fn patch(repo: &RepoName, id: &UploadId, req: &Request) -> Result<Response, RegistryError> {
-    let upload = session(repo, id)?;
+pub fn patch<S: Storage>(
+    st: &S,
+    repo: &RepoName,
+    id: &UploadId,
+    req: &mut Request<S::Body>,
+) -> Result<Response<S::Reader>, RegistryError> {
+    let upload = session(st, repo, id)?;
     if let Some(refusal) = chunk_out_of_order(repo, id, &upload, req)? {
         return Ok(refusal);
     }
@@ -90,56 +96,62 @@ pub fn patch(repo: &RepoName, id: &UploadId, req: &Request) -> Result<Response, 
 
 /// end-6: `PUT <location>?digest=`: appends an optional last chunk and
 /// completes the upload if the content has that digest.
-pub fn put(repo: &RepoName, id: &UploadId, digest: &Digest, req: &Request) -> Result<Response, RegistryError> {
-    let upload = session(repo, id)?;
+pub fn put<S: Storage>(
+    st: &S,
+    repo: &RepoName,
+    id: &UploadId,
+    digest: &Digest,
+    req: &mut Request<S::Body>,
+) -> Result<Response<S::Reader>, RegistryError> {
+    let upload = session(st, repo, id)?;
     if let Some(refusal) = chunk_out_of_order(repo, id, &upload, req)? {
         return Ok(refusal);
     }
     append_body(&upload, req)?;
     // The store ends the upload on success and on a digest mismatch alike.
-    commit(repo, &upload, digest)
+    commit(st, repo, &upload, digest)
 }
 
 /// `DELETE <location>`: cancels the upload. Like every DELETE, refused
 /// when deletion is turned off (`--disable-delete`).
-pub fn delete(ctx: &Ctx, repo: &RepoName, id: &UploadId) -> Result<Response, RegistryError> {
+pub fn delete<S: Storage>(ctx: &Ctx<S>, repo: &RepoName, id: &UploadId) -> Result<Response<S::Reader>, RegistryError> {
     ctx.check_delete()?;
-    let upload = session(repo, id)?;
+    let upload = session(&ctx.storage, repo, id)?;
     upload.abort()?;
     Ok(Response::new(204))
 }
 
 /// The key of the session MACs, created on first use.
-fn upload_secret() -> Result<Vec<u8>, RegistryError> {
+fn upload_secret<S: Storage>(st: &S) -> Result<Vec<u8>, RegistryError> {
     let key = keys::upload_secret();
-    if let Some(secret) = storage::get(&key)? {
+    if let Some(secret) = st.get(&key)? {
         return Ok(secret);
     }
-    let fresh = wasip2::random::random::get_random_bytes(session::SECRET_LEN as u64);
+    let fresh = st.random_bytes(session::SECRET_LEN);
     // Two first uploads may race: whichever secret landed first is the one.
-    storage::set_if_absent(&key, &fresh)?;
-    storage::get(&key)?.ok_or_else(|| RegistryError::internal("the upload secret vanished"))
+    st.set_if_absent(&key, &fresh)?;
+    st.get(&key)?.ok_or_else(|| RegistryError::internal("the upload secret vanished"))
 }
 
 /// The upload behind a session token of `repo`, or BLOB_UPLOAD_UNKNOWN.
-fn session(repo: &RepoName, token: &UploadId) -> Result<Upload, RegistryError> {
+fn session<S: Storage>(st: &S, repo: &RepoName, token: &UploadId) -> Result<S::Upload, RegistryError> {
     let unknown = || RegistryError::BlobUploadUnknown(Some(format!("upload {token} is unknown to repository {repo}")));
-    let id = session::verify(&upload_secret()?, repo, token).ok_or_else(unknown)?;
-    match Upload::resume(&id) {
+    let id = session::verify(&upload_secret(st)?, repo, token).ok_or_else(unknown)?;
+    match st.resume_upload(&id) {
         Ok(upload) => Ok(upload),
-        Err(crate::bindings::types::Error::NotFound | crate::bindings::types::Error::Invalid(_)) => Err(unknown()),
+        Err(Error::NotFound | Error::Invalid(_)) => Err(unknown()),
         Err(e) => Err(e.into()),
     }
 }
 
 /// With `Content-Range`, a chunk must start where the upload ends: a 416
 /// (with the current `Range`, so the client can resume) otherwise.
-fn chunk_out_of_order(
+fn chunk_out_of_order<U: Upload, R>(
     repo: &RepoName,
     id: &UploadId,
-    upload: &Upload,
-    req: &Request,
-) -> Result<Option<Response>, RegistryError> {
+    upload: &U,
+    req: &Request<U::Body>,
+) -> Result<Option<Response<R>>, RegistryError> {
     let Some(value) = req.header("content-range") else { return Ok(None) };
     let (start, end) = range::parse_content_range(value)?;
     let size = upload.size()?;
@@ -164,14 +176,18 @@ fn chunk_out_of_order(
     Ok(None)
 }
 
-fn append_body(upload: &Upload, req: &Request) -> Result<u64, RegistryError> {
-    let out = upload.append()?;
-    let body = req.body()?;
-    body.splice_into(&out)
+fn append_body<U: Upload>(upload: &U, req: &mut Request<U::Body>) -> Result<u64, RegistryError> {
+    let mut body = req.take_body()?;
+    Ok(upload.append(&mut body)?)
 }
 
-fn commit(repo: &RepoName, upload: &Upload, digest: &Digest) -> Result<Response, RegistryError> {
+fn commit<S: Storage>(
+    st: &S,
+    repo: &RepoName,
+    upload: &S::Upload,
+    digest: &Digest,
+) -> Result<Response<S::Reader>, RegistryError> {
     upload.commit(digest.as_str())?;
-    links::link_blob(repo, digest)?;
+    links::link_blob(st, repo, digest)?;
     Ok(blob_created(repo, digest))
 }

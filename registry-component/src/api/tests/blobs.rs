@@ -1,0 +1,70 @@
+//! Blob GET, HEAD (with ranges) and DELETE, and repository visibility.
+
+use super::Registry;
+use crate::oci::digest::Digest;
+
+const REPO: &str = "lib/app";
+
+#[test]
+fn get_and_head_a_blob() {
+    let registry = Registry::new();
+    let digest = registry.push_blob(REPO, b"0123456789");
+    let path = format!("/v2/{REPO}/blobs/{digest}");
+    for answer in [registry.get(&path), registry.head(&path)] {
+        answer.expect(200, None);
+        assert_eq!(answer.content_length, Some(10));
+        assert_eq!(answer.header("Docker-Content-Digest"), Some(digest.as_str()));
+        assert_eq!(answer.header("Accept-Ranges"), Some("bytes"));
+        assert_eq!(answer.header("Content-Type"), Some("application/octet-stream"));
+    }
+    assert_eq!(registry.get(&path).body, b"0123456789");
+}
+
+#[test]
+fn ranges() {
+    let registry = Registry::new();
+    let digest = registry.push_blob(REPO, b"0123456789");
+    let path = format!("/v2/{REPO}/blobs/{digest}");
+    let ranged = |range: &str| registry.send("GET", &path, &[("Range", range)], Default::default());
+    let answer = ranged("bytes=2-4");
+    answer.expect(206, None);
+    assert_eq!(answer.body, b"234");
+    assert_eq!(answer.header("Content-Range"), Some("bytes 2-4/10"));
+    assert_eq!(ranged("bytes=7-").body, b"789");
+    assert_eq!(ranged("bytes=-2").body, b"89");
+    let answer = ranged("bytes=10-");
+    answer.expect(416, Some("BLOB_UPLOAD_INVALID"));
+    assert_eq!(answer.header("Content-Range"), Some("bytes */10"));
+}
+
+#[test]
+fn blobs_are_visible_only_where_linked() {
+    let registry = Registry::new();
+    let digest = registry.push_blob(REPO, b"private");
+    registry.get(&format!("/v2/other/blobs/{digest}")).expect(404, Some("BLOB_UNKNOWN"));
+    registry.head(&format!("/v2/other/blobs/{digest}")).expect(404, None);
+    let absent = Digest::of_bytes(b"absent");
+    registry.get(&format!("/v2/{REPO}/blobs/{absent}")).expect(404, Some("BLOB_UNKNOWN"));
+    registry.get(&format!("/v2/{REPO}/blobs/sha256:abc")).expect(400, Some("DIGEST_INVALID"));
+}
+
+#[test]
+fn delete_unlinks_and_frees_unshared_bytes() {
+    let registry = Registry::new();
+    let digest = registry.push_blob(REPO, b"shared");
+    registry.push_blob("other", b"shared");
+    registry.delete(&format!("/v2/{REPO}/blobs/{digest}")).expect(202, None);
+    registry.get(&format!("/v2/{REPO}/blobs/{digest}")).expect(404, Some("BLOB_UNKNOWN"));
+    registry.delete(&format!("/v2/{REPO}/blobs/{digest}")).expect(404, Some("BLOB_UNKNOWN"));
+    assert_eq!(registry.get(&format!("/v2/other/blobs/{digest}")).body, b"shared");
+    registry.delete(&format!("/v2/other/blobs/{digest}")).expect(202, None);
+    assert!(registry.storage().blob_digests().is_empty());
+}
+
+#[test]
+fn delete_can_be_disabled() {
+    let registry = Registry::without_delete();
+    let digest = registry.push_blob(REPO, b"kept");
+    registry.delete(&format!("/v2/{REPO}/blobs/{digest}")).expect(405, Some("UNSUPPORTED"));
+    registry.get(&format!("/v2/{REPO}/blobs/{digest}")).expect(200, None);
+}

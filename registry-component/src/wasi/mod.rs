@@ -1,0 +1,27 @@
+//! The wasm32 glue: the `wasi:http/incoming-handler` export, which turns the
+//! wasi:http request into a plain [`crate::http::Request`], runs the
+//! handlers over [`storage::WasiStorage`] (the component's `wit/` imports)
+//! and sends the answer.
+
+mod bindings;
+mod http;
+mod storage;
+
+use crate::api::{self, Ctx};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+/// The `wasi:http/incoming-handler` export.
+struct Registry;
+
+impl wasip2::exports::http::incoming_handler::Guest for Registry {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let mut req = http::request(request);
+        let head = req.method == "HEAD";
+        let delete_enabled = std::env::var("REGISTRY_DELETE_ENABLED").map_or(true, |v| v != "false");
+        let ctx = Ctx { storage: storage::WasiStorage, delete_enabled };
+        let response = api::respond(&ctx, &mut req);
+        http::send(response, response_out, head);
+    }
+}
+
+wasip2::http::proxy::export!(Registry);

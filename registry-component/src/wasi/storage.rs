@@ -1,0 +1,120 @@
+//! [`WasiStorage`]: the storage seam on the component's imports (`wit/`
+//! through `bindings`) and `wasi:random`. Request bodies are spliced into
+//! the store's append stream and blob streams go to the response as they
+//! are, so blob bytes never pass through the component's memory.
+
+use super::bindings::{blobs, kv, types};
+use super::http::WasiBody;
+use crate::storage::{AppendError, Entry, Error, Storage, Upload};
+use std::io::Write;
+use wasip2::io::streams::{InputStream, StreamError};
+
+/// The host's storage, reached through the component's imports.
+pub struct WasiStorage;
+
+impl From<types::Error> for Error {
+    fn from(e: types::Error) -> Self {
+        match e {
+            types::Error::NotFound => Error::NotFound,
+            types::Error::DigestMismatch(actual) => Error::DigestMismatch(actual),
+            types::Error::Conflict => Error::Conflict,
+            types::Error::Invalid(m) => Error::Invalid(m),
+            types::Error::Other(m) => Error::Other(m),
+        }
+    }
+}
+
+impl Storage for WasiStorage {
+    type Body = WasiBody;
+    type Reader = InputStream;
+    type Upload = blobs::Upload;
+
+    fn kv_get(&self, key: &str) -> Result<Option<Entry>, Error> {
+        Ok(kv::get(key)?.map(|e| Entry { value: e.value, version: e.version }))
+    }
+
+    fn kv_set(&self, key: &str, value: &[u8]) -> Result<u64, Error> {
+        Ok(kv::set(key, value)?)
+    }
+
+    fn kv_set_if(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<u64, Error> {
+        Ok(kv::set_if(key, value, expected)?)
+    }
+
+    fn kv_delete(&self, key: &str) -> Result<bool, Error> {
+        Ok(kv::delete(key)?)
+    }
+
+    fn kv_list_keys(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, Error> {
+        Ok(kv::list_keys(prefix, after, limit)?)
+    }
+
+    fn blob_stat(&self, digest: &str) -> Result<Option<u64>, Error> {
+        Ok(blobs::stat(digest)?)
+    }
+
+    fn blob_read(&self, digest: &str, offset: u64, length: Option<u64>) -> Result<Option<InputStream>, Error> {
+        Ok(blobs::read(digest, offset, length)?)
+    }
+
+    fn blob_delete(&self, digest: &str) -> Result<bool, Error> {
+        Ok(blobs::delete(digest)?)
+    }
+
+    fn start_upload(&self) -> Result<blobs::Upload, Error> {
+        Ok(blobs::Upload::start()?)
+    }
+
+    fn resume_upload(&self, id: &str) -> Result<blobs::Upload, Error> {
+        Ok(blobs::Upload::resume(id)?)
+    }
+
+    fn random_bytes(&self, len: usize) -> Vec<u8> {
+        wasip2::random::random::get_random_bytes(len as u64)
+    }
+}
+
+impl Upload for blobs::Upload {
+    type Body = WasiBody;
+
+    fn id(&self) -> String {
+        blobs::Upload::id(self)
+    }
+
+    fn size(&self) -> Result<u64, Error> {
+        Ok(blobs::Upload::size(self)?)
+    }
+
+    /// Splices the body into the store's append stream, so its bytes never
+    /// pass through this component's memory.
+    fn append(&self, body: &mut WasiBody) -> Result<u64, AppendError> {
+        let out = blobs::Upload::append(self).map_err(Error::from)?;
+        let input = body.stream().map_err(|reason| AppendError::Body { received: 0, reason })?;
+        let mut received = 0u64;
+        loop {
+            match out.blocking_splice(input, 64 << 20) {
+                Ok(n) => received += n,
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(AppendError::Body { received, reason: e.to_debug_string() })
+                }
+            }
+        }
+        out.blocking_flush().map_err(|e| Error::Other(format!("flushing upload: {e:?}")))?;
+        Ok(received)
+    }
+
+    fn write(&self, bytes: &[u8]) -> Result<(), Error> {
+        let mut out = blobs::Upload::append(self)?;
+        out.write_all(bytes).map_err(|e| Error::Other(format!("writing to storage: {e}")))?;
+        out.blocking_flush().map_err(|e| Error::Other(format!("writing to storage: {e:?}")))
+    }
+
+    fn commit(&self, expected_digest: &str) -> Result<u64, Error> {
+        Ok(blobs::Upload::commit(self, expected_digest)?)
+    }
+
+    fn abort(&self) -> Result<(), Error> {
+        Ok(blobs::Upload::abort(self)?)
+    }
+}
