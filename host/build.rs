@@ -10,7 +10,10 @@ fn main() {
     let root = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     for watched in ["registry-component/src", "registry-component/Cargo.toml", "wit", "Cargo.lock", "build-support"] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+        // Relative to this package: cargo resolves it against the package being
+        // built, so a target directory shared by several checkouts (CI's cache)
+        // never watches, and embeds, another checkout's sources.
+        println!("cargo:rerun-if-changed=../{watched}");
     }
     println!("cargo:rerun-if-env-changed=REGISTRY_COMPONENT_PROFILE");
 

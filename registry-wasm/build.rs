@@ -40,7 +40,10 @@ fn main() {
         "Cargo.lock",
         "build-support",
     ] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+        // Relative to this package: cargo resolves it against the package being
+        // built, so a target directory shared by several checkouts (CI's cache)
+        // never watches, and embeds, another checkout's sources.
+        println!("cargo:rerun-if-changed=../{watched}");
     }
 
     ensure_wasm_target();
