@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Default)]
 struct State {
@@ -20,6 +21,8 @@ struct State {
     uploads: BTreeMap<String, Vec<u8>>,
     last_upload: u64,
     last_random: u64,
+    /// Seconds after the epoch that [`Storage::now`] answers.
+    clock: u64,
 }
 
 /// An in-memory store; clones share their contents.
@@ -37,6 +40,12 @@ impl MemoryStorage {
     /// Digests of the committed blobs, in order.
     pub fn blob_digests(&self) -> Vec<String> {
         self.state.borrow().blobs.keys().cloned().collect()
+    }
+
+    /// Sets the time [`Storage::now`] answers (it starts at the epoch and
+    /// stands still unless set).
+    pub fn set_time(&self, time: SystemTime) {
+        self.state.borrow_mut().clock = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     }
 
     /// How many uploads are neither committed nor aborted.
@@ -151,6 +160,10 @@ impl Storage for MemoryStorage {
         let seed = state.last_random.to_le_bytes();
         (0..len).map(|i| seed[i % 8] ^ (i as u8)).collect()
     }
+
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.state.borrow().clock)
+    }
 }
 
 /// An upload of a [`MemoryStorage`].
@@ -264,6 +277,16 @@ mod tests {
 
     fn digest(bytes: &[u8]) -> String {
         Digest::of_bytes(bytes).to_string()
+    }
+
+    #[test]
+    fn the_clock_is_the_one_the_test_sets() {
+        let store = MemoryStorage::new();
+        assert_eq!(store.now(), UNIX_EPOCH);
+        let later = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        store.set_time(later);
+        assert_eq!(store.now(), later);
+        assert_eq!(store.clone().now(), later, "clones share the clock");
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub trait Upload {
 }
 
 /// What the handlers need from their host: `wit/blobs.wit`, `wit/kv.wit`,
-/// and random bytes (the handlers read no clock).
+/// random bytes and the time.
 pub trait Storage {
     /// A request body, as [`Upload::append`] takes it.
     type Body: crate::http::RequestBody;
@@ -118,4 +118,8 @@ pub trait Storage {
 
     /// `len` bytes from a cryptographically secure source.
     fn random_bytes(&self, len: usize) -> Vec<u8>;
+    /// The wall-clock time: behind the seam, like randomness, so that
+    /// anything that ages (upload expiry, a collection's grace period) runs
+    /// under a clock the tests set.
+    fn now(&self) -> std::time::SystemTime;
 }

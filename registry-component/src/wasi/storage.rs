@@ -72,6 +72,11 @@ impl Storage for WasiStorage {
     fn random_bytes(&self, len: usize) -> Vec<u8> {
         wasip2::random::random::get_random_bytes(len as u64)
     }
+
+    fn now(&self) -> std::time::SystemTime {
+        let now = wasip2::clocks::wall_clock::now();
+        std::time::UNIX_EPOCH + std::time::Duration::new(now.seconds, now.nanoseconds)
+    }
 }
 
 impl Upload for blobs::Upload {
