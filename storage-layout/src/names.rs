@@ -1,9 +1,32 @@
-//! Names on disk: digests, upload ids, temporary files.
+//! Names on disk: committed blobs by digest, uploads by id, temporary
+//! files; and the checks of digests and upload ids.
 
 use crate::error::{StorageError, StorageResult};
 
 /// Longest upload id `resume` accepts (the registry's limit too).
 pub const MAX_UPLOAD_ID_LEN: usize = 64;
+/// Directory of the committed blobs, relative to the data root.
+pub const BLOBS_DIR: &str = "blobs/sha256";
+/// Directory of the uploads in progress.
+pub const UPLOADS_DIR: &str = "uploads";
+/// Temporary files, renamed into place when complete.
+pub const TMP_DIR: &str = "tmp";
+
+/// A file's place relative to the data root: its directory and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelPath {
+    /// The directory, `/`-separated.
+    pub dir: String,
+    /// The file name in it.
+    pub name: String,
+}
+
+impl RelPath {
+    /// `dir/name`.
+    pub fn full(&self) -> String {
+        format!("{}/{}", self.dir, self.name)
+    }
+}
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -24,9 +47,16 @@ pub fn digest_hex(digest: &str) -> StorageResult<&str> {
         .ok_or_else(|| StorageError::Invalid(format!("not a sha256 digest: {digest:?}")))
 }
 
-/// Path of the committed blob with digest hex `hex`, relative to the root.
-pub fn blob_path(hex: &str) -> (String, String) {
-    (format!("blobs/sha256/{}", &hex[..2]), hex.to_string())
+/// Where the committed blob with digest hex `hex` (as [`digest_hex`]
+/// returns it) is: `blobs/sha256/<first 2 hex>/<hex>`.
+pub fn blob_path(hex: &str) -> RelPath {
+    RelPath { dir: format!("{BLOBS_DIR}/{}", &hex[..2]), name: hex.to_string() }
+}
+
+/// Every directory a blob may be in (256 of them), for a backend that
+/// makes them all up front.
+pub fn blob_dirs() -> impl Iterator<Item = String> {
+    (0..=255u8).map(|prefix| format!("{BLOBS_DIR}/{prefix:02x}"))
 }
 
 /// An upload id from 16 random bytes, laid out like a UUID (v4):
@@ -39,21 +69,31 @@ pub fn upload_id(random: [u8; 16]) -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-/// Whether `id` could be an id this store issued: `[0-9a-f-]{1,64}`. It
+/// Whether `id` could be an id a store issued: `[0-9a-f-]{1,64}`. It
 /// never contains `.` or `/`, so `uploads/<id>` and `uploads/<id>.hash`
 /// cannot name anything else.
 pub fn valid_upload_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_UPLOAD_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'))
 }
 
-/// Relative path of upload `id`'s bytes.
-pub fn upload_path(id: &str) -> String {
-    format!("uploads/{id}")
+/// `id` if [`valid_upload_id`], else `invalid` (what `resume` answers).
+pub fn check_upload_id(id: &str) -> StorageResult<&str> {
+    if valid_upload_id(id) {
+        Ok(id)
+    } else {
+        Err(StorageError::Invalid(format!("not an upload id: {id:?}")))
+    }
 }
 
-/// Relative path of upload `id`'s hash state.
+/// Relative path of upload `id`'s bytes.
+pub fn upload_path(id: &str) -> String {
+    format!("{UPLOADS_DIR}/{id}")
+}
+
+/// Relative path of upload `id`'s hash state (written by `registry.wasm`
+/// only; see [`crate::hashstate`]).
 pub fn upload_hash_path(id: &str) -> String {
-    format!("uploads/{id}.hash")
+    format!("{UPLOADS_DIR}/{id}.hash")
 }
 
 #[cfg(test)]
@@ -69,7 +109,9 @@ mod tests {
         {
             assert!(matches!(digest_hex(bad), Err(StorageError::Invalid(_))), "{bad}");
         }
-        assert_eq!(blob_path(&hex64), ("blobs/sha256/aa".to_string(), hex64.clone()));
+        assert_eq!(blob_path(&hex64).full(), format!("blobs/sha256/aa/{hex64}"));
+        let dirs: Vec<String> = blob_dirs().collect();
+        assert_eq!((dirs.len(), dirs[0].as_str(), dirs[255].as_str()), (256, "blobs/sha256/00", "blobs/sha256/ff"));
     }
 
     #[test]
@@ -80,7 +122,9 @@ mod tests {
         assert!(valid_upload_id(&upload_id([0; 16])));
         for bad in ["", "A", "a/b", "..", "a.hash", &"a".repeat(65)] {
             assert!(!valid_upload_id(bad), "{bad}");
+            assert!(matches!(check_upload_id(bad), Err(StorageError::Invalid(_))), "{bad}");
         }
+        assert_eq!(check_upload_id(&"a".repeat(64)).unwrap().len(), 64);
         assert_eq!(upload_hash_path("ab-1"), "uploads/ab-1.hash");
     }
 
