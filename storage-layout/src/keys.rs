@@ -12,6 +12,10 @@ use crate::names::RelPath;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
+/// Longest file or directory name on the filesystems the backends run on
+/// (ext4, xfs, btrfs, tmpfs): a segment whose escaped name (plus `@` for
+/// the last) is longer is `invalid`. Any segment of up to 80 bytes fits.
+pub const MAX_NAME_LEN: usize = 255;
 /// Directory of the kv files, relative to the data root.
 pub const KV_DIR: &str = "kv";
 /// Directory of `registry.wasm`'s kv write locks (see [`lock_name`]).
@@ -26,21 +30,34 @@ pub fn key_path(key: &str) -> StorageResult<RelPath> {
     let mut dir = KV_DIR.to_string();
     let mut segments = key.split('/').peekable();
     while let Some(seg) = segments.next() {
-        check_segment(seg)?;
+        let name = segment_name(seg)?;
         if segments.peek().is_none() {
-            return Ok(RelPath { dir, name: format!("{}@", escape_segment(seg)) });
+            let name = format!("{name}@");
+            if name.len() > MAX_NAME_LEN {
+                return Err(too_long(seg));
+            }
+            return Ok(RelPath { dir, name });
         }
         dir.push('/');
-        dir.push_str(&escape_segment(seg));
+        dir.push_str(&name);
     }
     unreachable!("split yields at least one segment")
 }
 
-fn check_segment(seg: &str) -> StorageResult<()> {
+/// Checks a key segment and returns its escaped name.
+fn segment_name(seg: &str) -> StorageResult<String> {
     if seg.is_empty() || seg == "." || seg == ".." {
         return Err(StorageError::Invalid(format!("bad key segment {seg:?}")));
     }
-    Ok(())
+    let name = escape_segment(seg);
+    if name.len() > MAX_NAME_LEN {
+        return Err(too_long(seg));
+    }
+    Ok(name)
+}
+
+fn too_long(seg: &str) -> StorageError {
+    StorageError::Invalid(format!("key segment of {} bytes is too long once escaped", seg.len()))
 }
 
 /// A key segment as a file name (see the module docs).
@@ -85,9 +102,8 @@ pub fn list_start(prefix: &str) -> StorageResult<(String, String)> {
     };
     let mut dir = KV_DIR.to_string();
     for seg in dir_key.split('/').filter(|s| !s.is_empty()) {
-        check_segment(seg)?;
         dir.push('/');
-        dir.push_str(&escape_segment(seg));
+        dir.push_str(&segment_name(seg)?);
     }
     Ok((dir, dir_key.to_string()))
 }
@@ -196,8 +212,17 @@ mod tests {
         for key in ["", "a//b", "../x", "a/./b", "a/", "/a", ".."] {
             assert!(matches!(key_path(key), Err(StorageError::Invalid(_))), "{key}");
         }
-        assert!(key_path(&"a".repeat(MAX_KEY_LEN)).is_ok());
-        assert!(key_path(&"a".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert!(key_path(&["a".repeat(200), "b".repeat(200), "c".repeat(254)].join("/")).is_ok());
+        assert!(key_path(&"a/".repeat(MAX_KEY_LEN / 2 - 1)).is_err());
+        assert!(key_path(&format!("{}a", "a/".repeat(MAX_KEY_LEN / 2 - 1))).is_ok());
+        assert!(key_path(&"a/".repeat(MAX_KEY_LEN / 2)).is_err());
+        // Names the filesystem could not hold.
+        assert!(matches!(key_path(&"a".repeat(255)), Err(StorageError::Invalid(_))));
+        assert!(matches!(key_path(&format!("{}/x", "a".repeat(256))), Err(StorageError::Invalid(_))));
+        assert!(matches!(key_path(&"ü".repeat(43)), Err(StorageError::Invalid(_))));
+        assert!(key_path(&"ü".repeat(42)).is_ok());
+        assert!(key_path(&"%".repeat(80)).is_ok());
+        assert!(matches!(list_start(&format!("{}/", "a".repeat(256))), Err(StorageError::Invalid(_))));
     }
 
     #[test]
