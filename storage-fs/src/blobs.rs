@@ -27,7 +27,8 @@ use crate::StorageFs;
 use storage_layout::ages::{TMP_MAX_AGE, UPLOAD_MAX_AGE};
 use storage_layout::hashstate::UploadHash;
 use storage_layout::names::{
-    blob_path, check_upload_id, digest_hex, upload_hash_path, upload_id, upload_path, TMP_DIR, UPLOADS_DIR,
+    blob_path, check_upload_id, digest_hex, digest_of_hex, upload_hash_path, upload_id, upload_path, TMP_DIR,
+    UPLOADS_DIR,
 };
 use storage_layout::span::Span;
 use storage_layout::{StorageError, StorageResult};
@@ -174,7 +175,7 @@ fn commit(fs: Fs, id: &str, expected: &str) -> StorageResult<u64> {
     let actual = state.hex_digest();
     if actual != hex {
         discard(fs, id)?;
-        return Err(StorageError::DigestMismatch(format!("sha256:{actual}")));
+        return Err(StorageError::DigestMismatch(digest_of_hex(&actual)));
     }
     let size = state.hashed();
     let dest = blob_path(hex);

@@ -39,12 +39,25 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The hex part of `sha256:<64 lowercase hex>`.
+/// What every digest starts with: the one algorithm the contract knows.
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// Whether `hex` is 64 lowercase hex digits, a SHA-256 as blob names hold it.
+pub fn is_sha256_hex(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The hex part of `sha256:<64 lowercase hex>`; anything else is `invalid`.
 pub fn digest_hex(digest: &str) -> StorageResult<&str> {
     digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .strip_prefix(DIGEST_PREFIX)
+        .filter(|hex| is_sha256_hex(hex))
         .ok_or_else(|| StorageError::Invalid(format!("not a sha256 digest: {digest:?}")))
+}
+
+/// The digest whose hex part is `hex`.
+pub fn digest_of_hex(hex: &str) -> String {
+    format!("{DIGEST_PREFIX}{hex}")
 }
 
 /// Where the committed blob with digest hex `hex` (as [`digest_hex`]
@@ -103,7 +116,8 @@ mod tests {
     #[test]
     fn digests() {
         let hex64 = "a".repeat(64);
-        assert_eq!(digest_hex(&format!("sha256:{hex64}")).unwrap(), hex64);
+        assert_eq!(digest_hex(&digest_of_hex(&hex64)).unwrap(), hex64);
+        assert!(is_sha256_hex(&hex64) && !is_sha256_hex("ab") && !is_sha256_hex(&"G".repeat(64)));
         for bad in
             ["", "sha256:", "sha512:aa", &format!("sha256:{}", "A".repeat(64)), &format!("sha256:{}", "a".repeat(63))]
         {

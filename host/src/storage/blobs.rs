@@ -26,7 +26,7 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 pub use storage_layout::names::digest_hex;
-use storage_layout::names::{check_upload_id, upload_id, upload_path, TMP_DIR};
+use storage_layout::names::{check_upload_id, digest_of_hex, upload_id, upload_path, TMP_DIR};
 use storage_layout::span::Span;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
@@ -169,13 +169,13 @@ impl BlobStore {
                     tracing::error!("journal: the bytes recorded for blob {hex} do not match it; not redone");
                     return Ok(());
                 }
-                let path = blob_path(&self.root, digest_hex(&format!("sha256:{hex}"))?);
+                let path = blob_path(&self.root, digest_hex(&digest_of_hex(hex))?);
                 if std::fs::read(&path).ok().as_deref() != Some(data.as_slice()) {
                     fsutil::atomic_write(&self.root.join(TMP_DIR), &path, &[data], &mut Unsynced::default())?;
                 }
             }
             Record::BlobDeleted { hex } => {
-                fsutil::remove_if_present(&blob_path(&self.root, digest_hex(&format!("sha256:{hex}"))?))?;
+                fsutil::remove_if_present(&blob_path(&self.root, digest_hex(&digest_of_hex(hex))?))?;
             }
             _ => {}
         }
@@ -292,7 +292,7 @@ impl BlobStore {
         self.uploads_map().remove(&shared.id);
         if actual != expected_hex {
             let _ = std::fs::remove_file(&shared.path);
-            return Err(StorageError::DigestMismatch(format!("sha256:{actual}")));
+            return Err(StorageError::DigestMismatch(digest_of_hex(&actual)));
         }
         let dest = blob_path(&self.root, expected_hex);
         if let Some(unnamed) = self.unnamed(expected_hex) {
