@@ -16,6 +16,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "registry:storage/storage-fs",
     with: { "wasi:io": wasmtime_wasi::p2::bindings::io },
+    require_store_data_send: true,
 });
 
 use exports::registry::storage::types::Error as WitError;

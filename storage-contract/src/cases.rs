@@ -393,7 +393,7 @@ pub fn kv_key_limits<S: ContractStore>(store: &S) {
     let mut c = store.client();
     // 1024 bytes in segments of 63 + `/`.
     let mut longest = "s".repeat(63);
-    while longest.len() + 64 <= MAX_KEY_LEN {
+    while longest.len() + 64 + 2 <= MAX_KEY_LEN {
         longest.push('/');
         longest.push_str(&"s".repeat(63));
     }
