@@ -21,19 +21,14 @@
 //! this component in wasmtime (`registry-wasm/tests/storage_fs_contract.rs`).
 
 #![deny(missing_docs)]
+#![cfg(target_arch = "wasm32")]
 
-#[cfg(target_arch = "wasm32")]
 mod bindings;
-#[cfg(target_arch = "wasm32")]
 mod blobs;
-#[cfg(target_arch = "wasm32")]
 mod fs;
-#[cfg(target_arch = "wasm32")]
 mod kv;
 
 /// The component: exports `blobs` (with its `upload` resource) and `kv`.
-#[cfg(target_arch = "wasm32")]
 struct StorageFs;
 
-#[cfg(target_arch = "wasm32")]
 bindings::export!(StorageFs with_types_in bindings);
