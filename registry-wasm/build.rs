@@ -52,6 +52,8 @@ fn main() {
     // exactly as host/build.rs builds it, and compiled once for both.
     let registry = build_component(&root, &target_dir, "registry-component");
     let storage = build_component(&root, &target_dir, "storage-fs");
+    // storage-fs alone, for the storage contract suite (tests/).
+    copy_if_changed(&storage, &out_dir.join("storage_fs.wasm"));
 
     let composed = compose(&registry, &storage).unwrap_or_else(|e| panic!("composing registry.wasm: {e}"));
     let out = out_dir.join("registry.wasm");

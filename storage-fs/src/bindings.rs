@@ -15,9 +15,9 @@ wit_bindgen::generate!({
     },
 });
 
-impl From<crate::error::StorageError> for exports::registry::storage::types::Error {
-    fn from(e: crate::error::StorageError) -> Self {
-        use crate::error::StorageError as E;
+impl From<storage_layout::StorageError> for exports::registry::storage::types::Error {
+    fn from(e: storage_layout::StorageError) -> Self {
+        use storage_layout::StorageError as E;
         match e {
             E::NotFound => Self::NotFound,
             E::DigestMismatch(actual) => Self::DigestMismatch(actual),

@@ -22,12 +22,16 @@
 
 use crate::bindings::exports::registry::storage::blobs::{Guest, GuestUpload, Upload};
 use crate::bindings::exports::registry::storage::types::Error;
-use crate::error::{StorageError, StorageResult};
-use crate::fs::{self, fail, Fs};
-use crate::hashstate::UploadHash;
-use crate::names::{blob_path, digest_hex, upload_hash_path, upload_id, upload_path, valid_upload_id};
-use crate::span::Span;
+use crate::fs::{fail, Fs};
 use crate::StorageFs;
+use storage_layout::ages::{TMP_MAX_AGE, UPLOAD_MAX_AGE};
+use storage_layout::hashstate::UploadHash;
+use storage_layout::names::{
+    blob_path, check_upload_id, digest_hex, digest_of_hex, upload_hash_path, upload_id, upload_path, TMP_DIR,
+    UPLOADS_DIR,
+};
+use storage_layout::span::Span;
+use storage_layout::{StorageError, StorageResult};
 use wasip2::filesystem::types::{DescriptorFlags, ErrorCode, OpenFlags};
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
@@ -42,8 +46,7 @@ impl Guest for StorageFs {
 
     fn stat(digest: String) -> Result<Option<u64>, Error> {
         let fs = Fs::get()?;
-        let (dir, name) = blob_path(digest_hex(&digest)?);
-        Ok(fs.file_size(&format!("{dir}/{name}"))?)
+        Ok(fs.file_size(&blob_path(digest_hex(&digest)?).full())?)
     }
 
     fn read(digest: String, offset: u64, length: Option<u64>) -> Result<Option<InputStream>, Error> {
@@ -52,15 +55,13 @@ impl Guest for StorageFs {
 
     fn delete(digest: String) -> Result<bool, Error> {
         let fs = Fs::get()?;
-        let (dir, name) = blob_path(digest_hex(&digest)?);
-        Ok(fs.remove_file(&format!("{dir}/{name}"))?)
+        Ok(fs.remove_file(&blob_path(digest_hex(&digest)?).full())?)
     }
 }
 
 fn read(digest: &str, offset: u64, length: Option<u64>) -> StorageResult<Option<InputStream>> {
     let fs = Fs::get()?;
-    let (dir, name) = blob_path(digest_hex(digest)?);
-    let path = format!("{dir}/{name}");
+    let path = blob_path(digest_hex(digest)?).full();
     let Some(file) = fs.open_read(&path)? else { return Ok(None) };
     let size = file.stat().map_err(|e| fail("inspecting", &path, e))?.size;
     let span = Span::of(size, offset, length)?;
@@ -100,12 +101,6 @@ fn read(digest: &str, offset: u64, length: Option<u64>) -> StorageResult<Option<
     copied.map(Some)
 }
 
-/// Uploads untouched for this long are abandoned (as in `registry-host`
-/// and distribution), and so are their hash states.
-const UPLOAD_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
-/// Temporary files are renamed or removed within a request; older ones
-/// were left by a crash.
-const TMP_MAX_AGE_SECS: u64 = 3600;
 /// One `start` in this many sweeps `uploads/` and `tmp/`.
 const SWEEP_ONE_IN: u64 = 64;
 
@@ -113,8 +108,8 @@ const SWEEP_ONE_IN: u64 = 64;
 /// "starts", so every so often a new upload sweeps them instead.
 fn sweep_leftovers(fs: Fs) {
     if wasip2::random::random::get_random_u64().is_multiple_of(SWEEP_ONE_IN) {
-        fs.remove_files_older_than("uploads", UPLOAD_MAX_AGE_SECS);
-        fs.remove_files_older_than(fs::TMP_DIR, TMP_MAX_AGE_SECS);
+        fs.remove_files_older_than(UPLOADS_DIR, UPLOAD_MAX_AGE);
+        fs.remove_files_older_than(TMP_DIR, TMP_MAX_AGE);
     }
 }
 
@@ -137,10 +132,7 @@ impl GuestUpload for FsUpload {
     }
 
     fn resume(id: String) -> Result<Upload, Error> {
-        if !valid_upload_id(&id) {
-            return Err(StorageError::Invalid(format!("not an upload id: {id:?}")).into());
-        }
-        match Fs::get()?.file_size(&upload_path(&id))? {
+        match Fs::get()?.file_size(&upload_path(check_upload_id(&id)?))? {
             Some(_) => Ok(Upload::new(FsUpload { id })),
             None => Err(StorageError::NotFound.into()),
         }
@@ -183,11 +175,11 @@ fn commit(fs: Fs, id: &str, expected: &str) -> StorageResult<u64> {
     let actual = state.hex_digest();
     if actual != hex {
         discard(fs, id)?;
-        return Err(StorageError::DigestMismatch(format!("sha256:{actual}")));
+        return Err(StorageError::DigestMismatch(digest_of_hex(&actual)));
     }
     let size = state.hashed();
-    let (dir, name) = blob_path(hex);
-    if fs.file_size(&format!("{dir}/{name}"))?.is_some() {
+    let dest = blob_path(hex);
+    if fs.file_size(&dest.full())?.is_some() {
         // Already stored: keep the one copy.
         discard(fs, id)?;
         return Ok(size);
@@ -204,7 +196,7 @@ fn commit(fs: Fs, id: &str, expected: &str) -> StorageResult<u64> {
     }
     file.sync_data().map_err(|e| fail("syncing", &path, e))?;
     drop(file);
-    fs.rename_into(&path, &dir, &name, true)?;
+    fs.rename_into(&path, &dest.dir, &dest.name, true)?;
     let _ = fs.remove_file(&upload_hash_path(id));
     Ok(size)
 }
@@ -238,7 +230,7 @@ fn catch_up(fs: Fs, id: &str) -> StorageResult<UploadHash> {
     }
     let mut offset = state.hashed();
     loop {
-        let (bytes, eof) = file.read(fs::READ_CHUNK, offset).map_err(|e| fail("reading", &path, e))?;
+        let (bytes, eof) = file.read(crate::fs::READ_CHUNK, offset).map_err(|e| fail("reading", &path, e))?;
         if bytes.is_empty() {
             break;
         }

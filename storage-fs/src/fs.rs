@@ -6,15 +6,15 @@
 //! durable, and the directory it lands in is synced too (as `registry-host`
 //! does with fsync).
 
-use crate::error::{StorageError, StorageResult};
-use crate::keys::DirEntry;
 use std::cell::OnceCell;
+use std::time::Duration;
+use storage_layout::keys::DirEntry;
+use storage_layout::names::TMP_DIR;
+use storage_layout::{StorageError, StorageResult};
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
 
 /// Where the runtime must mount the data directory.
 pub const DATA_DIR: &str = "/data";
-/// Temporary files, renamed into place when complete.
-pub const TMP_DIR: &str = "tmp";
 /// Largest piece read by one `read` call.
 pub const READ_CHUNK: u64 = 4 << 20;
 
@@ -205,22 +205,22 @@ impl Fs {
         }
     }
 
-    /// Seconds since file `path` was last modified; `None` if it does not
-    /// exist or the runtime gives no time.
-    pub fn age_seconds(self, path: &str) -> Option<u64> {
+    /// Time since file `path` was last modified (to the second); `None` if
+    /// it does not exist or the runtime gives no time.
+    pub fn age(self, path: &str) -> Option<Duration> {
         let stat = self.root.stat_at(PathFlags::empty(), path).ok()?;
         let modified = stat.data_modification_timestamp?;
         let now = wasip2::clocks::wall_clock::now();
-        Some(now.seconds.saturating_sub(modified.seconds))
+        Some(Duration::from_secs(now.seconds.saturating_sub(modified.seconds)))
     }
 
     /// Removes the files directly in `dir` that were last modified more
-    /// than `max_age_secs` ago; best effort.
-    pub fn remove_files_older_than(self, dir: &str, max_age_secs: u64) {
+    /// than `max_age` ago; best effort.
+    pub fn remove_files_older_than(self, dir: &str, max_age: Duration) {
         let Ok(Some(entries)) = self.list_dir(dir) else { return };
         for entry in entries.iter().filter(|e| !e.is_dir) {
             let path = format!("{dir}/{}", entry.name);
-            if self.age_seconds(&path).is_some_and(|age| age > max_age_secs) {
+            if self.age(&path).is_some_and(|age| age > max_age) {
                 let _ = self.remove_file(&path);
             }
         }
@@ -287,7 +287,7 @@ pub fn write_all(file: &Descriptor, parts: &[&[u8]], path: &str) -> StorageResul
 
 /// `2 * bytes` random lowercase hex digits (`wasi:random`).
 pub fn random_hex(bytes: u64) -> String {
-    crate::names::hex(&wasip2::random::random::get_random_bytes(bytes))
+    storage_layout::names::hex(&wasip2::random::random::get_random_bytes(bytes))
 }
 
 /// Waits `millis` milliseconds.

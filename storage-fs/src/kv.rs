@@ -18,7 +18,7 @@
 //! What it cannot give:
 //! - A writer that dies while holding the lock (the runtime is killed, or
 //!   the instance traps between create and remove) leaves the lock behind.
-//!   A lock older than [`STALE_AFTER_SECS`] is taken to be such a leftover
+//!   A lock older than [`STALE_AFTER`] is taken to be such a leftover
 //!   and removed. If a writer were ever stalled that long inside its
 //!   critical section, or two waiters removed the same stale lock at the
 //!   same instant, two writers could overlap, and the later rename wins
@@ -30,16 +30,16 @@
 
 use crate::bindings::exports::registry::storage::kv::{Entry, Guest};
 use crate::bindings::exports::registry::storage::types::Error;
-use crate::error::{StorageError, StorageResult};
 use crate::fs::{self, fail, Fs};
-use crate::keys::{decode_entry, first_page, key_path, list_start, lock_name, KeyPath, Listing, KV_DIR, MAX_VALUE_LEN};
 use crate::StorageFs;
+use storage_layout::entry::{check_value, decode_entry, next_version, version_header, VERSION_LEN};
+use storage_layout::keys::{first_page, key_path, list_start, lock_name, Listing, KV_DIR, LOCK_DIR};
+use storage_layout::names::RelPath;
+use storage_layout::{StorageError, StorageResult};
 use wasip2::filesystem::types::ErrorCode;
 
-/// Directory of the write locks.
-const LOCK_DIR: &str = "locks";
 /// A lock older than this is a leftover of a writer that died.
-pub const STALE_AFTER_SECS: u64 = 30;
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest wait for a lock before giving up with an error.
 const MAX_WAIT_MS: u64 = 60_000;
 
@@ -98,17 +98,11 @@ fn corrupt(path: &str) -> StorageError {
 fn write(key: &str, value: &[u8], expected: Option<Option<u64>>) -> StorageResult<u64> {
     let fs = Fs::get()?;
     let path = key_path(key)?;
-    if value.len() > MAX_VALUE_LEN {
-        return Err(StorageError::Invalid(format!("value over {MAX_VALUE_LEN} bytes")));
-    }
+    check_value(value)?;
     let _lock = KeyLock::acquire(fs, key)?;
-    let current = current_version(fs, &path)?;
-    if expected.is_some_and(|expected| expected != current) {
-        return Err(StorageError::Conflict);
-    }
-    let version = current.unwrap_or(0) + 1;
-    let tmp = fs.write_temp(&[&version.to_le_bytes(), value], true)?;
-    if let Err(e) = fs.rename_into(&tmp, &path.dir, &path.file, true) {
+    let version = next_version(current_version(fs, &path)?, expected)?;
+    let tmp = fs.write_temp(&[&version_header(version), value], true)?;
+    if let Err(e) = fs.rename_into(&tmp, &path.dir, &path.name, true) {
         let _ = fs.remove_file(&tmp);
         return Err(e);
     }
@@ -116,10 +110,10 @@ fn write(key: &str, value: &[u8], expected: Option<Option<u64>>) -> StorageResul
 }
 
 /// The version of the value at `path`, reading only its header.
-fn current_version(fs: Fs, path: &KeyPath) -> StorageResult<Option<u64>> {
+fn current_version(fs: Fs, path: &RelPath) -> StorageResult<Option<u64>> {
     let full = path.full();
     let Some(file) = fs.open_read(&full)? else { return Ok(None) };
-    let (bytes, _) = file.read(8, 0).map_err(|e| fail("reading", &full, e))?;
+    let (bytes, _) = file.read(VERSION_LEN as u64, 0).map_err(|e| fail("reading", &full, e))?;
     let (version, _) = decode_entry(&bytes).ok_or_else(|| corrupt(&full))?;
     Ok(Some(version))
 }
@@ -141,7 +135,7 @@ impl KeyLock {
                 Err(ErrorCode::Exist) => {}
                 Err(e) => return Err(fail("creating", &path, e)),
             }
-            if fs.age_seconds(&path).is_some_and(|age| age > STALE_AFTER_SECS) {
+            if fs.age(&path).is_some_and(|age| age > STALE_AFTER) {
                 let _ = fs.remove_file(&path);
                 continue;
             }

@@ -25,6 +25,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+pub use storage_layout::names::digest_hex;
+use storage_layout::names::{check_upload_id, digest_of_hex, upload_id, upload_path, TMP_DIR};
+use storage_layout::span::Span;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 /// Largest piece handed out by one `read` or accepted by one `write`.
@@ -101,19 +104,10 @@ impl HostUpload {
     }
 }
 
-/// Parses `sha256:<64 lowercase hex>` into the hex part.
-pub fn digest_hex(digest: &str) -> StorageResult<&str> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-        .ok_or_else(|| StorageError::Invalid(format!("not a sha256 digest: {digest:?}")))?;
-    Ok(hex)
-}
-
 impl BlobStore {
     /// A store over `root`, the data directory.
     pub fn new(root: PathBuf, journal: Arc<Journal>) -> BlobStore {
-        let spares = SpareFiles::start(root.join("tmp"));
+        let spares = SpareFiles::start(root.join(TMP_DIR));
         BlobStore { root, uploads: Arc::default(), spares, journal, unnamed: Arc::default() }
     }
 
@@ -144,13 +138,9 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let size = file.metadata()?.len();
-        if offset > size {
-            return Err(StorageError::Invalid(format!("offset {offset} is past the end ({size})")));
-        }
-        file.seek(SeekFrom::Start(offset))?;
-        let remaining = length.map_or(size - offset, |len| len.min(size - offset));
-        Ok(Some(BlobReader { file, remaining }))
+        let span = Span::of(file.metadata()?.len(), offset, length)?;
+        file.seek(SeekFrom::Start(span.offset))?;
+        Ok(Some(BlobReader { file, remaining: span.len }))
     }
 
     /// Removes a committed blob; whether it existed. Durable through the
@@ -179,13 +169,13 @@ impl BlobStore {
                     tracing::error!("journal: the bytes recorded for blob {hex} do not match it; not redone");
                     return Ok(());
                 }
-                let path = blob_path(&self.root, digest_hex(&format!("sha256:{hex}"))?);
+                let path = blob_path(&self.root, digest_hex(&digest_of_hex(hex))?);
                 if std::fs::read(&path).ok().as_deref() != Some(data.as_slice()) {
-                    fsutil::atomic_write(&self.root.join("tmp"), &path, &[data], &mut Unsynced::default())?;
+                    fsutil::atomic_write(&self.root.join(TMP_DIR), &path, &[data], &mut Unsynced::default())?;
                 }
             }
             Record::BlobDeleted { hex } => {
-                fsutil::remove_if_present(&blob_path(&self.root, digest_hex(&format!("sha256:{hex}"))?))?;
+                fsutil::remove_if_present(&blob_path(&self.root, digest_hex(&digest_of_hex(hex))?))?;
             }
             _ => {}
         }
@@ -194,7 +184,7 @@ impl BlobStore {
 
     /// Starts an empty upload.
     pub fn start(&self) -> StorageResult<HostUpload> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = upload_id(uuid::Uuid::new_v4().into_bytes());
         let path = self.upload_path(&id);
         if !self.spares.take(&path) {
             File::create_new(&path)?;
@@ -222,9 +212,7 @@ impl BlobStore {
     /// Reopens an upload by id, rebuilding its hash state from disk when
     /// this process has none (after a restart). May read the whole file.
     pub fn resume(&self, id: &str) -> StorageResult<HostUpload> {
-        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-')) {
-            return Err(StorageError::Invalid(format!("not an upload id: {id:?}")));
-        }
+        check_upload_id(id)?;
         if let Some(upload) = self.resume_cached(id) {
             return Ok(upload);
         }
@@ -304,7 +292,7 @@ impl BlobStore {
         self.uploads_map().remove(&shared.id);
         if actual != expected_hex {
             let _ = std::fs::remove_file(&shared.path);
-            return Err(StorageError::DigestMismatch(format!("sha256:{actual}")));
+            return Err(StorageError::DigestMismatch(digest_of_hex(&actual)));
         }
         let dest = blob_path(&self.root, expected_hex);
         if let Some(unnamed) = self.unnamed(expected_hex) {
@@ -344,7 +332,7 @@ impl BlobStore {
         let mut unnamed = self.unnamed.lock().unwrap_or_else(|p| p.into_inner());
         let (from, to, all, key) =
             (path.to_path_buf(), blob_path(&self.root, hex), self.unnamed.clone(), hex.to_string());
-        let tmp = self.root.join("tmp");
+        let tmp = self.root.join(TMP_DIR);
         let record = Record::BlobData { hex: hex.to_string(), data: data.clone() };
         let then: journal::Then = Box::new(move || {
             let named = match std::fs::rename(&from, &to) {
@@ -388,7 +376,7 @@ impl BlobStore {
     }
 
     fn upload_path(&self, id: &str) -> PathBuf {
-        self.root.join("uploads").join(id)
+        self.root.join(upload_path(id))
     }
 }
 

@@ -1,14 +1,9 @@
-//! `registry:storage/kv` on the filesystem: one file per key.
+//! `registry:storage/kv` on the filesystem: one file per key, in the
+//! layout of `storage-layout` (`keys`: where a key's file is; `entry`: what
+//! it holds, and the versions).
 //!
-//! A key's `/`-separated segments become directories, and its value lives in
-//! a file named after the last segment plus `@` (so key `a` and key `a/b`
-//! coexist as file `a@` and directory `a/`). Segment characters outside
-//! `[A-Za-z0-9._:-]`, and a leading `.`, are written as `%XX`, so `@` never
-//! occurs in an escaped segment and no segment can escape the root.
-//!
-//! A value file holds an 8-byte little-endian version followed by the value;
-//! an empty file is version 1 with an empty value, so that a first empty
-//! value (a link, a marker) is created in place by one exclusive hard link
+//! An empty value file is version 1 with an empty value, so that a first
+//! empty value (a link, a marker) is created in place by one exclusive hard link
 //! to a shared empty file (`shared_empty.rs`), with no data to flush, no
 //! rename and no new inode.
 //! Writes go to a temporary file that is fsynced and renamed into place; the
@@ -29,9 +24,10 @@ use super::{StorageError, StorageResult};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use storage_layout::entry::{check_value, decode_entry, next_version, version_header};
+use storage_layout::keys::{first_page, key_path, list_start, DirEntry, Listing, KV_DIR};
+use storage_layout::names::TMP_DIR;
 
-const MAX_KEY_LEN: usize = 1024;
-const MAX_VALUE_LEN: usize = 4 * 1024 * 1024;
 const LOCK_STRIPES: usize = 64;
 
 /// A stored value with its version.
@@ -45,6 +41,9 @@ pub struct Entry {
 
 /// The filesystem key-value store.
 pub struct KvStore {
+    /// The data directory: key paths are relative to it.
+    data: PathBuf,
+    /// Its `kv/`.
     root: PathBuf,
     tmp: PathBuf,
     /// Where first empty values come from (hard links, see `shared_empty`).
@@ -60,12 +59,13 @@ pub struct KvStore {
 const CACHE_ENTRIES: usize = 16 * 1024;
 
 impl KvStore {
-    /// A store rooted at `root`, using `tmp` for temp files and `shared`
-    /// for the shared empty files (both on the same filesystem).
-    pub fn new(root: PathBuf, tmp: PathBuf, shared: PathBuf, journal: Arc<Journal>) -> std::io::Result<KvStore> {
+    /// The store of data directory `data`, using `shared` for the shared
+    /// empty files (on the same filesystem).
+    pub fn new(data: PathBuf, shared: PathBuf, journal: Arc<Journal>) -> std::io::Result<KvStore> {
         Ok(KvStore {
-            root,
-            tmp,
+            root: data.join(KV_DIR),
+            tmp: data.join(TMP_DIR),
+            data,
             empty: SharedEmpty::open(shared)?,
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             cache: RwLock::new(HashMap::new()),
@@ -128,25 +128,18 @@ impl KvStore {
         dirty: &mut Unsynced,
     ) -> StorageResult<u64> {
         let path = self.path_of(key)?;
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StorageError::Invalid(format!("value over {MAX_VALUE_LEN} bytes")));
-        }
+        check_value(value)?;
         let _guard = self.lock(key);
         // Whatever happens below, the file is the truth: read it next time.
         self.forget(key);
         let current = read_entry(&path)?.map(|e| e.version);
-        if let Some(expected) = expected {
-            if expected != current {
-                return Err(StorageError::Conflict);
-            }
-        }
-        let version = current.unwrap_or(0) + 1;
+        let version = next_version(current, expected)?;
         let record = if current.is_none() && value.is_empty() {
             // Right whether or not it is durable yet: the record makes it so.
             self.empty.create(&path, &mut Unsynced::default())?;
             Record::KvCreatedEmpty { key: key.to_string() }
         } else {
-            fsutil::atomic_write(&self.tmp, &path, &[&version.to_le_bytes(), value], dirty)?;
+            fsutil::atomic_write(&self.tmp, &path, &[&version_header(version), value], dirty)?;
             Record::KvSynced { key: key.to_string() }
         };
         // Appended under the key's lock: the journal's order is the key's.
@@ -195,22 +188,10 @@ impl KvStore {
 
     /// Keys starting with `prefix`, ascending, after `after`, at most `limit`.
     pub fn list_keys(&self, prefix: &str, after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
-        // Walk the deepest directory that the prefix names completely.
-        let (dir_key, _) = match prefix.rfind('/') {
-            Some(i) => prefix.split_at(i + 1),
-            None => ("", prefix),
-        };
-        let mut dir = self.root.clone();
-        for seg in dir_key.split('/').filter(|s| !s.is_empty()) {
-            check_segment(seg)?;
-            dir.push(escape_segment(seg));
-        }
+        let (dir, dir_key) = list_start(prefix)?;
         let mut keys = Vec::new();
-        walk(&dir, dir_key, prefix, &mut keys)?;
-        keys.retain(|k| after.is_none_or(|a| k.as_str() > a));
-        keys.sort_unstable();
-        keys.truncate(limit as usize);
-        Ok(keys)
+        Listing { prefix, after }.walk(&mut |d: &str| list_dir(&self.data.join(d)), &dir, &dir_key, &mut keys)?;
+        Ok(first_page(keys, limit))
     }
 
     fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
@@ -224,99 +205,40 @@ impl KvStore {
     }
 
     fn path_of(&self, key: &str) -> StorageResult<PathBuf> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return Err(StorageError::Invalid(format!("key must be 1 to {MAX_KEY_LEN} bytes")));
-        }
-        let mut path = self.root.clone();
-        let mut segments = key.split('/').peekable();
-        while let Some(seg) = segments.next() {
-            check_segment(seg)?;
-            let mut name = escape_segment(seg);
-            if segments.peek().is_none() {
-                name.push('@');
-            }
-            path.push(name);
-        }
-        Ok(path)
+        Ok(self.data.join(key_path(key)?.full()))
     }
-}
-
-fn check_segment(seg: &str) -> StorageResult<()> {
-    if seg.is_empty() || seg == "." || seg == ".." {
-        return Err(StorageError::Invalid(format!("bad key segment {seg:?}")));
-    }
-    Ok(())
 }
 
 fn read_entry(path: &Path) -> StorageResult<Option<Entry>> {
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.is_empty() => Ok(Some(Entry { value: Vec::new(), version: 1 })),
-        Ok(bytes) if bytes.len() >= 8 => {
-            let version = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-            Ok(Some(Entry { value: bytes[8..].to_vec(), version }))
-        }
-        Ok(_) => Err(StorageError::Other(format!("corrupt value file {}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<String>) -> StorageResult<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    match decode_entry(&bytes) {
+        Some((version, value)) => Ok(Some(Entry { value: value.to_vec(), version })),
+        None => Err(StorageError::Other(format!("corrupt value file {}", path.display()))),
+    }
+}
+
+/// The entries of directory `dir`; `None` if it does not exist. Names that
+/// are not UTF-8 are no keys: left out.
+fn list_dir(dir: &Path) -> StorageResult<Option<Vec<DirEntry>>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
     for entry in entries {
         let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(seg) = name.strip_suffix('@') {
-            let key = format!("{dir_key}{}", unescape_segment(seg));
-            if key.starts_with(prefix) {
-                out.push(key);
-            }
-        } else if entry.file_type()?.is_dir() {
-            let sub_key = format!("{dir_key}{}/", unescape_segment(name));
-            // Only descend where keys below can still start with the prefix.
-            if sub_key.starts_with(prefix) || prefix.starts_with(&sub_key) {
-                walk(&entry.path(), &sub_key, prefix, out)?;
-            }
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push(DirEntry { name, is_dir: entry.file_type()?.is_dir() });
         }
     }
-    Ok(())
-}
-
-fn escape_segment(seg: &str) -> String {
-    let mut out = String::with_capacity(seg.len());
-    for (i, b) in seg.bytes().enumerate() {
-        let plain = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':') || (b == b'.' && i > 0);
-        if plain {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn unescape_segment(name: &str) -> String {
-    let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -329,8 +251,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         let (journal, pending, _) = Journal::open(dir.path()).unwrap();
         journal.start(pending).unwrap();
-        let kv =
-            KvStore::new(dir.path().join("kv"), dir.path().join("tmp"), dir.path().join("shared"), journal).unwrap();
+        let kv = KvStore::new(dir.path().to_path_buf(), dir.path().join("shared"), journal).unwrap();
         (dir, kv)
     }
 
@@ -366,8 +287,7 @@ mod tests {
         assert_eq!(kv.get("m/k").unwrap(), None);
         // A store over the same files (no cache) reads the same.
         kv.set("m/e", b"", &mut dirty).unwrap();
-        let fresh =
-            KvStore::new(kv.root.clone(), kv.tmp.clone(), kv.root.join("../shared"), kv.journal.clone()).unwrap();
+        let fresh = KvStore::new(kv.data.clone(), kv.data.join("shared"), kv.journal.clone()).unwrap();
         assert_eq!(fresh.get("m/e").unwrap(), Some(Entry { value: vec![], version: 1 }));
     }
 

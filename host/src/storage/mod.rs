@@ -1,4 +1,7 @@
-//! The storage contract (`wit/`) implemented on the local filesystem.
+//! The storage contract (`wit/`) implemented on the local filesystem, in
+//! the layout and by the rules of the crate `storage-layout` (shared with
+//! `storage-fs`, so that either serves the same directory). `contract.rs`
+//! runs the storage contract suite (`storage-contract/`) against it.
 //!
 //! Layout under the data directory:
 //!
@@ -19,6 +22,8 @@
 //! (cleared at start-up) and uploads that were never committed.
 
 pub mod blobs;
+#[cfg(test)]
+mod contract;
 pub mod fsutil;
 pub mod journal;
 pub mod kv;
@@ -27,42 +32,9 @@ pub mod spare_files;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Why a storage operation failed; mirrors `registry:storage/types.error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageError {
-    /// The upload (or blob) does not exist.
-    NotFound,
-    /// The bytes hash to this digest, not the expected one.
-    DigestMismatch(String),
-    /// A conditional write lost a race, or an upload is busy.
-    Conflict,
-    /// Malformed argument.
-    Invalid(String),
-    /// The backend failed.
-    Other(String),
-}
-
-impl From<std::io::Error> for StorageError {
-    fn from(e: std::io::Error) -> Self {
-        StorageError::Other(e.to_string())
-    }
-}
-
-impl std::fmt::Display for StorageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StorageError::NotFound => write!(f, "not found"),
-            StorageError::DigestMismatch(d) => write!(f, "content has digest {d}"),
-            StorageError::Conflict => write!(f, "conflict"),
-            StorageError::Invalid(m) => write!(f, "invalid: {m}"),
-            StorageError::Other(m) => write!(f, "{m}"),
-        }
-    }
-}
-
-/// Result of a storage operation.
-pub type StorageResult<T> = Result<T, StorageError>;
+use storage_layout::keys::KV_DIR;
+use storage_layout::names::{blob_dirs, TMP_DIR, UPLOADS_DIR};
+pub use storage_layout::{StorageError, StorageResult};
 
 /// Both stores over one data directory, shared by every request.
 pub struct Storage {
@@ -82,18 +54,18 @@ impl Storage {
     /// Opens (creating if needed) the layout under `data_dir`, checking that
     /// it is writable and clearing temporary files a crash may have left.
     pub fn open(data_dir: &Path) -> std::io::Result<Arc<Storage>> {
-        let tmp = data_dir.join("tmp");
+        let tmp = data_dir.join(TMP_DIR);
         std::fs::create_dir_all(data_dir)?;
         let lock = lock_data_dir(data_dir)?;
         // The layout, with all 256 blob prefix directories made up front:
         // otherwise the first pushes pay for creating and syncing them. What
         // was created is synced now, so that no later rename into it is lost.
         let mut created = fsutil::Unsynced::default();
-        for dir in ["uploads", "kv", "tmp", "shared"] {
+        for dir in [UPLOADS_DIR, KV_DIR, TMP_DIR, "shared"] {
             fsutil::create_dirs(&data_dir.join(dir), &mut created)?;
         }
-        for prefix in 0..=255u8 {
-            fsutil::create_dirs(&data_dir.join(format!("blobs/sha256/{prefix:02x}")), &mut created)?;
+        for dir in blob_dirs() {
+            fsutil::create_dirs(&data_dir.join(dir), &mut created)?;
         }
         for dir in created.take_dirs() {
             fsutil::sync_dir(&dir)?;
@@ -108,7 +80,7 @@ impl Storage {
         let (journal, pending, redo) = journal::Journal::open(data_dir)?;
         let storage = Storage {
             blobs: blobs::BlobStore::new(data_dir.to_path_buf(), journal.clone()),
-            kv: kv::KvStore::new(data_dir.join("kv"), tmp, data_dir.join("shared"), journal.clone())?,
+            kv: kv::KvStore::new(data_dir.to_path_buf(), data_dir.join("shared"), journal.clone())?,
             syncer: fsutil::Syncer::start(),
             journal,
             _lock: lock,
@@ -120,7 +92,7 @@ impl Storage {
             storage.redo(record)?;
         }
         storage.journal.start(pending)?;
-        purge_stale_uploads(&data_dir.join("uploads"));
+        purge_stale_uploads(&data_dir.join(UPLOADS_DIR));
         Ok(Arc::new(storage))
     }
 
@@ -193,9 +165,6 @@ fn lock_data_dir(data_dir: &Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-/// Uploads untouched for this long are abandoned (distribution's default).
-const UPLOAD_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-
 /// Deletes abandoned uploads so that their bytes do not pile up forever.
 /// Their kv session records stay; resuming them answers "unknown upload".
 fn purge_stale_uploads(uploads: &Path) {
@@ -206,7 +175,7 @@ fn purge_stale_uploads(uploads: &Path) {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > UPLOAD_MAX_AGE);
+            .is_some_and(|age| age > storage_layout::ages::UPLOAD_MAX_AGE);
         if stale {
             tracing::info!("removing abandoned upload {}", entry.file_name().to_string_lossy());
             let _ = std::fs::remove_file(entry.path());
@@ -216,7 +185,7 @@ fn purge_stale_uploads(uploads: &Path) {
 
 /// The canonical blob path for a validated digest.
 pub(crate) fn blob_path(root: &Path, hex: &str) -> PathBuf {
-    root.join("blobs/sha256").join(&hex[..2]).join(hex)
+    root.join(storage_layout::names::blob_path(hex).full())
 }
 
 /// A throw-away directory for unit tests, removed on drop.

@@ -18,8 +18,8 @@ const HIGH: usize = 64;
 const LOW: usize = 32;
 /// A spare older than this is removed, not used: an upload's file carries
 /// the spare's modification time until its first bytes, and start-up
-/// purges upload files by age.
-const MAX_AGE: Duration = Duration::from_secs(3600);
+/// purges upload files by age. It is a temporary file until then.
+const MAX_AGE: Duration = storage_layout::ages::TMP_MAX_AGE;
 
 /// A pool of empty files in one directory.
 pub struct SpareFiles {

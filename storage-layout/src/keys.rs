@@ -1,60 +1,63 @@
-//! kv keys on disk, in `registry-host`'s layout.
+//! kv keys on disk: checking them, mapping them to files, listing them.
 //!
 //! A key's `/`-separated segments become directories under `kv/`, and its
 //! value lives in a file named after the last segment plus `@` (so key `a`
 //! and key `a/b` coexist as file `a@` and directory `a/`). Segment bytes
 //! outside `[A-Za-z0-9._:-]`, and a leading `.`, are written as `%XX`, so
 //! `@` never occurs in an escaped segment and no segment can leave `kv/`.
-//! A value file holds the version (8 bytes, little-endian), then the value.
+//! What a value file holds is [`crate::entry`]'s business.
 
 use crate::error::{StorageError, StorageResult};
+use crate::names::RelPath;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
-/// Largest value, in bytes.
-pub const MAX_VALUE_LEN: usize = 4 * 1024 * 1024;
+/// Longest file or directory name on the filesystems the backends run on
+/// (ext4, xfs, btrfs, tmpfs): a segment whose escaped name (plus `@` for
+/// the last) is longer is `invalid`. Any segment of up to 80 bytes fits.
+pub const MAX_NAME_LEN: usize = 255;
 /// Directory of the kv files, relative to the data root.
 pub const KV_DIR: &str = "kv";
+/// Directory of `registry.wasm`'s kv write locks (see [`lock_name`]).
+pub const LOCK_DIR: &str = "locks";
 
-/// Where a key's value file is, relative to the data root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyPath {
-    /// Its directory: `kv` or `kv/<seg>/...`.
-    pub dir: String,
-    /// Its file name: the escaped last segment plus `@`.
-    pub file: String,
-}
-
-impl KeyPath {
-    /// `dir/file`.
-    pub fn full(&self) -> String {
-        format!("{}/{}", self.dir, self.file)
-    }
-}
-
-/// Checks `key` and maps it to its value file.
-pub fn key_path(key: &str) -> StorageResult<KeyPath> {
+/// Checks `key` and maps it to its value file (`dir`: `kv` or
+/// `kv/<seg>/...`; `name`: the escaped last segment plus `@`).
+pub fn key_path(key: &str) -> StorageResult<RelPath> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(StorageError::Invalid(format!("key must be 1 to {MAX_KEY_LEN} bytes")));
     }
     let mut dir = KV_DIR.to_string();
     let mut segments = key.split('/').peekable();
     while let Some(seg) = segments.next() {
-        check_segment(seg)?;
+        let name = segment_name(seg)?;
         if segments.peek().is_none() {
-            return Ok(KeyPath { dir, file: format!("{}@", escape_segment(seg)) });
+            let name = format!("{name}@");
+            if name.len() > MAX_NAME_LEN {
+                return Err(too_long(seg));
+            }
+            return Ok(RelPath { dir, name });
         }
         dir.push('/');
-        dir.push_str(&escape_segment(seg));
+        dir.push_str(&name);
     }
     unreachable!("split yields at least one segment")
 }
 
-fn check_segment(seg: &str) -> StorageResult<()> {
+/// Checks a key segment and returns its escaped name.
+fn segment_name(seg: &str) -> StorageResult<String> {
     if seg.is_empty() || seg == "." || seg == ".." {
         return Err(StorageError::Invalid(format!("bad key segment {seg:?}")));
     }
-    Ok(())
+    let name = escape_segment(seg);
+    if name.len() > MAX_NAME_LEN {
+        return Err(too_long(seg));
+    }
+    Ok(name)
+}
+
+fn too_long(seg: &str) -> StorageError {
+    StorageError::Invalid(format!("key segment of {} bytes is too long once escaped", seg.len()))
 }
 
 /// A key segment as a file name (see the module docs).
@@ -90,17 +93,6 @@ pub fn unescape_segment(name: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Splits a value file into version and value; `None` if it is too short
-/// to hold a version (a corrupt file). An empty file is version 1 with an
-/// empty value (`registry-host` creates first empty values that way).
-pub fn decode_entry(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    if bytes.is_empty() {
-        return Some((1, bytes));
-    }
-    let (version, value) = bytes.split_first_chunk::<8>()?;
-    Some((u64::from_le_bytes(*version), value))
-}
-
 /// Where listing `prefix` starts: the directory that the part of the prefix
 /// up to its last `/` names (relative to the root), and that part itself.
 pub fn list_start(prefix: &str) -> StorageResult<(String, String)> {
@@ -110,9 +102,8 @@ pub fn list_start(prefix: &str) -> StorageResult<(String, String)> {
     };
     let mut dir = KV_DIR.to_string();
     for seg in dir_key.split('/').filter(|s| !s.is_empty()) {
-        check_segment(seg)?;
         dir.push('/');
-        dir.push_str(&escape_segment(seg));
+        dir.push_str(&segment_name(seg)?);
     }
     Ok((dir, dir_key.to_string()))
 }
@@ -192,7 +183,7 @@ pub fn first_page(mut keys: Vec<String>, limit: u32) -> Vec<String> {
 }
 
 /// Name of the lock file that serialises the writes of `key` (in
-/// `locks/`): 128 bits of the key's SHA-256, so distinct keys practically
+/// [`LOCK_DIR`]): 128 bits of the key's SHA-256, so distinct keys practically
 /// never share a lock (and if they did, they would only wait for each other).
 pub fn lock_name(key: &str) -> String {
     use sha2::{Digest as _, Sha256};
@@ -206,7 +197,7 @@ mod tests {
 
     #[test]
     fn paths_match_the_native_layout() {
-        assert_eq!(key_path("a").unwrap(), KeyPath { dir: "kv".into(), file: "a@".into() });
+        assert_eq!(key_path("a").unwrap(), RelPath { dir: "kv".into(), name: "a@".into() });
         assert_eq!(key_path("r/library/busybox/_tags/latest").unwrap().full(), "kv/r/library/busybox/_tags/latest@");
         assert_eq!(key_path("t/.hidden").unwrap().full(), "kv/t/%2Ehidden@");
         assert_eq!(key_path("t/a.b").unwrap().full(), "kv/t/a.b@");
@@ -221,8 +212,17 @@ mod tests {
         for key in ["", "a//b", "../x", "a/./b", "a/", "/a", ".."] {
             assert!(matches!(key_path(key), Err(StorageError::Invalid(_))), "{key}");
         }
-        assert!(key_path(&"a".repeat(MAX_KEY_LEN)).is_ok());
-        assert!(key_path(&"a".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert!(key_path(&["a".repeat(200), "b".repeat(200), "c".repeat(254)].join("/")).is_ok());
+        assert!(key_path(&"a/".repeat(MAX_KEY_LEN / 2 - 1)).is_err());
+        assert!(key_path(&format!("{}a", "a/".repeat(MAX_KEY_LEN / 2 - 1))).is_ok());
+        assert!(key_path(&"a/".repeat(MAX_KEY_LEN / 2)).is_err());
+        // Names the filesystem could not hold.
+        assert!(matches!(key_path(&"a".repeat(255)), Err(StorageError::Invalid(_))));
+        assert!(matches!(key_path(&format!("{}/x", "a".repeat(256))), Err(StorageError::Invalid(_))));
+        assert!(matches!(key_path(&"ü".repeat(43)), Err(StorageError::Invalid(_))));
+        assert!(key_path(&"ü".repeat(42)).is_ok());
+        assert!(key_path(&"%".repeat(80)).is_ok());
+        assert!(matches!(list_start(&format!("{}/", "a".repeat(256))), Err(StorageError::Invalid(_))));
     }
 
     #[test]
@@ -235,16 +235,6 @@ mod tests {
         // Foreign names with broken escapes are taken literally.
         assert_eq!(unescape_segment("%4"), "%4");
         assert_eq!(unescape_segment("%zz1"), "%zz1");
-    }
-
-    #[test]
-    fn entries() {
-        let mut file = 7u64.to_le_bytes().to_vec();
-        file.extend_from_slice(b"value");
-        assert_eq!(decode_entry(&file), Some((7, &b"value"[..])));
-        assert_eq!(decode_entry(&7u64.to_le_bytes()), Some((7, &b""[..])));
-        assert_eq!(decode_entry(b"short"), None);
-        assert_eq!(decode_entry(b""), Some((1, &b""[..])));
     }
 
     /// An in-memory directory tree made by storing `keys` the way the
@@ -265,7 +255,7 @@ mod tests {
                 dirs.entry(child.clone()).or_default();
                 dir = child;
             }
-            dirs.get_mut(&path.dir).unwrap().push(DirEntry { name: path.file.clone(), is_dir: false });
+            dirs.get_mut(&path.dir).unwrap().push(DirEntry { name: path.name.clone(), is_dir: false });
         }
         // Lock files and other strays are not keys.
         dirs.get_mut("kv").unwrap().push(DirEntry { name: "stray".into(), is_dir: false });

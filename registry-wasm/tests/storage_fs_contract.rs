@@ -1,0 +1,180 @@
+//! The storage contract suite (`storage-contract/`) against `storage-fs`,
+//! the component inside `registry.wasm`: each client is a fresh wasmtime
+//! instance (as every request is under `wasmtime serve`) with the store's
+//! temporary directory preopened as `/data`, calling the component's
+//! exported `blobs` and `kv` functions. Clients of one store in several
+//! threads are several instances over the same directory.
+
+use std::sync::OnceLock;
+use storage_contract::{ContractClient, ContractStore, Entry, StorageError, StorageResult};
+use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, StreamError};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "registry:storage/storage-fs",
+    with: { "wasi:io": wasmtime_wasi::p2::bindings::io },
+    require_store_data_send: true,
+});
+
+use exports::registry::storage::types::Error as WitError;
+
+/// What an instance's store holds: WASI with `/data` preopened.
+struct Ctx {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Ctx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The component, compiled once per test process, ready to instantiate.
+fn component() -> &'static StorageFsPre<Ctx> {
+    static PRE: OnceLock<StorageFsPre<Ctx>> = OnceLock::new();
+    PRE.get_or_init(|| {
+        let engine = Engine::default();
+        let component = Component::from_file(&engine, registry_wasm::STORAGE_FS_WASM).expect("compiling storage-fs");
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("linking WASI");
+        StorageFsPre::new(linker.instantiate_pre(&component).expect("pre-instantiating")).expect("storage-fs world")
+    })
+}
+
+/// A data directory served by storage-fs.
+struct FsComponentStore {
+    dir: tempfile::TempDir,
+}
+
+impl ContractStore for FsComponentStore {
+    type Client = FsClient;
+
+    fn fresh() -> Self {
+        FsComponentStore { dir: tempfile::tempdir().expect("a temporary directory") }
+    }
+
+    fn client(&self) -> FsClient {
+        let pre = component();
+        let mut wasi = WasiCtx::builder();
+        wasi.preopened_dir(self.dir.path(), "/data", FsPerms::ReadWrite).expect("preopening /data");
+        let ctx = Ctx { wasi: wasi.build(), table: ResourceTable::new() };
+        let mut store = Store::new(pre.engine(), ctx);
+        let bindings = pre.instantiate(&mut store).expect("instantiating storage-fs");
+        FsClient { store, bindings }
+    }
+}
+
+/// One instance of storage-fs.
+struct FsClient {
+    store: Store<Ctx>,
+    bindings: StorageFs,
+}
+
+storage_contract::from_wit_error!(WitError);
+
+/// A call's result: a trap fails the test; a contract error is the answer.
+fn answer<T>(r: wasmtime::Result<Result<T, WitError>>) -> StorageResult<T> {
+    r.expect("storage-fs trapped").map_err(from_wit)
+}
+
+fn stream_failed(e: StreamError) -> StorageError {
+    StorageError::Other(format!("stream: {e}"))
+}
+
+impl ContractClient for FsClient {
+    type Upload = ResourceAny;
+    type Reader = Resource<DynInputStream>;
+
+    fn stat(&mut self, digest: &str) -> StorageResult<Option<u64>> {
+        answer(self.bindings.registry_storage_blobs().call_stat(&mut self.store, digest))
+    }
+
+    fn read(&mut self, digest: &str, offset: u64, length: Option<u64>) -> StorageResult<Option<Self::Reader>> {
+        answer(self.bindings.registry_storage_blobs().call_read(&mut self.store, digest, offset, length))
+    }
+
+    fn read_to_end(&mut self, reader: Self::Reader) -> StorageResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let stream = self.store.data_mut().table.get_mut(&reader).expect("a live stream");
+        let result = loop {
+            match wasmtime_wasi::runtime::in_tokio(stream.blocking_read(1 << 20)) {
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(StreamError::Closed) => break Ok(out),
+                Err(e) => break Err(stream_failed(e)),
+            }
+        };
+        self.store.data_mut().table.delete(reader).expect("dropping the stream");
+        result
+    }
+
+    fn delete_blob(&mut self, digest: &str) -> StorageResult<bool> {
+        answer(self.bindings.registry_storage_blobs().call_delete(&mut self.store, digest))
+    }
+
+    fn start(&mut self) -> StorageResult<ResourceAny> {
+        answer(self.bindings.registry_storage_blobs().upload().call_start(&mut self.store))
+    }
+
+    fn resume(&mut self, id: &str) -> StorageResult<ResourceAny> {
+        answer(self.bindings.registry_storage_blobs().upload().call_resume(&mut self.store, id))
+    }
+
+    fn id(&mut self, upload: &ResourceAny) -> String {
+        self.bindings.registry_storage_blobs().upload().call_id(&mut self.store, *upload).expect("storage-fs trapped")
+    }
+
+    fn size(&mut self, upload: &ResourceAny) -> StorageResult<u64> {
+        answer(self.bindings.registry_storage_blobs().upload().call_size(&mut self.store, *upload))
+    }
+
+    fn append(&mut self, upload: &ResourceAny, bytes: &[u8]) -> StorageResult<()> {
+        let stream: Resource<DynOutputStream> =
+            answer(self.bindings.registry_storage_blobs().upload().call_append(&mut self.store, *upload))?;
+        let writer = self.store.data_mut().table.get_mut(&stream).expect("a live stream");
+        let mut written = Ok(());
+        for piece in bytes.chunks(1 << 20) {
+            let piece = bytes::Bytes::copy_from_slice(piece);
+            written = wasmtime_wasi::runtime::in_tokio(writer.blocking_write_and_flush(piece)).map_err(stream_failed);
+            if written.is_err() {
+                break;
+            }
+        }
+        self.store.data_mut().table.delete(stream).expect("dropping the stream");
+        written
+    }
+
+    fn commit(&mut self, upload: &ResourceAny, expected_digest: &str) -> StorageResult<u64> {
+        answer(self.bindings.registry_storage_blobs().upload().call_commit(&mut self.store, *upload, expected_digest))
+    }
+
+    fn abort(&mut self, upload: &ResourceAny) -> StorageResult<()> {
+        answer(self.bindings.registry_storage_blobs().upload().call_abort(&mut self.store, *upload))
+    }
+
+    fn get(&mut self, key: &str) -> StorageResult<Option<Entry>> {
+        let entry = answer(self.bindings.registry_storage_kv().call_get(&mut self.store, key))?;
+        Ok(entry.map(|e| Entry { value: e.value, version: e.version }))
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> StorageResult<u64> {
+        answer(self.bindings.registry_storage_kv().call_set(&mut self.store, key, value))
+    }
+
+    fn set_if(&mut self, key: &str, value: &[u8], expected: Option<u64>) -> StorageResult<u64> {
+        answer(self.bindings.registry_storage_kv().call_set_if(&mut self.store, key, value, expected))
+    }
+
+    fn delete(&mut self, key: &str) -> StorageResult<bool> {
+        answer(self.bindings.registry_storage_kv().call_delete(&mut self.store, key))
+    }
+
+    fn list_keys(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
+        answer(self.bindings.registry_storage_kv().call_list_keys(&mut self.store, prefix, after, limit))
+    }
+}
+
+storage_contract::contract_tests!(FsComponentStore);

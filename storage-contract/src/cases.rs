@@ -1,0 +1,625 @@
+//! The contract's cases: each takes a fresh store and panics when the
+//! backend breaks a rule of `wit/blobs.wit`, `wit/kv.wit` or
+//! `wit/types.wit`. [`contract_tests!`](crate::contract_tests) runs them
+//! all; a new case must be listed there too.
+
+use crate::{ContractClient, ContractStore, Entry, StorageError};
+use sha2::{Digest as _, Sha256};
+use std::sync::{Barrier, Mutex};
+use storage_layout::entry::MAX_VALUE_LEN;
+use storage_layout::keys::MAX_KEY_LEN;
+use storage_layout::names::{hex, MAX_UPLOAD_ID_LEN};
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+/// Deterministic bytes that differ from one `seed` to another.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(seed as u32 * 7 + (i as u32 >> 9)) as u8).collect()
+}
+
+/// Uploads `bytes` in one append and commits them; their digest.
+fn push<C: ContractClient>(client: &mut C, bytes: &[u8]) -> String {
+    let digest = digest_of(bytes);
+    let upload = client.start().expect("start");
+    client.append(&upload, bytes).expect("append");
+    assert_eq!(client.commit(&upload, &digest), Ok(bytes.len() as u64), "commit");
+    digest
+}
+
+fn read_all<C: ContractClient>(client: &mut C, digest: &str, offset: u64, length: Option<u64>) -> Vec<u8> {
+    let reader = client.read(digest, offset, length).expect("read").expect("the blob exists");
+    client.read_to_end(reader).expect("reading the stream")
+}
+
+fn is_invalid<T>(result: Result<T, StorageError>) -> bool {
+    matches!(result, Err(StorageError::Invalid(_)))
+}
+
+/// A blob never stored: `none`, and deleting it is `false`.
+pub fn blob_absent_is_none<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let digest = digest_of(b"never stored");
+    assert_eq!(c.stat(&digest), Ok(None));
+    assert!(c.read(&digest, 0, None).expect("read").is_none());
+    assert_eq!(c.delete_blob(&digest), Ok(false));
+}
+
+/// Anything but `sha256:<64 lowercase hex>` is `invalid`, everywhere a
+/// digest is taken; a malformed `expected-digest` leaves the upload as it
+/// was.
+pub fn blob_bad_digests_are_invalid<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let good = digest_of(b"x");
+    let upper = good.to_uppercase().replace("SHA256", "sha256");
+    let short = &good[..good.len() - 1];
+    let bad = ["", "sha256:", "sha512:00", upper.as_str(), short, "sha256:../../../../etc/passwd", "x"];
+    for digest in bad {
+        assert!(is_invalid(c.stat(digest)), "stat {digest:?}");
+        assert!(is_invalid(c.read(digest, 0, None).map(|r| r.is_some())), "read {digest:?}");
+        assert!(is_invalid(c.delete_blob(digest)), "delete {digest:?}");
+    }
+    let upload = c.start().unwrap();
+    c.append(&upload, b"x").unwrap();
+    for digest in bad {
+        assert!(is_invalid(c.commit(&upload, digest)), "commit {digest:?}");
+    }
+    assert_eq!(c.size(&upload), Ok(1));
+    assert_eq!(c.commit(&upload, &good), Ok(1));
+}
+
+/// Bytes appended in chunks become the blob of their digest at `commit`,
+/// not before; then the upload is gone.
+pub fn blob_commit_by_digest<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let bytes = pattern(300_000, 1);
+    let digest = digest_of(&bytes);
+    let upload = c.start().unwrap();
+    let id = c.id(&upload);
+    assert_eq!(c.size(&upload), Ok(0));
+    for chunk in bytes.chunks(70_000) {
+        c.append(&upload, chunk).unwrap();
+    }
+    assert_eq!(c.size(&upload), Ok(bytes.len() as u64));
+    assert_eq!(c.stat(&digest), Ok(None), "visible before commit");
+    assert!(c.read(&digest, 0, None).unwrap().is_none(), "readable before commit");
+    assert_eq!(c.commit(&upload, &digest), Ok(bytes.len() as u64));
+    assert_eq!(c.stat(&digest), Ok(Some(bytes.len() as u64)));
+    assert_eq!(read_all(&mut c, &digest, 0, None), bytes);
+    // Another request sees it too.
+    assert_eq!(store.client().stat(&digest), Ok(Some(bytes.len() as u64)));
+    assert_eq!(c.size(&upload), Err(StorageError::NotFound));
+    assert!(matches!(c.resume(&id), Err(StorageError::NotFound)));
+}
+
+/// A wrong digest is `digest-mismatch` with the actual one; nothing is
+/// stored and the upload is gone.
+pub fn blob_commit_mismatch_stores_nothing<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let upload = c.start().unwrap();
+    let id = c.id(&upload);
+    c.append(&upload, b"abc").unwrap();
+    let wrong = digest_of(b"abd");
+    assert_eq!(c.commit(&upload, &wrong), Err(StorageError::DigestMismatch(digest_of(b"abc"))));
+    assert_eq!(c.stat(&wrong), Ok(None));
+    assert_eq!(c.stat(&digest_of(b"abc")), Ok(None));
+    assert!(matches!(c.resume(&id), Err(StorageError::NotFound)));
+    assert!(matches!(store.client().resume(&id), Err(StorageError::NotFound)));
+}
+
+/// Committing bytes already stored succeeds and keeps one blob; deleting it
+/// once removes it.
+pub fn blob_commit_of_stored_content_keeps_one_copy<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let bytes = pattern(5000, 2);
+    let digest = push(&mut c, &bytes);
+    let mut other = store.client();
+    assert_eq!(push(&mut other, &bytes), digest);
+    assert_eq!(c.stat(&digest), Ok(Some(5000)));
+    assert_eq!(read_all(&mut c, &digest, 0, None), bytes);
+    assert_eq!(c.delete_blob(&digest), Ok(true));
+    assert_eq!(c.stat(&digest), Ok(None));
+}
+
+/// The empty blob: size 0, an empty stream, and offset 0 is its end.
+pub fn blob_empty<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let upload = c.start().unwrap();
+    let digest = digest_of(b"");
+    assert_eq!(c.commit(&upload, &digest), Ok(0));
+    assert_eq!(c.stat(&digest), Ok(Some(0)));
+    assert_eq!(read_all(&mut c, &digest, 0, None), b"");
+    assert_eq!(read_all(&mut c, &digest, 0, Some(10)), b"");
+    assert!(is_invalid(c.read(&digest, 1, None).map(|r| r.is_some())));
+}
+
+/// An upload outlives its request: later requests resume it by id, see its
+/// size, append to it and commit it. Ids are 1 to 64 of `[0-9a-f-]`.
+pub fn blob_resume_by_id_in_later_requests<S: ContractStore>(store: &S) {
+    let whole = pattern(3 * 1024 * 1024 + 17, 3);
+    let (first, rest) = whole.split_at(1024 * 1024 + 5);
+    let id = {
+        let mut c = store.client();
+        let upload = c.start().unwrap();
+        c.append(&upload, first).unwrap();
+        c.id(&upload)
+    };
+    assert!(!id.is_empty() && id.len() <= MAX_UPLOAD_ID_LEN, "{id:?}");
+    assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-')), "{id:?}");
+    for chunk in rest.chunks(1024 * 1024) {
+        let mut c = store.client();
+        let upload = c.resume(&id).unwrap();
+        assert_eq!(c.id(&upload), id);
+        let before = c.size(&upload).unwrap();
+        c.append(&upload, chunk).unwrap();
+        assert_eq!(c.size(&upload), Ok(before + chunk.len() as u64));
+    }
+    let mut c = store.client();
+    let upload = c.resume(&id).unwrap();
+    assert_eq!(c.size(&upload), Ok(whole.len() as u64));
+    let digest = digest_of(&whole);
+    assert_eq!(c.commit(&upload, &digest), Ok(whole.len() as u64));
+    assert_eq!(read_all(&mut store.client(), &digest, 0, None), whole);
+    // Two uploads started at once get different ids.
+    let (a, b) = (c.start().unwrap(), c.start().unwrap());
+    assert_ne!(c.id(&a), c.id(&b));
+}
+
+/// `resume` of an id never issued is `not-found`; of a malformed one,
+/// `invalid`.
+pub fn blob_resume_unknown_or_malformed_id<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    for unknown in ["0", "00000000-0000-4000-8000-000000000000", &"a".repeat(MAX_UPLOAD_ID_LEN)] {
+        assert!(matches!(c.resume(unknown), Err(StorageError::NotFound)), "{unknown:?}");
+    }
+    let too_long = "a".repeat(MAX_UPLOAD_ID_LEN + 1);
+    for bad in ["", "ABC", "a/b", "..", "a.hash", "../kv", too_long.as_str()] {
+        assert!(is_invalid(c.resume(bad)), "{bad:?}");
+    }
+}
+
+/// `abort` discards the upload, and again is no error; the handle then
+/// finds nothing.
+pub fn blob_abort_is_idempotent<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let upload = c.start().unwrap();
+    let id = c.id(&upload);
+    c.append(&upload, b"never").unwrap();
+    assert_eq!(c.abort(&upload), Ok(()));
+    assert_eq!(c.abort(&upload), Ok(()));
+    assert!(matches!(c.resume(&id), Err(StorageError::NotFound)));
+    assert_eq!(c.size(&upload), Err(StorageError::NotFound));
+    assert_eq!(c.commit(&upload, &digest_of(b"never")), Err(StorageError::NotFound));
+    assert_eq!(c.stat(&digest_of(b"never")), Ok(None));
+}
+
+/// Ranges: exact, cut at the end, empty at the end, `invalid` past it.
+pub fn blob_range_reads<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let small = b"0123456789";
+    let digest = push(&mut c, small);
+    let cases: [(u64, Option<u64>, &[u8]); 8] = [
+        (0, None, small),
+        (3, None, b"3456789"),
+        (3, Some(4), b"3456"),
+        (3, Some(100), b"3456789"),
+        (9, Some(1), b"9"),
+        (10, None, b""),
+        (10, Some(5), b""),
+        (4, Some(0), b""),
+    ];
+    for (offset, length, want) in cases {
+        assert_eq!(read_all(&mut c, &digest, offset, length), want, "{offset} {length:?}");
+    }
+    for offset in [11, 1000, u64::MAX] {
+        assert!(is_invalid(c.read(&digest, offset, None).map(|r| r.is_some())), "{offset}");
+        assert!(is_invalid(c.read(&digest, offset, Some(1)).map(|r| r.is_some())), "{offset}");
+    }
+    assert_eq!(read_all(&mut c, &digest, 2, Some(u64::MAX)), b"23456789");
+    // A large blob: ranges that span read chunks.
+    let large = pattern(5 * 1024 * 1024 + 3, 4);
+    let digest = push(&mut c, &large);
+    let (from, len) = (1024 * 1024 - 7, 2 * 1024 * 1024 + 11);
+    assert_eq!(read_all(&mut c, &digest, from as u64, Some(len as u64)), &large[from..from + len]);
+    assert_eq!(read_all(&mut c, &digest, from as u64, None), &large[from..]);
+}
+
+/// A stream opened before a delete still yields every byte.
+pub fn blob_stream_survives_delete<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let bytes = pattern(2 * 1024 * 1024, 5);
+    let digest = push(&mut c, &bytes);
+    let whole = c.read(&digest, 0, None).unwrap().unwrap();
+    let part = c.read(&digest, 100, Some(1000)).unwrap().unwrap();
+    assert_eq!(store.client().delete_blob(&digest), Ok(true));
+    assert_eq!(c.stat(&digest), Ok(None));
+    assert_eq!(c.read_to_end(whole).unwrap(), bytes);
+    assert_eq!(c.read_to_end(part).unwrap(), &bytes[100..1100]);
+}
+
+/// Deleting a blob twice: `true`, then `false`; it is gone for every
+/// request.
+pub fn blob_delete_is_idempotent<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let digest = push(&mut c, b"delete me");
+    assert_eq!(c.delete_blob(&digest), Ok(true));
+    assert_eq!(c.delete_blob(&digest), Ok(false));
+    let mut other = store.client();
+    assert_eq!(other.delete_blob(&digest), Ok(false));
+    assert_eq!(other.stat(&digest), Ok(None));
+    assert!(other.read(&digest, 0, None).unwrap().is_none());
+    // And it can be pushed again.
+    assert_eq!(push(&mut other, b"delete me"), digest);
+    assert_eq!(c.stat(&digest), Ok(Some(9)));
+}
+
+/// While one request uploads and commits a blob, others that look at it
+/// see nothing or all of it, never a part.
+pub fn blob_visibility_is_atomic_under_concurrency<S: ContractStore>(store: &S) {
+    let bytes = pattern(1024 * 1024 + 99, 6);
+    let digest = digest_of(&bytes);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen_whole = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut c = store.client();
+                loop {
+                    let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                    match c.stat(&digest).unwrap() {
+                        None => assert!(!finished, "committed, yet not visible"),
+                        Some(size) => assert_eq!(size, bytes.len() as u64, "a part is visible"),
+                    }
+                    if let Some(reader) = c.read(&digest, 0, None).unwrap() {
+                        assert!(c.read_to_end(reader).unwrap() == bytes, "read a part or wrong bytes");
+                        seen_whole.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if finished {
+                        return;
+                    }
+                }
+            });
+        }
+        let mut c = store.client();
+        let upload = c.start().unwrap();
+        for chunk in bytes.chunks(64 * 1024) {
+            c.append(&upload, chunk).unwrap();
+        }
+        assert_eq!(c.commit(&upload, &digest), Ok(bytes.len() as u64));
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    assert!(seen_whole.load(std::sync::atomic::Ordering::Relaxed) >= 2, "every reader saw the committed blob");
+}
+
+/// Several requests at once upload different blobs, and the same one:
+/// every commit succeeds and every blob holds its bytes.
+pub fn blob_concurrent_uploads<S: ContractStore>(store: &S) {
+    let shared = pattern(200_000, 7);
+    let threads = 4u8;
+    let barrier = Barrier::new(threads as usize);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (barrier, shared) = (&barrier, &shared);
+            scope.spawn(move || {
+                let mut c = store.client();
+                barrier.wait();
+                for n in 0..4u8 {
+                    push(&mut c, &pattern(10_000 + n as usize * 3000, 100 + t * 10 + n));
+                }
+                push(&mut c, shared);
+            });
+        }
+    });
+    let mut c = store.client();
+    assert_eq!(read_all(&mut c, &digest_of(&shared), 0, None), shared);
+    for t in 0..threads {
+        for n in 0..4u8 {
+            let bytes = pattern(10_000 + n as usize * 3000, 100 + t * 10 + n);
+            assert_eq!(read_all(&mut c, &digest_of(&bytes), 0, None), bytes);
+        }
+    }
+}
+
+/// An absent key: `none`, and deleting it is `false`.
+pub fn kv_absent<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    assert_eq!(c.get("absent"), Ok(None));
+    assert_eq!(c.get("a/b/c"), Ok(None));
+    assert_eq!(c.delete("absent"), Ok(false));
+    assert_eq!(c.list_keys("", None, 10), Ok(vec![]));
+}
+
+/// Every write gives a greater version; `set-if` writes only on the
+/// expected version (or absence) and otherwise changes nothing.
+pub fn kv_versions_and_set_if<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let v1 = c.set("k", b"one").unwrap();
+    let v2 = c.set("k", b"two").unwrap();
+    assert!(v2 > v1);
+    assert_eq!(c.get("k"), Ok(Some(Entry { value: b"two".to_vec(), version: v2 })));
+    assert_eq!(c.set_if("k", b"x", None), Err(StorageError::Conflict));
+    assert_eq!(c.set_if("k", b"x", Some(v1)), Err(StorageError::Conflict));
+    assert_eq!(c.set_if("k", b"x", Some(v2 + 1)), Err(StorageError::Conflict));
+    assert_eq!(c.get("k").unwrap().unwrap().value, b"two");
+    let v3 = c.set_if("k", b"three", Some(v2)).unwrap();
+    assert!(v3 > v2);
+    assert_eq!(store.client().get("k"), Ok(Some(Entry { value: b"three".to_vec(), version: v3 })));
+    // Absent keys.
+    assert_eq!(c.set_if("new", b"x", Some(1)), Err(StorageError::Conflict));
+    assert_eq!(c.get("new"), Ok(None));
+    let n1 = c.set_if("new", b"x", None).unwrap();
+    assert_eq!(c.get("new"), Ok(Some(Entry { value: b"x".to_vec(), version: n1 })));
+    // A first empty value, then full, then empty again.
+    let e1 = c.set_if("link/a", b"", None).unwrap();
+    assert_eq!(c.get("link/a"), Ok(Some(Entry { value: vec![], version: e1 })));
+    assert_eq!(c.set_if("link/a", b"", None), Err(StorageError::Conflict));
+    let e2 = c.set("link/a", b"full").unwrap();
+    assert!(e2 > e1);
+    let e3 = c.set_if("link/a", b"", Some(e2)).unwrap();
+    assert!(e3 > e2);
+    assert_eq!(store.client().get("link/a"), Ok(Some(Entry { value: vec![], version: e3 })));
+    let s1 = c.set("plain/empty", b"").unwrap();
+    assert_eq!(c.get("plain/empty"), Ok(Some(Entry { value: vec![], version: s1 })));
+}
+
+/// Deleting a key twice: `true`, then `false`; keys above and below it
+/// stay; it can be written again.
+pub fn kv_delete_is_idempotent<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    c.set("a", b"parent").unwrap();
+    c.set("a/b", b"child").unwrap();
+    c.set("a/b/c", b"grandchild").unwrap();
+    assert_eq!(c.delete("a/b"), Ok(true));
+    assert_eq!(c.delete("a/b"), Ok(false));
+    assert_eq!(store.client().delete("a/b"), Ok(false));
+    assert_eq!(c.get("a/b"), Ok(None));
+    assert_eq!(c.get("a").unwrap().unwrap().value, b"parent");
+    assert_eq!(c.get("a/b/c").unwrap().unwrap().value, b"grandchild");
+    assert_eq!(c.delete("a/b/c"), Ok(true));
+    assert_eq!(c.list_keys("a", None, 10), Ok(vec!["a".to_string()]));
+    let again = c.set("a/b/c", b"back").unwrap();
+    assert_eq!(c.get("a/b/c"), Ok(Some(Entry { value: b"back".to_vec(), version: again })));
+    let empty = c.set_if("e", b"", None).unwrap();
+    assert_eq!(c.delete("e"), Ok(true));
+    assert_eq!(c.get("e"), Ok(None));
+    assert!(c.set_if("e", b"", None).is_ok(), "an empty value again, after version {empty}");
+}
+
+/// Keys: 1 to 1024 bytes of `/`-separated segments, none empty, `.` or
+/// `..`; anything else is `invalid` and stores nothing.
+pub fn kv_key_limits<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    // 1024 bytes in segments of 63 + `/`.
+    let mut longest = "s".repeat(63);
+    while longest.len() + 64 + 2 <= MAX_KEY_LEN {
+        longest.push('/');
+        longest.push_str(&"s".repeat(63));
+    }
+    longest.push('/');
+    longest.push_str(&"t".repeat(MAX_KEY_LEN - longest.len()));
+    assert_eq!(longest.len(), MAX_KEY_LEN);
+    let v = c.set(&longest, b"long").unwrap();
+    assert_eq!(c.get(&longest), Ok(Some(Entry { value: b"long".to_vec(), version: v })));
+    assert_eq!(c.list_keys("s", None, 10), Ok(vec![longest.clone()]));
+    let too_long = format!("{longest}x");
+    let bad = ["", "/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "../a", too_long.as_str()];
+    for key in bad {
+        assert!(is_invalid(c.set(key, b"v")), "set {key:?}");
+        assert!(is_invalid(c.set_if(key, b"v", None)), "set-if {key:?}");
+        assert!(is_invalid(c.get(key)), "get {key:?}");
+        assert!(is_invalid(c.delete(key)), "delete {key:?}");
+    }
+    // A segment of 80 bytes, however escaped, is always accepted.
+    let odd_segment: String = "é%@ ".repeat(16);
+    assert_eq!(odd_segment.len(), 80);
+    let key = format!("o/{odd_segment}");
+    c.set(&key, b"odd").unwrap();
+    assert_eq!(c.get(&key).unwrap().unwrap().value, b"odd");
+    // A longer segment is stored or `invalid`, not a backend failure.
+    let result = c.set(&format!("o/{}", "é".repeat(200)), b"v");
+    assert!(result.is_ok() || is_invalid(result.clone()), "{result:?}");
+    assert_eq!(c.list_keys("", None, 100).unwrap().iter().filter(|k| k.contains("..")).count(), 0);
+}
+
+/// Values up to 4 MiB are stored whole; a larger one is `invalid` and
+/// stores nothing.
+pub fn kv_value_limits<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let largest = pattern(MAX_VALUE_LEN, 8);
+    let v = c.set("big", &largest).unwrap();
+    assert_eq!(store.client().get("big"), Ok(Some(Entry { value: largest.clone(), version: v })));
+    let over = pattern(MAX_VALUE_LEN + 1, 9);
+    assert!(is_invalid(c.set("big", &over)));
+    assert!(is_invalid(c.set_if("big", &over, Some(v))));
+    assert!(is_invalid(c.set_if("other", &over, None)));
+    assert_eq!(c.get("big").unwrap().unwrap().version, v);
+    assert_eq!(c.get("other"), Ok(None));
+}
+
+/// Segments with any UTF-8 (dots, `@`, `%`, spaces, colons) round-trip
+/// through `get` and `list-keys`.
+pub fn kv_odd_keys_round_trip<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let keys = ["t/.hidden", "t/a@b", "t/sha256:abc", "t/%41", "t/ü", "t/sp ace", "t/a.b", "t/-_~", "t/@"];
+    for (i, key) in keys.iter().enumerate() {
+        c.set(key, &[i as u8]).unwrap();
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(c.get(key).unwrap().unwrap().value, [i as u8], "{key}");
+    }
+    let mut sorted: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    sorted.sort();
+    assert_eq!(c.list_keys("t/", None, 100), Ok(sorted));
+    assert_eq!(c.get("t/A"), Ok(None), "t/%41 is not t/A");
+}
+
+const LISTED: [&str; 12] =
+    ["r/a", "r/a-b/_t/w", "r/a/_t/w", "r/a/_t/x", "r/a/_t/y", "r/a/b/_t/z", "r/a0", "r/ab", "r/b", "s", "s/x", "t"];
+
+/// `list-keys`: ascending byte order (`-` < `/` < `0`), exactly the keys
+/// starting with the prefix, even where the prefix ends mid-segment.
+pub fn kv_list_order_and_prefix<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    for key in LISTED.iter().rev() {
+        c.set(key, b"").unwrap();
+    }
+    let all: Vec<String> = LISTED.iter().map(|k| k.to_string()).collect();
+    assert_eq!(c.list_keys("", None, 100), Ok(all.clone()));
+    let starting = |p: &str| all.iter().filter(|k| k.starts_with(p)).cloned().collect::<Vec<_>>();
+    for prefix in ["r/", "r/a", "r/a/", "r/a/_t/", "r/a-", "s", "s/", "r/a/_t/x", "nothing", "r/a/_t/xx"] {
+        assert_eq!(c.list_keys(prefix, None, 100), Ok(starting(prefix)), "{prefix:?}");
+    }
+    assert_eq!(store.client().list_keys("r/a", None, 3), Ok(starting("r/a")[..3].to_vec()));
+}
+
+/// Paging with `after` and `limit` walks every key once, in order, from
+/// any `after` (a key or not).
+pub fn kv_list_paging<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    let mut keys: Vec<String> = (0..40).map(|i| format!("p/{}/{i:02}", ["x", "y", "y-z", "z"][i % 4])).collect();
+    for key in &keys {
+        c.set(key, b"").unwrap();
+    }
+    keys.sort();
+    for limit in [1, 3, 7, 40, 100] {
+        let mut paged = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = c.list_keys("p/", after.as_deref(), limit).unwrap();
+            assert!(page.len() <= limit as usize);
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().cloned();
+            paged.extend(page);
+        }
+        assert_eq!(paged, keys, "limit {limit}");
+    }
+    assert_eq!(c.list_keys("p/", None, 0), Ok(vec![]));
+    assert_eq!(c.list_keys("p/", Some("p/z/99"), 10), Ok(vec![]));
+    let after_y: Vec<String> = keys.iter().filter(|k| k.as_str() > "p/y").take(5).cloned().collect();
+    assert_eq!(c.list_keys("p/", Some("p/y"), 5), Ok(after_y));
+    let after_gap: Vec<String> = keys.iter().filter(|k| k.as_str() > "p/y/50").cloned().collect();
+    assert_eq!(c.list_keys("p/", Some("p/y/50"), 100), Ok(after_gap));
+    assert_eq!(c.list_keys("p/", Some("a"), 2), Ok(keys[..2].to_vec()));
+}
+
+const RIVALS: usize = 6;
+
+/// Many requests `set-if`-absent one key at once: exactly one wins, and
+/// its value is the one stored.
+pub fn kv_set_if_absent_has_one_winner<S: ContractStore>(store: &S) {
+    for round in 0..3 {
+        let key = format!("race/{round}");
+        let winners = race(store, |c, i| c.set_if(&key, format!("writer {i}").as_bytes(), None));
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let (winner, version) = winners[0];
+        let stored = store.client().get(&key).unwrap().unwrap();
+        assert_eq!((stored.value, stored.version), (format!("writer {winner}").into_bytes(), version));
+    }
+}
+
+/// Many requests `set-if` one key on the same version at once: exactly one
+/// wins.
+pub fn kv_set_if_version_has_one_winner<S: ContractStore>(store: &S) {
+    for round in 0..3 {
+        let key = format!("race/{round}");
+        let start = store.client().set(&key, b"start").unwrap();
+        let winners = race(store, |c, i| c.set_if(&key, format!("writer {i}").as_bytes(), Some(start)));
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let (winner, version) = winners[0];
+        assert!(version > start);
+        let stored = store.client().get(&key).unwrap().unwrap();
+        assert_eq!((stored.value, stored.version), (format!("writer {winner}").into_bytes(), version));
+    }
+}
+
+/// Runs `write` from [`RIVALS`] threads released at once; the writers that
+/// succeeded, with their versions. Every other one must have lost with
+/// `conflict`.
+fn race<S: ContractStore>(
+    store: &S,
+    write: impl Fn(&mut S::Client, usize) -> Result<u64, StorageError> + Sync,
+) -> Vec<(usize, u64)> {
+    let barrier = Barrier::new(RIVALS);
+    let winners = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for i in 0..RIVALS {
+            let (barrier, winners, write) = (&barrier, &winners, &write);
+            scope.spawn(move || {
+                let mut c = store.client();
+                barrier.wait();
+                match write(&mut c, i) {
+                    Ok(version) => winners.lock().unwrap().push((i, version)),
+                    Err(StorageError::Conflict) => {}
+                    Err(e) => panic!("writer {i}: {e}"),
+                }
+            });
+        }
+    });
+    winners.into_inner().unwrap()
+}
+
+/// Counters incremented by read, then `set-if`, retried on `conflict`,
+/// from several threads at once: no increment is lost.
+pub fn kv_no_lost_updates<S: ContractStore>(store: &S) {
+    let (threads, increments) = (4, 12);
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                let mut c = store.client();
+                barrier.wait();
+                for _ in 0..increments {
+                    loop {
+                        let current = c.get("counter").unwrap();
+                        let n: u32 = current.as_ref().map_or(0, |e| String::from_utf8_lossy(&e.value).parse().unwrap());
+                        let expected = current.map(|e| e.version);
+                        match c.set_if("counter", (n + 1).to_string().as_bytes(), expected) {
+                            Ok(version) => {
+                                assert!(expected.is_none_or(|e| version > e));
+                                break;
+                            }
+                            Err(StorageError::Conflict) => continue,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let total = store.client().get("counter").unwrap().unwrap().value;
+    assert_eq!(String::from_utf8(total).unwrap(), (threads * increments).to_string());
+}
+
+/// While one request overwrites a large value again and again, others read
+/// one whole value or another, never a mix, and never an older version
+/// after a newer one.
+pub fn kv_visibility_is_atomic_under_concurrency<S: ContractStore>(store: &S) {
+    let values: Vec<Vec<u8>> = (0..2u8).map(|n| vec![b'a' + n; 512 * 1024 + n as usize]).collect();
+    store.client().set("v", &values[0]).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (done, values) = (&done, &values);
+            scope.spawn(move || {
+                let mut c = store.client();
+                let mut last = 0;
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    let entry = c.get("v").unwrap().expect("never absent");
+                    assert!(values.contains(&entry.value), "a mixed value of {} bytes", entry.value.len());
+                    assert!(entry.version >= last, "version {} after {last}", entry.version);
+                    last = entry.version;
+                }
+            });
+        }
+        let mut c = store.client();
+        for round in 1..=12 {
+            c.set("v", &values[round % 2]).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+}

@@ -1,0 +1,166 @@
+//! The storage contract test suite: the semantics of `wit/blobs.wit` and
+//! `wit/kv.wit` written once, as test cases, and run against every storage
+//! backend (as distribution's `registry/storage/driver/testsuites`).
+//!
+//! A backend joins the suite with an adapter and one macro call:
+//!
+//! 1. Implement [`ContractStore`] for a type that makes a fresh, empty store
+//!    (say, on a new temporary directory) and hands out clients, and
+//!    [`ContractClient`] for the client: one method per contract function,
+//!    answering as the backend does (`from_wit_error!` converts a
+//!    binding's `error`). A client stands for one request; for a component
+//!    backend, make it a fresh instance. Clients of one store must work from
+//!    several threads at once: the concurrency cases use several.
+//! 2. In a test module of the backend's crate, write
+//!    `storage_contract::contract_tests!(MyStore);`: it expands to one
+//!    `#[test]` per case of [`cases`], each on a fresh store.
+//! 3. `cargo test` runs them with the backend's other tests (at the
+//!    workspace root, `cargo test --release` runs every backend's).
+//!
+//! For another component exporting `registry:storage/blobs` and `kv`, the
+//! storage-fs adapter is the model: the same `bindgen!` of the storage-fs
+//! world, another component file, and whatever its WASI context needs.
+//!
+//! The backends checked so far: `registry-host`'s filesystem store
+//! (`host/src/storage/contract.rs`, natively, through the same trait
+//! implementations the registry component calls) and `storage-fs` as a
+//! component in wasmtime (`registry-wasm/tests/storage_fs_contract.rs`,
+//! one wasmtime instance per client over one preopened `/data`).
+//!
+//! What the suite cannot check is left to each backend's own tests:
+//! durability across a crash, and the `conflict` of a second append stream
+//! (which `storage-fs` cannot detect, see `wit/blobs.wit`).
+
+#![deny(missing_docs)]
+
+pub mod cases;
+
+pub use storage_layout::{StorageError, StorageResult};
+
+/// A backend under test: a store, and clients on it.
+pub trait ContractStore: Sync + Sized {
+    /// What one request sees.
+    type Client: ContractClient;
+
+    /// A new, empty store of its own.
+    fn fresh() -> Self;
+
+    /// A new client on this store.
+    fn client(&self) -> Self::Client;
+}
+
+/// A stored kv value and its version (`kv.entry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value.
+    pub value: Vec<u8>,
+    /// Its version.
+    pub version: u64,
+}
+
+/// The contract's functions, as one request calls them.
+pub trait ContractClient: Send {
+    /// An `upload` resource.
+    type Upload;
+    /// An open `input-stream` from `blobs.read`.
+    type Reader;
+
+    /// `blobs.stat`.
+    fn stat(&mut self, digest: &str) -> StorageResult<Option<u64>>;
+    /// `blobs.read`: opens the stream.
+    fn read(&mut self, digest: &str, offset: u64, length: Option<u64>) -> StorageResult<Option<Self::Reader>>;
+    /// Reads a stream from [`read`](Self::read) until it is closed.
+    fn read_to_end(&mut self, reader: Self::Reader) -> StorageResult<Vec<u8>>;
+    /// `blobs.delete`.
+    fn delete_blob(&mut self, digest: &str) -> StorageResult<bool>;
+    /// `upload.start`.
+    fn start(&mut self) -> StorageResult<Self::Upload>;
+    /// `upload.resume`.
+    fn resume(&mut self, id: &str) -> StorageResult<Self::Upload>;
+    /// `upload.id`.
+    fn id(&mut self, upload: &Self::Upload) -> String;
+    /// `upload.size`.
+    fn size(&mut self, upload: &Self::Upload) -> StorageResult<u64>;
+    /// `upload.append`, then writes `bytes` to the stream, flushes it and
+    /// drops it (a failure of the stream is `other`).
+    fn append(&mut self, upload: &Self::Upload, bytes: &[u8]) -> StorageResult<()>;
+    /// `upload.commit`.
+    fn commit(&mut self, upload: &Self::Upload, expected_digest: &str) -> StorageResult<u64>;
+    /// `upload.abort`.
+    fn abort(&mut self, upload: &Self::Upload) -> StorageResult<()>;
+
+    /// `kv.get`.
+    fn get(&mut self, key: &str) -> StorageResult<Option<Entry>>;
+    /// `kv.set`.
+    fn set(&mut self, key: &str, value: &[u8]) -> StorageResult<u64>;
+    /// `kv.set-if`.
+    fn set_if(&mut self, key: &str, value: &[u8], expected: Option<u64>) -> StorageResult<u64>;
+    /// `kv.delete`.
+    fn delete(&mut self, key: &str) -> StorageResult<bool>;
+    /// `kv.list-keys`.
+    fn list_keys(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> StorageResult<Vec<String>>;
+}
+
+/// Defines `fn from_wit(e: $error) -> StorageError` for a backend's
+/// bindgen-generated `registry:storage/types.error` type (every binding
+/// generates its own, with the same cases).
+#[macro_export]
+macro_rules! from_wit_error {
+    ($error:ty) => {
+        fn from_wit(e: $error) -> $crate::StorageError {
+            type E = $error;
+            match e {
+                E::NotFound => $crate::StorageError::NotFound,
+                E::DigestMismatch(actual) => $crate::StorageError::DigestMismatch(actual),
+                E::Conflict => $crate::StorageError::Conflict,
+                E::Invalid(m) => $crate::StorageError::Invalid(m),
+                E::Other(m) => $crate::StorageError::Other(m),
+            }
+        }
+    };
+}
+
+/// Expands to one `#[test]` per contract case, each on a fresh
+/// `<$store as ContractStore>::fresh()`. Call it inside a test module.
+#[macro_export]
+macro_rules! contract_tests {
+    ($store:ty) => {
+        $crate::contract_tests!(@cases $store;
+            blob_absent_is_none,
+            blob_bad_digests_are_invalid,
+            blob_commit_by_digest,
+            blob_commit_mismatch_stores_nothing,
+            blob_commit_of_stored_content_keeps_one_copy,
+            blob_empty,
+            blob_resume_by_id_in_later_requests,
+            blob_resume_unknown_or_malformed_id,
+            blob_abort_is_idempotent,
+            blob_range_reads,
+            blob_stream_survives_delete,
+            blob_delete_is_idempotent,
+            blob_visibility_is_atomic_under_concurrency,
+            blob_concurrent_uploads,
+            kv_absent,
+            kv_versions_and_set_if,
+            kv_delete_is_idempotent,
+            kv_key_limits,
+            kv_value_limits,
+            kv_odd_keys_round_trip,
+            kv_list_order_and_prefix,
+            kv_list_paging,
+            kv_set_if_absent_has_one_winner,
+            kv_set_if_version_has_one_winner,
+            kv_no_lost_updates,
+            kv_visibility_is_atomic_under_concurrency,
+        );
+    };
+    (@cases $store:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let store = <$store as $crate::ContractStore>::fresh();
+                $crate::cases::$case(&store);
+            }
+        )*
+    };
+}
