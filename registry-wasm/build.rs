@@ -36,6 +36,8 @@ fn main() {
         "registry-component/Cargo.toml",
         "storage-fs/src",
         "storage-fs/Cargo.toml",
+        "storage-layout/src",
+        "storage-layout/Cargo.toml",
         "wit",
         "Cargo.lock",
         "build-support",
