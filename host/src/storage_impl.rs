@@ -79,6 +79,10 @@ impl HostState {
 
 impl types::Host for HostState {}
 
+/// `stat` and `read` stay on the async thread: each is one `stat` or
+/// `open` of a file whose metadata the kernel caches. Measured here, a
+/// `stat` took 1-2 µs inline and 10-24 µs through `spawn_blocking`; the
+/// bytes are read by the stream, a chunk at a time.
 impl blobs::Host for HostState {
     async fn stat(&mut self, digest: String) -> WitResult<Option<u64>> {
         self.rely_on_blob(&digest);
@@ -168,7 +172,17 @@ impl blobs::HostUpload for HostState {
 
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> WitResult<Option<kv::Entry>> {
-        wit(self.storage.kv.get(&key).map(|e| e.map(|e| kv::Entry { value: e.value, version: e.version })))
+        let to_wit = |e: Option<crate::storage::kv::Entry>| e.map(|e| kv::Entry { value: e.value, version: e.version });
+        // The cache answers most reads (tags, links of hot images) with no
+        // I/O, so no hop. A miss reads a file that may not be in the page
+        // cache (and a value may be megabytes), so it hops: ~20 µs more
+        // than reading a cached 4 KiB file inline (5 µs), on a rare path.
+        match self.storage.kv.cached(&key) {
+            Ok(Some(entry)) => return Ok(Ok(to_wit(entry))),
+            Ok(None) => {}
+            Err(e) => return wit(Err(e)),
+        }
+        self.blocking(move |s, _| s.kv.get(&key).map(to_wit)).await
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> WitResult<u64> {
@@ -196,6 +210,7 @@ impl kv::Host for HostState {
     }
 
     async fn list_keys(&mut self, prefix: String, after: Option<String>, limit: u32) -> WitResult<Vec<String>> {
-        wit(self.storage.kv.list_keys(&prefix, after.as_deref(), limit))
+        // Walks directories: as long as the listing is.
+        self.blocking(move |s, _| s.kv.list_keys(&prefix, after.as_deref(), limit)).await
     }
 }
