@@ -475,9 +475,12 @@ impl Namer {
             .name("blob-namer".into())
             .spawn(move || {
                 while let Ok(first) = received.recv() {
-                    // Everything queued meanwhile: one wait, one pass.
+                    // Everything queued meanwhile: one wait, one pass. The
+                    // requests that committed the blobs ask for the flush
+                    // (with the rest of what they wrote); asking here too
+                    // would flush a blob's record before its link's.
                     let seq = received.try_iter().fold(first, u64::max);
-                    match journal.wait_blocking(seq) {
+                    match journal.follow_blocking(seq) {
                         Ok(()) => name_durable(&root, &unnamed, seq),
                         // Nothing becomes durable any more: the blobs stay
                         // served from their upload files, as the requests
@@ -829,7 +832,7 @@ mod tests {
         let digest = digest_of(b"named by the namer");
         let path = blob_path(dir.path(), digest_hex(&digest).unwrap());
         store.commit(&upload, &digest, &mut Unsynced::default()).unwrap();
-        // Nobody waits for the record: the namer's own wait flushes it.
+        // Nobody waits for the record: the journal's idle flush writes it.
         for _ in 0..500 {
             if store.unnamed_record(&digest).is_none() {
                 break;

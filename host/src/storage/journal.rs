@@ -322,18 +322,30 @@ impl Journal {
         Ok(queue.last)
     }
 
-    /// Returns once record `seq` and all before it are durable.
+    /// Returns once record `seq` and all before it are durable, asking the
+    /// writer to flush them.
     pub async fn wait(&self, seq: u64) -> Result<(), JournalError> {
         if seq == 0 {
             return Ok(());
         }
-        let mut durable = self.shared.durable.subscribe();
+        let durable = self.shared.durable.subscribe();
         self.shared.wanted.send_if_modified(|wanted| {
             let more = *wanted < seq;
             *wanted = (*wanted).max(seq);
             more
         });
-        // The sender lives in `shared`, which `self` holds: never closed.
+        Self::until(durable, seq).await
+    }
+
+    /// Returns once record `seq` and all before it are durable, without
+    /// asking for a flush: for whoever only follows the log, so as not to
+    /// split the flush the records' own waiters would share.
+    pub async fn follow(&self, seq: u64) -> Result<(), JournalError> {
+        Self::until(self.shared.durable.subscribe(), seq).await
+    }
+
+    async fn until(mut durable: watch::Receiver<Durable>, seq: u64) -> Result<(), JournalError> {
+        // The sender lives in `shared`, which the caller holds: never closed.
         let seen =
             durable.wait_for(|d| d.upto >= seq || d.failed.is_some()).await.map_err(|_| JournalError::NotRunning)?;
         match &seen.failed {
@@ -345,8 +357,21 @@ impl Journal {
     /// [`wait`](Self::wait) for a thread outside any async context (it
     /// would panic inside one).
     pub fn wait_blocking(&self, seq: u64) -> Result<(), JournalError> {
+        self.block_on(seq, self.wait(seq))
+    }
+
+    /// [`follow`](Self::follow) for a thread outside any async context.
+    pub fn follow_blocking(&self, seq: u64) -> Result<(), JournalError> {
+        self.block_on(seq, self.follow(seq))
+    }
+
+    fn block_on(
+        &self,
+        seq: u64,
+        wait: impl std::future::Future<Output = Result<(), JournalError>>,
+    ) -> Result<(), JournalError> {
         match self.runtime.get() {
-            Some(runtime) => runtime.block_on(self.wait(seq)),
+            Some(runtime) => runtime.block_on(wait),
             None if seq == 0 => Ok(()),
             None => Err(JournalError::NotRunning),
         }
@@ -595,6 +620,22 @@ mod tests {
         }
         assert_eq!(journal.durable(), 64);
         assert!(flushes(&journal) < 64, "{} flushes", flushes(&journal));
+    }
+
+    #[test]
+    fn following_asks_for_no_flush() {
+        let dir = TestDir::new();
+        let (journal, _) = reopen(dir.path());
+        let seq = journal.append(payload(1)).unwrap();
+        let follower = std::thread::scope(|scope| {
+            let follower = scope.spawn(|| journal.follow_blocking(seq));
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(flushes(&journal), 0, "a follower alone makes no flush");
+            journal.wait_blocking(seq).unwrap();
+            follower.join().unwrap()
+        });
+        follower.unwrap();
+        assert_eq!(flushes(&journal), 1);
     }
 
     #[test]
