@@ -77,8 +77,8 @@ impl KvStore {
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> StorageResult<Option<Entry>> {
         let path = self.path_of(key)?;
-        if let Some(cached) = self.cached(key)? {
-            return Ok(cached);
+        if let Some(cached) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return Ok(cached.clone());
         }
         // Under the key's lock, so that no write lands between reading the
         // file and caching what was read.
@@ -86,13 +86,6 @@ impl KvStore {
         let entry = read_entry(&path)?;
         self.remember(key, entry.clone());
         Ok(entry)
-    }
-
-    /// What the cache knows of `key`: `Some(entry)` (`Some(None)`: known
-    /// absent) without I/O, `None` when [`get`](Self::get) would read a file.
-    pub fn cached(&self, key: &str) -> StorageResult<Option<Option<Entry>>> {
-        self.path_of(key)?;
-        Ok(self.cache.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned())
     }
 
     /// Whether the cache already shows that `set_if(key, _, expected)` must
