@@ -30,7 +30,10 @@ struct Server {
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let storage = Storage::open(&args.data_dir)
+    let data_dir = args.data_dir.clone();
+    // May redo the journal: blocking work.
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
+        .await?
         .with_context(|| format!("data directory {} is not usable", args.data_dir.display()))?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -81,7 +84,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     // Nothing left for the next start to redo.
-    if let Err(e) = server.storage.journal.close() {
+    let storage = server.storage.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || storage.close()).await? {
         tracing::error!("closing the journal: {e}");
     }
     Ok(())

@@ -7,12 +7,13 @@
 //! hashing overlaps receiving and writing. Host memory is only a cache:
 //! after a restart, `resume` rebuilds the state by hashing the file once.
 //! `commit` makes the file the blob `blobs/sha256/<xx>/<hex>`: a small one
-//! through the journal (its bytes go into a record, and the journal's
-//! thread renames the file once that record is durable), a large one by
-//! `fdatasync` and rename.
+//! through the journal (its bytes go into a record; until the record is
+//! durable the blob is served from its upload file, and then the store's
+//! naming thread renames it), a large one by `fdatasync` and rename.
 
+use super::changes::{self, Change};
 use super::fsutil::{self, Unsynced};
-use super::journal::{self, Journal, Record};
+use super::journal::Journal;
 use super::spare_files::SpareFiles;
 use super::{blob_path, StorageError, StorageResult};
 use bytes::Bytes;
@@ -21,8 +22,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, sync_channel, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 pub use storage_layout::names::digest_hex;
@@ -54,9 +55,10 @@ pub struct BlobStore {
     /// Empty files for new uploads, made ahead in `tmp/`.
     spares: SpareFiles,
     journal: Arc<Journal>,
-    /// Small blobs committed but not yet under their name (until their
-    /// journal record is durable), by hex digest.
-    unnamed: Arc<Mutex<HashMap<String, Unnamed>>>,
+    /// Small blobs committed but not yet under their name, by hex digest.
+    unnamed: UnnamedMap,
+    /// Gives them their names once their records are durable.
+    namer: Namer,
 }
 
 /// A committed small blob still in its upload file.
@@ -66,7 +68,11 @@ struct Unnamed {
     size: u64,
     /// Its journal record: whoever relies on the blob waits for it.
     seq: u64,
+    /// Its bytes, should the rename fail.
+    data: Arc<[u8]>,
 }
+
+type UnnamedMap = Arc<Mutex<HashMap<String, Unnamed>>>;
 
 /// Hash states of the uploads this process has seen, by id.
 type UploadMap = Arc<Mutex<HashMap<String, Arc<UploadShared>>>>;
@@ -108,7 +114,9 @@ impl BlobStore {
     /// A store over `root`, the data directory.
     pub fn new(root: PathBuf, journal: Arc<Journal>) -> BlobStore {
         let spares = SpareFiles::start(root.join(TMP_DIR));
-        BlobStore { root, uploads: Arc::default(), spares, journal, unnamed: Arc::default() }
+        let unnamed = UnnamedMap::default();
+        let namer = Namer::start(root.clone(), journal.clone(), unnamed.clone());
+        BlobStore { root, uploads: Arc::default(), spares, journal, unnamed, namer }
     }
 
     /// Size of a committed blob.
@@ -147,23 +155,31 @@ impl BlobStore {
     /// journal, which removes it again if a crash brought it back.
     pub fn delete(&self, digest: &str, dirty: &mut Unsynced) -> StorageResult<bool> {
         let hex = digest_hex(digest)?;
-        if let Some(unnamed) = self.unnamed(hex) {
-            // Committed a moment ago: let it get its name first, so that the
-            // delete is not undone by the rename.
-            self.journal.wait_blocking(unnamed.seq).map_err(StorageError::Other)?;
+        let deleted = Change::BlobDeleted { hex: hex.to_string() }.encode();
+        {
+            // Committed a moment ago: removed before the namer renames it,
+            // under the lock it renames under; recorded there too, so that
+            // the journal has the commit before the delete.
+            let mut unnamed = self.unnamed_map();
+            if let Some(blob) = unnamed.get(hex) {
+                fsutil::remove_if_present(&blob.path)?;
+                unnamed.remove(hex);
+                dirty.add_journal(self.journal.append(deleted)?);
+                return Ok(true);
+            }
         }
         if !fsutil::remove_if_present(&blob_path(&self.root, hex))? {
             return Ok(false);
         }
-        dirty.add_journal(self.journal.append(&Record::BlobDeleted { hex: hex.to_string() })?);
+        dirty.add_journal(self.journal.append(deleted)?);
         Ok(true)
     }
 
     /// Redoes a blob change the journal recorded (at start-up).
-    pub fn redo(&self, record: &Record) -> StorageResult<()> {
-        match record {
-            Record::BlobData { hex, data } => {
-                if journal::hex_of(data) != *hex {
+    pub fn redo(&self, change: &Change) -> StorageResult<()> {
+        match change {
+            Change::BlobData { hex, data } => {
+                if changes::hex_of(data) != *hex {
                     // Cannot pass the record's checksum unless written so:
                     // leave the blob out rather than store wrong bytes.
                     tracing::error!("journal: the bytes recorded for blob {hex} do not match it; not redone");
@@ -174,7 +190,7 @@ impl BlobStore {
                     fsutil::atomic_write(&self.root.join(TMP_DIR), &path, &[data], &mut Unsynced::default())?;
                 }
             }
-            Record::BlobDeleted { hex } => {
+            Change::BlobDeleted { hex } => {
                 fsutil::remove_if_present(&blob_path(&self.root, digest_hex(&digest_of_hex(hex))?))?;
             }
             _ => {}
@@ -217,6 +233,10 @@ impl BlobStore {
             return Ok(upload);
         }
         let path = self.upload_path(id);
+        if self.is_unnamed_blob(&path) {
+            // Committed: its file is a blob now, only not yet renamed.
+            return Err(StorageError::NotFound);
+        }
         let mut file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound),
@@ -271,13 +291,13 @@ impl BlobStore {
     /// Whether committing `upload` needs no flush of its own (a small blob
     /// goes through the journal), so that it may run on a request's thread.
     pub fn commits_through_journal(&self, upload: &HostUpload) -> bool {
-        self.size(upload).is_ok_and(|size| size <= journal::BLOB_IN_RECORD_MAX)
+        self.size(upload).is_ok_and(|size| size <= changes::BLOB_IN_RECORD_MAX)
     }
 
     /// Verifies the digest and makes the bytes the blob, visible at once.
     /// A small blob gets its name only once its journal record is durable
-    /// (before the response: the request waits for `dirty`); until then it
-    /// is served from its upload file.
+    /// (the request waits for `dirty` before it answers); until then it is
+    /// served from its upload file.
     pub fn commit(&self, upload: &HostUpload, expected: &str, dirty: &mut Unsynced) -> StorageResult<u64> {
         let expected_hex = digest_hex(expected)?;
         let shared = &upload.shared;
@@ -295,58 +315,60 @@ impl BlobStore {
             return Err(StorageError::DigestMismatch(digest_of_hex(&actual)));
         }
         let dest = blob_path(&self.root, expected_hex);
-        if let Some(unnamed) = self.unnamed(expected_hex) {
-            // Committed by another upload a moment ago: keep that copy, and
-            // answer only once it is durable.
-            let _ = std::fs::remove_file(&shared.path);
-            dirty.add_journal(unnamed.seq);
-        } else if dest.exists() {
-            // Same content already stored: keep the one copy.
-            let _ = std::fs::remove_file(&shared.path);
-        } else if size <= journal::BLOB_IN_RECORD_MAX {
+        if self.keep_stored_copy(&shared.path, expected_hex, dirty) {
+            return Ok(size);
+        }
+        if size <= changes::BLOB_IN_RECORD_MAX {
             self.commit_through_journal(&shared.path, expected_hex, size, dirty)?;
         } else {
             File::open(&shared.path)?.sync_data()?;
             fsutil::rename_into(&shared.path, &dest, dirty)?;
-            dirty.add_journal(self.journal.append(&Record::BlobSynced { hex: expected_hex.to_string() })?);
+            let synced = Change::BlobSynced { hex: expected_hex.to_string() };
+            dirty.add_journal(self.journal.append(synced.encode())?);
         }
         Ok(size)
     }
 
+    /// When the blob `hex` is stored already, removes the upload file at
+    /// `path` (one copy is enough) and returns `true`; the request waits
+    /// for the stored copy if it is not yet durable.
+    fn keep_stored_copy(&self, path: &Path, hex: &str, dirty: &mut Unsynced) -> bool {
+        let stored = match self.unnamed(hex) {
+            Some(unnamed) => {
+                dirty.add_journal(unnamed.seq);
+                true
+            }
+            None => blob_path(&self.root, hex).exists(),
+        };
+        if stored {
+            let _ = std::fs::remove_file(path);
+        }
+        stored
+    }
+
     /// Hands a small blob's bytes to the journal; its file is served from
-    /// where it is until the journal's thread names it.
-    fn commit_through_journal(
-        &self,
-        path: &std::path::Path,
-        hex: &str,
-        size: u64,
-        dirty: &mut Unsynced,
-    ) -> StorageResult<()> {
+    /// where it is until the namer names it.
+    fn commit_through_journal(&self, path: &Path, hex: &str, size: u64, dirty: &mut Unsynced) -> StorageResult<()> {
         // Hashed already, as it was written: only check that it is all there.
         let data = std::fs::read(path)?;
         if data.len() as u64 != size {
             return Err(StorageError::Other(format!("upload file {} changed under its upload", path.display())));
         }
-        // Under the lock, so that the thread cannot name the blob (and
-        // forget it) before it is listed.
-        let mut unnamed = self.unnamed.lock().unwrap_or_else(|p| p.into_inner());
-        let (from, to, all, key) =
-            (path.to_path_buf(), blob_path(&self.root, hex), self.unnamed.clone(), hex.to_string());
-        let tmp = self.root.join(TMP_DIR);
-        let record = Record::BlobData { hex: hex.to_string(), data: data.clone() };
-        let then: journal::Then = Box::new(move || {
-            let named = match std::fs::rename(&from, &to) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    tracing::warn!("renaming {} to its blob name failed ({e}); writing it anew", from.display());
-                    fsutil::atomic_write(&tmp, &to, &[&data], &mut Unsynced::default())
-                }
-            };
-            all.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-            named
-        });
-        let seq = self.journal.append_then(&record, then)?;
-        unnamed.insert(hex.to_string(), Unnamed { path: path.to_path_buf(), size, seq });
+        let record = Change::BlobData { hex: hex.to_string(), data: data.clone() }.encode();
+        // Appended under the lock, so that the namer cannot name the blob
+        // (and forget it) before it is listed, and that the journal's order
+        // of this blob's records is the order the lock gave them.
+        let mut unnamed = self.unnamed_map();
+        if let Some(other) = unnamed.get(hex) {
+            // Another upload of the same bytes got here first.
+            dirty.add_journal(other.seq);
+            let _ = std::fs::remove_file(path);
+            return Ok(());
+        }
+        let seq = self.journal.append(record)?;
+        unnamed.insert(hex.to_string(), Unnamed { path: path.to_path_buf(), size, seq, data: data.into() });
+        drop(unnamed);
+        self.namer.name_after(seq);
         dirty.add_journal(seq);
         Ok(())
     }
@@ -359,7 +381,18 @@ impl BlobStore {
     }
 
     fn unnamed(&self, hex: &str) -> Option<Unnamed> {
-        self.unnamed.lock().unwrap_or_else(|p| p.into_inner()).get(hex).cloned()
+        self.unnamed_map().get(hex).cloned()
+    }
+
+    fn unnamed_map(&self) -> MutexGuard<'_, HashMap<String, Unnamed>> {
+        lock_unnamed(&self.unnamed)
+    }
+
+    /// Names every committed small blob whose record is durable now; the
+    /// namer does so on its own, this is for a clean shutdown (before the
+    /// journal's last checkpoint) and for tests.
+    pub fn name_durable(&self) {
+        name_durable(&self.root, &self.unnamed, self.journal.durable());
     }
 
     /// Discards an upload.
@@ -367,8 +400,16 @@ impl BlobStore {
         let shared = &upload.shared;
         shared.state.lock().unwrap_or_else(|p| p.into_inner()).gone = true;
         self.uploads_map().remove(&shared.id);
-        fsutil::remove_if_present(&shared.path)?;
+        // A committed upload's file may still be its blob's: keep it.
+        if !self.is_unnamed_blob(&shared.path) {
+            fsutil::remove_if_present(&shared.path)?;
+        }
         Ok(())
+    }
+
+    /// Whether the upload file at `path` holds a blob not yet named.
+    fn is_unnamed_blob(&self, path: &Path) -> bool {
+        self.unnamed_map().values().any(|blob| blob.path == path)
     }
 
     fn uploads_map(&self) -> MutexGuard<'_, HashMap<String, Arc<UploadShared>>> {
@@ -377,6 +418,84 @@ impl BlobStore {
 
     fn upload_path(&self, id: &str) -> PathBuf {
         self.root.join(upload_path(id))
+    }
+}
+
+fn lock_unnamed(unnamed: &UnnamedMap) -> MutexGuard<'_, HashMap<String, Unnamed>> {
+    unnamed.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Renames each small blob whose journal record is at most `durable` from
+/// its upload file to its name, and forgets it.
+fn name_durable(root: &Path, unnamed: &UnnamedMap, durable: u64) {
+    let due: Vec<String> = {
+        let unnamed = lock_unnamed(unnamed);
+        unnamed.iter().filter(|(_, blob)| blob.seq <= durable).map(|(hex, _)| hex.clone()).collect()
+    };
+    for hex in due {
+        // One rename per lock: a delete or a lookup waits for one at most.
+        let mut unnamed = lock_unnamed(unnamed);
+        let Some(blob) = unnamed.get(&hex).filter(|blob| blob.seq <= durable) else { continue };
+        let to = blob_path(root, &hex);
+        if let Err(e) = std::fs::rename(&blob.path, &to) {
+            tracing::warn!("renaming {} to its blob name failed ({e}); writing it anew", blob.path.display());
+            if let Err(e) = fsutil::atomic_write(&root.join(TMP_DIR), &to, &[&blob.data], &mut Unsynced::default()) {
+                // Left unnamed: still served from its upload file, and its
+                // record redoes it at the next start.
+                tracing::error!("writing blob {hex}: {e}");
+                continue;
+            }
+        }
+        unnamed.remove(&hex);
+    }
+}
+
+/// The thread that names small blobs once their records are durable.
+struct Namer {
+    seqs: Option<Sender<u64>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Namer {
+    fn start(root: PathBuf, journal: Arc<Journal>, unnamed: UnnamedMap) -> Namer {
+        let (seqs, received) = channel::<u64>();
+        let thread = std::thread::Builder::new()
+            .name("blob-namer".into())
+            .spawn(move || {
+                while let Ok(first) = received.recv() {
+                    // Everything queued meanwhile: one wait, one pass. The
+                    // requests that committed the blobs ask for the flush
+                    // (with the rest of what they wrote); asking here too
+                    // would flush a blob's record before its link's.
+                    let seq = received.try_iter().fold(first, u64::max);
+                    match journal.follow_blocking(seq) {
+                        Ok(()) => name_durable(&root, &unnamed, seq),
+                        // Nothing becomes durable any more: the blobs stay
+                        // served from their upload files, as the requests
+                        // that committed them fail.
+                        Err(e) => tracing::error!("blob namer: {e}"),
+                    }
+                }
+            })
+            .expect("starting the blob-namer thread");
+        Namer { seqs: Some(seqs), thread: Some(thread) }
+    }
+
+    /// Names the blob of journal record `seq` once that is durable.
+    fn name_after(&self, seq: u64) {
+        if let Some(seqs) = &self.seqs {
+            let _ = seqs.send(seq);
+        }
+    }
+}
+
+impl Drop for Namer {
+    /// Names what is queued, then stops.
+    fn drop(&mut self) {
+        self.seqs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -461,7 +580,8 @@ impl UploadWriter {
             return;
         }
         let (from, len) = (state.written_back, state.size - state.written_back);
-        // SAFETY: a plain syscall on a file descriptor this struct owns.
+        // SAFETY: a plain syscall on a file descriptor this struct owns
+        // (rustix offers no sync_file_range).
         unsafe {
             libc::sync_file_range(self.file.as_raw_fd(), from as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
         }
@@ -603,9 +723,7 @@ mod tests {
         for prefix in 0..=255u8 {
             std::fs::create_dir_all(dir.join(format!("blobs/sha256/{prefix:02x}"))).unwrap();
         }
-        let (journal, pending, _) = Journal::open(dir).unwrap();
-        journal.start(pending).unwrap();
-        BlobStore::new(dir.to_path_buf(), journal)
+        BlobStore::new(dir.to_path_buf(), crate::storage::test_journal(dir))
     }
 
     /// Commits and waits until the commit is durable (and so visible), as
@@ -680,12 +798,56 @@ mod tests {
         let mut second = Unsynced::default();
         store.commit(&again, &digest, &mut second).unwrap();
         assert_eq!(second.journal(), unsynced.journal());
+        // The upload is over, though its file is still the blob's.
+        assert!(matches!(store.resume(upload.id()), Err(StorageError::NotFound)));
+        store.abort(&upload).unwrap();
+        assert_eq!(read_all(&store, &digest, 0, None), b"small");
         assert_eq!(store.unnamed_record(&digest), Some(unsynced.journal()));
         store.journal.wait_blocking(unsynced.journal()).unwrap();
+        store.name_durable();
         let hex = digest_hex(&digest).unwrap();
         assert_eq!(std::fs::read(blob_path(dir.path(), hex)).unwrap(), b"small");
         assert!(store.unnamed(hex).is_none());
         assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_namer_names_a_blob_once_its_record_is_durable() {
+        let dir = crate::storage::TestDir::new();
+        let store = store(dir.path());
+        let upload = store.start().unwrap();
+        append(&store, &upload, b"named by the namer");
+        let digest = digest_of(b"named by the namer");
+        let path = blob_path(dir.path(), digest_hex(&digest).unwrap());
+        store.commit(&upload, &digest, &mut Unsynced::default()).unwrap();
+        // Nobody waits for the record: the journal's idle flush writes it.
+        for _ in 0..500 {
+            if store.unnamed_record(&digest).is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(store.unnamed_record(&digest), None);
+        assert_eq!(std::fs::read(&path).unwrap(), b"named by the namer");
+        assert_eq!(read_all(&store, &digest, 0, None), b"named by the namer");
+    }
+
+    #[test]
+    fn a_blob_deleted_before_it_is_named_stays_deleted() {
+        let dir = crate::storage::TestDir::new();
+        let store = store(dir.path());
+        let upload = store.start().unwrap();
+        append(&store, &upload, b"short-lived");
+        let digest = digest_of(b"short-lived");
+        let mut unsynced = Unsynced::default();
+        store.commit(&upload, &digest, &mut unsynced).unwrap();
+        assert!(store.delete(&digest, &mut unsynced).unwrap());
+        assert_eq!(store.stat(&digest).unwrap(), None);
+        store.journal.wait_blocking(unsynced.journal()).unwrap();
+        store.name_durable();
+        assert!(!blob_path(dir.path(), digest_hex(&digest).unwrap()).exists());
+        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 0);
+        assert!(!store.delete(&digest, &mut unsynced).unwrap());
     }
 
     #[test]
@@ -742,7 +904,7 @@ mod tests {
     fn a_large_blob_is_fsynced_and_visible_when_committed() {
         let dir = crate::storage::TestDir::new();
         let store = store(dir.path());
-        let bytes: &'static [u8] = Box::leak(vec![5u8; journal::BLOB_IN_RECORD_MAX as usize + 1].into_boxed_slice());
+        let bytes: &'static [u8] = Box::leak(vec![5u8; changes::BLOB_IN_RECORD_MAX as usize + 1].into_boxed_slice());
         let upload = store.start().unwrap();
         append(&store, &upload, bytes);
         assert!(!store.commits_through_journal(&upload));

@@ -61,7 +61,7 @@ impl HostClient {
     fn answer<T>(&mut self, result: wasmtime::Result<Result<T, WitError>>) -> StorageResult<T> {
         let settled = self.runtime.block_on(self.state.writes.settle(&self.state.storage));
         let answer = result.expect("the host trapped").map_err(from_wit)?;
-        settled.map_err(StorageError::Other)?;
+        settled.map_err(|e| StorageError::Other(e.to_string()))?;
         Ok(answer)
     }
 }

@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -183,7 +183,23 @@ pub fn prune_empty_dirs(mut dir: &Path, stop: &Path) {
     }
 }
 
-type SyncRequest = (Vec<PathBuf>, tokio::sync::oneshot::Sender<Result<(), String>>);
+/// Why directories could not be synced.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SyncError {
+    /// The fsync of a directory failed.
+    #[error("fsync of {}: {source}", dir.display())]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// What the OS said.
+        source: Arc<std::io::Error>,
+    },
+    /// The syncing thread is gone.
+    #[error("the dir-sync thread stopped")]
+    Stopped,
+}
+
+type SyncRequest = (Vec<PathBuf>, tokio::sync::oneshot::Sender<Result<(), SyncError>>);
 
 /// Group commit of directory syncs: one thread takes every request queued
 /// since its last round and fsyncs the union of their directories once.
@@ -213,7 +229,7 @@ impl Syncer {
                             Ok(()) => {}
                             // Pruned since: nothing in it to make durable.
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(e) => result = Err(format!("fsync of {}: {e}", dir.display())),
+                            Err(e) => result = Err(SyncError::Dir { dir, source: Arc::new(e) }),
                         }
                     }
                     for (_, done) in batch {
@@ -226,12 +242,12 @@ impl Syncer {
     }
 
     /// Returns once every directory in `dirs` has been fsynced.
-    pub async fn sync(&self, dirs: Vec<PathBuf>) -> Result<(), String> {
+    pub async fn sync(&self, dirs: Vec<PathBuf>) -> Result<(), SyncError> {
         if dirs.is_empty() {
             return Ok(());
         }
         let (done, wait) = tokio::sync::oneshot::channel();
-        self.queue.send((dirs, done)).map_err(|_| "the dir-sync thread stopped".to_string())?;
-        wait.await.map_err(|_| "the dir-sync thread stopped".to_string())?
+        self.queue.send((dirs, done)).map_err(|_| SyncError::Stopped)?;
+        wait.await.map_err(|_| SyncError::Stopped)?
     }
 }

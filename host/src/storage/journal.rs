@@ -1,138 +1,96 @@
-//! The intent journal: one preallocated file whose records make small
-//! changes durable with a single `fdatasync`, instead of a flush of every
-//! new file and of every directory whose entries changed.
+//! A write-ahead log with group commit: one preallocated file of
+//! checksummed records, made durable by a single `fdatasync` for every
+//! record appended since the last one. It knows nothing of what the
+//! records mean (`changes.rs` does).
 //!
-//! Every change of a blob or a kv key appends a record naming it, in the
-//! order the changes happen to that name. At start-up the last record of
-//! each name is redone ([`Record`] says how), so the journal is what makes
-//! the name's latest state durable:
-//! - a small blob's bytes travel in its record, and its file gets its name
-//!   only after the record is durable (the journal's thread renames it;
-//!   until then the blob store serves it from the upload file), so that no
-//!   crash can expose a name whose data never reached the disk;
-//! - a first empty kv value (a link) is created at once: its content is
-//!   right whether or not it is durable, and the record recreates it;
-//! - deletes are done at once and redone from their records;
-//! - everything else (large blobs, values) is fsynced on its own path as
-//!   before; its record only keeps an earlier record of the same name from
-//!   being redone over it.
+//! [`Journal::append`] only queues a record and returns its sequence
+//! number; records are written when someone waits for one
+//! ([`Journal::wait`]), so the records of one request, and of every
+//! request waiting at the same moment, share a flush. A record nobody
+//! waits for is written after [`Options::idle_flush`] anyway.
 //!
-//! A response waits for the records its request appended ([`Journal::wait`]);
-//! records are written only when someone waits, so the records of one
-//! request, and of every request waiting at the same time, share a flush.
+//! Every wake-up goes through `tokio::sync::watch`: waiters tell the
+//! writer thread how far they want the log durable, the writer tells
+//! waiters how far it is. The writer thread drives a current-thread
+//! runtime of its own, which also serves [`Journal::wait_blocking`].
 //!
-//! When the file is full, and at a clean shutdown ([`Journal::close`]), a
-//! checkpoint `syncfs`es the data directory's filesystem (after which every
-//! recorded change is durable by itself) and starts a new generation from
-//! the top. A record's checksum covers its generation, so records of an
-//! older generation end the replay.
+//! When the file is full, and at a clean shutdown ([`Journal::close`]),
+//! the owner's [`Checkpoint`] makes everything the records describe
+//! durable by other means, and a new generation starts from the top. A
+//! record's checksum covers its generation, so records of an older
+//! generation end the replay, as does a torn record.
+//!
+//! On disk: a header block (magic, generation, CRC-32), then frames of
+//! payload length (u32 LE), CRC-32 of generation and payload (u32 LE),
+//! payload; zeroes after the last frame.
 
-use super::{StorageError, StorageResult};
-use sha2::{Digest as _, Sha256};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
-
-/// The journal file's size. A checkpoint comes every this many bytes of
-/// records (~7,000 pushes of 4 KiB blobs).
-const CAPACITY: u64 = 32 * 1024 * 1024;
+use tokio::sync::watch;
 
 /// The header block: magic, generation, checksum.
 const HEADER: u64 = 4096;
 const MAGIC: &[u8; 8] = b"REGJRNL1";
-
-/// Blobs up to this size travel in their record; larger ones are fsynced
-/// on their own (their bytes would cost more to write twice).
-pub const BLOB_IN_RECORD_MAX: u64 = 64 * 1024;
+/// A frame's length and checksum.
+const FRAME_HEAD: u64 = 8;
 
 /// The file is zero-filled ahead of the records in steps of this size, so
 /// that a flush overwrites allocated blocks and only the data moves.
 const ZERO_STEP: u64 = 1024 * 1024;
 
-/// Records nobody waits for are flushed after this long anyway.
-const IDLE_FLUSH: Duration = Duration::from_millis(100);
-
-/// One change, as the journal records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// A small blob: redone by writing these bytes under its name.
-    BlobData { hex: String, data: Vec<u8> },
-    /// A blob fsynced on its own path: nothing to redo.
-    BlobSynced { hex: String },
-    /// A removed blob: redone by removing it.
-    BlobDeleted { hex: String },
-    /// A key's first value, empty: redone by creating it if absent.
-    KvCreatedEmpty { key: String },
-    /// A key written and fsynced on its own path: nothing to redo.
-    KvSynced { key: String },
-    /// A removed key: redone by removing it.
-    KvDeleted { key: String },
+/// How a journal is sized and paced.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The file's size: a checkpoint comes every this many bytes of records.
+    pub capacity: u64,
+    /// Records nobody waits for are written after this long anyway.
+    pub idle_flush: Duration,
 }
 
-impl Record {
-    fn kind(&self) -> u8 {
-        match self {
-            Record::BlobData { .. } => 1,
-            Record::BlobSynced { .. } => 2,
-            Record::BlobDeleted { .. } => 3,
-            Record::KvCreatedEmpty { .. } => 4,
-            Record::KvSynced { .. } => 5,
-            Record::KvDeleted { .. } => 6,
-        }
-    }
-
-    /// The blob or key the record is about; blobs and keys are apart.
-    pub fn name(&self) -> (bool, &str) {
-        match self {
-            Record::BlobData { hex, .. } | Record::BlobSynced { hex } | Record::BlobDeleted { hex } => (true, hex),
-            Record::KvCreatedEmpty { key } | Record::KvSynced { key } | Record::KvDeleted { key } => (false, key),
-        }
-    }
-
-    /// kind, name length (u16 LE), name, then a blob's data.
-    fn encode(&self) -> Vec<u8> {
-        let (_, name) = self.name();
-        let data: &[u8] = match self {
-            Record::BlobData { data, .. } => data,
-            _ => &[],
-        };
-        let mut out = Vec::with_capacity(3 + name.len() + data.len());
-        out.push(self.kind());
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        out
-    }
-
-    fn decode(payload: &[u8]) -> Option<Record> {
-        let (&kind, rest) = payload.split_first()?;
-        let len = u16::from_le_bytes(rest.get(..2)?.try_into().ok()?) as usize;
-        let name = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_string();
-        let data = &rest[2 + len..];
-        let record = match kind {
-            1 => Record::BlobData { hex: name, data: data.to_vec() },
-            2 => Record::BlobSynced { hex: name },
-            3 => Record::BlobDeleted { hex: name },
-            4 => Record::KvCreatedEmpty { key: name },
-            5 => Record::KvSynced { key: name },
-            6 => Record::KvDeleted { key: name },
-            _ => return None,
-        };
-        (kind == 1 || data.is_empty()).then_some(record)
+impl Default for Options {
+    /// 32 MiB (~7,000 pushes of 4 KiB blobs between checkpoints), 100 ms.
+    fn default() -> Options {
+        Options { capacity: 32 * 1024 * 1024, idle_flush: Duration::from_millis(100) }
     }
 }
 
-/// A record's frame: payload length (u32 LE), CRC-32 of the generation
-/// and the payload (u32 LE), payload.
-fn frame(generation: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + payload.len());
+/// Makes durable, by other means, every change the journal's records
+/// describe, so that the journal may start afresh (for a data directory:
+/// `syncfs`).
+pub type Checkpoint = Box<dyn FnMut() -> std::io::Result<()> + Send>;
+
+/// Why a record is not (or will never be) durable.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    /// Writing, flushing or checkpointing failed: nothing is durable any
+    /// more through this journal.
+    #[error("the journal failed: {0}")]
+    Io(Arc<std::io::Error>),
+    /// The writer thread panicked.
+    #[error("the journal's writer thread panicked")]
+    Panicked,
+    /// Closed (or sealed) for a shutdown, or never started.
+    #[error("the journal is not running (shutting down)")]
+    NotRunning,
+    /// A record larger than the file could ever hold.
+    #[error("a journal record of {0} bytes does not fit the journal")]
+    TooLarge(usize),
+}
+
+impl From<std::io::Error> for JournalError {
+    fn from(e: std::io::Error) -> Self {
+        JournalError::Io(Arc::new(e))
+    }
+}
+
+fn frame(generation: u64, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&checksum(generation, payload).to_le_bytes());
     out.extend_from_slice(payload);
-    out
 }
 
 fn checksum(generation: u64, payload: &[u8]) -> u32 {
@@ -151,262 +109,306 @@ fn header(generation: u64) -> [u8; 20] {
     out
 }
 
-fn parse_header(bytes: &[u8]) -> Option<u64> {
-    if bytes.len() < 20 || &bytes[..8] != MAGIC || crc32fast::hash(&bytes[..16]).to_le_bytes() != bytes[16..20] {
+fn parse_header(bytes: &[u8; 20]) -> Option<u64> {
+    if &bytes[..8] != MAGIC || crc32fast::hash(&bytes[..16]).to_le_bytes() != bytes[16..20] {
         return None;
     }
     Some(u64::from_le_bytes(bytes[8..16].try_into().ok()?))
 }
 
-/// Reads the records of the current generation, up to the first that is
-/// torn, of another generation, or not there.
-fn read_records(file: &File) -> std::io::Result<(u64, Vec<Record>)> {
+/// Reads the payloads of the current generation, up to the first record
+/// that is torn, of another generation, or not there.
+fn read_records(file: &File) -> std::io::Result<(u64, Vec<Vec<u8>>)> {
     let len = file.metadata()?.len();
     let mut head = [0u8; 20];
     if len < HEADER || file.read_exact_at(&mut head, 0).is_err() {
         return Ok((0, Vec::new()));
     }
-    // A torn header can only come from a checkpoint, after its syncfs:
-    // nothing before it needs redoing.
+    // A torn header can only come from a checkpoint, after it made
+    // everything durable: nothing before it needs redoing.
     let Some(generation) = parse_header(&head) else { return Ok((0, Vec::new())) };
     let mut records = Vec::new();
     let mut offset = HEADER;
-    let mut frame_head = [0u8; 8];
-    while offset + 8 <= len && file.read_exact_at(&mut frame_head, offset).is_ok() {
+    let mut frame_head = [0u8; FRAME_HEAD as usize];
+    while offset + FRAME_HEAD <= len && file.read_exact_at(&mut frame_head, offset).is_ok() {
         let size = u32::from_le_bytes(frame_head[..4].try_into().expect("4 bytes")) as u64;
         let crc = u32::from_le_bytes(frame_head[4..].try_into().expect("4 bytes"));
-        if size == 0 || offset + 8 + size > len {
+        if size == 0 || offset + FRAME_HEAD + size > len {
             break;
         }
         let mut payload = vec![0u8; size as usize];
-        if file.read_exact_at(&mut payload, offset + 8).is_err() || checksum(generation, &payload) != crc {
+        if file.read_exact_at(&mut payload, offset + FRAME_HEAD).is_err() || checksum(generation, &payload) != crc {
             break;
         }
-        match Record::decode(&payload) {
-            Some(record) => records.push(record),
-            None => break,
-        }
-        offset += 8 + size;
+        records.push(payload);
+        offset += FRAME_HEAD + size;
     }
     Ok((generation, records))
 }
 
-/// Of `records`, the last one of each name, in journal order: redoing
-/// only those gives each name its latest recorded state.
-pub fn latest_per_name(records: Vec<Record>) -> Vec<Record> {
-    let mut last = std::collections::HashMap::new();
-    for (i, record) in records.iter().enumerate() {
-        let (is_blob, name) = record.name();
-        last.insert((is_blob, name.to_string()), i);
-    }
-    let mut keep: Vec<usize> = last.into_values().collect();
-    keep.sort_unstable();
-    let mut records: Vec<Option<Record>> = records.into_iter().map(Some).collect();
-    keep.into_iter().filter_map(|i| records[i].take()).collect()
+/// What the writer has made durable, as waiters see it.
+#[derive(Debug, Clone, Default)]
+struct Durable {
+    /// Every record up to this sequence number is durable.
+    upto: u64,
+    /// Set when nothing more will become durable.
+    failed: Option<JournalError>,
+    /// Flushes so far (each one `fdatasync`).
+    flushes: u64,
 }
 
-/// What the journal's thread does once a record is durable (give a small
-/// blob its name); an error stops the journal.
-pub type Then = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
-
-struct Appended {
-    payload: Vec<u8>,
-    then: Option<Then>,
-}
-
+/// Records appended and not yet taken by the writer.
+#[derive(Default)]
 struct Queue {
-    appended: Vec<Appended>,
+    payloads: Vec<Vec<u8>>,
     /// Sequence number of the last record appended (the first is 1).
     last: u64,
-    /// Highest sequence number someone waits for.
-    wanted: u64,
-    /// Highest sequence number durable (and its renames done).
-    durable: u64,
-    /// Set when a write or flush failed: nothing is durable any more.
-    failed: Option<String>,
-    stop: bool,
-    /// Stopping for a clean shutdown: checkpoint last.
-    closing: bool,
+    /// No more appends: shutting down.
+    sealed: bool,
+    /// The writer is to write what is queued and stop.
+    stop: Option<Stop>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Checkpoint last (a clean shutdown).
+    Close,
+    /// Leave the records for the next start to redo (as a crash would).
+    Drop,
 }
 
 struct Shared {
     queue: Mutex<Queue>,
-    /// Wakes the journal's thread.
-    work: Condvar,
-    /// Wakes those waiting for durability.
-    done: Condvar,
-    durable: tokio::sync::watch::Sender<u64>,
+    /// Waiters to the writer: the highest sequence number someone waits
+    /// for. Also bumped to stop the writer.
+    wanted: watch::Sender<u64>,
+    /// The writer to waiters.
+    durable: watch::Sender<Durable>,
 }
 
-/// The journal of one data directory.
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Nothing becomes durable any more: fail every waiter, now and later.
+    fn fail(&self, why: JournalError) {
+        tracing::error!("{why}");
+        self.durable.send_modify(|durable| {
+            durable.failed.get_or_insert(why);
+        });
+    }
+
+    fn failed(&self) -> Option<JournalError> {
+        self.durable.borrow().failed.clone()
+    }
+}
+
+/// A write-ahead log over one file.
 pub struct Journal {
     shared: Arc<Shared>,
-    thread: Mutex<Option<std::thread::JoinHandle<std::io::Result<()>>>>,
+    options: Options,
+    writer: Mutex<Option<JoinHandle<Result<(), JournalError>>>>,
+    /// The writer thread's runtime, for blocking waits.
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
-/// The file side, owned by the journal's thread.
+/// A journal opened and read, not yet started.
+pub struct PendingStart {
+    writer: Writer,
+    replayed: bool,
+}
+
+/// The file side, owned by the writer thread.
 struct Writer {
     file: File,
-    /// The data directory, for `syncfs`.
-    data_dir: File,
+    /// The directory holding the file, to make its name durable once.
+    dir: File,
+    checkpoint: Checkpoint,
+    capacity: u64,
     generation: u64,
     offset: u64,
     zeroed: u64,
+    flushes: u64,
 }
 
 impl Journal {
-    /// Opens `<data_dir>/journal` and returns the records to redo. Nothing
-    /// is written until [`Journal::start`], which must follow the redo.
-    pub fn open(data_dir: &Path) -> std::io::Result<(Arc<Journal>, PendingStart, Vec<Record>)> {
-        let path = data_dir.join("journal");
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+    /// Opens (creating) the journal at `path` and returns the payloads of
+    /// its current generation, oldest first, for the owner to redo.
+    /// Nothing is written until [`Journal::start`], which must follow the
+    /// redo.
+    pub fn open(
+        path: &Path,
+        options: Options,
+        checkpoint: Checkpoint,
+    ) -> std::io::Result<(Arc<Journal>, PendingStart, Vec<Vec<u8>>)> {
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         let (generation, records) = read_records(&file)?;
-        let (durable, _) = tokio::sync::watch::channel(0);
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                appended: Vec::new(),
-                last: 0,
-                wanted: 0,
-                durable: 0,
-                failed: None,
-                stop: false,
-                closing: false,
-            }),
-            work: Condvar::new(),
-            done: Condvar::new(),
-            durable,
-        });
         let zeroed = file.metadata()?.len();
         // Reserve the whole file now, so that a full disk can never fail a
         // flush later; its size grows only as it is zero-filled.
-        // SAFETY: a plain syscall on a descriptor owned here.
-        if zeroed < CAPACITY
-            && unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, CAPACITY as i64) } != 0
-        {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                return Err(e);
+        if zeroed < options.capacity {
+            match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, options.capacity) {
+                Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        let writer = Writer { file, data_dir: File::open(data_dir)?, generation, offset: HEADER, zeroed };
+        let dir = File::open(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+        let writer = Writer {
+            file,
+            dir,
+            checkpoint,
+            capacity: options.capacity,
+            generation,
+            offset: HEADER,
+            zeroed,
+            flushes: 0,
+        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wanted: watch::channel(0).0,
+            durable: watch::channel(Durable::default()).0,
+        });
         let replayed = !records.is_empty();
-        let journal = Arc::new(Journal { shared, thread: Mutex::new(None) });
-        Ok((journal, PendingStart { writer, replayed }, latest_per_name(records)))
+        let journal = Arc::new(Journal { shared, options, writer: Mutex::new(None), runtime: OnceLock::new() });
+        Ok((journal, PendingStart { writer, replayed }, records))
     }
 
-    /// After the redo: makes it durable, starts a new generation (so no
-    /// old record is ever redone again) and the journal's thread.
+    /// After the redo: makes it durable (a checkpoint), starts a new
+    /// generation (so no old record is ever redone again) and the writer.
     pub fn start(&self, pending: PendingStart) -> std::io::Result<()> {
         let PendingStart { mut writer, replayed } = pending;
         if replayed {
-            writer.syncfs()?;
+            (writer.checkpoint)()?;
         }
         let fresh = writer.zeroed < HEADER;
         writer.new_generation()?;
         if fresh {
             // The journal file's name, made durable once.
-            writer.data_dir.sync_all()?;
+            writer.dir.sync_all()?;
         }
-        let shared = self.shared.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+        let _ = self.runtime.set(runtime.handle().clone());
+        let (shared, idle_flush) = (self.shared.clone(), self.options.idle_flush);
         let thread = std::thread::Builder::new().name("journal".into()).spawn(move || {
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(&shared)));
-            run.unwrap_or_else(|_| {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(writer.run(&shared, idle_flush))
+            }));
+            let result = run.unwrap_or(Err(JournalError::Panicked));
+            if let Err(e) = &result {
                 // Never leave requests waiting for a thread that is gone.
-                shared.fail("the journal's thread panicked".into());
-                Err(std::io::Error::other("the journal's thread panicked"))
-            })
+                shared.fail(e.clone());
+            }
+            result
         })?;
-        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         Ok(())
     }
 
-    /// Appends `record`; returns its sequence number, to [`wait`](Self::wait) for.
-    pub fn append(&self, record: &Record) -> StorageResult<u64> {
-        self.push(Appended { payload: record.encode(), then: None })
-    }
-
-    /// Appends `record`; once it is durable, and before anyone waiting for
-    /// it hears so, the journal's thread runs `then`.
-    pub fn append_then(&self, record: &Record, then: Then) -> StorageResult<u64> {
-        self.push(Appended { payload: record.encode(), then: Some(then) })
-    }
-
-    fn push(&self, appended: Appended) -> StorageResult<u64> {
+    /// Queues `payload`; returns its sequence number, to [`wait`](Self::wait) for.
+    pub fn append(&self, payload: Vec<u8>) -> Result<u64, JournalError> {
+        if FRAME_HEAD + payload.len() as u64 > self.options.capacity - HEADER || payload.len() > u32::MAX as usize {
+            return Err(JournalError::TooLarge(payload.len()));
+        }
+        if let Some(failed) = self.shared.failed() {
+            return Err(failed);
+        }
         let mut queue = self.shared.lock();
-        if let Some(failed) = &queue.failed {
-            return Err(StorageError::Other(failed.clone()));
+        if queue.sealed {
+            return Err(JournalError::NotRunning);
         }
-        if queue.stop {
-            return Err(StorageError::Other("the registry is shutting down".into()));
-        }
-        queue.appended.push(appended);
+        queue.payloads.push(payload);
         queue.last += 1;
         Ok(queue.last)
     }
 
-    /// Returns once record `seq` and all before it are durable.
-    pub async fn wait(&self, seq: u64) -> Result<(), String> {
+    /// Returns once record `seq` and all before it are durable, asking the
+    /// writer to flush them.
+    pub async fn wait(&self, seq: u64) -> Result<(), JournalError> {
         if seq == 0 {
             return Ok(());
         }
-        let mut durable = self.shared.durable.subscribe();
-        self.want(seq)?;
-        let reached = durable.wait_for(|&d| d >= seq).await.map(|_| ());
-        // The thread publishes u64::MAX only after a failure.
-        let failed = self.shared.lock().failed.clone();
-        match (reached, failed) {
-            (_, Some(failed)) => Err(failed),
-            (Ok(()), None) => Ok(()),
-            (Err(_), None) => Err("the journal stopped".to_string()),
+        let durable = self.shared.durable.subscribe();
+        self.shared.wanted.send_if_modified(|wanted| {
+            let more = *wanted < seq;
+            *wanted = (*wanted).max(seq);
+            more
+        });
+        Self::until(durable, seq).await
+    }
+
+    /// Returns once record `seq` and all before it are durable, without
+    /// asking for a flush: for whoever only follows the log, so as not to
+    /// split the flush the records' own waiters would share.
+    pub async fn follow(&self, seq: u64) -> Result<(), JournalError> {
+        Self::until(self.shared.durable.subscribe(), seq).await
+    }
+
+    async fn until(mut durable: watch::Receiver<Durable>, seq: u64) -> Result<(), JournalError> {
+        // The sender lives in `shared`, which the caller holds: never closed.
+        let seen =
+            durable.wait_for(|d| d.upto >= seq || d.failed.is_some()).await.map_err(|_| JournalError::NotRunning)?;
+        match &seen.failed {
+            Some(failed) if seen.upto < seq => Err(failed.clone()),
+            _ => Ok(()),
         }
     }
 
-    /// [`wait`](Self::wait) for a thread that may block.
-    pub fn wait_blocking(&self, seq: u64) -> Result<(), String> {
-        self.want(seq)?;
-        let mut queue = self.shared.lock();
-        while queue.durable < seq && queue.failed.is_none() {
-            queue = self.shared.done.wait(queue).unwrap_or_else(|p| p.into_inner());
+    /// [`wait`](Self::wait) for a thread outside any async context (it
+    /// would panic inside one).
+    pub fn wait_blocking(&self, seq: u64) -> Result<(), JournalError> {
+        self.block_on(seq, self.wait(seq))
+    }
+
+    /// [`follow`](Self::follow) for a thread outside any async context.
+    pub fn follow_blocking(&self, seq: u64) -> Result<(), JournalError> {
+        self.block_on(seq, self.follow(seq))
+    }
+
+    fn block_on(
+        &self,
+        seq: u64,
+        wait: impl std::future::Future<Output = Result<(), JournalError>>,
+    ) -> Result<(), JournalError> {
+        match self.runtime.get() {
+            Some(runtime) => runtime.block_on(wait),
+            None if seq == 0 => Ok(()),
+            None => Err(JournalError::NotRunning),
         }
-        queue.failed.clone().map_or(Ok(()), Err)
     }
 
     /// The last durable sequence number.
-    #[cfg(test)]
     pub fn durable(&self) -> u64 {
-        self.shared.lock().durable
+        self.shared.durable.borrow().upto
     }
 
-    fn want(&self, seq: u64) -> Result<(), String> {
-        let mut queue = self.shared.lock();
-        if let Some(failed) = &queue.failed {
-            return Err(failed.clone());
-        }
-        if queue.wanted < seq {
-            queue.wanted = seq;
-            self.shared.work.notify_one();
-        }
-        Ok(())
-    }
-}
-
-impl Journal {
-    /// For a clean shutdown: writes what was appended, checkpoints (so the
-    /// data directory needs no redo, and `registry.wasm`, which knows no
-    /// journal, may serve it next) and stops; later appends fail.
-    pub fn close(&self) -> std::io::Result<()> {
-        self.stop(true)
+    /// For a shutdown: refuses later appends and returns once everything
+    /// appended is durable.
+    pub fn seal(&self) -> Result<(), JournalError> {
+        let last = {
+            let mut queue = self.shared.lock();
+            queue.sealed = true;
+            queue.last
+        };
+        self.wait_blocking(last)
     }
 
-    fn stop(&self, closing: bool) -> std::io::Result<()> {
+    /// For a clean shutdown: seals, checkpoints (so nothing is left to
+    /// redo) and stops the writer.
+    pub fn close(&self) -> Result<(), JournalError> {
+        self.stop(Stop::Close)
+    }
+
+    fn stop(&self, how: Stop) -> Result<(), JournalError> {
         {
             let mut queue = self.shared.lock();
-            queue.stop = true;
-            queue.closing = closing;
+            queue.sealed = true;
+            queue.stop.get_or_insert(how);
         }
-        self.shared.work.notify_one();
-        match self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(thread) => thread.join().map_err(|_| std::io::Error::other("the journal's thread panicked"))?,
+        self.shared.wanted.send_modify(|_| {});
+        let thread = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match thread {
+            Some(thread) => thread.join().map_err(|_| JournalError::Panicked)?,
             None => Ok(()),
         }
     }
@@ -416,102 +418,78 @@ impl Drop for Journal {
     /// Writes what was appended and stops, without a checkpoint: what a
     /// crash right after would leave.
     fn drop(&mut self) {
-        let _ = self.stop(false);
+        let _ = self.stop(Stop::Drop);
     }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Nothing becomes durable any more: fail every waiter, now and later.
-    fn fail(&self, why: String) {
-        tracing::error!("{why}");
-        let mut queue = self.lock();
-        queue.failed = Some(why);
-        queue.durable = u64::MAX;
-        self.durable.send_replace(u64::MAX);
-        self.done.notify_all();
-    }
-}
-
-/// A journal opened and read, not yet started.
-pub struct PendingStart {
-    writer: Writer,
-    replayed: bool,
 }
 
 impl Writer {
-    fn run(mut self, shared: &Shared) -> std::io::Result<()> {
+    async fn run(mut self, shared: &Shared, idle_flush: Duration) -> Result<(), JournalError> {
+        let mut wanted = shared.wanted.subscribe();
+        let mut idle = false;
         loop {
-            let (batch, last) = {
+            // Marks what is seen now, so that a later bump wakes the wait below.
+            let want = *wanted.borrow_and_update();
+            let (batch, last, stop) = {
                 let mut queue = shared.lock();
-                loop {
-                    let waited_for = queue.wanted > queue.durable;
-                    if !queue.appended.is_empty() && (waited_for || queue.stop) {
-                        break;
-                    }
-                    if queue.stop && queue.appended.is_empty() {
-                        let closing = queue.closing && queue.failed.is_none();
-                        drop(queue);
-                        return if closing { self.checkpoint() } else { Ok(()) };
-                    }
-                    let (next, timeout) =
-                        shared.work.wait_timeout(queue, IDLE_FLUSH).unwrap_or_else(|p| p.into_inner());
-                    queue = next;
-                    if timeout.timed_out() && !queue.appended.is_empty() {
-                        break;
-                    }
-                }
-                (std::mem::take(&mut queue.appended), queue.last)
+                let due = want > shared.durable.borrow().upto || queue.stop.is_some() || idle;
+                let batch = if due { std::mem::take(&mut queue.payloads) } else { Vec::new() };
+                (batch, queue.last, queue.stop)
             };
-            if let Err(e) = self.write(batch) {
-                shared.fail(format!("journal: {e}"));
-                return Err(e);
+            idle = false;
+            if !batch.is_empty() {
+                self.write(batch)?;
+                self.flushes += 1;
+                let flushes = self.flushes;
+                shared.durable.send_modify(|durable| {
+                    durable.upto = last;
+                    durable.flushes = flushes;
+                });
+                continue;
             }
-            shared.lock().durable = last;
-            shared.durable.send_replace(last);
-            shared.done.notify_all();
+            if let Some(stop) = stop {
+                tracing::debug!("journal: {last} records in {} flushes", self.flushes);
+                if stop == Stop::Close && shared.failed().is_none() {
+                    self.checkpoint()?;
+                }
+                return Ok(());
+            }
+            tokio::select! {
+                changed = wanted.changed() => changed.map_err(|_| JournalError::NotRunning)?,
+                () = tokio::time::sleep(idle_flush) => idle = true,
+            }
         }
     }
 
-    /// Writes and flushes `batch`, checkpointing when the file is full,
-    /// then runs what waited for it.
-    fn write(&mut self, batch: Vec<Appended>) -> std::io::Result<()> {
+    /// Writes and flushes `batch`, checkpointing when the file is full.
+    fn write(&mut self, batch: Vec<Vec<u8>>) -> std::io::Result<()> {
         let mut out = Vec::new();
-        let mut then = Vec::new();
-        for appended in batch {
-            let framed_len = 8 + appended.payload.len() as u64;
-            if self.offset + out.len() as u64 + framed_len > CAPACITY {
-                self.flush(&out, &mut then)?;
+        for payload in batch {
+            if self.offset + (out.len() + payload.len()) as u64 + FRAME_HEAD > self.capacity {
+                self.flush(&out)?;
                 out.clear();
                 self.checkpoint()?;
             }
-            out.extend_from_slice(&frame(self.generation, &appended.payload));
-            then.extend(appended.then);
+            frame(self.generation, &payload, &mut out);
         }
-        self.flush(&out, &mut then)
+        self.flush(&out)
     }
 
-    fn flush(&mut self, out: &[u8], then: &mut Vec<Then>) -> std::io::Result<()> {
-        if !out.is_empty() {
-            let end = self.offset + out.len() as u64;
-            self.zero_until(end)?;
-            self.file.write_all_at(out, self.offset)?;
-            self.file.sync_data()?;
-            self.offset = end;
+    fn flush(&mut self, out: &[u8]) -> std::io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
         }
-        for then in then.drain(..) {
-            then()?;
-        }
+        let end = self.offset + out.len() as u64;
+        self.zero_until(end)?;
+        self.file.write_all_at(out, self.offset)?;
+        self.file.sync_data()?;
+        self.offset = end;
         Ok(())
     }
 
     /// Extends the zero-filled part of the file to cover `end`.
     fn zero_until(&mut self, end: u64) -> std::io::Result<()> {
         while self.zeroed < end {
-            let step = ZERO_STEP.min(CAPACITY - self.zeroed);
+            let step = ZERO_STEP.min(self.capacity.max(end) - self.zeroed);
             self.file.write_all_at(&vec![0u8; step as usize], self.zeroed)?;
             self.zeroed += step;
         }
@@ -521,16 +499,8 @@ impl Writer {
     /// Makes every change recorded so far durable by itself, then starts
     /// a new generation.
     fn checkpoint(&mut self) -> std::io::Result<()> {
-        self.syncfs()?;
+        (self.checkpoint)()?;
         self.new_generation()
-    }
-
-    fn syncfs(&self) -> std::io::Result<()> {
-        // SAFETY: a plain syscall on a descriptor this struct owns.
-        if unsafe { libc::syncfs(self.data_dir.as_raw_fd()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
     }
 
     fn new_generation(&mut self) -> std::io::Result<()> {
@@ -543,57 +513,48 @@ impl Writer {
     }
 }
 
-/// SHA-256 of `data` in hex, to check a blob record before redoing it.
-pub fn hex_of(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::TestDir;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-    fn blob(n: u8) -> Record {
-        let data = vec![n; 100];
-        Record::BlobData { hex: hex_of(&data), data }
+    fn payload(n: u8) -> Vec<u8> {
+        vec![n; 100]
     }
 
-    #[test]
-    fn records_round_trip() {
-        for record in [
-            blob(1),
-            Record::BlobSynced { hex: "ab".repeat(32) },
-            Record::BlobDeleted { hex: "cd".repeat(32) },
-            Record::KvCreatedEmpty { key: "repos/a/b".into() },
-            Record::KvSynced { key: "k".into() },
-            Record::KvDeleted { key: "é/x".into() },
-        ] {
-            assert_eq!(Record::decode(&record.encode()), Some(record));
-        }
-        assert_eq!(Record::decode(&[9, 0, 0]), None);
-        assert_eq!(Record::decode(&[4, 5, 0, b'a']), None);
+    fn no_checkpoint() -> Checkpoint {
+        Box::new(|| Ok(()))
     }
 
-    #[test]
-    fn the_last_record_of_each_name_wins() {
-        let key = |k: &str| k.to_string();
-        let records = vec![
-            Record::KvCreatedEmpty { key: key("a") },
-            blob(1),
-            Record::KvDeleted { key: key("a") },
-            Record::KvCreatedEmpty { key: key("b") },
-            Record::KvSynced { key: key("a") },
-        ];
-        assert_eq!(
-            latest_per_name(records),
-            vec![blob(1), Record::KvCreatedEmpty { key: key("b") }, Record::KvSynced { key: key("a") }]
-        );
+    /// A checkpoint that only counts its calls.
+    fn counting_checkpoint() -> (Checkpoint, Arc<AtomicU64>) {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counter = calls.clone();
+        let checkpoint: Checkpoint = Box::new(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
+        (checkpoint, calls)
     }
 
-    fn reopen(dir: &Path) -> (Arc<Journal>, Vec<Record>) {
-        let (journal, pending, records) = Journal::open(dir).unwrap();
+    /// Options under which only waiters make the writer flush.
+    fn quiet() -> Options {
+        Options { idle_flush: Duration::from_secs(3600), ..Options::default() }
+    }
+
+    fn reopen_with(dir: &Path, options: Options, checkpoint: Checkpoint) -> (Arc<Journal>, Vec<Vec<u8>>) {
+        let (journal, pending, records) = Journal::open(&dir.join("journal"), options, checkpoint).unwrap();
         journal.start(pending).unwrap();
         (journal, records)
+    }
+
+    fn reopen(dir: &Path) -> (Arc<Journal>, Vec<Vec<u8>>) {
+        reopen_with(dir, quiet(), no_checkpoint())
+    }
+
+    fn flushes(journal: &Journal) -> u64 {
+        journal.shared.durable.borrow().flushes
     }
 
     #[test]
@@ -601,12 +562,13 @@ mod tests {
         let dir = TestDir::new();
         let (journal, records) = reopen(dir.path());
         assert!(records.is_empty());
-        journal.append(&Record::KvCreatedEmpty { key: "x".into() }).unwrap();
-        let seq = journal.append(&blob(2)).unwrap();
+        journal.append(payload(1)).unwrap();
+        let seq = journal.append(payload(2)).unwrap();
         journal.wait_blocking(seq).unwrap();
+        assert_eq!(journal.durable(), seq);
         drop(journal);
         let (journal, records) = reopen(dir.path());
-        assert_eq!(records, vec![Record::KvCreatedEmpty { key: "x".into() }, blob(2)]);
+        assert_eq!(records, vec![payload(1), payload(2)]);
         drop(journal);
         // Starting made a new generation: nothing is redone twice.
         let (_journal, records) = reopen(dir.path());
@@ -614,66 +576,217 @@ mod tests {
     }
 
     #[test]
-    fn a_clean_close_leaves_nothing_to_redo() {
+    fn many_appenders_share_one_flush() {
         let dir = TestDir::new();
         let (journal, _) = reopen(dir.path());
-        journal.append(&blob(1)).unwrap();
+        let seqs: Vec<u64> = std::thread::scope(|scope| {
+            let appenders: Vec<_> = (0..16u8)
+                .map(|n| {
+                    scope.spawn({
+                        let journal = &journal;
+                        move || journal.append(payload(n)).unwrap()
+                    })
+                })
+                .collect();
+            appenders.into_iter().map(|a| a.join().unwrap()).collect()
+        });
+        assert_eq!(flushes(&journal), 0, "nobody waited yet");
+        let last = *seqs.iter().max().unwrap();
+        assert_eq!(last, 16);
+        journal.wait_blocking(last).unwrap();
+        assert_eq!(flushes(&journal), 1);
+        // Waiting again for any of them costs nothing.
+        for seq in seqs {
+            journal.wait_blocking(seq).unwrap();
+        }
+        assert_eq!(flushes(&journal), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_waiters_are_answered_by_fewer_flushes() {
+        let dir = TestDir::new();
+        let (journal, _) = reopen(dir.path());
+        let waiters: Vec<_> = (0..64u8)
+            .map(|n| {
+                let journal = journal.clone();
+                tokio::spawn(async move {
+                    let seq = journal.append(payload(n))?;
+                    journal.wait(seq).await
+                })
+            })
+            .collect();
+        for waiter in waiters {
+            waiter.await.unwrap().unwrap();
+        }
+        assert_eq!(journal.durable(), 64);
+        assert!(flushes(&journal) < 64, "{} flushes", flushes(&journal));
+    }
+
+    #[test]
+    fn following_asks_for_no_flush() {
+        let dir = TestDir::new();
+        let (journal, _) = reopen(dir.path());
+        let seq = journal.append(payload(1)).unwrap();
+        let follower = std::thread::scope(|scope| {
+            let follower = scope.spawn(|| journal.follow_blocking(seq));
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(flushes(&journal), 0, "a follower alone makes no flush");
+            journal.wait_blocking(seq).unwrap();
+            follower.join().unwrap()
+        });
+        follower.unwrap();
+        assert_eq!(flushes(&journal), 1);
+    }
+
+    #[test]
+    fn unwaited_records_are_flushed_when_idle() {
+        let dir = TestDir::new();
+        let options = Options { idle_flush: Duration::from_millis(10), ..Options::default() };
+        let (journal, _) = reopen_with(dir.path(), options, no_checkpoint());
+        let seq = journal.append(payload(1)).unwrap();
+        for _ in 0..500 {
+            if journal.durable() >= seq {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("an unwaited record was never flushed");
+    }
+
+    #[test]
+    fn a_clean_close_checkpoints_and_leaves_nothing_to_redo() {
+        let dir = TestDir::new();
+        let (count, checkpoints) = counting_checkpoint();
+        let (journal, _) = reopen_with(dir.path(), quiet(), count);
+        let seq = journal.append(payload(1)).unwrap();
         journal.close().unwrap();
-        assert!(journal.append(&blob(2)).is_err(), "closed: no more records");
+        assert_eq!(journal.durable(), seq, "close writes what was appended");
+        assert_eq!(checkpoints.load(Ordering::Relaxed), 1);
+        assert!(matches!(journal.append(payload(2)), Err(JournalError::NotRunning)), "closed: no more records");
         drop(journal);
         let (_journal, records) = reopen(dir.path());
         assert!(records.is_empty());
     }
 
     #[test]
-    fn waiters_fail_instead_of_hanging_when_the_thread_dies() {
+    fn a_sealed_journal_refuses_appends_and_has_written_the_rest() {
         let dir = TestDir::new();
         let (journal, _) = reopen(dir.path());
-        let seq = journal.append_then(&blob(1), Box::new(|| panic!("a bug after the flush"))).unwrap();
-        assert!(journal.wait_blocking(seq).is_err());
-        assert!(journal.append(&blob(2)).is_err());
+        let seq = journal.append(payload(1)).unwrap();
+        journal.seal().unwrap();
+        assert_eq!(journal.durable(), seq);
+        assert!(matches!(journal.append(payload(2)), Err(JournalError::NotRunning)));
+    }
+
+    #[test]
+    fn waiters_fail_instead_of_hanging_when_the_writer_fails() {
+        let dir = TestDir::new();
+        // Room for two records: the third needs a checkpoint, which fails.
+        let options = Options { capacity: HEADER + 2 * (FRAME_HEAD + 100), ..quiet() };
+        let failing: Checkpoint = Box::new(|| Err(std::io::Error::other("disk gone")));
+        let (journal, _) = reopen_with(dir.path(), options, failing);
+        let first = journal.append(payload(1)).unwrap();
+        journal.wait_blocking(first).unwrap();
+        journal.append(payload(2)).unwrap();
+        let third = journal.append(payload(3)).unwrap();
+        assert!(matches!(journal.wait_blocking(third), Err(JournalError::Io(_))));
+        // What was durable before stays so; nothing new is accepted.
+        journal.wait_blocking(first).unwrap();
+        assert!(matches!(journal.append(payload(4)), Err(JournalError::Io(_))));
+        // A record larger than the file is refused up front.
+        assert!(matches!(journal.append(vec![0; 4096]), Err(JournalError::TooLarge(4096))));
+    }
+
+    #[test]
+    fn waiters_fail_when_the_writer_panics() {
+        let dir = TestDir::new();
+        let options = Options { capacity: HEADER + FRAME_HEAD + 100, ..quiet() };
+        let panicking: Checkpoint = Box::new(|| panic!("a bug in the checkpoint"));
+        let (journal, _) = reopen_with(dir.path(), options, panicking);
+        journal.append(payload(1)).unwrap();
+        let second = journal.append(payload(2)).unwrap();
+        assert!(matches!(journal.wait_blocking(second), Err(JournalError::Panicked)));
     }
 
     #[test]
     fn replay_stops_at_a_torn_record() {
         let dir = TestDir::new();
         let (journal, _) = reopen(dir.path());
-        journal.append(&blob(1)).unwrap();
-        let seq = journal.append(&blob(2)).unwrap();
+        for n in 1..=3 {
+            journal.append(payload(n)).unwrap();
+        }
+        journal.wait_blocking(3).unwrap();
+        drop(journal);
+        let frame_len = FRAME_HEAD + 100;
+        let path = dir.path().join("journal");
+        let original = std::fs::read(&path).unwrap();
+        // The third record's last byte never reached the disk.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0xff], HEADER + 3 * frame_len - 1).unwrap();
+        drop(file);
+        let (journal, records) = reopen(dir.path());
+        assert_eq!(records, vec![payload(1), payload(2)]);
+        drop(journal);
+
+        // A tail cut off in the middle of the second frame's payload.
+        std::fs::write(&path, &original[..(HEADER + frame_len + 50) as usize]).unwrap();
+        let (journal, records) = reopen(dir.path());
+        assert_eq!(records, vec![payload(1)]);
+        drop(journal);
+
+        // A tail cut off inside the second frame's head.
+        std::fs::write(&path, &original[..(HEADER + frame_len + 3) as usize]).unwrap();
+        let (journal, records) = reopen(dir.path());
+        assert_eq!(records, vec![payload(1)]);
+        drop(journal);
+
+        // A torn header: nothing to redo.
+        let mut torn = original.clone();
+        torn[9] ^= 1;
+        std::fs::write(&path, &torn).unwrap();
+        let (_journal, records) = reopen(dir.path());
+        assert!(records.is_empty());
+    }
+
+    #[test]
+    fn records_of_an_older_generation_end_the_replay() {
+        let dir = TestDir::new();
+        let (journal, _) = reopen(dir.path());
+        for n in 1..=3 {
+            journal.append(payload(n)).unwrap();
+        }
+        journal.wait_blocking(3).unwrap();
+        drop(journal);
+        // Restarted (a new generation), one record written over the old
+        // first: the old second and third still follow it on disk.
+        let (journal, records) = reopen(dir.path());
+        assert_eq!(records.len(), 3);
+        let seq = journal.append(payload(9)).unwrap();
         journal.wait_blocking(seq).unwrap();
         drop(journal);
-        // Tear the second record: its last byte never reached the disk.
-        let file = std::fs::OpenOptions::new().write(true).open(dir.path().join("journal")).unwrap();
-        let second_end = HEADER + 2 * (8 + blob(1).encode().len() as u64);
-        file.write_all_at(&[0xff], second_end - 1).unwrap();
-        drop(file);
         let (_journal, records) = reopen(dir.path());
-        assert_eq!(records, vec![blob(1)]);
+        assert_eq!(records, vec![payload(9)]);
     }
 
     #[test]
     fn a_full_journal_checkpoints_and_goes_on() {
         let dir = TestDir::new();
-        let (journal, _) = reopen(dir.path());
-        // Well over one file's worth of records, each of its own name.
-        let per_file = CAPACITY / (60 * 1024);
+        let (count, checkpoints) = counting_checkpoint();
+        let capacity = HEADER + 10 * (FRAME_HEAD + 100);
+        let (journal, _) = reopen_with(dir.path(), Options { capacity, ..quiet() }, count);
         let mut last = 0;
-        for round in 0..per_file + 50 {
-            let record = Record::BlobData { hex: format!("{round:064}"), data: vec![7; 60 * 1024] };
-            last = journal.append(&record).unwrap();
-            if round % 64 == 0 {
+        for round in 0..35u8 {
+            last = journal.append(payload(round)).unwrap();
+            if round % 4 == 0 {
                 journal.wait_blocking(last).unwrap();
             }
         }
         journal.wait_blocking(last).unwrap();
-        let tail = Record::KvCreatedEmpty { key: "after".into() };
-        let seq = journal.append(&tail).unwrap();
-        journal.wait_blocking(seq).unwrap();
+        assert_eq!(checkpoints.load(Ordering::Relaxed), 3);
         drop(journal);
-        assert_eq!(std::fs::metadata(dir.path().join("journal")).unwrap().len(), CAPACITY);
+        assert_eq!(std::fs::metadata(dir.path().join("journal")).unwrap().len(), capacity);
         // Only what came after the last checkpoint is left to redo.
         let (_journal, records) = reopen(dir.path());
-        assert_eq!(records.last(), Some(&tail));
-        assert!(records.len() > 1 && records.len() < 100, "{}", records.len());
+        assert_eq!(records, (30..35).map(payload).collect::<Vec<_>>());
     }
 }

@@ -9,7 +9,7 @@
 //! Writes go to a temporary file that is fsynced and renamed into place; the
 //! directories they touch are returned in an `Unsynced` for the caller to
 //! sync before it reports the write as durable. First empty values and
-//! deletes are made durable by the journal instead (`journal.rs`), and
+//! deletes are made durable by the journal instead (`changes.rs`), and
 //! every write appends a record, so that the journal's order of changes
 //! to a key is the order they happened in.
 //! Read-modify-write steps (versions, `set-if`) are serialised per key by a
@@ -17,8 +17,9 @@
 //! locks it). Since every write goes through this process, reads are served
 //! from a bounded in-memory cache that each write updates under its lock.
 
+use super::changes::Change;
 use super::fsutil::{self, Unsynced};
-use super::journal::{Journal, Record};
+use super::journal::Journal;
 use super::shared_empty::SharedEmpty;
 use super::{StorageError, StorageResult};
 use std::collections::HashMap;
@@ -134,24 +135,24 @@ impl KvStore {
         self.forget(key);
         let current = read_entry(&path)?.map(|e| e.version);
         let version = next_version(current, expected)?;
-        let record = if current.is_none() && value.is_empty() {
+        let change = if current.is_none() && value.is_empty() {
             // Right whether or not it is durable yet: the record makes it so.
             self.empty.create(&path, &mut Unsynced::default())?;
-            Record::KvCreatedEmpty { key: key.to_string() }
+            Change::KvCreatedEmpty { key: key.to_string() }
         } else {
             fsutil::atomic_write(&self.tmp, &path, &[&version_header(version), value], dirty)?;
-            Record::KvSynced { key: key.to_string() }
+            Change::KvSynced { key: key.to_string() }
         };
         // Appended under the key's lock: the journal's order is the key's.
-        dirty.add_journal(self.journal.append(&record)?);
+        dirty.add_journal(self.journal.append(change.encode())?);
         self.remember(key, Some(Entry { value: value.to_vec(), version }));
         Ok(version)
     }
 
     /// Redoes a key's change the journal recorded (at start-up).
-    pub fn redo(&self, record: &Record) -> StorageResult<()> {
-        match record {
-            Record::KvCreatedEmpty { key } => {
+    pub fn redo(&self, change: &Change) -> StorageResult<()> {
+        match change {
+            Change::KvCreatedEmpty { key } => {
                 let path = self.path_of(key)?;
                 match self.empty.create(&path, &mut Unsynced::default()) {
                     Ok(()) => {}
@@ -160,7 +161,7 @@ impl KvStore {
                     Err(e) => return Err(e.into()),
                 }
             }
-            Record::KvDeleted { key } => {
+            Change::KvDeleted { key } => {
                 let path = self.path_of(key)?;
                 if fsutil::remove_if_present(&path)? {
                     fsutil::prune_empty_dirs(path.parent().expect("key path has a parent"), &self.root);
@@ -181,7 +182,7 @@ impl KvStore {
         }
         // Durable through the journal, which removes it again if a crash
         // brought it back.
-        dirty.add_journal(self.journal.append(&Record::KvDeleted { key: key.to_string() })?);
+        dirty.add_journal(self.journal.append(Change::KvDeleted { key: key.to_string() }.encode())?);
         fsutil::prune_empty_dirs(path.parent().expect("key path has a parent"), &self.root);
         Ok(true)
     }
@@ -249,8 +250,7 @@ mod tests {
         let dir = crate::storage::TestDir::new();
         std::fs::create_dir_all(dir.path().join("kv")).unwrap();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let (journal, pending, _) = Journal::open(dir.path()).unwrap();
-        journal.start(pending).unwrap();
+        let journal = crate::storage::test_journal(dir.path());
         let kv = KvStore::new(dir.path().to_path_buf(), dir.path().join("shared"), journal).unwrap();
         (dir, kv)
     }

@@ -13,8 +13,9 @@
 //!   tmp/                            temporary files, renamed into place, and
 //!                                   spare empty files for new uploads
 //!   shared/empty-<n>                empty files that empty kv values link to
-//!   journal                         records that make changes durable (see
-//!                                   `journal.rs`), redone at start-up
+//!   journal                         records that make changes durable (a
+//!                                   write-ahead log, `journal.rs`, of the
+//!                                   changes in `changes.rs`), redone at start-up
 //! ```
 //!
 //! Every visible change is a rename within one filesystem, so readers never
@@ -22,6 +23,7 @@
 //! (cleared at start-up) and uploads that were never committed.
 
 pub mod blobs;
+pub mod changes;
 #[cfg(test)]
 mod contract;
 pub mod fsutil;
@@ -35,6 +37,23 @@ use std::sync::Arc;
 use storage_layout::keys::KV_DIR;
 use storage_layout::names::{blob_dirs, TMP_DIR, UPLOADS_DIR};
 pub use storage_layout::{StorageError, StorageResult};
+
+impl From<journal::JournalError> for StorageError {
+    fn from(e: journal::JournalError) -> Self {
+        StorageError::Other(e.to_string())
+    }
+}
+
+/// Why a request's writes could not be made durable.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DurabilityError {
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    /// A directory could not be synced.
+    #[error(transparent)]
+    DirSync(#[from] fsutil::SyncError),
+}
 
 /// Both stores over one data directory, shared by every request.
 pub struct Storage {
@@ -77,7 +96,9 @@ impl Storage {
         let probe = fsutil::temp_path(&tmp);
         std::fs::write(&probe, b"")?;
         std::fs::remove_file(&probe)?;
-        let (journal, pending, redo) = journal::Journal::open(data_dir)?;
+        let (journal, pending, payloads) =
+            journal::Journal::open(&data_dir.join("journal"), journal::Options::default(), syncfs_of(data_dir)?)?;
+        let redo = changes::to_redo(payloads);
         let storage = Storage {
             blobs: blobs::BlobStore::new(data_dir.to_path_buf(), journal.clone()),
             kv: kv::KvStore::new(data_dir.to_path_buf(), data_dir.join("shared"), journal.clone())?,
@@ -88,8 +109,8 @@ impl Storage {
         if !redo.is_empty() {
             tracing::info!("redoing {} changes from the journal", redo.len());
         }
-        for record in &redo {
-            storage.redo(record)?;
+        for change in &redo {
+            storage.redo(change)?;
         }
         storage.journal.start(pending)?;
         purge_stale_uploads(&data_dir.join(UPLOADS_DIR));
@@ -97,22 +118,36 @@ impl Storage {
     }
 
     /// Redoes one change recorded in the journal (the last of its name).
-    fn redo(&self, record: &journal::Record) -> std::io::Result<()> {
-        let result = match record {
-            journal::Record::BlobData { .. }
-            | journal::Record::BlobSynced { .. }
-            | journal::Record::BlobDeleted { .. } => self.blobs.redo(record),
-            _ => self.kv.redo(record),
-        };
-        result.map_err(|e| std::io::Error::other(format!("redoing {:?} from the journal: {e}", record.name())))
+    fn redo(&self, change: &changes::Change) -> std::io::Result<()> {
+        let result = if change.is_blob() { self.blobs.redo(change) } else { self.kv.redo(change) };
+        result.map_err(|e| std::io::Error::other(format!("redoing {:?} from the journal: {e}", change.name())))
     }
 
     /// Returns once everything in `unsynced` is durable.
-    async fn make_durable(&self, mut unsynced: fsutil::Unsynced) -> Result<(), String> {
+    async fn make_durable(&self, mut unsynced: fsutil::Unsynced) -> Result<(), DurabilityError> {
         let (dirs, journal) = (unsynced.take_dirs(), unsynced.journal());
         let (dirs, journal) = tokio::join!(self.syncer.sync(dirs), self.journal.wait(journal));
-        dirs.and(journal)
+        dirs?;
+        Ok(journal?)
     }
+
+    /// For a clean shutdown, once no request runs: makes everything
+    /// durable, names the small blobs still unnamed, and checkpoints the
+    /// journal, so that the next start has nothing to redo (and
+    /// `registry.wasm`, which knows no journal, may serve the directory).
+    /// Blocks: call it outside async code.
+    pub fn close(&self) -> Result<(), journal::JournalError> {
+        self.journal.seal()?;
+        self.blobs.name_durable();
+        self.journal.close()
+    }
+}
+
+/// The journal's checkpoint for `data_dir`: `syncfs` of its filesystem,
+/// after which every change made so far is durable by itself.
+fn syncfs_of(data_dir: &Path) -> std::io::Result<journal::Checkpoint> {
+    let dir = std::fs::File::open(data_dir)?;
+    Ok(Box::new(move || Ok(rustix::fs::syncfs(&dir)?)))
 }
 
 /// What one request has written and not yet made durable.
@@ -127,7 +162,7 @@ impl Storage {
 pub struct RequestWrites {
     pending: std::sync::Mutex<fsutil::Unsynced>,
     /// Held while settling; holds the first failure.
-    settling: tokio::sync::Mutex<Option<String>>,
+    settling: tokio::sync::Mutex<Option<DurabilityError>>,
 }
 
 impl RequestWrites {
@@ -139,7 +174,7 @@ impl RequestWrites {
     }
 
     /// Returns once every write recorded so far is durable.
-    pub async fn settle(&self, storage: &Storage) -> Result<(), String> {
+    pub async fn settle(&self, storage: &Storage) -> Result<(), DurabilityError> {
         let mut failed = self.settling.lock().await;
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Err(e) = storage.make_durable(pending).await {
@@ -153,16 +188,16 @@ impl RequestWrites {
 /// what it reads and serialises writes in this process only, so a second
 /// process on the same directory would see stale data.
 fn lock_data_dir(data_dir: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join("lock"))?;
-    // SAFETY: flock on a descriptor we own; released when the file closes.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(std::io::Error::new(
+    // Released when the file closes.
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(std::io::Error::new(
             std::io::ErrorKind::WouldBlock,
             "another registry-host is already using it (lock held)",
-        ));
+        )),
+        Err(e) => Err(e.into()),
     }
-    Ok(file)
 }
 
 /// Deletes abandoned uploads so that their bytes do not pile up forever.
@@ -186,6 +221,15 @@ fn purge_stale_uploads(uploads: &Path) {
 /// The canonical blob path for a validated digest.
 pub(crate) fn blob_path(root: &Path, hex: &str) -> PathBuf {
     root.join(storage_layout::names::blob_path(hex).full())
+}
+
+/// A started journal in `dir`, for unit tests of the stores.
+#[cfg(test)]
+pub(crate) fn test_journal(dir: &Path) -> Arc<journal::Journal> {
+    let (journal, pending, _) =
+        journal::Journal::open(&dir.join("journal"), journal::Options::default(), syncfs_of(dir).unwrap()).unwrap();
+    journal.start(pending).unwrap();
+    journal
 }
 
 /// A throw-away directory for unit tests, removed on drop.
@@ -245,7 +289,7 @@ mod tests {
     /// push is durable, as a request does before it answers.
     fn push(storage: &Storage, bytes: &'static [u8], link: &str) -> String {
         use wasmtime_wasi::p2::OutputStream;
-        let digest = format!("sha256:{}", journal::hex_of(bytes));
+        let digest = format!("sha256:{}", changes::hex_of(bytes));
         let upload = storage.blobs.start().unwrap();
         let mut writer = storage.blobs.append(&upload).unwrap();
         writer.write(bytes::Bytes::from_static(bytes)).unwrap();
@@ -255,6 +299,7 @@ mod tests {
         storage.kv.set_if(link, b"", None, &mut unsynced).unwrap();
         assert!(unsynced.take_dirs().is_empty(), "a small push needs no directory sync");
         storage.journal.wait_blocking(unsynced.journal()).unwrap();
+        storage.blobs.name_durable();
         digest
     }
 
@@ -292,6 +337,56 @@ mod tests {
         assert_eq!(storage.blobs.stat(&digest).unwrap(), None);
     }
 
+    #[test]
+    fn a_clean_close_names_every_blob_and_leaves_nothing_to_redo() {
+        let dir = TestDir::new();
+        let data = dir.path().join("data");
+        let storage = Storage::open(&data).unwrap();
+        let digest = format!("sha256:{}", changes::hex_of(b"closing"));
+        let upload = storage.blobs.start().unwrap();
+        let mut writer = storage.blobs.append(&upload).unwrap();
+        wasmtime_wasi::p2::OutputStream::write(&mut writer, bytes::Bytes::from_static(b"closing")).unwrap();
+        drop(writer);
+        storage.blobs.commit(&upload, &digest, &mut fsutil::Unsynced::default()).unwrap();
+        storage.close().unwrap();
+        assert!(storage.kv.set("after", b"x", &mut fsutil::Unsynced::default()).is_err(), "closed");
+        drop(storage);
+        let blob = blob_path(&data, digest_hex(&digest).unwrap());
+        assert_eq!(std::fs::read(blob).unwrap(), b"closing");
+        assert_eq!(std::fs::read_dir(data.join("uploads")).unwrap().count(), 0);
+        let (_journal, _, payloads) =
+            journal::Journal::open(&data.join("journal"), journal::Options::default(), Box::new(|| Ok(()))).unwrap();
+        assert!(payloads.is_empty());
+    }
+
+    #[test]
+    fn a_journal_in_the_format_of_earlier_versions_is_redone() {
+        // Written byte by byte as the format is documented, not by the
+        // code under test: a header block of generation 7, then one record
+        // of a first empty value of `repo/_blobs/x` (kind 4).
+        let dir = TestDir::new();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let generation = 7u64.to_le_bytes();
+        let mut file = b"REGJRNL1".to_vec();
+        file.extend_from_slice(&generation);
+        file.extend_from_slice(&crc32fast::hash(&file).to_le_bytes());
+        file.resize(4096, 0);
+        let key = b"repo/_blobs/x";
+        let mut payload = vec![4, key.len() as u8, 0];
+        payload.extend_from_slice(key);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&generation);
+        crc.update(&payload);
+        file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        file.extend_from_slice(&crc.finalize().to_le_bytes());
+        file.extend_from_slice(&payload);
+        file.resize(8192, 0);
+        std::fs::write(data.join("journal"), file).unwrap();
+        let storage = Storage::open(&data).unwrap();
+        assert_eq!(storage.kv.get("repo/_blobs/x").unwrap().map(|e| e.value), Some(vec![]));
+    }
+
     #[tokio::test]
     async fn whoever_settles_second_waits_for_the_first() {
         let dir = TestDir::new();
@@ -318,8 +413,8 @@ mod tests {
         let dir = TestDir::new();
         let data = dir.path().join("data");
         let storage = Storage::open(&data).unwrap();
-        let bogus = journal::Record::BlobData { hex: journal::hex_of(b"other"), data: b"bytes".to_vec() };
+        let bogus = changes::Change::BlobData { hex: changes::hex_of(b"other"), data: b"bytes".to_vec() };
         storage.blobs.redo(&bogus).unwrap();
-        assert_eq!(storage.blobs.stat(&format!("sha256:{}", journal::hex_of(b"other"))).unwrap(), None);
+        assert_eq!(storage.blobs.stat(&format!("sha256:{}", changes::hex_of(b"other"))).unwrap(), None);
     }
 }

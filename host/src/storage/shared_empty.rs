@@ -57,7 +57,9 @@ impl SharedEmpty {
                     return Ok(());
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(e),
-                Err(e) if e.raw_os_error() == Some(libc::EMLINK) => self.replace(generation, generation + 1)?,
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::MLINK.raw_os_error()) => {
+                    self.replace(generation, generation + 1)?
+                }
                 // The parent was pruned by a concurrent delete, or the
                 // shared file was removed from outside: once more.
                 Err(e) if e.kind() == ErrorKind::NotFound => self.replace(generation, generation)?,
