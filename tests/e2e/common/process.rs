@@ -278,27 +278,21 @@ pub fn spawn_and_wait_for_listening(
                 }
                 seen.push(line);
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // Both pipes closed: the process (and, for jco, its child) is gone.
-                let status = child.wait().ok();
+            Err(reason) => {
+                let what = match reason {
+                    // Both pipes closed: the process (and, for jco, its child) is gone.
+                    mpsc::RecvTimeoutError::Disconnected => {
+                        format!("{} exited ({:?}) before listening", program.to_string_lossy(), child.wait().ok())
+                    }
+                    mpsc::RecvTimeoutError::Timeout => {
+                        format!("{} printed no listening line within {timeout:?}", program.to_string_lossy())
+                    }
+                };
                 kill_tree(&mut child);
                 for forwarder in forwarders {
                     let _ = forwarder.join();
                 }
-                return Err(StartFailure {
-                    what: format!("{} exited ({status:?}) before listening", program.to_string_lossy()),
-                    output: seen,
-                });
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                kill_tree(&mut child);
-                for forwarder in forwarders {
-                    let _ = forwarder.join();
-                }
-                return Err(StartFailure {
-                    what: format!("{} printed no listening line within {timeout:?}", program.to_string_lossy()),
-                    output: seen,
-                });
+                return Err(StartFailure { what, output: seen });
             }
         }
     }
