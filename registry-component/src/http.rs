@@ -32,6 +32,10 @@ pub struct Request<B> {
     pub path: String,
     /// Raw query string, if any.
     pub query: Option<String>,
+    /// `http` or `https`, as the runtime received the request.
+    pub scheme: String,
+    /// The authority (host and port) the client addressed, if known.
+    pub authority: Option<String>,
     headers: Vec<(String, Vec<u8>)>,
     /// `None` once a handler took it.
     body: Option<B>,
@@ -44,7 +48,31 @@ impl<B: RequestBody> Request<B> {
             Some((path, query)) => (path.to_string(), Some(query.to_string())),
             None => (path_with_query.to_string(), None),
         };
-        Request { method: method.to_ascii_uppercase(), path, query, headers, body: Some(body) }
+        Request {
+            method: method.to_ascii_uppercase(),
+            path,
+            query,
+            scheme: "http".into(),
+            authority: None,
+            headers,
+            body: Some(body),
+        }
+    }
+
+    /// Sets the scheme and authority the request arrived with.
+    pub fn with_origin(mut self, scheme: &str, authority: Option<String>) -> Request<B> {
+        self.scheme = scheme.to_string();
+        self.authority = authority;
+        self
+    }
+
+    /// The origin clients reach this registry at, e.g.
+    /// `https://registry.example:5080`: the request's authority, else its
+    /// `Host` header.
+    pub fn origin(&self) -> String {
+        let host =
+            self.authority.as_deref().filter(|a| !a.is_empty()).or_else(|| self.header("host")).unwrap_or("localhost");
+        format!("{}://{host}", self.scheme)
     }
 
     /// The first value of header `name` (case-insensitive), if it is text.

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod http;
 pub mod oci;

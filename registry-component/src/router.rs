@@ -30,6 +30,9 @@ use crate::oci::{Digest, Reference, RepoName, Tag, UploadId};
 pub enum Route {
     /// end-1: `GET`/`HEAD /v2/` (also `/v2`).
     Base,
+    /// `GET`/`POST /token`: the token endpoint of Docker's token flow
+    /// (`crate::auth::token_endpoint`), when access control is on.
+    Token,
     /// `GET /v2/_catalog?n=&last=` (distribution extension).
     Catalog {
         /// Requested page size.
@@ -143,7 +146,7 @@ impl Route {
     pub fn name(&self) -> Option<&RepoName> {
         use Route::*;
         match self {
-            Base | Catalog { .. } => None,
+            Base | Token | Catalog { .. } => None,
             TagsList { name, .. }
             | ManifestGet { name, .. }
             | ManifestPut { name, .. }
@@ -163,6 +166,10 @@ impl Route {
     /// text after `?`, if any.
     pub fn parse(method: &str, path: &str, query: Option<&str>) -> Result<Route, RegistryError> {
         let query = Query::parse(query.unwrap_or(""));
+        if path == "/token" {
+            allow(method, &["GET", "POST"], "GET, POST")?;
+            return Ok(Route::Token);
+        }
         if path == "/v2" || path == "/v2/" {
             allow(method, &["GET", "HEAD"], "GET, HEAD")?;
             return Ok(Route::Base);

@@ -15,6 +15,7 @@ mod uploads;
 #[cfg(test)]
 mod tests;
 
+use crate::auth::{Access, Visible};
 use crate::error::RegistryError;
 use crate::http::{Request, Response};
 use crate::router::Route;
@@ -26,6 +27,8 @@ pub struct Ctx<S> {
     pub storage: S,
     /// DELETE requests are allowed (the host's `--disable-delete` clears it).
     pub delete_enabled: bool,
+    /// Who may do what (`Access::Open` unless access control is configured).
+    pub access: Access,
 }
 
 impl<S> Ctx<S> {
@@ -41,24 +44,56 @@ impl<S> Ctx<S> {
 
 /// Answers one request, errors included.
 pub fn respond<S: Storage>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response<S::Reader> {
-    let response = Route::parse(&req.method, &req.path, req.query.as_deref())
-        .and_then(|route| dispatch(ctx, route, req))
-        .unwrap_or_else(|err| Response::error(&err));
+    let response = match Route::parse(&req.method, &req.path, req.query.as_deref()) {
+        Err(err) => Response::error(&err),
+        Ok(route) => match &ctx.access {
+            Access::Open if route == Route::Token => {
+                Response::error(&RegistryError::NotFound(Some("access control is off: no tokens are needed".into())))
+            }
+            Access::Open => answer(ctx, route, req, &Visible::All),
+            Access::Controlled(gate) if route == Route::Token => gate.token(&ctx.storage, req),
+            Access::Controlled(gate) => match gate.admit(&ctx.storage, route, req) {
+                Ok(admitted) => answer(ctx, admitted.route, req, &admitted.visible),
+                Err(refusal) => refusal,
+            },
+            Access::Misconfigured(reason) => {
+                eprintln!("registry: access control is misconfigured: {reason}");
+                Response::error(&RegistryError::internal("access control is misconfigured; see the registry's log"))
+            }
+        },
+    };
     // A body the handler did not read would make the server close the
     // connection under a client still sending it, losing this answer.
     req.discard_body();
     response
 }
 
+fn answer<S: Storage>(
+    ctx: &Ctx<S>,
+    route: Route,
+    req: &mut Request<S::Body>,
+    visible: &Visible,
+) -> Response<S::Reader> {
+    dispatch(ctx, route, req, visible).unwrap_or_else(|err| Response::error(&err))
+}
+
 fn dispatch<S: Storage>(
     ctx: &Ctx<S>,
     route: Route,
     req: &mut Request<S::Body>,
+    visible: &Visible,
 ) -> Result<Response<S::Reader>, RegistryError> {
     let st = &ctx.storage;
     match route {
         Route::Base => base::get(),
-        Route::Catalog { n, last } => catalog::list(st, n, last),
+        Route::Token => Err(RegistryError::internal("the token endpoint is answered before dispatch")),
+        Route::Catalog { n, last } => match visible {
+            Visible::All => catalog::list(st, n, last, |_| true),
+            Visible::PullableBy(subject) => match &ctx.access {
+                Access::Controlled(gate) => catalog::list(st, n, last, |name| gate.may_pull(subject.as_deref(), name)),
+                _ => catalog::list(st, n, last, |_| true),
+            },
+        },
         Route::TagsList { name, n, last } => tags::list(st, &name, n, last),
         Route::ManifestGet { name, reference } => manifests::get(st, &name, &reference, req),
         Route::ManifestPut { name, reference, tags } => manifests::put(st, &name, &reference, &tags, req),

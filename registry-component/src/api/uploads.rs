@@ -123,14 +123,7 @@ pub fn delete<S: Storage>(ctx: &Ctx<S>, repo: &RepoName, id: &UploadId) -> Resul
 
 /// The key of the session MACs, created on first use.
 fn upload_secret<S: Storage>(st: &S) -> Result<Vec<u8>, RegistryError> {
-    let key = keys::upload_secret();
-    if let Some(secret) = st.get(&key)? {
-        return Ok(secret);
-    }
-    let fresh = st.random_bytes(session::SECRET_LEN);
-    // Two first uploads may race: whichever secret landed first is the one.
-    st.set_if_absent(&key, &fresh)?;
-    st.get(&key)?.ok_or_else(|| RegistryError::internal("the upload secret vanished"))
+    crate::store::secret(st, &keys::upload_secret(), session::SECRET_LEN)
 }
 
 /// The upload behind a session token of `repo`, or BLOB_UPLOAD_UNKNOWN.

@@ -15,6 +15,9 @@
 //!     _referrers/<subject>/<referrer>     value: referrer descriptor JSON
 //! catalog/<name>                          the repository exists
 //! registry/upload-secret                  key of the upload session MACs
+//! registry/token-key                      token signing key, unless configured
+//! registry/auth/basic/<mac>               a recent Basic sign-in: expiry time
+//! registry/auth/failures/<hash>           failed sign-ins of one client: count, since
 //! ```
 //!
 //! Upload sessions have no key: their token carries a MAC instead
@@ -132,6 +135,25 @@ pub fn referrer_from_key(name: &RepoName, subject: &Digest, key: &str) -> Option
 /// (`crate::session`). Value: random bytes, written once.
 pub fn upload_secret() -> String {
     format!("{REGISTRY}/upload-secret")
+}
+
+/// `registry/token-key`: the token signing key the registry generated,
+/// used when none is configured.
+pub fn token_key() -> String {
+    format!("{REGISTRY}/token-key")
+}
+
+/// `registry/auth/basic/<mac>`: a Basic sign-in that succeeded lately;
+/// `mac` (hex) is keyed, so the key reveals neither user nor password.
+pub fn basic_sign_in(mac_hex: &str) -> String {
+    format!("{REGISTRY}/auth/basic/{mac_hex}")
+}
+
+/// `registry/auth/failures/<hash>`: failed sign-ins of one client
+/// (`hash`: hex of its address, or of the user name when the address is
+/// unknown).
+pub fn sign_in_failures(hash_hex: &str) -> String {
+    format!("{REGISTRY}/auth/failures/{hash_hex}")
 }
 
 /// `catalog/<name>`: the repository exists.

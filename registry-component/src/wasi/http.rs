@@ -5,7 +5,7 @@
 use crate::http::{Body, Request, RequestBody, Response};
 use std::io::{Read, Write};
 use wasip2::http::types::{
-    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam, Scheme,
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
@@ -25,7 +25,13 @@ pub fn request(inner: IncomingRequest) -> Request<WasiBody> {
     };
     let path_with_query = inner.path_with_query().unwrap_or_else(|| "/".to_string());
     let headers = inner.headers().entries();
+    let scheme = match inner.scheme() {
+        Some(Scheme::Https) => "https",
+        _ => "http",
+    };
+    let authority = inner.authority();
     Request::new(&method, &path_with_query, headers, WasiBody { stream: None, body: None, request: inner })
+        .with_origin(scheme, authority)
 }
 
 /// A request body, consumed from the request on first use. `Request`

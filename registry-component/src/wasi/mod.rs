@@ -8,6 +8,7 @@ mod http;
 mod storage;
 
 use crate::api::{self, Ctx};
+use crate::auth::Access;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 /// The `wasi:http/incoming-handler` export.
@@ -18,7 +19,9 @@ impl wasip2::exports::http::incoming_handler::Guest for Registry {
         let mut req = http::request(request);
         let head = req.method == "HEAD";
         let delete_enabled = std::env::var("REGISTRY_DELETE_ENABLED").map_or(true, |v| v != "false");
-        let ctx = Ctx { storage: storage::WasiStorage, delete_enabled };
+        let settings = registry_auth::Settings::from_vars(|name| std::env::var(name).ok(), std::fs::read_to_string);
+        let access = Access::from_settings(settings);
+        let ctx = Ctx { storage: storage::WasiStorage, delete_enabled, access };
         let response = api::respond(&ctx, &mut req);
         http::send(response, response_out, head);
     }

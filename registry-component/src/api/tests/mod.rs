@@ -3,6 +3,7 @@
 //! answer is read back whole. `Registry` is the test client; one module per
 //! URL area holds the tests.
 
+mod auth;
 mod blobs;
 mod catalog;
 mod manifests;
@@ -11,6 +12,7 @@ mod tags;
 mod uploads;
 
 use super::{respond, Ctx};
+use crate::auth::Access;
 use crate::http::{Body, Request};
 use crate::oci::digest::Digest;
 use crate::storage::memory::{MemoryBody, MemoryStorage};
@@ -59,11 +61,23 @@ impl Answer {
 
 impl Registry {
     pub fn new() -> Registry {
-        Registry { ctx: Ctx { storage: MemoryStorage::new(), delete_enabled: true } }
+        Registry { ctx: Ctx { storage: MemoryStorage::new(), delete_enabled: true, access: Access::Open } }
     }
 
     pub fn without_delete() -> Registry {
-        Registry { ctx: Ctx { storage: MemoryStorage::new(), delete_enabled: false } }
+        Registry { ctx: Ctx { storage: MemoryStorage::new(), delete_enabled: false, access: Access::Open } }
+    }
+
+    /// A registry with access control from these environment variables.
+    pub fn with_access(vars: &[(&str, &str)]) -> Registry {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let settings = registry_auth::Settings::from_vars(
+            |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            |path| Err(std::io::Error::other(format!("no file {path} in unit tests"))),
+        );
+        Registry {
+            ctx: Ctx { storage: MemoryStorage::new(), delete_enabled: true, access: Access::from_settings(settings) },
+        }
     }
 
     pub fn storage(&self) -> &MemoryStorage {

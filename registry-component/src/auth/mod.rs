@@ -1,0 +1,314 @@
+//! Access control per request, the same in every deployment because it
+//! runs in the component: who the caller is (a token, Basic credentials or
+//! nobody), what the route needs ([`need::Need`]), and whether the policy
+//! or the token grants it. The rules themselves (users, policy, scopes,
+//! tokens) live in the `registry-auth` crate; settings arrive as
+//! environment variables (`registry_auth::settings`).
+//!
+//! Nothing here reads a repository before the caller is allowed to: a
+//! client without pull access gets the same answer whether the repository
+//! exists or not.
+
+pub mod challenge;
+pub mod need;
+pub mod sign_in;
+pub mod token_endpoint;
+
+use crate::error::RegistryError;
+use crate::http::{Request, Response};
+use crate::oci::name::RepoName;
+use crate::router::Route;
+use crate::storage::Storage;
+use crate::store::{self, keys};
+use base64::Engine as _;
+use challenge::Refusal;
+use need::Need;
+use registry_auth::{Actions, Claims, ConfigError, Htpasswd, Policy, Settings, Subject, TokenKey};
+use std::cell::OnceCell;
+
+/// Bytes of a token key the registry generates for itself.
+const GENERATED_KEY_LEN: usize = 32;
+
+/// Whether and how requests are checked.
+pub enum Access {
+    /// No access control: everyone may do everything (the default).
+    Open,
+    /// Checked against these settings.
+    Controlled(Gate),
+    /// The settings are broken: every request fails (closed), and the
+    /// reason goes to the log, not to clients.
+    Misconfigured(String),
+}
+
+impl Access {
+    /// From settings as `Settings::from_vars` read them.
+    pub fn from_settings(settings: Result<Option<Settings>, ConfigError>) -> Access {
+        match settings {
+            Ok(None) => Access::Open,
+            Ok(Some(settings)) => Access::Controlled(Gate::new(settings)),
+            Err(e) => Access::Misconfigured(e.0),
+        }
+    }
+}
+
+/// The settings of one request, parsed as far as the request needs.
+pub struct Gate {
+    settings: Settings,
+    htpasswd: OnceCell<Result<Htpasswd, ConfigError>>,
+    policy: OnceCell<Result<Policy, ConfigError>>,
+    key: OnceCell<TokenKey>,
+}
+
+/// The catalog entries a caller may see.
+pub enum Visible {
+    /// All of them (no access control).
+    All,
+    /// Those the policy lets this subject pull.
+    PullableBy(Option<String>),
+}
+
+/// What the gate decided for an admitted request.
+pub struct Admitted {
+    /// The route to run (a mount the caller may not read from becomes a
+    /// plain upload).
+    pub route: Route,
+    /// What a catalog listing may show.
+    pub visible: Visible,
+}
+
+/// The credentials a request carries.
+pub enum Credentials {
+    /// None.
+    None,
+    /// `Authorization: Basic`.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// `Authorization: Bearer`.
+    Bearer(String),
+    /// An `Authorization` header this registry cannot read.
+    Malformed,
+}
+
+/// The credentials of `req`.
+pub fn credentials<B: crate::http::RequestBody>(req: &Request<B>) -> Credentials {
+    let Some(value) = req.header("authorization") else { return Credentials::None };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return Credentials::Bearer(rest.to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded =
+            base64::engine::general_purpose::STANDARD.decode(rest).ok().and_then(|b| String::from_utf8(b).ok());
+        if let Some((user, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+            return Credentials::Basic { user: user.to_string(), password: password.to_string() };
+        }
+    }
+    Credentials::Malformed
+}
+
+/// Who is asking, once their credentials are checked.
+enum Caller {
+    /// No credentials.
+    Anonymous,
+    /// Basic credentials, checked.
+    User(String),
+    /// A valid token.
+    Token(Claims),
+}
+
+impl Gate {
+    /// A gate over `settings`; nothing is parsed yet.
+    pub fn new(settings: Settings) -> Gate {
+        Gate { settings, htpasswd: OnceCell::new(), policy: OnceCell::new(), key: OnceCell::new() }
+    }
+
+    fn htpasswd(&self) -> Result<&Htpasswd, RegistryError> {
+        self.htpasswd.get_or_init(|| self.settings.htpasswd()).as_ref().map_err(misconfigured)
+    }
+
+    fn policy(&self) -> Result<&Policy, RegistryError> {
+        self.policy.get_or_init(|| self.settings.policy()).as_ref().map_err(misconfigured)
+    }
+
+    /// The configured key, or the one the registry keeps in storage.
+    fn token_key<S: Storage>(&self, st: &S) -> Result<&TokenKey, RegistryError> {
+        if let Some(key) = self.key.get() {
+            return Ok(key);
+        }
+        let key = match self.settings.token_key() {
+            Some(configured) => configured.map_err(|e| misconfigured(&e))?,
+            None => {
+                let secret = store::secret(st, &keys::token_key(), GENERATED_KEY_LEN)?;
+                self.settings.stored_token_key(&secret).map_err(|e| misconfigured(&e))?
+            }
+        };
+        Ok(self.key.get_or_init(|| key))
+    }
+
+    /// The client's address, when the runtime passes it in a header.
+    fn client_address<B: crate::http::RequestBody>(&self, req: &Request<B>) -> Option<String> {
+        let header = self.settings.client_address_header.as_deref()?;
+        req.header(header).map(str::to_string)
+    }
+
+    /// The token endpoint's URL, for challenges.
+    fn realm<B: crate::http::RequestBody>(&self, req: &Request<B>) -> String {
+        self.settings.realm.clone().unwrap_or_else(|| format!("{}/token", req.origin()))
+    }
+
+    /// Checks `route` for `req`: the route to run, or the refusal to send.
+    pub fn admit<S: Storage>(
+        &self,
+        st: &S,
+        route: Route,
+        req: &Request<S::Body>,
+    ) -> Result<Admitted, Response<S::Reader>> {
+        self.decide(st, route, req).map_err(|refusal| refusal.response(&self.realm(req), &self.settings.service))
+    }
+
+    /// Answers `/token`.
+    pub fn token<S: Storage>(&self, st: &S, req: &mut Request<S::Body>) -> Response<S::Reader> {
+        match token_endpoint::respond(self, st, req) {
+            Ok(response) => response,
+            // Bad credentials at the token endpoint: a Basic challenge, not
+            // a pointer back to this same endpoint.
+            Err(Refusal::Unauthorized { detail, .. }) => Response::error(&RegistryError::Unauthorized(Some(detail)))
+                .header("WWW-Authenticate", format!("Basic realm=\"{}\"", self.settings.service)),
+            Err(refusal) => refusal.response(&self.realm(req), &self.settings.service),
+        }
+    }
+
+    fn decide<S: Storage>(&self, st: &S, mut route: Route, req: &Request<S::Body>) -> Result<Admitted, Refusal> {
+        let need = Need::of(&route);
+        let caller = self.identify(st, req, &need)?;
+        let mut visible = Visible::All;
+        match &need {
+            Need::SignedIn => {
+                if matches!(caller, Caller::Anonymous) {
+                    return Err(unauthorized(None, None, "authentication required"));
+                }
+            }
+            Need::Catalog => {
+                let subject = match &caller {
+                    Caller::Anonymous => None,
+                    Caller::User(user) => Some(user.clone()),
+                    Caller::Token(claims) if claims.may_list_catalog() => {
+                        Some(claims.sub.clone()).filter(|s| !s.is_empty())
+                    }
+                    Caller::Token(_) => {
+                        return Err(unauthorized(
+                            need.scope(),
+                            Some("insufficient_scope"),
+                            "the token does not list the catalog",
+                        ))
+                    }
+                };
+                let as_subject = subject.as_deref().map_or(Subject::Anonymous, Subject::User);
+                if matches!(caller, Caller::Anonymous) && !self.policy()?.may_pull_somewhere(as_subject) {
+                    return Err(unauthorized(need.scope(), None, "authentication required"));
+                }
+                visible = Visible::PullableBy(subject);
+            }
+            Need::Repository { name, actions } => {
+                if !self.allowed(&caller, name)?.contains(*actions) {
+                    return Err(self.refuse(&caller, &need, name, *actions)?);
+                }
+                if let Route::UploadStart { mount, from, .. } = &mut route {
+                    if mount.is_some() {
+                        // Mounting reads the source: without pull there, the
+                        // mount becomes a plain upload (distribution does the
+                        // same), and a mount without a source looks only in
+                        // the target, so that it reveals nothing elsewhere.
+                        let source = from.clone().unwrap_or_else(|| name.clone());
+                        if self.allowed(&caller, &source)?.contains(Actions::PULL) {
+                            *from = Some(source);
+                        } else {
+                            *mount = None;
+                            *from = None;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Admitted { route, visible })
+    }
+
+    /// Checks the request's credentials; invalid ones are refused at once.
+    fn identify<S: Storage>(&self, st: &S, req: &Request<S::Body>, need: &Need) -> Result<Caller, Refusal> {
+        match credentials(req) {
+            Credentials::None => Ok(Caller::Anonymous),
+            Credentials::Basic { user, password } => {
+                sign_in::check(self, st, self.client_address(req).as_deref(), &user, &password)?;
+                Ok(Caller::User(user))
+            }
+            Credentials::Bearer(token) => match self.token_key(st)?.verify(&token, unix_now(st)) {
+                Ok(claims) => Ok(Caller::Token(claims)),
+                Err(_) => Err(unauthorized(need.scope(), Some("invalid_token"), "the token is invalid or expired")),
+            },
+            Credentials::Malformed => Err(unauthorized(need.scope(), None, "unreadable Authorization header")),
+        }
+    }
+
+    /// What `caller` may do on `name`.
+    fn allowed(&self, caller: &Caller, name: &RepoName) -> Result<Actions, RegistryError> {
+        Ok(match caller {
+            Caller::Anonymous => self.policy()?.granted(Subject::Anonymous, name.as_str()),
+            Caller::User(user) => self.policy()?.granted(Subject::User(user), name.as_str()),
+            Caller::Token(claims) => claims.actions_on(name.as_str()),
+        })
+    }
+
+    /// The refusal for a caller lacking `actions` on `name`: anonymous
+    /// callers are asked to sign in; a token whose user the policy would
+    /// allow is asked to come back with a wider one; anyone else is denied.
+    fn refuse(
+        &self,
+        caller: &Caller,
+        need: &Need,
+        name: &RepoName,
+        actions: Actions,
+    ) -> Result<Refusal, RegistryError> {
+        let denied = || Refusal::Denied(format!("requested access to {name} is denied"));
+        Ok(match caller {
+            Caller::Anonymous => unauthorized(need.scope(), None, "authentication required"),
+            Caller::Token(claims) if claims.sub.is_empty() => {
+                unauthorized(need.scope(), None, "authentication required")
+            }
+            Caller::Token(claims) => {
+                if self.policy()?.granted(Subject::User(&claims.sub), name.as_str()).contains(actions) {
+                    unauthorized(need.scope(), Some("insufficient_scope"), "the token does not grant this")
+                } else {
+                    denied()
+                }
+            }
+            Caller::User(_) => denied(),
+        })
+    }
+
+    /// Whether `subject` may see `name` in the catalog.
+    pub fn may_pull(&self, subject: Option<&str>, name: &str) -> bool {
+        let subject = subject.map_or(Subject::Anonymous, Subject::User);
+        self.policy().is_ok_and(|p| p.granted(subject, name).contains(Actions::PULL))
+    }
+}
+
+fn unauthorized(scope: Option<registry_auth::Scope>, error: Option<&'static str>, detail: &str) -> Refusal {
+    Refusal::Unauthorized { scope, error, detail: detail.into() }
+}
+
+/// A broken setting: logged with its reason, reported to the client
+/// without it.
+fn misconfigured(e: &ConfigError) -> RegistryError {
+    eprintln!("registry: access control is misconfigured: {e}");
+    RegistryError::internal("access control is misconfigured; see the registry's log")
+}
+
+/// Seconds since the epoch by the storage's clock.
+fn unix_now<S: Storage>(st: &S) -> u64 {
+    st.now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
