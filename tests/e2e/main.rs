@@ -13,6 +13,7 @@
 
 mod common;
 
+mod auth;
 mod base;
 mod blobs;
 mod catalog;

@@ -25,13 +25,16 @@
 //!
 //! The fixtures are split by concern: [`process`] (deployments and processes),
 //! [`server`] (the registry under test and its client), [`http`] (reading answers,
-//! raw requests) and [`fixtures`] (content and digests).
+//! raw requests), [`fixtures`] (content and digests) and [`auth`] (users, policy and
+//! token key files, and the token flow as clients speak it).
 
+mod auth;
 mod fixtures;
 mod http;
 mod process;
 mod server;
 
+pub use auth::*;
 pub use fixtures::*;
 pub use http::*;
 pub use process::*;

@@ -138,23 +138,60 @@ pub fn require_host_binary() {
     );
 }
 
-/// The environment of registry.wasm for `extra` registry-host flags: the component
-/// reads `REGISTRY_DELETE_ENABLED` (`false` answers DELETE with 405, as
-/// `--disable-delete` does). Always set, so that nothing leaks in from the test's own
-/// environment (jco hands the component the whole environment of `node`).
-pub(super) fn component_env(deployment: Deployment, extra: &[&str]) -> Vec<(&'static str, String)> {
+/// What registry.wasm is given for `extra` registry-host flags: environment variables
+/// and, for wasmtime, directories to preopen (`host dir`, `guest dir`).
+///
+/// - `--disable-delete`: `REGISTRY_DELETE_ENABLED=false` (DELETE answers 405).
+///   `REGISTRY_DELETE_ENABLED` is always set, so that nothing leaks in from the
+///   test's own environment (jco hands the component the whole environment of
+///   `node`).
+/// - `--htpasswd F`, `--access F`, `--token-key F`: `REGISTRY_AUTH_HTPASSWD`,
+///   `_POLICY`, `_TOKEN_KEY`. Under wasmtime as `…_FILE` paths into F's directory,
+///   preopened as `/auth-N` (how the README tells users to run it); under jco, whose
+///   preopens are fixed, as the files' contents.
+/// - `--auth-service S`: `REGISTRY_AUTH_SERVICE`.
+pub(super) struct ComponentConfig {
+    pub env: Vec<(String, String)>,
+    pub dirs: Vec<(PathBuf, String)>,
+}
+
+pub(super) fn component_config(deployment: Deployment, extra: &[&str]) -> ComponentConfig {
     let mut delete_enabled = true;
-    for flag in extra {
-        match *flag {
-            "--disable-delete" => delete_enabled = false,
+    let mut config = ComponentConfig { env: Vec::new(), dirs: Vec::new() };
+    let mut flags = extra.iter();
+    while let Some(flag) = flags.next() {
+        let auth_var = match *flag {
+            "--disable-delete" => {
+                delete_enabled = false;
+                continue;
+            }
+            "--htpasswd" => "REGISTRY_AUTH_HTPASSWD",
+            "--access" => "REGISTRY_AUTH_POLICY",
+            "--token-key" => "REGISTRY_AUTH_TOKEN_KEY",
+            "--auth-service" => {
+                let value = flags.next().expect("--auth-service takes a value");
+                config.env.push(("REGISTRY_AUTH_SERVICE".into(), value.to_string()));
+                continue;
+            }
             other => panic!(
                 "registry-host flag {other:?} has no equivalent for registry.wasm \
                  (REGISTRY_TEST_DEPLOYMENT={})",
                 deployment.name()
             ),
+        };
+        let path = Path::new(flags.next().unwrap_or_else(|| panic!("{flag} takes a file")));
+        if deployment == Deployment::Wasmtime {
+            let guest = format!("/auth-{}", config.dirs.len());
+            let name = path.file_name().expect("a file name").to_string_lossy();
+            config.env.push((format!("{auth_var}_FILE"), format!("{guest}/{name}")));
+            config.dirs.push((path.parent().expect("a directory").to_path_buf(), guest));
+        } else {
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            config.env.push((auth_var.to_string(), text));
         }
     }
-    vec![("REGISTRY_DELETE_ENABLED", delete_enabled.to_string())]
+    config.env.push(("REGISTRY_DELETE_ENABLED".into(), delete_enabled.to_string()));
+    config
 }
 
 /// Starts `jco serve` on a free port of 127.0.0.1, transpiling into `scratch/jco`
@@ -168,7 +205,7 @@ pub(super) fn component_env(deployment: Deployment, extra: &[&str]) -> Vec<(&'st
 pub(super) fn start_jco(scratch: &Path, data_dir: &Path, extra: &[&str]) -> (Child, Vec<JoinHandle<()>>, String) {
     const ATTEMPTS: usize = 5;
     let deployment = Deployment::Jco;
-    let env = component_env(deployment, extra);
+    let env = component_config(deployment, extra).env;
     let preopen = repo_root().join("registry-wasm/jco-preopen.mjs");
     let wasm = registry_wasm();
     for attempt in 1..=ATTEMPTS {

@@ -105,7 +105,11 @@ impl RegistryServer {
                     .arg("--dir")
                     .arg(format!("{}::/data", data_dir.display()))
                     .args(["--addr", "127.0.0.1:0"]);
-                for (name, value) in component_env(deployment, extra) {
+                let config = component_config(deployment, extra);
+                for (host, guest) in &config.dirs {
+                    command.arg("--dir").arg(format!("{}::{guest}", host.display()));
+                }
+                for (name, value) in config.env {
                     command.arg("--env").arg(format!("{name}={value}"));
                 }
                 command.arg(registry_wasm());
@@ -150,6 +154,19 @@ impl RegistryServer {
     /// An HTTP client that never goes through a proxy.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// From now on, [`Self::client`] (and every helper that uses it) sends
+    /// `Authorization: <value>` with each request; `None` sends none.
+    pub fn authorize(&mut self, value: Option<&str>) {
+        self.client = match value {
+            None => http_client(),
+            Some(value) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(reqwest::header::AUTHORIZATION, value.parse().expect("a header value"));
+                http_client_builder().default_headers(headers).build().expect("build the HTTP client")
+            }
+        };
     }
 
     /// Sends `signal` (a name such as `TERM`) to the server and waits up to `timeout`
@@ -313,11 +330,13 @@ pub fn install_crypto_provider() {
 }
 
 fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("build the HTTP client")
+}
+
+fn http_client_builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
         // Generous, so that a hung request fails the test instead of hanging the run.
         .timeout(Duration::from_secs(300))
-        .build()
-        .expect("build the HTTP client")
 }
