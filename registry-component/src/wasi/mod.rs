@@ -19,7 +19,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Registry {
         let mut req = http::request(request);
         let head = req.method == "HEAD";
         let delete_enabled = std::env::var("REGISTRY_DELETE_ENABLED").map_or(true, |v| v != "false");
-        let settings = registry_auth::Settings::from_vars(|name| std::env::var(name).ok(), std::fs::read_to_string);
+        let settings =
+            registry_auth::Settings::from_vars(|name| std::env::var(name).ok(), |path| std::fs::read_to_string(path));
         let access = Access::from_settings(settings);
         let ctx = Ctx { storage: storage::WasiStorage, delete_enabled, access };
         let response = api::respond(&ctx, &mut req);
