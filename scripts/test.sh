@@ -4,7 +4,7 @@
 # suite (tests/e2e) against each deployment of the registry: the native
 # `registry-host`, and the composed `registry.wasm` under `wasmtime serve` and under
 # `jco serve` (Node.js). The suite drives each with raw HTTP, the oci-client crate,
-# the Docker CLI, skopeo and the oras Python SDK.
+# the Docker CLI, skopeo, podman and the oras Python SDK.
 #
 # This is the project's single test command (README, .ci/run and the GitHub
 # workflow all run it). On a fresh Debian/Ubuntu machine, as root, it installs what
@@ -162,6 +162,9 @@ missing=()
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+# podman needs no daemon: the test gives it storage of its own (vfs) in a temporary
+# directory.
+command -v podman >/dev/null 2>&1 || missing+=(podman)
 # The oras test runs a Python script on the oras SDK (PyPI: oras), installed below
 # with pip: python3 and pip come from Debian when missing.
 ORAS_SDK="oras==0.2.43"
@@ -216,6 +219,7 @@ if ((!no_docker)); then
     echo "docker: $(docker --version)"
 fi
 echo "skopeo: $(skopeo --version)"
+echo "podman: $(podman --version)"
 if testing jco; then
     node_major="$(node -p 'process.versions.node.split(".")[0]')"
     ((node_major >= 20)) ||
@@ -437,14 +441,16 @@ counted cargo test --release --workspace
 # Tests left out per deployment, as `cargo test` arguments after `--`:
 #   host::   (wasmtime, jco) the tests of the registry-host binary itself
 #            (signals, a taken port, an unusable data directory): the process is
-#            wasmtime's or jco's CLI there.
+#            wasmtime's or jco's CLI there. Also auth_clients::docker_cli::host::,
+#            docker over HTTPS, which only registry-host serves.
 #   tags::tag_parameters_tag_the_manifest   (jco) a manifest PUT with two `?tag=`
 #            answers one `OCI-Tag` header per tag. jco's preview2-shim (0.26.1,
 #            io/worker-http.js setOutgoingResponse) hands Node.js the response
 #            headers as `Object.fromEntries(headers)`, which keeps only the last
 #            value of a repeated header: the client sees `OCI-Tag: two` alone. The
 #            tags themselves are stored (the other tag tests pass on jco).
-#   docker_cli::   (all, with REGISTRY_TEST_NO_DOCKER=1) the Docker CLI test.
+#   docker_cli::   (all, with REGISTRY_TEST_NO_DOCKER=1) the Docker CLI tests:
+#            docker_cli:: and auth_clients::docker_cli:: (the names contain it).
 # Left out by name, cargo counts them as filtered out: the totals report them as
 # skipped (a test that is run where it cannot work fails instead of passing).
 skip_args() {

@@ -3,8 +3,8 @@
 //! see `common`), on an ephemeral port with a temporary data directory, driven over
 //! HTTP by raw requests, by the `oci-client` crate, by the Docker CLI, by `skopeo` and
 //! by the `oras` Python SDK. One module per API area of the OCI Distribution
-//! Specification v1.1, and `host` for the native binary itself; `common` holds the
-//! fixtures.
+//! Specification v1.1, `auth_clients` for those clients (and podman) with access
+//! control on, and `host` for the native binary itself; `common` holds the fixtures.
 //!
 //! Run everything with `bash scripts/test.sh` (it builds both artifacts, installs
 //! wasmtime and jco, starts the Docker daemon the Docker test needs, and runs this
@@ -14,6 +14,7 @@
 mod common;
 
 mod auth;
+mod auth_clients;
 mod base;
 mod blobs;
 mod catalog;

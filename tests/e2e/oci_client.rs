@@ -12,14 +12,14 @@ use oci_client::{Client, Reference};
 use crate::common::{install_crypto_provider, random_bytes, sha256_digest, unique_id, RegistryServer};
 
 /// An `oci-client` for the plain-HTTP registry under test.
-fn client(monolithic: bool) -> Client {
+pub(crate) fn client(monolithic: bool) -> Client {
     install_crypto_provider();
     Client::new(ClientConfig { protocol: ClientProtocol::Http, use_monolithic_push: monolithic, ..Default::default() })
 }
 
 /// Three random layers (one larger than oci-client's 4 MiB chunk, so that it goes
 /// up in two PATCHes) and a config.
-fn image() -> (Vec<ImageLayer>, Config) {
+pub(crate) fn image() -> (Vec<ImageLayer>, Config) {
     let layers = vec![
         ImageLayer::oci_v1(random_bytes(5 * 1024 * 1024 + 17), None),
         ImageLayer::oci_v1(random_bytes(300_000), None),
@@ -33,14 +33,18 @@ fn image() -> (Vec<ImageLayer>, Config) {
 }
 
 /// Pushes an image to `repo:v1`, pulls it back by tag and by digest, and compares
-/// layers, config and manifest digests.
+/// layers, config and manifest digests; anonymously.
 async fn push_and_pull(server: &RegistryServer, repo: &str, monolithic: bool) {
+    push_and_pull_as(server, repo, monolithic, &RegistryAuth::Anonymous).await;
+}
+
+/// [`push_and_pull`] with `auth`.
+pub(crate) async fn push_and_pull_as(server: &RegistryServer, repo: &str, monolithic: bool, auth: &RegistryAuth) {
     let client = client(monolithic);
-    let auth = RegistryAuth::Anonymous;
     let reference: Reference = format!("{}/{repo}:v1", server.host_port()).parse().expect("image reference");
     let (layers, config) = image();
 
-    client.push(&reference, &layers, config.clone(), &auth, None).await.expect("oci-client push");
+    client.push(&reference, &layers, config.clone(), auth, None).await.expect("oci-client push");
 
     for layer in &layers {
         assert!(
@@ -50,7 +54,7 @@ async fn push_and_pull(server: &RegistryServer, repo: &str, monolithic: bool) {
         );
     }
 
-    let pulled = client.pull(&reference, &auth, vec![IMAGE_LAYER_MEDIA_TYPE]).await.expect("oci-client pull");
+    let pulled = client.pull(&reference, auth, vec![IMAGE_LAYER_MEDIA_TYPE]).await.expect("oci-client pull");
     assert!(pulled.config.data == config.data, "the pulled config differs");
     // oci-client downloads layers concurrently and collects them in completion
     // order, so compare by digest.
@@ -68,23 +72,23 @@ async fn push_and_pull(server: &RegistryServer, repo: &str, monolithic: bool) {
     let image_digest = pulled.digest.expect("digest of the pulled manifest");
 
     // The manifest on its own: parsed, raw, and its digest by HEAD.
-    let (parsed, digest) = client.pull_manifest(&reference, &auth).await.expect("pull_manifest");
+    let (parsed, digest) = client.pull_manifest(&reference, auth).await.expect("pull_manifest");
     assert_eq!(digest, image_digest);
     match parsed {
         OciManifest::Image(m) => assert_eq!(m.config.digest, sha256_digest(&config.data)),
         OciManifest::ImageIndex(_) => panic!("pushed an image manifest, pulled an index"),
     }
     let (raw, digest) =
-        client.pull_manifest_raw(&reference, &auth, &[OCI_IMAGE_MEDIA_TYPE]).await.expect("pull_manifest_raw");
+        client.pull_manifest_raw(&reference, auth, &[OCI_IMAGE_MEDIA_TYPE]).await.expect("pull_manifest_raw");
     assert_eq!(digest, image_digest);
     assert_eq!(sha256_digest(&raw), image_digest, "digest of the raw manifest bytes");
-    let head_digest = client.fetch_manifest_digest(&reference, &auth).await.expect("fetch_manifest_digest");
+    let head_digest = client.fetch_manifest_digest(&reference, auth).await.expect("fetch_manifest_digest");
     assert_eq!(head_digest, image_digest);
 
     // Pulling by digest gives the same image.
     let by_digest: Reference =
         format!("{}/{repo}@{image_digest}", server.host_port()).parse().expect("digest reference");
-    let again = client.pull(&by_digest, &auth, vec![IMAGE_LAYER_MEDIA_TYPE]).await.expect("pull by digest");
+    let again = client.pull(&by_digest, auth, vec![IMAGE_LAYER_MEDIA_TYPE]).await.expect("pull by digest");
     assert_eq!(again.layers.len(), layers.len());
     assert!(again.config.data == config.data);
 }

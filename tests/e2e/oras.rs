@@ -65,13 +65,12 @@ fn digests(list: &[Value]) -> BTreeSet<String> {
     list.iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect()
 }
 
-/// The round trip; see the module documentation.
-#[tokio::test]
-async fn oras_sdk_artifact_with_referrers() {
+/// Runs `oras_client.py --registry HOST:PORT --workdir TMP args...` against
+/// `server`, failing the test (with its output) unless it succeeds; returns the JSON
+/// object it prints.
+pub(crate) async fn run_oras_client(server: &RegistryServer, args: &[&str]) -> Value {
     let python = python();
     require_oras_sdk(&python);
-    let server = RegistryServer::start();
-    let repo = "e2e/oras/artifact";
     let work = tempfile::Builder::new().prefix("registry-e2e-oras.").tempdir().unwrap();
     let script = crate::common::tests_dir().join("e2e/oras_client.py");
 
@@ -80,10 +79,9 @@ async fn oras_sdk_artifact_with_referrers() {
         .arg(&script)
         .arg("--registry")
         .arg(server.host_port())
-        .arg("--repo")
-        .arg(repo)
         .arg("--workdir")
         .arg(work.path())
+        .args(args)
         // The registry is on loopback: never through a proxy.
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
@@ -96,11 +94,20 @@ async fn oras_sdk_artifact_with_referrers() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "oras_client.py failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        "oras_client.py {} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        args.join(" "),
         out.status
     );
-    let result: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("oras_client.py printed no JSON ({e}):\n{stdout}\n{stderr}"));
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("oras_client.py printed no JSON ({e}):\n{stdout}\n{stderr}"))
+}
+
+/// The round trip; see the module documentation.
+#[tokio::test]
+async fn oras_sdk_artifact_with_referrers() {
+    let server = RegistryServer::start();
+    let repo = "e2e/oras/artifact";
+    let result = run_oras_client(&server, &["--repo", repo]).await;
 
     let sbom = result["sbom"]["digest"].as_str().unwrap().to_string();
     let signature = result["signature"]["digest"].as_str().unwrap().to_string();

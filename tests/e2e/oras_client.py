@@ -20,8 +20,29 @@ over plain HTTP (insecure=True). It
 4. pulls the SBOM back with `Registry.pull` and compares the file, and lists tags.
 
 The SDK has no call for the referrers API, so the Rust side queries it with raw
-HTTP. The script prints one JSON object with what the Rust side checks, and exits
-non-zero (with a message on stderr) on any failure.
+HTTP.
+
+With `--mode credentials --writer USER:PASSWORD --reader USER:PASSWORD
+--public-repo NAME` (tests/e2e/auth_clients/oras.rs), against a registry with
+access control, it instead
+
+1. pushes an artifact to `--repo` as the writer (chunked), and one to
+   `--public-repo`, with the SDK's `basic` backend (Basic credentials on every
+   request);
+2. pulls the first back and lists its tags as the reader, with the default `token`
+   backend (the token flow, signed in with Basic credentials), and the public one
+   with no credentials at all (an anonymous token);
+3. tries what must be refused: an anonymous pull of `--repo`, an anonymous push, a
+   push by the reader, and a push with a wrong password (last: failed sign-ins are
+   throttled).
+
+The `token` backend is not used to push: it keeps the first token it gets (here
+one for `pull`, from the HEAD that checks whether a blob exists) and resends it
+when the registry answers 401 `insufficient_scope`, so every push through it
+fails against a registry that follows Docker's token specification.
+
+The script prints one JSON object with what the Rust side checks, and exits
+non-zero (with a message on stderr) on any failure that it does not expect.
 """
 
 import argparse
@@ -74,15 +95,8 @@ def subject_of(registry, container, digest):
     )
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--registry", required=True, help="HOST:PORT")
-    parser.add_argument("--repo", required=True)
-    parser.add_argument("--workdir", required=True)
-    args = parser.parse_args()
-    # Registry.push wants the files it pushes under the working directory.
-    os.chdir(args.workdir)
-
+def referrers(args):
+    """An artifact, two referrers, a pull and the tags, without credentials."""
     registry = oras.provider.Registry(hostname=args.registry, insecure=True)
     target = f"{args.registry}/{args.repo}"
 
@@ -171,6 +185,113 @@ def main():
             }
         )
     )
+
+
+def signed_in(args, user_password, backend):
+    """A client of `backend` signed in as `USER:PASSWORD`, or anonymous (None)."""
+    registry = oras.provider.Registry(hostname=args.registry, insecure=True, auth_backend=backend)
+    # No credentials from the user's Docker configuration: only those given here.
+    registry.auth._auth_config = {"auths": {}, "credsStore": None, "credHelpers": {}}
+    if user_password is not None:
+        user, password = user_password.split(":", 1)
+        registry.auth.set_basic_auth(user, password)
+    return registry
+
+
+def refusal(action):
+    """What `action` failed with (the Rust side checks that the registry refused it),
+    or None if it succeeded."""
+    try:
+        action()
+    except Exception as e:  # the SDK raises ValueError, and others on the way
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def push_file(registry, target, name, content):
+    """Pushes `content` as file `name` to `target` (chunked); its manifest digest."""
+    with open(name, "w") as f:
+        f.write(content)
+    response = registry.push(
+        target=target,
+        files=[f"{name}:text/plain"],
+        manifest_annotations={"org.example.kind": "e2e"},
+        do_chunked=True,
+        chunk_size=1024,
+        quiet=True,
+    )
+    check(response, f"push of {target}")
+    return response.headers["Docker-Content-Digest"]
+
+
+def pulled_equal(registry, target, name, outdir):
+    """Pulls `target` into `outdir`; whether it holds exactly `name` as pushed."""
+    pulled = registry.pull(target=target, outdir=outdir)
+    names = sorted(os.path.relpath(p, outdir) for p in pulled)
+    with open(name, "rb") as f, open(os.path.join(outdir, name), "rb") as g:
+        return names == [name] and f.read() == g.read()
+
+
+def credentials(args):
+    """Signed-in pushes and pulls, and the refusals; see the module docstring."""
+    team = f"{args.registry}/{args.repo}"
+    public = f"{args.registry}/{args.public_repo}"
+    content = json.dumps({"packages": [f"pkg-{i}" for i in range(200)]}, indent=1)
+    writer = signed_in(args, args.writer, "basic")
+    team_digest = push_file(writer, f"{team}:v1", "team.json", content)
+    public_digest = push_file(writer, f"{public}:v1", "public.json", content + "\n")
+
+    reader = signed_in(args, args.reader, "token")
+    team_pulled = pulled_equal(reader, f"{team}:v1", "team.json", "pulled-team")
+    team_tags = reader.get_tags(reader.get_container(team))
+    anonymous = signed_in(args, None, "token")
+    public_pulled = pulled_equal(anonymous, f"{public}:v1", "public.json", "pulled-public")
+
+    reader_basic = signed_in(args, args.reader, "basic")
+    wrong = signed_in(args, args.writer.split(":", 1)[0] + ":wrong-password", "basic")
+    refused = {
+        "anonymous_pull": refusal(
+            lambda: anonymous.pull(target=f"{team}:v1", outdir="anonymous")
+        ),
+        "anonymous_push": refusal(
+            lambda: push_file(anonymous, f"{public}:v2", "a.json", content + "a")
+        ),
+        "reader_push": refusal(
+            lambda: push_file(reader_basic, f"{team}:v2", "r.json", content + "r")
+        ),
+        "wrong_password_push": refusal(
+            lambda: push_file(wrong, f"{team}:v3", "w.json", content + "w")
+        ),
+    }
+    print(
+        json.dumps(
+            {
+                "team": {"digest": team_digest, "pulled_equal": team_pulled, "tags": team_tags},
+                "public": {"digest": public_digest, "pulled_equal": public_pulled},
+                "refused": refused,
+            }
+        )
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--registry", required=True, help="HOST:PORT")
+    parser.add_argument("--repo", required=True)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--mode", choices=["referrers", "credentials"], default="referrers")
+    parser.add_argument("--writer", help="USER:PASSWORD of a user who may push (credentials mode)")
+    parser.add_argument("--reader", help="USER:PASSWORD of a user who may only pull (credentials mode)")
+    parser.add_argument("--public-repo", help="a repository anyone may pull (credentials mode)")
+    args = parser.parse_args()
+    # Registry.push wants the files it pushes under the working directory.
+    os.chdir(args.workdir)
+    if args.mode == "credentials":
+        if not (args.writer and args.reader and args.public_repo):
+            parser.error("--mode credentials needs --writer, --reader and --public-repo")
+        credentials(args)
+    else:
+        referrers(args)
 
 
 if __name__ == "__main__":

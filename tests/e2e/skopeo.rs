@@ -100,23 +100,23 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 // The OCI image layout
 
 /// One platform's image in the layout.
-struct Platform {
-    arch: &'static str,
-    manifest: Vec<u8>,
-    layers: Vec<String>,
+pub(crate) struct Platform {
+    pub(crate) arch: &'static str,
+    pub(crate) manifest: Vec<u8>,
+    pub(crate) layers: Vec<String>,
 }
 
 /// A multi-arch image written as an OCI image layout.
-struct Layout {
-    dir: PathBuf,
+pub(crate) struct Layout {
+    pub(crate) dir: PathBuf,
     /// Every blob of the layout (manifests included), by digest.
-    blobs: BTreeMap<String, Vec<u8>>,
-    index: Vec<u8>,
-    platforms: Vec<Platform>,
+    pub(crate) blobs: BTreeMap<String, Vec<u8>>,
+    pub(crate) index: Vec<u8>,
+    pub(crate) platforms: Vec<Platform>,
 }
 
 impl Layout {
-    fn index_digest(&self) -> String {
+    pub(crate) fn index_digest(&self) -> String {
         sha256_digest(&self.index)
     }
 }
@@ -127,7 +127,7 @@ fn descriptor(media_type: &str, body: &[u8]) -> Value {
 
 /// Writes the layout into `dir`, tagged `tag`: `oci-layout`, `index.json` and
 /// `blobs/sha256/<hex>` for every blob.
-fn build_layout(dir: &Path, tag: &str) -> Layout {
+pub(crate) fn build_layout(dir: &Path, tag: &str) -> Layout {
     let run = unique_id();
     let mut blobs = BTreeMap::new();
     let mut add = |body: Vec<u8>| -> Vec<u8> {
@@ -189,7 +189,7 @@ fn build_layout(dir: &Path, tag: &str) -> Layout {
 }
 
 /// The blobs of a layout directory as written on disk, by digest.
-fn read_blobs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn read_blobs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir.join("blobs/sha256"))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| {
@@ -206,7 +206,7 @@ fn read_blobs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// skopeo with a configuration of its own: an accept-anything trust policy and an
 /// empty registries.conf, so that no host configuration (mirrors, signatures,
 /// credentials) changes what is tested.
-struct Skopeo {
+pub(crate) struct Skopeo {
     policy: PathBuf,
     registries_conf: PathBuf,
     auth_file: PathBuf,
@@ -214,7 +214,7 @@ struct Skopeo {
 }
 
 impl Skopeo {
-    fn new(scratch: &Path) -> Self {
+    pub(crate) fn new(scratch: &Path) -> Self {
         let version = std::process::Command::new("skopeo").arg("--version").output();
         match version {
             Ok(out) if out.status.success() => {}
@@ -235,7 +235,7 @@ impl Skopeo {
     }
 
     /// Runs `skopeo <global flags> args...`; returns its output, whatever its status.
-    async fn run_unchecked(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run_unchecked(&self, args: &[&str]) -> Output {
         let mut command = tokio::process::Command::new("skopeo");
         command
             .arg("--policy")
@@ -256,7 +256,7 @@ impl Skopeo {
     }
 
     /// Runs skopeo and fails the test, with both output streams, unless it succeeds.
-    async fn run(&self, args: &[&str]) -> Vec<u8> {
+    pub(crate) async fn run(&self, args: &[&str]) -> Vec<u8> {
         let output = self.run_unchecked(args).await;
         assert!(
             output.status.success(),
@@ -269,7 +269,7 @@ impl Skopeo {
         output.stdout
     }
 
-    async fn run_json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn run_json(&self, args: &[&str]) -> Value {
         let out = self.run(args).await;
         serde_json::from_slice(&out).unwrap_or_else(|e| {
             panic!("`skopeo {}` printed no JSON ({e}):\n{}", args.join(" "), String::from_utf8_lossy(&out))
