@@ -2,7 +2,7 @@
 //! rustls server configuration that offers HTTP/2 and HTTP/1.1 by ALPN.
 
 use anyhow::Context;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use std::path::PathBuf;
@@ -37,10 +37,11 @@ pub fn load(files: &TlsFiles) -> anyhow::Result<LoadedTls> {
         std::fs::read(&files.key).with_context(|| format!("TLS key {}: cannot read it", files.key.display()))?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("TLS certificate {}: not valid PEM: {e}", files.cert.display()))?;
+        .map_err(|e| anyhow::anyhow!("TLS certificate {}: not valid PEM: {}", files.cert.display(), pem_problem(&e)))?;
     anyhow::ensure!(!chain.is_empty(), "TLS certificate {}: no CERTIFICATE block in it", files.cert.display());
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| anyhow::anyhow!("TLS key {}: no usable private key in it: {e}", files.key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        anyhow::anyhow!("TLS key {}: no usable private key in it: {}", files.key.display(), pem_problem(&e))
+    })?;
     // The process-wide default provider is left alone: say which one to use.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -53,6 +54,18 @@ pub fn load(files: &TlsFiles) -> anyhow::Result<LoadedTls> {
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(LoadedTls { config: Arc::new(config), files: (cert_pem, key_pem) })
+}
+
+/// A PEM error in words (its own `Display` prints markers as byte arrays).
+fn pem_problem(e: &pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => {
+            format!("no \"-----END {}-----\" line", String::from_utf8_lossy(end_marker))
+        }
+        pem::Error::IllegalSectionStart { line } => format!("malformed line {:?}", String::from_utf8_lossy(line)),
+        pem::Error::NoItemsFound => "no PEM block of that kind".to_string(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +83,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_pem_block_without_its_end_is_named() {
+        let dir = temp_dir("unended");
+        let cert = write(&dir, "cert.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n");
+        let key = write(&dir, "key.pem", b"");
+        let err = format!("{:#}", load(&TlsFiles { cert, key }).err().expect("half a PEM block, no TLS"));
+        assert!(err.contains("cert.pem") && err.contains("no \"-----END CERTIFICATE-----\" line"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
