@@ -11,7 +11,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose
 use reqwest::{StatusCode, Version};
 use tempfile::TempDir;
 
-use super::{expect_startup_failure, expect_startup_failure_with_env};
+use super::{expect_startup_failure, expect_startup_failure_with_env, SHUTDOWN_TIMEOUT};
 use crate::common::{install_crypto_provider, random_bytes, require_host_binary, send_signal, RegistryServer};
 
 /// How long a reload may take to be logged after SIGHUP.
@@ -131,7 +131,7 @@ fn reload(server: &RegistryServer, wanted: impl Fn(&str) -> bool, what: &str) ->
 }
 
 /// A blob pushed over HTTPS comes back byte for byte, over HTTP/2, which ALPN
-/// picked; the server announces `https://`.
+/// picked; the server announces `https://`, and stops gracefully on SIGTERM.
 #[tokio::test]
 async fn push_and_pull_over_https_with_http2() {
     require_host_binary();
@@ -148,6 +148,16 @@ async fn push_and_pull_over_https_with_http2() {
     let (version, served) = get_base(&server, server.client()).await;
     assert_eq!(version, Version::HTTP_2);
     assert_eq!(served, cert.der, "the certificate of --tls-cert");
+
+    // The client's HTTP/2 connection is still open: SIGTERM closes it and exits.
+    // HTTP/2's graceful close waits for the client to answer a PING after its
+    // GOAWAY, so the client's connection task must go on running meanwhile: wait
+    // off this runtime's thread.
+    let mut server = server;
+    let (status, _server) =
+        tokio::task::spawn_blocking(move || (server.signal_and_wait("TERM", SHUTDOWN_TIMEOUT), server)).await.unwrap();
+    let status = status.expect("registry-host stops on SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
 }
 
 /// A client that offers only HTTP/1.1 gets HTTP/1.1 over TLS; one that does not
@@ -316,4 +326,40 @@ async fn access_control_start_up_lines() {
     flags.extend(["--htpasswd", htpasswd]);
     let tls = RegistryServer::start_host_with("0.0.0.0:0", &flags, client(&[&ca], false));
     assert!(!warned(&tls), "a warning about plain HTTP with TLS on");
+}
+
+/// SIGHUP rereads the access-control files: it logs which changed, and a file that
+/// is no longer UTF-8 is refused with an error naming it while the server keeps
+/// answering. (What the component does with them is tested with the component.)
+#[tokio::test]
+async fn sighup_rereads_the_access_control_files() {
+    require_host_binary();
+    let scratch = tempfile::tempdir().unwrap();
+    let (htpasswd, policy) = (scratch.path().join("htpasswd"), scratch.path().join("policy"));
+    replace(&htpasswd, b"alice:$2y$05$c4WoMPo3SXsafkva.HHa6uXQZWr7oboPiC2bT/r7q1BB8I2s0BRqC\n");
+    replace(&policy, b"# nobody yet\n");
+    let (htpasswd_path, policy_path) = (htpasswd.to_str().unwrap(), policy.to_str().unwrap());
+    let server = RegistryServer::start_host_with(
+        "127.0.0.1:0",
+        &["--htpasswd", htpasswd_path, "--access", policy_path],
+        plain_client(),
+    );
+    let about = |path: &str| {
+        let path = path.to_string();
+        move |l: &str| l.contains("reload: access control:") && l.contains(&path)
+    };
+
+    replace(&policy, b"# still nobody\n");
+    send_signal(server.pid(), "HUP");
+    let line = server.wait_for_line(about(htpasswd_path), RELOAD_TIMEOUT).expect("a line about the htpasswd file");
+    assert!(line.ends_with("unchanged"), "{line}");
+    let line = server.wait_for_line(about(policy_path), RELOAD_TIMEOUT).expect("a line about the policy file");
+    assert!(line.ends_with(" changed"), "{line}");
+
+    replace(&htpasswd, b"alice:\xff\n");
+    let line =
+        reload(&server, |l| l.contains("keeping the previous access-control files"), "refusing the htpasswd file");
+    assert!(line.contains("ERROR") && line.contains(htpasswd_path) && line.contains("UTF-8"), "{line}");
+    let resp = server.client().get(server.url("/v2/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "the server answers after a refused reload");
 }
