@@ -1,12 +1,15 @@
-//! `registry-host`: serves the registry component over HTTP with its storage
-//! contract implemented on the local filesystem.
+//! `registry-host`: serves the registry component over HTTP or HTTPS with its
+//! storage contract implemented on the local filesystem.
 
+mod access;
 mod bindings;
 mod engine;
+mod reload;
 mod server;
 mod state;
 mod storage;
 mod storage_impl;
+mod tls;
 
 use clap::Parser;
 use std::net::SocketAddr;
@@ -31,6 +34,62 @@ pub struct Args {
     /// Refuse DELETE requests (405 UNSUPPORTED).
     #[arg(long, env = "REGISTRY_DISABLE_DELETE")]
     pub disable_delete: bool,
+
+    /// TLS certificate chain (PEM, leaf first): serve HTTPS, HTTP/2 and
+    /// HTTP/1.1. Needs --tls-key. Reread on SIGHUP.
+    #[arg(long, env = "REGISTRY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The TLS certificate's private key (PEM). Needs --tls-cert. Reread on SIGHUP.
+    #[arg(long, env = "REGISTRY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Users and their password hashes (htpasswd). Reread on SIGHUP.
+    #[arg(long, env = "REGISTRY_HTPASSWD", value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+
+    /// The access policy: who may do what. Reread on SIGHUP.
+    #[arg(long, env = "REGISTRY_ACCESS", value_name = "FILE")]
+    pub access: Option<PathBuf>,
+
+    /// The key that signs and checks bearer tokens. Reread on SIGHUP.
+    #[arg(long, env = "REGISTRY_TOKEN_KEY", value_name = "FILE")]
+    pub token_key: Option<PathBuf>,
+
+    /// The token service's name (the `service` of token requests).
+    #[arg(long, env = "REGISTRY_AUTH_SERVICE", value_name = "NAME")]
+    pub auth_service: Option<String>,
+
+    /// Where clients ask for tokens (the `realm` of the challenge).
+    #[arg(long, env = "REGISTRY_AUTH_REALM", value_name = "URL")]
+    pub auth_realm: Option<String>,
+}
+
+impl Args {
+    /// The TLS files: both or neither.
+    pub fn tls_files(&self) -> anyhow::Result<Option<tls::TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(tls::TlsFiles { cert: cert.clone(), key: key.clone() })),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--tls-cert (REGISTRY_TLS_CERT) needs --tls-key (REGISTRY_TLS_KEY): give both for HTTPS, or neither"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "--tls-key (REGISTRY_TLS_KEY) needs --tls-cert (REGISTRY_TLS_CERT): give both for HTTPS, or neither"
+            ),
+        }
+    }
+
+    /// The access-control flags.
+    pub fn auth_files(&self) -> access::AuthFiles {
+        access::AuthFiles {
+            htpasswd: self.htpasswd.clone(),
+            policy: self.access.clone(),
+            token_key: self.token_key.clone(),
+            service: self.auth_service.clone(),
+            realm: self.auth_realm.clone(),
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {

@@ -1,6 +1,8 @@
-//! The HTTP server: bind, accept, one wasm instance per request, graceful
-//! shutdown on SIGINT/SIGTERM.
+//! The server: bind, accept (plain HTTP/1.1, or TLS with HTTP/2 and
+//! HTTP/1.1), one wasm instance per request, graceful shutdown on
+//! SIGINT/SIGTERM, reload on SIGHUP.
 
+use crate::reload::{LiveConfig, Sources};
 use crate::state::{HostState, RegistryHooks};
 use crate::storage::RequestWrites;
 use crate::storage::Storage;
@@ -9,10 +11,13 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::Watcher;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::net::TcpListener;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
 use wasmtime::component::ResourceTable;
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
@@ -21,15 +26,32 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
-/// Everything a request needs, built once at start-up.
+/// The request header that carries the client's IP address to the component.
+/// The host always sets it, replacing whatever a client sent under that name,
+/// so the component may trust it.
+pub const CLIENT_ADDRESS_HEADER: &str = "registry-client-address";
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a request needs.
 struct Server {
     pre: ProxyPre<HostState>,
     storage: Arc<Storage>,
-    env: Vec<(String, String)>,
+    /// The TLS certificate and the component's environment, reloaded on SIGHUP.
+    live: Arc<LiveConfig>,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // The TLS and access-control files first: a mistake there is the quickest
+    // to report.
+    let fixed_env = vec![
+        ("REGISTRY_DELETE_ENABLED".to_string(), (!args.disable_delete).to_string()),
+        ("REGISTRY_CLIENT_ADDRESS_HEADER".to_string(), CLIENT_ADDRESS_HEADER.to_string()),
+    ];
+    let sources = Sources { tls: args.tls_files()?, auth: args.auth_files(), fixed_env };
+    let live = Arc::new(LiveConfig::load(sources)?);
     let data_dir = args.data_dir.clone();
     // May redo the journal: blocking work.
     let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
@@ -38,10 +60,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let env = vec![("REGISTRY_DELETE_ENABLED".to_string(), (!args.disable_delete).to_string())];
-    let server = Arc::new(Server { pre, storage, env });
+    log_access_control(&live, addr, args.disable_delete);
+    // Installed before the listening line, so that no SIGHUP after it can
+    // take the default action (exit).
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing a SIGHUP handler")?;
+    tokio::spawn(crate::reload::reload_on_hangup(live.clone(), hangup));
+    let tls = live.has_tls();
+    let server = Arc::new(Server { pre, storage, live });
     // Tests and scripts parse this line: keep its shape stable.
-    eprintln!("registry-host listening on http://{addr}/");
+    eprintln!("registry-host listening on {}://{addr}/", if tls { "https" } else { "http" });
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -57,20 +85,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 };
                 // Registry traffic is request/response: don't delay small writes.
                 let _ = stream.set_nodelay(true);
-                let server = server.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let server = server.clone();
-                    async move { server.handle(req).await }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection from {peer}: {e}");
-                    }
-                });
+                if tls {
+                    // Counted now, so that a shutdown waits for it; it
+                    // watches the connection once the handshake is done.
+                    tokio::spawn(server.clone().serve_tls(stream, peer, graceful.watcher()));
+                } else {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), server.service(peer));
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!("connection from {peer}: {e}");
+                        }
+                    });
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -91,6 +120,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line on whether anyone is refused, and a warning when passwords would
+/// cross the network in clear.
+fn log_access_control(live: &LiveConfig, addr: SocketAddr, disable_delete: bool) {
+    let auth = live.auth();
+    let loopback = addr.ip().to_canonical().is_loopback();
+    if !auth.is_on() {
+        let may = if disable_delete { "push and overwrite tags" } else { "push, overwrite tags and delete" };
+        if loopback {
+            tracing::info!("access control off: anyone who can reach {addr} may {may}");
+        } else {
+            tracing::warn!("access control off: anyone who can reach {addr} may {may}");
+        }
+        return;
+    }
+    tracing::info!("access control on: {}", auth.describe());
+    if !live.has_tls() && !loopback {
+        tracing::warn!(
+            "ACCESS CONTROL WITHOUT TLS on {addr}, which is not a loopback address: passwords and tokens cross \
+             the network in clear, and Docker refuses plain HTTP to registries not on loopback. \
+             Give --tls-cert and --tls-key"
+        );
+    }
+}
+
 async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler");
@@ -101,10 +154,61 @@ async fn shutdown_signal() {
 }
 
 impl Server {
-    async fn handle(&self, req: hyper::Request<Incoming>) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+    /// The service for one connection from `peer`.
+    fn service(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+    ) -> impl hyper::service::Service<
+        hyper::Request<Incoming>,
+        Response = hyper::Response<HyperOutgoingBody>,
+        Error = anyhow::Error,
+        Future: Send + 'static,
+    > + Send
+           + 'static {
+        let server = self.clone();
+        let client = peer.ip().to_canonical();
+        hyper::service::service_fn(move |req| {
+            let server = server.clone();
+            async move { server.handle(req, client).await }
+        })
+    }
+
+    /// Serves one TLS connection: the handshake with the certificate in force
+    /// now (a reload later changes nothing here), then HTTP/2 or HTTP/1.1.
+    async fn serve_tls(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
+        let Some(tls) = self.live.current().tls.clone() else {
+            return;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+        let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!("TLS handshake with {peer}: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake with {peer}: no handshake in {TLS_HANDSHAKE_TIMEOUT:?}");
+                return;
+            }
+        };
+        // The auto builder reads the connection preface, so it follows
+        // whatever ALPN agreed on.
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let conn = builder.serve_connection(TokioIo::new(stream), self.service(peer)).into_owned();
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!("connection from {peer}: {e}");
+        }
+    }
+
+    async fn handle(
+        &self,
+        mut req: hyper::Request<Incoming>,
+        client: IpAddr,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let start = Instant::now();
         let method = req.method().clone();
         let uri = req.uri().clone();
+        set_client_address(req.headers_mut(), client);
         let result = self.call_guest(req).await;
         let response = match result {
             Ok(response) => response,
@@ -123,7 +227,8 @@ impl Server {
     }
 
     async fn call_guest(&self, req: hyper::Request<Incoming>) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
-        let wasi = WasiCtx::builder().inherit_stderr().envs(&self.env).build();
+        let config = self.live.current();
+        let wasi = WasiCtx::builder().inherit_stderr().envs(&config.env).build();
         let writes = Arc::new(RequestWrites::default());
         let state = HostState {
             wasi,
@@ -134,8 +239,9 @@ impl Server {
             writes: writes.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);
+        let scheme = if config.tls.is_some() { Scheme::Https } else { Scheme::Http };
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(wt)?;
+        let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(wt)?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(wt)?;
         let pre = self.pre.clone();
         // The guest keeps running after it sets the response, to stream the
@@ -172,6 +278,14 @@ impl Server {
     }
 }
 
+/// Puts the client's address in its header, replacing any that the client
+/// sent: the component trusts this header, so a client must not choose it.
+fn set_client_address(headers: &mut HeaderMap, client: IpAddr) {
+    let value = HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value");
+    // `insert` replaces every value the header had.
+    headers.insert(HeaderName::from_static(CLIENT_ADDRESS_HEADER), value);
+}
+
 fn wt(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
 }
@@ -187,4 +301,28 @@ fn internal_error() -> hyper::Response<HyperOutgoingBody> {
         .header("docker-distribution-api-version", "registry/2.0")
         .body(body)
         .expect("static response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_replaces_what_a_client_sent() {
+        let mut headers = HeaderMap::new();
+        headers.append(CLIENT_ADDRESS_HEADER, HeaderValue::from_static("10.0.0.1"));
+        headers.append("Registry-Client-Address", HeaderValue::from_static("10.0.0.2"));
+        headers.append("other", HeaderValue::from_static("kept"));
+        set_client_address(&mut headers, "192.0.2.7".parse().unwrap());
+        let values: Vec<_> = headers.get_all(CLIENT_ADDRESS_HEADER).iter().collect();
+        assert_eq!(values, [HeaderValue::from_static("192.0.2.7")]);
+        assert_eq!(headers["other"], "kept");
+    }
+
+    #[test]
+    fn the_client_address_is_set_when_none_was_sent() {
+        let mut headers = HeaderMap::new();
+        set_client_address(&mut headers, "2001:db8::1".parse().unwrap());
+        assert_eq!(headers[CLIENT_ADDRESS_HEADER], "2001:db8::1");
+    }
 }

@@ -1,6 +1,7 @@
 //! The `registry-host` process itself: graceful shutdown on SIGTERM and SIGINT, and
 //! a clear one-line error (no panic, non-zero exit) when the port is taken or the
-//! data directory cannot be used.
+//! data directory cannot be used; `tls`: HTTPS, reloads on SIGHUP, and the checks of
+//! the TLS and access-control flags.
 //!
 //! These tests are about the native binary, so they run only when
 //! `REGISTRY_TEST_DEPLOYMENT` is `host` (the default): under `wasmtime` or `jco` the
@@ -15,13 +16,22 @@ use reqwest::StatusCode;
 
 use crate::common::{random_bytes, registry_host_bin, require_host_binary, wait_with_timeout, RegistryServer};
 
+mod tls;
+
 /// How long a server may take to stop after a signal.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs `registry-host args...` expecting it to fail at startup; returns its stderr.
 fn expect_startup_failure(args: &[&str]) -> String {
+    expect_startup_failure_with_env(args, &[])
+}
+
+/// Runs `registry-host args...` with `env` added to its environment, expecting it to
+/// fail at startup; returns its stderr.
+fn expect_startup_failure_with_env(args: &[&str], env: &[(&str, &str)]) -> String {
     let mut child = Command::new(registry_host_bin())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

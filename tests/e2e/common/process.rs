@@ -202,7 +202,7 @@ pub(super) fn component_config(deployment: Deployment, extra: &[&str]) -> Compon
 /// the port is chosen here: one the kernel just handed out and that is free again.
 /// Another process may take it before jco binds it; jco then exits with
 /// `EADDRINUSE`, and another port is tried.
-pub(super) fn start_jco(scratch: &Path, data_dir: &Path, extra: &[&str]) -> (Child, Vec<JoinHandle<()>>, String) {
+pub(super) fn start_jco(scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
     const ATTEMPTS: usize = 5;
     let deployment = Deployment::Jco;
     let env = component_config(deployment, extra).env;
@@ -254,41 +254,61 @@ impl StartFailure {
     }
 }
 
-/// The `IP:PORT` in `line` if it is the line with which `deployment` reports that it
-/// accepts connections:
+/// The base URL (`http://IP:PORT`, or `https://IP:PORT` for a registry-host serving
+/// TLS) in `line` if it is the line with which `deployment` reports that it accepts
+/// connections:
 ///
-/// - registry-host: `registry-host listening on http://127.0.0.1:PORT/`
+/// - registry-host: `registry-host listening on http://127.0.0.1:PORT/` (or `https://`)
 /// - wasmtime serve: `Serving HTTP on http://127.0.0.1:PORT/`
 /// - jco serve: `Server listening @ 127.0.0.1:PORT...`
-pub(super) fn listening_addr(deployment: Deployment, line: &str) -> Option<String> {
+pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String> {
     let line = line.trim();
-    let addr = match deployment {
-        Deployment::Host => line.strip_prefix("registry-host listening on http://")?.trim_end_matches('/'),
-        Deployment::Wasmtime => line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/'),
-        Deployment::Jco => line.strip_prefix("Server listening @ ")?.trim_end_matches('.'),
+    let (scheme, addr) = match deployment {
+        Deployment::Host => {
+            line.strip_prefix("registry-host listening on ")?.trim_end_matches('/').split_once("://")?
+        }
+        Deployment::Wasmtime => ("http", line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/')),
+        Deployment::Jco => ("http", line.strip_prefix("Server listening @ ")?.trim_end_matches('.')),
     };
+    assert!(matches!(scheme, "http" | "https"), "unknown scheme in {line:?}");
     assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "cannot parse the address in {line:?}");
-    Some(addr.to_string())
+    Some(format!("{scheme}://{addr}"))
 }
 
-/// Spawns `registry-host` on `data_dir` with `extra` flags and waits for it to listen.
-pub(super) fn spawn_host(data_dir: &Path, extra: &[&str]) -> (Child, Vec<JoinHandle<()>>, String) {
+/// Spawns `registry-host` on `data_dir` with `extra` flags and waits for it to listen
+/// on a free port of 127.0.0.1.
+pub(super) fn spawn_host(data_dir: &Path, extra: &[&str]) -> Started {
+    spawn_host_on("127.0.0.1:0", data_dir, extra)
+}
+
+/// Spawns `registry-host --listen listen` on `data_dir` with `extra` flags and waits
+/// for it to listen.
+pub(super) fn spawn_host_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Started {
     let mut command = Command::new(registry_host_bin());
-    command.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir).args(extra);
+    command.arg("--listen").arg(listen).arg("--data-dir").arg(data_dir).args(extra);
     spawn_and_wait_for_listening(Deployment::Host, command).unwrap_or_else(|failure| failure.panic(Deployment::Host))
 }
 
+/// A server process that listens.
+pub struct Started {
+    pub child: Child,
+    /// The threads that keep forwarding its output to the test's stderr, each line
+    /// prefixed `[registry-host]`, `[wasmtime]` or `[jco]`.
+    pub forwarders: Vec<JoinHandle<()>>,
+    /// Its base URL (`http://IP:PORT`, see [`listening_url`]).
+    pub url: String,
+    /// What it printed before its listening line.
+    pub before: Vec<String>,
+    /// Every line it prints after its listening line (stderr and stdout).
+    pub lines: mpsc::Receiver<String>,
+}
+
 /// Spawns `command` (a server of `deployment`) with its output piped and waits for
-/// its listening line. Returns the child, the threads that keep forwarding its output
-/// (each line prefixed `[registry-host]`, `[wasmtime]` or `[jco]`), and the bound
-/// `IP:PORT`.
+/// its listening line.
 ///
 /// Fails with everything the process printed if it exits first or stays silent for
 /// the deployment's startup timeout (the process is then killed).
-pub fn spawn_and_wait_for_listening(
-    deployment: Deployment,
-    mut command: Command,
-) -> Result<(Child, Vec<JoinHandle<()>>, String), StartFailure> {
+pub fn spawn_and_wait_for_listening(deployment: Deployment, mut command: Command) -> Result<Started, StartFailure> {
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let program = command.get_program().to_owned();
     let mut child = command.spawn().unwrap_or_else(|e| {
@@ -310,8 +330,8 @@ pub fn spawn_and_wait_for_listening(
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
-                if let Some(addr) = listening_addr(deployment, &line) {
-                    return Ok((child, forwarders, addr));
+                if let Some(url) = listening_url(deployment, &line) {
+                    return Ok(Started { child, forwarders, url, before: seen, lines: rx });
                 }
                 seen.push(line);
             }

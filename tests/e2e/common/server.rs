@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Response, StatusCode};
@@ -21,7 +22,12 @@ pub struct RegistryServer {
     /// Forward the server's stderr and stdout to the test's stderr until the process
     /// ends.
     forwarders: Vec<JoinHandle<()>>,
-    /// `http://IP:PORT`, without a trailing slash.
+    /// The server's output lines since it listens; `None` against an external registry.
+    lines: Option<mpsc::Receiver<String>>,
+    /// What the server printed before its listening line.
+    startup_lines: Vec<String>,
+    /// `http://IP:PORT` (`https://` for registry-host with TLS), without a trailing
+    /// slash.
     base_url: String,
     /// `IP:PORT`, the registry host as image references spell it.
     host_port: String,
@@ -49,21 +55,37 @@ impl RegistryServer {
         Self::spawned(spawn_host(data_dir, &[]), data_dir.to_path_buf(), None)
     }
 
-    /// A server spawned and listening at `addr`.
-    fn spawned(
-        (child, forwarders, addr): (Child, Vec<JoinHandle<()>>, String),
-        data_dir: PathBuf,
-        scratch: Option<TempDir>,
-    ) -> Self {
+    /// Starts `registry-host` (whatever the deployment) with `--listen listen`, a
+    /// fresh temporary data directory and `extra` flags, talking to it with `client`:
+    /// for the tests of the binary's own flags (TLS, for one).
+    pub fn start_host_with(listen: &str, extra: &[&str], client: reqwest::Client) -> Self {
+        let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
+        let data_dir = scratch.path().join("data");
+        let mut server = Self::spawned(spawn_host_on(listen, &data_dir, extra), data_dir, Some(scratch));
+        server.client = client;
+        server
+    }
+
+    /// A server spawned and listening.
+    fn spawned(started: Started, data_dir: PathBuf, scratch: Option<TempDir>) -> Self {
+        let Started { child, forwarders, url: base_url, before, lines } = started;
+        let host_port = base_url.split_once("://").expect("a URL").1.to_string();
         Self {
             child: Some(child),
             forwarders,
-            base_url: format!("http://{addr}"),
-            host_port: addr,
+            lines: Some(lines),
+            startup_lines: before,
+            base_url,
+            host_port,
             client: http_client(),
             data_dir: Some(data_dir),
             _scratch: scratch,
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a spawned server").id()
     }
 
     /// Like [`RegistryServer::start`], with `extra` `registry-host` flags (such as
@@ -82,6 +104,8 @@ impl RegistryServer {
             return Self {
                 child: None,
                 forwarders: Vec::new(),
+                lines: None,
+                startup_lines: Vec::new(),
                 base_url,
                 host_port,
                 client: http_client(),
@@ -182,6 +206,25 @@ impl RegistryServer {
             }
         }
         status
+    }
+
+    /// What the server printed before it listened (empty against an external
+    /// registry).
+    pub fn startup_lines(&self) -> &[String] {
+        &self.startup_lines
+    }
+
+    /// Waits up to `timeout` for the server to print a line that `wanted` accepts,
+    /// skipping the others; returns it, or `None` if none came.
+    pub fn wait_for_line(&self, wanted: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        let lines = self.lines.as_ref().expect("a spawned server");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
+            if wanted(&line) {
+                return Some(line);
+            }
+        }
     }
 
     /// `GET /v2/<repo>/blobs/<digest>`, whatever the answer.

@@ -1,0 +1,182 @@
+//! The settings that SIGHUP reloads: the TLS certificate and key, and the
+//! access-control files. The current ones are a snapshot behind a lock,
+//! swapped whole; each connection takes the TLS configuration it starts
+//! with, each request the environment of its component instance.
+
+use crate::access::{self, AuthFiles};
+use crate::tls::{self, LoadedTls, TlsFiles};
+use std::sync::{Arc, RwLock};
+
+/// Where the reloadable settings come from, as given at start-up.
+pub struct Sources {
+    pub tls: Option<TlsFiles>,
+    pub auth: AuthFiles,
+    /// The component's environment that no reload changes.
+    pub fixed_env: Vec<(String, String)>,
+}
+
+/// The settings in force.
+pub struct Snapshot {
+    /// `None` when serving plain HTTP.
+    pub tls: Option<Arc<LoadedTls>>,
+    /// The access-control part of `env`.
+    auth_env: Vec<(String, String)>,
+    /// The whole environment of each component instance.
+    pub env: Vec<(String, String)>,
+}
+
+/// The settings in force, and where to reload them from.
+pub struct LiveConfig {
+    sources: Sources,
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl LiveConfig {
+    /// Reads every file for the first time; any error stops the start.
+    pub fn load(sources: Sources) -> anyhow::Result<Self> {
+        let tls = sources.tls.as_ref().map(tls::load).transpose()?.map(Arc::new);
+        let auth_env = access::auth_env(&sources.auth)?;
+        let snapshot = snapshot(&sources, tls, auth_env);
+        Ok(Self { sources, current: RwLock::new(Arc::new(snapshot)) })
+    }
+
+    /// Whether the server speaks TLS (fixed at start-up; reloads change only
+    /// the certificate).
+    pub fn has_tls(&self) -> bool {
+        self.sources.tls.is_some()
+    }
+
+    /// The access-control flags as given.
+    pub fn auth(&self) -> &AuthFiles {
+        &self.sources.auth
+    }
+
+    /// The settings in force now.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Reads the files again. The TLS pair and the access-control files are
+    /// taken or refused separately, each as a whole: a file that cannot be
+    /// read or checked keeps the previous settings of its part, and says why.
+    pub fn reload(&self) {
+        let old = self.current();
+        if self.sources.tls.is_none() && self.sources.auth.files().next().is_none() {
+            tracing::info!("reload: no TLS or access-control files to read");
+            return;
+        }
+        let tls = match (&self.sources.tls, &old.tls) {
+            (Some(files), Some(old_tls)) => match tls::load(files) {
+                Ok(new) if new.differs_from(old_tls) => {
+                    tracing::info!(
+                        "reload: TLS certificate {} and key {} changed: new connections use them",
+                        files.cert.display(),
+                        files.key.display()
+                    );
+                    Some(Arc::new(new))
+                }
+                // Same files: keep the configuration, and its session cache.
+                Ok(_) => {
+                    tracing::info!(
+                        "reload: TLS certificate {} and key {} unchanged",
+                        files.cert.display(),
+                        files.key.display()
+                    );
+                    Some(old_tls.clone())
+                }
+                Err(e) => {
+                    tracing::error!("reload: keeping the previous TLS certificate and key: {e:#}");
+                    Some(old_tls.clone())
+                }
+            },
+            _ => None,
+        };
+        let auth_env = match access::auth_env(&self.sources.auth) {
+            Ok(new) => {
+                for (var, path) in self.sources.auth.files() {
+                    let changed = value(&old.auth_env, var) != value(&new, var);
+                    tracing::info!(
+                        "reload: access control: {} {}",
+                        path.display(),
+                        if changed { "changed" } else { "unchanged" }
+                    );
+                }
+                new
+            }
+            Err(e) => {
+                tracing::error!("reload: keeping the previous access-control files: {e:#}");
+                old.auth_env.clone()
+            }
+        };
+        let snapshot = Arc::new(snapshot(&self.sources, tls, auth_env));
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
+    }
+}
+
+fn snapshot(sources: &Sources, tls: Option<Arc<LoadedTls>>, auth_env: Vec<(String, String)>) -> Snapshot {
+    let env = sources.fixed_env.iter().chain(&auth_env).cloned().collect();
+    Snapshot { tls, auth_env, env }
+}
+
+fn value<'a>(env: &'a [(String, String)], var: &str) -> Option<&'a str> {
+    env.iter().find(|(name, _)| name == var).map(|(_, value)| value.as_str())
+}
+
+/// Reloads on every SIGHUP, for as long as the server runs. The handler is
+/// installed by the caller before the server announces itself, so that an
+/// early SIGHUP never takes the default action (exit).
+pub async fn reload_on_hangup(live: Arc<LiveConfig>, mut hangup: tokio::signal::unix::Signal) {
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the TLS certificate and the access-control files");
+        // A few small files: read them off the async threads all the same.
+        let live = live.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || live.reload()).await {
+            tracing::error!("reload failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("registry-host-reload-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_bad_file_keeps_the_previous_settings_and_a_good_one_replaces_them() {
+        let dir = temp_dir("auth");
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(&htpasswd, "alice:one\n").unwrap();
+        let sources = Sources {
+            tls: None,
+            auth: AuthFiles { htpasswd: Some(htpasswd.clone()), ..Default::default() },
+            fixed_env: vec![("REGISTRY_DELETE_ENABLED".into(), "true".into())],
+        };
+        let live = LiveConfig::load(sources).unwrap();
+        let env = |live: &LiveConfig| live.current().env.clone();
+        let first = vec![
+            ("REGISTRY_DELETE_ENABLED".to_string(), "true".to_string()),
+            (access::HTPASSWD.to_string(), "alice:one\n".to_string()),
+        ];
+        assert_eq!(env(&live), first);
+
+        std::fs::write(&htpasswd, b"alice:\xff\n").unwrap();
+        live.reload();
+        assert_eq!(env(&live), first, "a file that is not UTF-8 is refused");
+
+        std::fs::remove_file(&htpasswd).unwrap();
+        live.reload();
+        assert_eq!(env(&live), first, "a missing file is refused");
+
+        std::fs::write(&htpasswd, "alice:two\n").unwrap();
+        live.reload();
+        assert_eq!(env(&live)[1], (access::HTPASSWD.to_string(), "alice:two\n".to_string()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
