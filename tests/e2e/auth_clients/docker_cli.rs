@@ -226,3 +226,123 @@ async fn anonymous_pulls_public_repositories_only() {
     assert_refused("an anonymous push to public/", &anonymous.run_unchecked(&["push", &again]).await);
     assert_eq!(status_as(&server, Some(ALICE), "/v2/public/tool/manifests/v2").await, StatusCode::NOT_FOUND);
 }
+
+/// `docker login`, push and pull over HTTPS, which `registry-host` alone serves
+/// (`--tls-cert`, `--tls-key`).
+mod host {
+    use std::net::{IpAddr, UdpSocket};
+    use std::path::{Path, PathBuf};
+
+    use reqwest::StatusCode;
+
+    use super::{login, Docker};
+    use crate::auth_clients::{files, status_as, ALICE, BOB};
+    use crate::common::{https_client, require_host_binary, RegistryServer, TestCa, TlsFiles};
+    use crate::docker_cli::{assert_pulled, build_image, remove_local, require_docker, LocalImages};
+
+    /// Where dockerd looks for the CAs of registry `host:port`: `<here>/host:port/*.crt`.
+    const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
+
+    /// An address of this machine that is not loopback. Docker verifies the
+    /// certificates of registries there against `certs.d`, while it treats every
+    /// registry on 127.0.0.0/8 as insecure: it would accept any certificate there,
+    /// without reading `certs.d`.
+    fn outward_address() -> IpAddr {
+        // Connecting a UDP socket sends nothing: the kernel only picks the source
+        // address of the route to the (documentation-only) destination.
+        let socket = UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+        let ip =
+            socket.connect("203.0.113.1:9").and_then(|()| socket.local_addr()).map(|addr| addr.ip()).unwrap_or_else(
+                |e| panic!("no route off this machine ({e}): the HTTPS test needs a non-loopback address"),
+            );
+        assert!(!ip.is_loopback() && !ip.is_unspecified(), "no non-loopback address: {ip}");
+        ip
+    }
+
+    /// The test CA in `certs.d` for one registry, removed on drop (with `certs.d`
+    /// itself if it was made here). As root, or else through passwordless sudo, as
+    /// scripts/test.sh runs dockerd.
+    struct DockerTrust {
+        dir: PathBuf,
+        made_certs_dir: bool,
+    }
+
+    impl DockerTrust {
+        fn install(registry: &str, ca_pem: &str) -> Self {
+            let made_certs_dir = !Path::new(DOCKER_CERTS_DIR).exists();
+            let dir = Path::new(DOCKER_CERTS_DIR).join(registry);
+            let trust = Self { dir, made_certs_dir };
+            let file = trust.dir.join("ca.crt");
+            let written = std::fs::create_dir_all(&trust.dir).and_then(|()| std::fs::write(&file, ca_pem));
+            if let Err(e) = written {
+                assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "writing {}: {e}", file.display());
+                let source = tempfile::NamedTempFile::new().unwrap();
+                std::fs::write(source.path(), ca_pem).unwrap();
+                let status = std::process::Command::new("sudo")
+                    .args(["-n", "install", "-D", "-m", "644"])
+                    .arg(source.path())
+                    .arg(&file)
+                    .status()
+                    .expect("run sudo");
+                assert!(status.success(), "cannot write {} (as root, or with passwordless sudo)", file.display());
+            }
+            trust
+        }
+    }
+
+    impl Drop for DockerTrust {
+        fn drop(&mut self) {
+            let mut dirs = vec![self.dir.clone()];
+            if self.made_certs_dir {
+                dirs.push(PathBuf::from(DOCKER_CERTS_DIR));
+            }
+            for dir in dirs {
+                let removed = if dir == self.dir { std::fs::remove_dir_all(&dir) } else { std::fs::remove_dir(&dir) };
+                if removed.is_err() && dir.exists() {
+                    let _ = std::process::Command::new("sudo").args(["-n", "rm", "-rf"]).arg(&dir).status();
+                }
+            }
+        }
+    }
+
+    /// docker refuses the test CA's certificate until the CA is in `certs.d`; then
+    /// login (the token endpoint over HTTPS too), push, pull and logout work.
+    #[tokio::test]
+    async fn login_push_pull_over_https() {
+        require_host_binary();
+        require_docker();
+        let ip = outward_address();
+        let ca = TestCa::new("e2e docker CA");
+        let tls = TlsFiles::new(&ca.issue_for(&[&ip.to_string()]));
+        let auth = files();
+        let mut flags = auth.flags();
+        flags.extend(tls.flags().into_iter().map(String::from));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let server = RegistryServer::start_host_with(&format!("{ip}:0"), &flags, https_client(&[&ca], false));
+        assert!(server.base_url().starts_with("https://"), "not serving HTTPS: {}", server.base_url());
+        let registry = server.host_port();
+        let docker = Docker::new();
+
+        // docker checks the certificate: it does not know the test CA yet.
+        let out = docker.login(registry, ALICE).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "docker login before the CA is trusted succeeded:\n{stderr}");
+        assert!(stderr.contains("certificate") || stderr.contains("x509"), "not a certificate error:\n{stderr}");
+        assert_eq!(docker.stored(registry), None, "a failed login left credentials");
+
+        let _trust = DockerTrust::install(registry, &ca.pem);
+        login(&docker, &server, ALICE).await;
+        let work = tempfile::Builder::new().prefix("registry-e2e-docker.").tempdir().unwrap();
+        let image = format!("{registry}/team/https:v1");
+        let mut cleanup = LocalImages(Vec::new());
+        let built = build_image(work.path(), &image, &mut cleanup).await;
+        docker.run(&["push", &image]).await;
+        assert_eq!(status_as(&server, Some(BOB), "/v2/team/https/manifests/v1").await, StatusCode::OK);
+
+        remove_local(&image).await;
+        docker.run(&["pull", &image]).await;
+        assert_pulled(&image, &built).await;
+        docker.run(&["logout", registry]).await;
+        assert_eq!(docker.stored(registry), None, "credentials left after docker logout");
+    }
+}

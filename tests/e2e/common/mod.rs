@@ -25,17 +25,20 @@
 //!
 //! The fixtures are split by concern: [`process`] (deployments and processes),
 //! [`server`] (the registry under test and its client), [`http`] (reading answers,
-//! raw requests), [`fixtures`] (content and digests) and [`auth`] (users, policy and
-//! token key files, and the token flow as clients speak it).
+//! raw requests), [`fixtures`] (content and digests), [`auth`] (users, policy and
+//! token key files, and the token flow as clients speak it) and [`tls`] (test CAs,
+//! certificates and HTTPS clients).
 
 mod auth;
 mod fixtures;
 mod http;
 mod process;
 mod server;
+mod tls;
 
 pub use auth::*;
 pub use fixtures::*;
 pub use http::*;
 pub use process::*;
 pub use server::*;
+pub use tls::*;

@@ -4,101 +4,18 @@
 //! access-control flags. Each test makes its own CA and certificates (rcgen), and
 //! its clients trust that CA alone.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use reqwest::{StatusCode, Version};
-use tempfile::TempDir;
 
 use super::{expect_startup_failure, expect_startup_failure_with_env, SHUTDOWN_TIMEOUT};
-use crate::common::{install_crypto_provider, random_bytes, require_host_binary, send_signal, RegistryServer};
+use crate::common::{
+    https_client as client, install_crypto_provider, random_bytes, replace, require_host_binary, send_signal,
+    RegistryServer, TestCa, TlsFiles,
+};
 
 /// How long a reload may take to be logged after SIGHUP.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// A certificate authority made for one test.
-struct TestCa {
-    issuer: Issuer<'static, KeyPair>,
-    /// Its certificate, PEM.
-    pem: String,
-}
-
-impl TestCa {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        Self { issuer: Issuer::new(params, key), pem }
-    }
-
-    /// A server certificate for 127.0.0.1 and localhost.
-    fn issue(&self) -> ServerCert {
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "registry-host test");
-        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        ServerCert { cert_pem: cert.pem(), der: cert.der().to_vec(), key_pem: key.serialize_pem() }
-    }
-}
-
-/// A server certificate and its key.
-struct ServerCert {
-    cert_pem: String,
-    key_pem: String,
-    /// The certificate as a TLS handshake carries it.
-    der: Vec<u8>,
-}
-
-/// The files that `--tls-cert` and `--tls-key` name, in a temporary directory.
-struct TlsFiles {
-    _dir: TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl TlsFiles {
-    fn new(cert: &ServerCert) -> Self {
-        let dir = tempfile::Builder::new().prefix("registry-e2e-tls.").tempdir().unwrap();
-        let files = Self { cert: dir.path().join("cert.pem"), key: dir.path().join("key.pem"), _dir: dir };
-        files.write(cert);
-        files
-    }
-
-    /// Replaces both files (as a certificate renewal does).
-    fn write(&self, cert: &ServerCert) {
-        replace(&self.cert, cert.cert_pem.as_bytes());
-        replace(&self.key, cert.key_pem.as_bytes());
-    }
-
-    /// `--tls-cert CERT --tls-key KEY`.
-    fn flags(&self) -> Vec<&str> {
-        vec!["--tls-cert", self.cert.to_str().unwrap(), "--tls-key", self.key.to_str().unwrap()]
-    }
-}
-
-/// Writes `path` whole, by a rename: a reload never reads half a file.
-fn replace(path: &Path, contents: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-/// An HTTPS client that trusts `cas` and nothing else, and reports the server's
-/// certificate (`TlsInfo`); HTTP/2 when the server offers it, unless `http1_only`.
-fn client(cas: &[&TestCa], http1_only: bool) -> reqwest::Client {
-    install_crypto_provider();
-    let roots = cas.iter().map(|ca| reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap());
-    let mut builder =
-        reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).tls_certs_only(roots).tls_info(true);
-    if http1_only {
-        builder = builder.http1_only();
-    }
-    builder.build().unwrap()
-}
 
 /// A client for plain HTTP.
 fn plain_client() -> reqwest::Client {
