@@ -34,7 +34,7 @@ pub enum Access {
     /// No access control: everyone may do everything (the default).
     Open,
     /// Checked against these settings.
-    Controlled(Gate),
+    Controlled(Box<Gate>),
     /// The settings are broken: every request fails (closed), and the
     /// reason goes to the log, not to clients.
     Misconfigured(String),
@@ -45,7 +45,7 @@ impl Access {
     pub fn from_settings(settings: Result<Option<Settings>, ConfigError>) -> Access {
         match settings {
             Ok(None) => Access::Open,
-            Ok(Some(settings)) => Access::Controlled(Gate::new(settings)),
+            Ok(Some(settings)) => Access::Controlled(Box::new(Gate::new(settings))),
             Err(e) => Access::Misconfigured(e.0),
         }
     }
