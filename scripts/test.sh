@@ -496,6 +496,32 @@ for deployment in "${deployments[@]}"; do
     fi
 done
 
+# The push and pull tests once more with access control on (REGISTRY_TEST_AUTH: one
+# user who may do everything, Basic credentials on every request), against registry-host
+# and wasmtime serve; access control itself is tested in every deployment above (auth::,
+# auth_clients::). Only in a full run: with a filter given to this script, the filter
+# decides. Tests filtered out here ran above, so they are not counted as skipped.
+signed_in_tests=(blobs:: uploads:: manifests:: tags:: mount:: referrers:: ranges:: deletes:: catalog::)
+if (($# == 0)); then
+    for deployment in host wasmtime; do
+        [[ " ${deployments[*]} " == *" $deployment "* ]] || continue
+        section "End-to-end push and pull signed in, REGISTRY_TEST_DEPLOYMENT=$deployment REGISTRY_TEST_AUTH=1: ${signed_in_tests[*]}"
+        started=$SECONDS
+        signed_in_log=$(mktemp)
+        if env REGISTRY_TEST_AUTH=1 REGISTRY_TEST_DEPLOYMENT="$deployment" \
+            cargo test --release --manifest-path tests/Cargo.toml -- "${signed_in_tests[@]}" 2>&1 | tee "$signed_in_log"; then
+            outcome=passed
+        else
+            outcome=FAILED
+            failed=1
+        fi
+        grep -E '^test result: ' "$signed_in_log" | sed -E 's/[0-9]+ filtered out/0 filtered out/' >>"$count_log"
+        signed_in=$(count_log=$signed_in_log totals | sed -E 's/, [0-9]+ skipped//')
+        results+=("$deployment signed in: $outcome in $((SECONDS - started)) s: $signed_in")
+        rm -f "$signed_in_log"
+    done
+fi
+
 section "Results"
 printf '%s\n' "${results[@]}"
 total=$(totals)

@@ -58,7 +58,9 @@ pub const REALM: &str = "REGISTRY_AUTH_REALM";
 pub fn auth_env(files: &AuthFiles) -> anyhow::Result<Vec<(String, String)>> {
     let mut env = Vec::new();
     for (var, path) in files.files() {
-        env.push((var.to_string(), read_text(path)?));
+        let text = read_text(path)?;
+        check(var, &text).with_context(|| format!("{}", path.display()))?;
+        env.push((var.to_string(), text));
     }
     for (var, value) in [(SERVICE, &files.service), (REALM, &files.realm)] {
         if let Some(value) = value {
@@ -66,6 +68,20 @@ pub fn auth_env(files: &AuthFiles) -> anyhow::Result<Vec<(String, String)>> {
         }
     }
     Ok(env)
+}
+
+/// Parses one file with the rules the component applies (`registry-auth`),
+/// so that a bad line is refused here, naming the file and the line,
+/// instead of failing requests later.
+fn check(var: &str, text: &str) -> Result<(), registry_auth::ConfigError> {
+    match var {
+        HTPASSWD => registry_auth::Htpasswd::parse(text).map(drop),
+        POLICY => registry_auth::Policy::parse(text).map(drop),
+        TOKEN_KEY => {
+            registry_auth::TokenKey::new(text.trim().as_bytes(), registry_auth::settings::DEFAULT_SERVICE).map(drop)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A file's contents, which must be UTF-8 text (environment variables are).
@@ -91,7 +107,7 @@ mod tests {
     fn contents_not_paths_go_to_the_component() {
         let dir = temp_dir("contents");
         let htpasswd = dir.join("htpasswd");
-        std::fs::write(&htpasswd, "alice:$2y$05$hash\n").unwrap();
+        std::fs::write(&htpasswd, ALICE).unwrap();
         let files = AuthFiles {
             htpasswd: Some(htpasswd),
             realm: Some("https://auth.example/token".into()),
@@ -101,11 +117,33 @@ mod tests {
         assert_eq!(
             env,
             vec![
-                (HTPASSWD.to_string(), "alice:$2y$05$hash\n".to_string()),
+                (HTPASSWD.to_string(), ALICE.to_string()),
                 (REALM.to_string(), "https://auth.example/token".to_string()),
             ]
         );
         assert!(files.is_on());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// `htpasswd -nbB -C 4 alice alice-pw`.
+    const ALICE: &str = "alice:$2y$04$6MC1dw/xwtZW.WY0pd9Qwe2MKLWU/6rQXSwtp50msSwO6rEH4E.Bi\n";
+
+    #[test]
+    fn files_the_component_would_refuse_are_refused_naming_file_and_line() {
+        let dir = temp_dir("rules");
+        let (htpasswd, policy, key) = (dir.join("htpasswd"), dir.join("policy.toml"), dir.join("key"));
+        std::fs::write(&htpasswd, format!("{ALICE}bob:{{SHA}}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")).unwrap();
+        std::fs::write(&policy, "admins = [\"alice\"]\nunknown = 1\n").unwrap();
+        std::fs::write(&key, "short\n").unwrap();
+        for (files, expect) in [
+            (AuthFiles { htpasswd: Some(htpasswd.clone()), ..Default::default() }, "line 2"),
+            (AuthFiles { policy: Some(policy.clone()), ..Default::default() }, "unknown"),
+            (AuthFiles { policy: Some(htpasswd.clone()), token_key: Some(key.clone()), ..Default::default() }, "line"),
+            (AuthFiles { htpasswd: None, token_key: Some(key.clone()), ..Default::default() }, "32"),
+        ] {
+            let err = format!("{:#}", auth_env(&files).unwrap_err());
+            assert!(err.contains(expect) && err.contains(&dir.display().to_string()), "{err}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -138,6 +138,9 @@ pub async fn reload_on_hangup(live: Arc<LiveConfig>, mut hangup: tokio::signal::
 
 #[cfg(test)]
 mod tests {
+    /// Two bcrypt entries for alice (`htpasswd -nbB -C 4`).
+    const ONE: &str = "alice:$2y$04$6MC1dw/xwtZW.WY0pd9Qwe2MKLWU/6rQXSwtp50msSwO6rEH4E.Bi\n";
+    const TWO: &str = "alice:$2y$04$hCNV/1bLsQ1WfvaG5FMtBOLcMNZrap9SllrHrskcE9izpnXc8Roei\n";
     use super::*;
     use std::path::PathBuf;
 
@@ -152,7 +155,7 @@ mod tests {
     fn a_bad_file_keeps_the_previous_settings_and_a_good_one_replaces_them() {
         let dir = temp_dir("auth");
         let htpasswd = dir.join("htpasswd");
-        std::fs::write(&htpasswd, "alice:one\n").unwrap();
+        std::fs::write(&htpasswd, ONE).unwrap();
         let sources = Sources {
             tls: None,
             auth: AuthFiles { htpasswd: Some(htpasswd.clone()), ..Default::default() },
@@ -162,7 +165,7 @@ mod tests {
         let env = |live: &LiveConfig| live.current().env.clone();
         let first = vec![
             ("REGISTRY_DELETE_ENABLED".to_string(), "true".to_string()),
-            (access::HTPASSWD.to_string(), "alice:one\n".to_string()),
+            (access::HTPASSWD.to_string(), ONE.to_string()),
         ];
         assert_eq!(env(&live), first);
 
@@ -170,13 +173,17 @@ mod tests {
         live.reload();
         assert_eq!(env(&live), first, "a file that is not UTF-8 is refused");
 
+        std::fs::write(&htpasswd, "alice:$apr1$not$bcrypt\n").unwrap();
+        live.reload();
+        assert_eq!(env(&live), first, "a line that is not bcrypt is refused");
+
         std::fs::remove_file(&htpasswd).unwrap();
         live.reload();
         assert_eq!(env(&live), first, "a missing file is refused");
 
-        std::fs::write(&htpasswd, "alice:two\n").unwrap();
+        std::fs::write(&htpasswd, TWO).unwrap();
         live.reload();
-        assert_eq!(env(&live)[1], (access::HTPASSWD.to_string(), "alice:two\n".to_string()));
+        assert_eq!(env(&live)[1], (access::HTPASSWD.to_string(), TWO.to_string()));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -177,6 +177,22 @@ impl Policy {
         }
     }
 
+    /// Whether `subject` may pull every repository there is or will be: an
+    /// admin, or a grant of pull on `**`. Such a caller may mount a blob
+    /// without naming its source (nothing it could learn is hidden from it).
+    pub fn may_pull_everything(&self, subject: Subject<'_>) -> bool {
+        let everywhere = |p: &Pattern| p.as_str() == "**";
+        match subject {
+            Subject::Anonymous => self.anonymous.iter().any(|(p, a)| everywhere(p) && a.contains(Actions::PULL)),
+            Subject::User(_) if self.is_admin(subject) => true,
+            Subject::User(user) => self.rules.iter().any(|rule| {
+                rule.actions.contains(Actions::PULL)
+                    && rule.repositories.iter().any(everywhere)
+                    && rule.users.as_ref().is_none_or(|users| users.iter().any(|u| u == user))
+            }),
+        }
+    }
+
     /// Whether `subject` may pull anything at all: the catalog is then
     /// worth asking for (it lists only what `subject` may pull).
     pub fn may_pull_somewhere(&self, subject: Subject<'_>) -> bool {
@@ -254,6 +270,17 @@ actions = ["push"]
         assert!(!closed.may_pull_somewhere(Subject::Anonymous));
         assert!(!closed.may_pull_somewhere(Subject::User("alice")));
         assert!(closed.may_pull_somewhere(Subject::User("root")));
+    }
+
+    #[test]
+    fn pulling_everything_takes_an_admin_or_a_grant_on_double_star() {
+        let p = Policy::parse(EXAMPLE).unwrap();
+        assert!(p.may_pull_everything(Subject::User("root")));
+        assert!(!p.may_pull_everything(Subject::User("alice")));
+        assert!(!p.may_pull_everything(Subject::Anonymous));
+        assert!(Policy::users_may_do_everything().may_pull_everything(Subject::User("anyone")));
+        let open = Policy::parse("[anonymous]\npull = [\"**\"]\n").unwrap();
+        assert!(open.may_pull_everything(Subject::Anonymous));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub enum Access {
     /// No access control: everyone may do everything (the default).
     Open,
     /// Checked against these settings.
-    Controlled(Gate),
+    Controlled(Box<Gate>),
     /// The settings are broken: every request fails (closed), and the
     /// reason goes to the log, not to clients.
     Misconfigured(String),
@@ -45,7 +45,7 @@ impl Access {
     pub fn from_settings(settings: Result<Option<Settings>, ConfigError>) -> Access {
         match settings {
             Ok(None) => Access::Open,
-            Ok(Some(settings)) => Access::Controlled(Gate::new(settings)),
+            Ok(Some(settings)) => Access::Controlled(Box::new(Gate::new(settings))),
             Err(e) => Access::Misconfigured(e.0),
         }
     }
@@ -222,14 +222,21 @@ impl Gate {
                     if mount.is_some() {
                         // Mounting reads the source: without pull there, the
                         // mount becomes a plain upload (distribution does the
-                        // same), and a mount without a source looks only in
-                        // the target, so that it reveals nothing elsewhere.
-                        let source = from.clone().unwrap_or_else(|| name.clone());
-                        if self.allowed(&caller, &source)?.contains(Actions::PULL) {
-                            *from = Some(source);
-                        } else {
-                            *mount = None;
-                            *from = None;
+                        // same). A mount without a source looks everywhere
+                        // only for a caller who may pull everything; for
+                        // others, only in the target, so that it reveals
+                        // nothing elsewhere.
+                        match from.clone() {
+                            None if self.may_pull_everything(&caller)? => {}
+                            source => {
+                                let source = source.unwrap_or_else(|| name.clone());
+                                if self.allowed(&caller, &source)?.contains(Actions::PULL) {
+                                    *from = Some(source);
+                                } else {
+                                    *mount = None;
+                                    *from = None;
+                                }
+                            }
                         }
                     }
                 }
@@ -252,6 +259,17 @@ impl Gate {
             },
             Credentials::Malformed => Err(unauthorized(need.scope(), None, "unreadable Authorization header")),
         }
+    }
+
+    /// Whether the policy lets `caller` pull every repository.
+    fn may_pull_everything(&self, caller: &Caller) -> Result<bool, RegistryError> {
+        let policy = self.policy()?;
+        Ok(match caller {
+            Caller::Anonymous => policy.may_pull_everything(Subject::Anonymous),
+            Caller::User(user) => policy.may_pull_everything(Subject::User(user)),
+            Caller::Token(claims) if claims.sub.is_empty() => policy.may_pull_everything(Subject::Anonymous),
+            Caller::Token(claims) => policy.may_pull_everything(Subject::User(&claims.sub)),
+        })
     }
 
     /// What `caller` may do on `name`.

@@ -37,6 +37,8 @@ pub struct RegistryServer {
     /// Keeps the data directory (and jco's transpiled code) alive as long as the
     /// server; removed on drop.
     _scratch: Option<TempDir>,
+    /// The access-control files of a run with `REGISTRY_TEST_AUTH` set.
+    _auth: Option<AuthFiles>,
 }
 
 impl RegistryServer {
@@ -80,6 +82,7 @@ impl RegistryServer {
             client: http_client(),
             data_dir: Some(data_dir),
             _scratch: scratch,
+            _auth: None,
         }
     }
 
@@ -95,7 +98,25 @@ impl RegistryServer {
     /// equivalent fails the test. Against an external registry (`REGISTRY_TEST_URL`)
     /// the flags cannot apply: tests that need them check [`external_registry`]
     /// first.
+    ///
+    /// With `REGISTRY_TEST_AUTH` set (and no `--htpasswd` among `extra`), the server
+    /// runs with access control on, one user who may do everything, and
+    /// [`Self::client`] sends that user's Basic credentials with every request: how the
+    /// test command runs the push and pull tests a second time, signed in.
     pub fn start_with_args(extra: &[&str]) -> Self {
+        let auth = (std::env::var_os("REGISTRY_TEST_AUTH").is_some() && !extra.contains(&"--htpasswd"))
+            .then(|| AuthFiles::new(&[(AUTH_USER.0, AUTH_USER.1, 4)], None));
+        let Some(auth) = auth else { return Self::start_unchanged(extra) };
+        let mut flags = auth.flags();
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let mut server = Self::start_unchanged(&flags);
+        server.authorize(Some(&basic_auth(AUTH_USER.0, AUTH_USER.1)));
+        server._auth = Some(auth);
+        server
+    }
+
+    fn start_unchanged(extra: &[&str]) -> Self {
         let deployment = Deployment::current();
         if let Ok(url) = std::env::var("REGISTRY_TEST_URL") {
             let base_url = url.trim_end_matches('/').to_string();
@@ -111,6 +132,7 @@ impl RegistryServer {
                 client: http_client(),
                 data_dir: None,
                 _scratch: None,
+                _auth: None,
             };
         }
 
@@ -364,6 +386,9 @@ impl Drop for RegistryServer {
         self.kill();
     }
 }
+
+/// The user of `REGISTRY_TEST_AUTH` runs (name, password).
+pub const AUTH_USER: (&str, &str) = ("e2e-admin", "e2e-admin-pw");
 
 /// Makes ring the process-wide rustls crypto provider. reqwest is built with rustls
 /// but without a default provider (see host/Cargo.toml): plain HTTP never uses it,

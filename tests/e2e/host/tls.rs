@@ -211,6 +211,30 @@ async fn an_htpasswd_file_that_is_not_utf8_is_a_startup_error() {
     );
 }
 
+/// An htpasswd line that is not bcrypt (here MD5, what `htpasswd -m` writes) stops
+/// the start, naming the file and the line.
+#[tokio::test]
+async fn a_non_bcrypt_htpasswd_line_is_a_startup_error() {
+    require_host_binary();
+    let scratch = tempfile::tempdir().unwrap();
+    let htpasswd = scratch.path().join("htpasswd");
+    let alice = crate::common::bcrypt_hash("alice-pw", 4);
+    std::fs::write(&htpasswd, format!("alice:{alice}\nbob:$apr1$wX2pQ7cJ$kYjZ7j0hHqH3xQe8l2iQm/\n")).unwrap();
+    let data = scratch.path().join("data");
+    let stderr = expect_startup_failure(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--htpasswd",
+        htpasswd.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains(htpasswd.to_str().unwrap()) && stderr.contains("line 2") && stderr.contains("bcrypt"),
+        "the error does not name the file, the line and the reason:\n{stderr}"
+    );
+}
+
 /// The start-up log says whether access control is on; with it on, plain HTTP on
 /// an address that is not loopback draws a warning, and with TLS or on loopback
 /// none.
@@ -277,6 +301,7 @@ async fn sighup_rereads_the_access_control_files() {
     let line =
         reload(&server, |l| l.contains("keeping the previous access-control files"), "refusing the htpasswd file");
     assert!(line.contains("ERROR") && line.contains(htpasswd_path) && line.contains("UTF-8"), "{line}");
+    // Still answering, with the previous files: access control stays on.
     let resp = server.client().get(server.url("/v2/")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "the server answers after a refused reload");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "the server answers after a refused reload");
 }

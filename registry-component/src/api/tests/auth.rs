@@ -317,6 +317,10 @@ fn a_mount_needs_pull_on_its_source() {
     answer.expect(202, None);
     // Without `from`, nothing outside the target is looked at either.
     registry.as_user("POST", &format!("/v2/team/app/blobs/uploads/?mount={digest}"), &alice, b"").expect(202, None);
+    // root (an admin) may pull everything: a mount without `from` finds it too.
+    registry
+        .as_user("POST", &format!("/v2/team/root-app/blobs/uploads/?mount={digest}"), &basic("root", "root-pw"), b"")
+        .expect(201, None);
     // root may read other/src: mounted.
     registry
         .as_user(
