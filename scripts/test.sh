@@ -441,9 +441,9 @@ counted cargo test --release --workspace
 # Tests left out per deployment, as `cargo test` arguments after `--`:
 #   host::   (wasmtime, jco) the tests of the registry-host binary itself
 #            (signals, a taken port, an unusable data directory, TLS and its
-#            reloads, flag checks): the process is wasmtime's or jco's CLI there.
-#            Also auth_clients::docker_cli::host::, docker over HTTPS, which only
-#            registry-host serves.
+#            reloads, flag checks, the client address header): the process is
+#            wasmtime's or jco's CLI there. Also auth_clients::docker_cli::host::,
+#            docker over HTTPS, which only registry-host serves.
 #   tags::tag_parameters_tag_the_manifest   (jco) a manifest PUT with two `?tag=`
 #            answers one `OCI-Tag` header per tag. jco's preview2-shim (0.26.1,
 #            io/worker-http.js setOutgoingResponse) hands Node.js the response

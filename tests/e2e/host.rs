@@ -1,7 +1,8 @@
 //! The `registry-host` process itself: graceful shutdown on SIGTERM and SIGINT, and
 //! a clear one-line error (no panic, non-zero exit) when the port is taken or the
-//! data directory cannot be used; `tls`: HTTPS, reloads on SIGHUP, and the checks of
-//! the TLS and access-control flags.
+//! data directory cannot be used, and a client cannot choose the address the
+//! component sees; `tls`: HTTPS, reloads on SIGHUP, and the checks of the TLS and
+//! access-control flags.
 //!
 //! These tests are about the native binary, so they run only when
 //! `REGISTRY_TEST_DEPLOYMENT` is `host` (the default): under `wasmtime` or `jco` the
@@ -14,7 +15,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{random_bytes, registry_host_bin, require_host_binary, wait_with_timeout, RegistryServer};
+use crate::common::{
+    basic_auth, random_bytes, registry_host_bin, require_host_binary, wait_with_timeout, AuthFiles, RegistryServer,
+};
 
 mod tls;
 
@@ -142,4 +145,36 @@ async fn unusable_data_dir_is_a_clear_error() {
         "the error does not name the data directory {}:\n{stderr}",
         data_dir.display()
     );
+}
+
+/// The component learns the client's address from the host's
+/// `registry-client-address` header, never from a client: a client that sends that
+/// header itself is still seen (in the component's log of failed sign-ins) at its
+/// real address, and changing the header on every try does not escape the throttling
+/// of failed sign-ins.
+#[tokio::test]
+async fn a_client_cannot_choose_its_address() {
+    require_host_binary();
+    let auth = AuthFiles::new(&[("alice", "alice-password", 4)], None);
+    let server = auth.start(&[]);
+    let mut statuses = Vec::new();
+    for i in 1..=11 {
+        let resp = server
+            .client()
+            .get(server.url("/v2/"))
+            .header("authorization", basic_auth("alice", "wrong"))
+            .header("registry-client-address", format!("203.0.113.{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status());
+        if i == 1 {
+            let line = server
+                .wait_for_line(|l| l.contains("failed sign-in for user"), Duration::from_secs(15))
+                .expect("the component's log of a failed sign-in");
+            assert!(line.contains("from 127.0.0.1") && !line.contains("203.0.113"), "{line}");
+        }
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS, "statuses of 11 failed sign-ins: {statuses:?}");
 }

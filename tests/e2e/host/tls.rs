@@ -4,14 +4,15 @@
 //! access-control flags. Each test makes its own CA and certificates (rcgen), and
 //! its clients trust that CA alone.
 
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Version};
 
 use super::{expect_startup_failure, expect_startup_failure_with_env, SHUTDOWN_TIMEOUT};
 use crate::common::{
-    https_client as client, install_crypto_provider, random_bytes, replace, require_host_binary, send_signal,
-    RegistryServer, TestCa, TlsFiles,
+    basic_auth, bcrypt_hash, https_client as client, install_crypto_provider, random_bytes, replace,
+    require_host_binary, send_signal, AuthFiles, RegistryServer, TestCa, TlsFiles,
 };
 
 /// How long a reload may take to be logged after SIGHUP.
@@ -218,7 +219,7 @@ async fn a_non_bcrypt_htpasswd_line_is_a_startup_error() {
     require_host_binary();
     let scratch = tempfile::tempdir().unwrap();
     let htpasswd = scratch.path().join("htpasswd");
-    let alice = crate::common::bcrypt_hash("alice-pw", 4);
+    let alice = bcrypt_hash("alice-pw", 4);
     std::fs::write(&htpasswd, format!("alice:{alice}\nbob:$apr1$wX2pQ7cJ$kYjZ7j0hHqH3xQe8l2iQm/\n")).unwrap();
     let data = scratch.path().join("data");
     let stderr = expect_startup_failure(&[
@@ -243,7 +244,7 @@ async fn access_control_start_up_lines() {
     require_host_binary();
     let scratch = tempfile::tempdir().unwrap();
     let htpasswd = scratch.path().join("htpasswd");
-    std::fs::write(&htpasswd, "alice:$2y$05$c4WoMPo3SXsafkva.HHa6uXQZWr7oboPiC2bT/r7q1BB8I2s0BRqC\n").unwrap();
+    std::fs::write(&htpasswd, format!("alice:{}\n", bcrypt_hash("alice-password", 4))).unwrap();
     let htpasswd = htpasswd.to_str().unwrap();
     let warned = |server: &RegistryServer| server.startup_lines().iter().any(|l| l.contains("WITHOUT TLS"));
 
@@ -269,39 +270,42 @@ async fn access_control_start_up_lines() {
     assert!(!warned(&tls), "a warning about plain HTTP with TLS on");
 }
 
-/// SIGHUP rereads the access-control files: it logs which changed, and a file that
-/// is no longer UTF-8 is refused with an error naming it while the server keeps
-/// answering. (What the component does with them is tested with the component.)
+/// SIGHUP rereads the access-control files: it logs which changed, and the users of
+/// the new htpasswd file sign in while the removed ones no longer do; a file that is
+/// no longer UTF-8 is refused with an error naming it, and the users in force stay.
 #[tokio::test]
 async fn sighup_rereads_the_access_control_files() {
     require_host_binary();
-    let scratch = tempfile::tempdir().unwrap();
-    let (htpasswd, policy) = (scratch.path().join("htpasswd"), scratch.path().join("policy"));
-    replace(&htpasswd, b"alice:$2y$05$c4WoMPo3SXsafkva.HHa6uXQZWr7oboPiC2bT/r7q1BB8I2s0BRqC\n");
-    replace(&policy, b"# nobody yet\n");
-    let (htpasswd_path, policy_path) = (htpasswd.to_str().unwrap(), policy.to_str().unwrap());
-    let server = RegistryServer::start_host_with(
-        "127.0.0.1:0",
-        &["--htpasswd", htpasswd_path, "--access", policy_path],
-        plain_client(),
-    );
-    let about = |path: &str| {
-        let path = path.to_string();
+    let auth = AuthFiles::new(&[("alice", "alice-password", 4)], Some("admins = [\"alice\", \"bob\"]\n"));
+    let (htpasswd, policy) = (auth.path("htpasswd"), auth.path("policy.toml"));
+    let flags = auth.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = RegistryServer::start_host_with("127.0.0.1:0", &flags, plain_client());
+    let signs_in = |user: &'static str, password: &'static str| {
+        let request = server.client().get(server.url("/v2/")).header("authorization", basic_auth(user, password));
+        async move { request.send().await.unwrap().status() == StatusCode::OK }
+    };
+    assert!(signs_in("alice", "alice-password").await);
+    assert!(!signs_in("bob", "bob-password").await);
+
+    // bob instead of alice; the policy stays.
+    replace(&htpasswd, format!("bob:{}\n", bcrypt_hash("bob-password", 4)).as_bytes());
+    send_signal(server.pid(), "HUP");
+    let about = |path: &Path| {
+        let path = path.to_str().unwrap().to_string();
         move |l: &str| l.contains("reload: access control:") && l.contains(&path)
     };
-
-    replace(&policy, b"# still nobody\n");
-    send_signal(server.pid(), "HUP");
-    let line = server.wait_for_line(about(htpasswd_path), RELOAD_TIMEOUT).expect("a line about the htpasswd file");
-    assert!(line.ends_with("unchanged"), "{line}");
-    let line = server.wait_for_line(about(policy_path), RELOAD_TIMEOUT).expect("a line about the policy file");
+    let line = server.wait_for_line(about(&htpasswd), RELOAD_TIMEOUT).expect("a line about the htpasswd file");
     assert!(line.ends_with(" changed"), "{line}");
+    let line = server.wait_for_line(about(&policy), RELOAD_TIMEOUT).expect("a line about the policy file");
+    assert!(line.ends_with(" unchanged"), "{line}");
+    assert!(signs_in("bob", "bob-password").await, "a user added by the reload");
+    assert!(!signs_in("alice", "alice-password").await, "a user removed by the reload");
 
     replace(&htpasswd, b"alice:\xff\n");
     let line =
         reload(&server, |l| l.contains("keeping the previous access-control files"), "refusing the htpasswd file");
-    assert!(line.contains("ERROR") && line.contains(htpasswd_path) && line.contains("UTF-8"), "{line}");
-    // Still answering, with the previous files: access control stays on.
-    let resp = server.client().get(server.url("/v2/")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "the server answers after a refused reload");
+    assert!(line.contains("ERROR") && line.contains(htpasswd.to_str().unwrap()) && line.contains("UTF-8"), "{line}");
+    assert!(signs_in("bob", "bob-password").await, "the users in force after a refused reload");
+    assert!(!signs_in("alice", "alice-password").await);
 }
