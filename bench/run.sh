@@ -14,6 +14,8 @@
 #   BENCH_PUSH_SECS    seconds per small-push measurement and server (default 10)
 #   BENCH_LOAD_SECS    seconds per GET load measurement (default 10)
 #   BENCH_LOAD_TOOL    auto (wrk if installed), wrk, builtin (default auto)
+#   BENCH_AUTH_USERS   users per bcrypt cost (10 and 12) for the sign-in
+#                      latencies of the access-control group (default 10)
 #   CARGO_TARGET_DIR   honoured; results and server logs of the last run stay
 #                      in $CARGO_TARGET_DIR/bench-results/
 set -euo pipefail
@@ -26,6 +28,8 @@ REPEAT=${BENCH_REPEAT:-3}
 PUSH_SECS=${BENCH_PUSH_SECS:-10}
 LOAD_SECS=${BENCH_LOAD_SECS:-10}
 LOAD_TOOL=${BENCH_LOAD_TOOL:-auto}
+AUTH_USERS=${BENCH_AUTH_USERS:-10}
+AUTH_COSTS=(10 12)
 
 say() { echo "== $*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
@@ -34,6 +38,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]}"
@@ -49,6 +54,7 @@ fi
 command -v docker-registry >/dev/null 2>&1 ||
     die "the reference registry is missing: install Debian's docker-registry package (CNCF distribution 2.8.2)"
 command -v wrk >/dev/null 2>&1 || say "wrk is missing: the GET loads use the benchmark's own load loop"
+command -v htpasswd >/dev/null 2>&1 || say "htpasswd (apache2-utils) is missing: the access-control group is left out"
 
 # --- 2. build ---------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup"
@@ -61,6 +67,12 @@ BENCH_BIN=$TARGET_DIR/release/registry-bench
 
 # --- 3. scratch space, clean-up ---------------------------------------------
 WORK=$(mktemp -d /tmp/registry-bench.XXXXXX)
+# The run uses copies of the binaries: a build of another checkout sharing
+# the target directory must not swap them between one server start and the next.
+mkdir -p "$WORK/bin"
+cp "$HOST_BIN" "$BENCH_BIN" "$WORK/bin/"
+HOST_BIN=$WORK/bin/registry-host
+BENCH_BIN=$WORK/bin/registry-bench
 RESULTS=$TARGET_DIR/bench-results
 mkdir -p "$RESULTS"
 SERVER_PID=
@@ -92,26 +104,79 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Two distinct free loopback ports.
-PORT_OURS=$("$BENCH_BIN" free-port)
-PORT_REF=$("$BENCH_BIN" free-port)
-while [[ $PORT_REF == "$PORT_OURS" ]]; do PORT_REF=$("$BENCH_BIN" free-port); done
+# Distinct free loopback ports: the two servers, and their instances with
+# access control on.
+PORTS=()
+# pick_port VAR: sets VAR to a free port none of the others has.
+pick_port() {
+    local port
+    port=$("$BENCH_BIN" free-port)
+    while [[ " ${PORTS[*]} " == *" $port "* ]]; do port=$("$BENCH_BIN" free-port); done
+    PORTS+=("$port")
+    printf -v "$1" %s "$port"
+}
+pick_port PORT_OURS
+pick_port PORT_REF
+pick_port PORT_OURS_AUTH
+pick_port PORT_REF_AUTH
 
-mkdir -p "$WORK/ours-data" "$WORK/reference-data"
-cat >"$WORK/distribution.yml" <<EOF
+# distribution_config DATA PORT [HTPASSWD]: distribution's configuration,
+# with htpasswd auth when HTPASSWD is given.
+distribution_config() {
+    cat <<EOF
 version: 0.1
 log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: $WORK/reference-data
+    rootdirectory: $1
   delete:
     enabled: true
   cache:
     blobdescriptor: inmemory
 http:
-  addr: 127.0.0.1:$PORT_REF
+  addr: 127.0.0.1:$2
 EOF
+    if [[ -n ${3:-} ]]; then
+        cat <<EOF
+auth:
+  htpasswd:
+    realm: registry-bench
+    path: $3
+EOF
+    fi
+}
+mkdir -p "$WORK/ours-data" "$WORK/reference-data"
+distribution_config "$WORK/reference-data" "$PORT_REF" >"$WORK/distribution.yml"
+
+# The access-control group's files (untimed): the users, all with one
+# password (the loads' user `load`, and cost<C>-<i> for each bcrypt cost),
+# a policy letting every user pull and push bench/**, a token key.
+AUTH_DIR=$WORK/auth
+AUTH_ON=0
+if command -v htpasswd >/dev/null 2>&1; then
+    mkdir -p "$AUTH_DIR" "$WORK/ours-auth-data" "$WORK/reference-auth-data"
+    AUTH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '+/=')
+    # htpasswd_user COST USER: the user's bcrypt line.
+    htpasswd_user() { htpasswd -niBC "$1" "$2" <<<"$AUTH_PASSWORD" | sed '/^$/d'; }
+    say "writing the access-control users: load, and $AUTH_USERS per bcrypt cost (${AUTH_COSTS[*]})"
+    {
+        htpasswd_user 10 load
+        for cost in "${AUTH_COSTS[@]}"; do
+            for ((i = 1; i <= AUTH_USERS; i++)); do htpasswd_user "$cost" "cost$cost-$i"; done
+        done
+    } >"$AUTH_DIR/htpasswd"
+    cat >"$AUTH_DIR/policy.toml" <<'EOF'
+[[rules]]
+repositories = ["bench/**"]
+users = ["*"]
+actions = ["pull", "push"]
+EOF
+    head -c 48 /dev/urandom | base64 -w0 >"$AUTH_DIR/token.key"
+    distribution_config "$WORK/reference-auth-data" "$PORT_REF_AUTH" "$AUTH_DIR/htpasswd" \
+        >"$WORK/distribution-auth.yml"
+    AUTH_ON=1
+fi
 
 # --- 4. the machine ---------------------------------------------------------
 count_compilers() { pgrep -c -x 'rustc|cc1|cc1plus|ld|cargo' 2>/dev/null || true; }
@@ -131,28 +196,43 @@ fi
 : >"$RESULTS/reference.jsonl"
 : >"$RESULTS/ours.log"
 : >"$RESULTS/reference.log"
+: >"$RESULTS/ours-auth.log"
+: >"$RESULTS/reference-auth.log"
 OURS_CMD=("$HOST_BIN" --listen "127.0.0.1:$PORT_OURS" --data-dir "$WORK/ours-data")
 REF_CMD=(docker-registry serve "$WORK/distribution.yml")
 URL_OURS=http://127.0.0.1:$PORT_OURS
 URL_REF=http://127.0.0.1:$PORT_REF
+OURS_AUTH_CMD=("$HOST_BIN" --listen "127.0.0.1:$PORT_OURS_AUTH" --data-dir "$WORK/ours-auth-data"
+    --htpasswd "$AUTH_DIR/htpasswd" --access "$AUTH_DIR/policy.toml" --token-key "$AUTH_DIR/token.key")
+REF_AUTH_CMD=(docker-registry serve "$WORK/distribution-auth.yml")
+URL_OURS_AUTH=http://127.0.0.1:$PORT_OURS_AUTH
+URL_REF_AUTH=http://127.0.0.1:$PORT_REF_AUTH
+
+# spawn_server NAME LOG STATUS URL METRIC COMMAND...: spawns the server
+# with its output in LOG, sets SERVER_PID, prints the result line of the
+# time until it answers GET /v2/ with STATUS (401 with access control on).
+spawn_server() {
+    local name=$1 log=$2 status=$3 url=$4 metric=$5
+    shift 5
+    local t0
+    t0=$(date +%s%N)
+    # A developer shell's RUST_BACKTRACE=1 would make every error value
+    # capture a backtrace: run the servers as deployed, without it.
+    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@" >>"$log" 2>&1 &
+    SERVER_PID=$!
+    SERVER_PIDS+=("$SERVER_PID")
+    if ! "$BENCH_BIN" wait --url "$url" --server "$name" --metric "$metric" --status "$status" --since-ns "$t0"; then
+        tail -20 "$log" >&2
+        die "$name did not start"
+    fi
+}
 
 # start_server NAME URL METRIC COMMAND...: spawns the server, sets
 # SERVER_PID, records the time until it answers GET /v2/.
 start_server() {
     local name=$1 url=$2 metric=$3
     shift 3
-    local t0
-    t0=$(date +%s%N)
-    # A developer shell's RUST_BACKTRACE=1 would make every error value
-    # capture a backtrace: run the servers as deployed, without it.
-    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@" >>"$RESULTS/$name.log" 2>&1 &
-    SERVER_PID=$!
-    SERVER_PIDS+=("$SERVER_PID")
-    if ! "$BENCH_BIN" wait --url "$url" --server "$name" --metric "$metric" --since-ns "$t0" \
-        >>"$RESULTS/$name.jsonl"; then
-        tail -20 "$RESULTS/$name.log" >&2
-        die "$name did not start"
-    fi
+    spawn_server "$name" "$RESULTS/$name.log" 200 "$url" "$metric" "$@" >>"$RESULTS/$name.jsonl"
     say "$name is up (pid $SERVER_PID): $(tail -1 "$RESULTS/$name.jsonl")"
 }
 
@@ -211,6 +291,32 @@ run_small_pushes() {
     grep '"server":"reference"' "$RESULTS/small.jsonl" >>"$RESULTS/reference.jsonl"
 }
 
+# The access-control group: a second instance of each server, with access
+# control on (the same users), started, measured and stopped in turn; the
+# loads without access control it compares with run on the servers above,
+# just before. Its results go with the server's others; its start-up lines
+# go to its own log.
+run_access_control() {
+    local name url open_url open_pid sign_in
+    for name in ours reference; do
+        if [[ $name == ours ]]; then
+            url=$URL_OURS_AUTH open_url=$URL_OURS open_pid=$OURS_PID sign_in=token
+            spawn_server ours "$RESULTS/ours-auth.log" 401 "$url" startup_ms "${OURS_AUTH_CMD[@]}" \
+                >>"$RESULTS/ours-auth.log"
+        else
+            url=$URL_REF_AUTH open_url=$URL_REF open_pid=$REF_PID sign_in=basic
+            spawn_server reference "$RESULTS/reference-auth.log" 401 "$url" startup_ms "${REF_AUTH_CMD[@]}" \
+                >>"$RESULTS/reference-auth.log"
+        fi
+        say "$name: access control (pid $SERVER_PID)"
+        BENCH_AUTH_PASSWORD=$AUTH_PASSWORD "$BENCH_BIN" access --url "$url" --pid "$SERVER_PID" --server "$name" \
+            --sign-in "$sign_in" --open-url "$open_url" --open-pid "$open_pid" \
+            --costs "$(IFS=,; echo "${AUTH_COSTS[*]}")" --users "$AUTH_USERS" \
+            --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" | tee -a "$RESULTS/$name.jsonl"
+        stop_server
+    done
+}
+
 prewarm_page_cache
 start_server ours "$URL_OURS" startup_cold_ms "${OURS_CMD[@]}"
 stop_server
@@ -244,6 +350,7 @@ run_group ours "$URL_OURS" "$OURS_PID" load
 run_group reference "$URL_REF" "$REF_PID" load
 run_group ours "$URL_OURS" "$OURS_PID" end
 run_group reference "$URL_REF" "$REF_PID" end
+if ((AUTH_ON)); then run_access_control; fi
 stop_servers
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -262,6 +369,8 @@ else
     load_tool_used="$wrk_version"
 fi
 ref_version=$(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null || docker-registry --version 2>&1 | head -1)
+auth_sizes=
+((AUTH_ON)) && auth_sizes=", access control: sign-ins of $AUTH_USERS users per bcrypt cost (${AUTH_COSTS[*]})"
 cat >"$RESULTS/machine.md" <<EOF
 ## Machine and run
 
@@ -277,7 +386,7 @@ cat >"$RESULTS/machine.md" <<EOF
 | ours | registry-host at commit $commit, built with $(rustc --version 2>/dev/null || echo rustc) |
 | reference | docker-registry $ref_version |
 | GET load tool | $load_tool_used |
-| sizes | big blob $BIG_MIB MiB, second blob $MEDIUM_MIB MiB, each big phase run $REPEAT times (median), small pushes ${PUSH_SECS} s each, GET loads ${LOAD_SECS} s each |
+| sizes | big blob $BIG_MIB MiB, second blob $MEDIUM_MIB MiB, each big phase run $REPEAT times (median), small pushes ${PUSH_SECS} s each, GET loads ${LOAD_SECS} s each$auth_sizes |
 | command | \`bash bench/run.sh\` |
 EOF
 

@@ -2,12 +2,13 @@
 //! reconnecting when the server has closed it.
 
 use anyhow::{bail, Context as _};
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HOST};
+use hyper::header::{HeaderMap, AUTHORIZATION, HOST};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -51,6 +52,13 @@ impl Target {
 pub struct Client {
     target: Target,
     sender: Option<SendRequest<ReqBody>>,
+    /// An `Authorization` header for every request that names none itself.
+    authorization: Option<String>,
+}
+
+/// The `Authorization` header value of Basic credentials.
+pub fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 /// A response whose (small) body has been read.
@@ -104,7 +112,12 @@ pub fn with_param(path: &str, name: &str, value: &str) -> String {
 
 impl Client {
     pub fn new(target: &Target) -> Client {
-        Client { target: target.clone(), sender: None }
+        Client { target: target.clone(), sender: None, authorization: None }
+    }
+
+    /// A client that sends `authorization` with every request.
+    pub fn with_authorization(target: &Target, authorization: String) -> Client {
+        Client { authorization: Some(authorization), ..Client::new(target) }
     }
 
     async fn connect(&mut self) -> anyhow::Result<()> {
@@ -131,6 +144,11 @@ impl Client {
         let mut builder = Request::builder().method(method).uri(path).header(HOST, &self.target.authority);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
+        }
+        if let Some(authorization) = &self.authorization {
+            if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+                builder = builder.header(AUTHORIZATION, authorization);
+            }
         }
         let req = builder.body(body)?;
         let alive = match self.sender.as_mut() {
@@ -171,5 +189,11 @@ mod tests {
         assert_eq!(path_of("/v2/a/blobs/uploads/x"), "/v2/a/blobs/uploads/x");
         assert_eq!(with_param("/u?_state=1", "digest", "d"), "/u?_state=1&digest=d");
         assert_eq!(with_param("/u", "digest", "d"), "/u?digest=d");
+    }
+
+    #[test]
+    fn basic_credentials() {
+        // RFC 7617's example.
+        assert_eq!(basic("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
     }
 }

@@ -1,6 +1,7 @@
 //! Requests per second for one GET with N concurrent keep-alive
-//! connections: `wrk` when it is installed, else a load loop of our own.
-//! The driver uses the same tool for both registries.
+//! connections, every request with the same headers: `wrk` when it is
+//! installed, else a load loop of our own. The driver uses the same tool
+//! for both registries.
 
 use crate::client::{empty, Client, Target};
 use anyhow::{bail, Context as _};
@@ -50,26 +51,26 @@ pub async fn run(
     tool: Tool,
     target: &Target,
     path: &str,
-    accept: Option<&str>,
+    headers: &[(&str, &str)],
     connections: usize,
     secs: u64,
 ) -> anyhow::Result<Load> {
+    let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
     match tool {
         Tool::Wrk => {
             let url = format!("{}{path}", target.base);
-            let accept = accept.map(str::to_string);
-            tokio::task::spawn_blocking(move || wrk(&url, accept.as_deref(), connections, secs)).await?
+            tokio::task::spawn_blocking(move || wrk(&url, &headers, connections, secs)).await?
         }
-        Tool::Builtin => builtin(target, path, accept, connections, secs).await,
+        Tool::Builtin => builtin(target, path, headers, connections, secs).await,
     }
 }
 
-fn wrk(url: &str, accept: Option<&str>, connections: usize, secs: u64) -> anyhow::Result<Load> {
+fn wrk(url: &str, headers: &[(String, String)], connections: usize, secs: u64) -> anyhow::Result<Load> {
     let threads = connections.clamp(1, 2);
     let mut cmd = Command::new("wrk");
     cmd.arg(format!("-t{threads}")).arg(format!("-c{connections}")).arg(format!("-d{secs}s")).args(["--timeout", "5s"]);
-    if let Some(accept) = accept {
-        cmd.arg("-H").arg(format!("Accept: {accept}"));
+    for (name, value) in headers {
+        cmd.arg("-H").arg(format!("{name}: {value}"));
     }
     cmd.arg(url);
     let out = cmd.output().context("running wrk")?;
@@ -104,7 +105,7 @@ fn parse_wrk(text: &str) -> anyhow::Result<Load> {
 async fn builtin(
     target: &Target,
     path: &str,
-    accept: Option<&str>,
+    headers: Vec<(String, String)>,
     connections: usize,
     secs: u64,
 ) -> anyhow::Result<Load> {
@@ -117,10 +118,10 @@ async fn builtin(
         let (ok, bad) = (ok.clone(), bad.clone());
         let mut client = Client::new(target);
         let path = path.to_string();
-        let accept = accept.map(str::to_string);
+        let headers = headers.clone();
         tasks.push(tokio::spawn(async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             while Instant::now() < deadline {
-                let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", a.as_str())).collect();
                 match client.call(Method::GET, &path, &headers, empty()).await {
                     Ok(a) if a.status.is_success() || a.status.is_redirection() => ok.fetch_add(1, Ordering::Relaxed),
                     _ => bad.fetch_add(1, Ordering::Relaxed),

@@ -2,10 +2,13 @@
 //! and the report that puts two runs side by side.
 //!
 //! - `run`: every workload against one registry, one JSON line per result;
+//! - `access`: the access-control workloads against a registry with access
+//!   control on (and the same server without it);
 //! - `wait`: polls `GET /v2/` until it answers, prints the start-up time;
 //! - `free-port`: prints a free loopback TCP port;
 //! - `report`: two runs' JSON lines → the table and BENCHMARKS.md.
 
+mod access;
 mod client;
 mod content;
 mod load;
@@ -84,6 +87,53 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         slices: usize,
     },
+    /// The access-control workloads (manifest GET loads with a bearer
+    /// token, with Basic credentials, and without access control; sign-in
+    /// latency per bcrypt cost); JSON lines on stdout.
+    Access {
+        /// Base URL of the registry with access control on.
+        #[arg(long)]
+        url: String,
+        /// PID of that server process.
+        #[arg(long)]
+        pid: u32,
+        /// Name of this registry in the results (e.g. ours, reference).
+        #[arg(long)]
+        server: String,
+        /// How a sign-in is measured: GET /token (the token flow) or GET /v2/, with Basic credentials.
+        #[arg(long, value_enum)]
+        sign_in: access::SignIn,
+        /// The token service's name.
+        #[arg(long, default_value = "wasm-registry")]
+        service: String,
+        /// Base URL of the same server without access control.
+        #[arg(long)]
+        open_url: String,
+        /// PID of that server process.
+        #[arg(long)]
+        open_pid: u32,
+        /// The users' password (all have the same).
+        #[arg(long, env = "BENCH_AUTH_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// The user of the loads (bcrypt cost 10).
+        #[arg(long, default_value = "load")]
+        load_user: String,
+        /// bcrypt costs of the sign-in users (users cost<C>-1 … cost<C>-<users>).
+        #[arg(long, value_delimiter = ',', default_value = "10,12")]
+        costs: Vec<u32>,
+        /// Users per bcrypt cost.
+        #[arg(long, default_value_t = 10)]
+        users: usize,
+        /// Seconds per GET load measurement.
+        #[arg(long, default_value_t = 10)]
+        load_secs: u64,
+        /// Concurrent keep-alive connections for the GET loads.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Load generator: auto (wrk if installed), wrk, builtin.
+        #[arg(long, default_value = "auto")]
+        load_tool: String,
+    },
     /// Wait until the registry answers GET /v2/; print the start-up time.
     Wait {
         #[arg(long)]
@@ -93,6 +143,9 @@ enum Command {
         /// Metric name for the result line.
         #[arg(long, default_value = "startup_ms")]
         metric: String,
+        /// The status that means it is up (401 with access control on).
+        #[arg(long, default_value_t = 200)]
+        status: u16,
         /// The clock (ns since the epoch, `date +%s%N`) when the server was started.
         #[arg(long)]
         since_ns: u128,
@@ -178,9 +231,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             workloads::run(&target, &settings).await
         }),
-        Command::Wait { url, server, metric, since_ns, timeout_secs } => runtime.block_on(async {
+        Command::Access {
+            url,
+            pid,
+            server,
+            sign_in,
+            service,
+            open_url,
+            open_pid,
+            password,
+            load_user,
+            costs,
+            users,
+            load_secs,
+            connections,
+            load_tool,
+        } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;
-            workloads::wait_ready(&target, &server, &metric, since_ns, Duration::from_secs(timeout_secs)).await
+            let settings = access::Settings {
+                server,
+                pid,
+                sign_in,
+                service,
+                open: client::Target::parse(&open_url).await?,
+                open_pid,
+                password,
+                load_user,
+                costs,
+                users,
+                load: workloads::GetLoad { tool: load::Tool::pick(&load_tool)?, connections, secs: load_secs },
+            };
+            access::run(&target, &settings).await
+        }),
+        Command::Wait { url, server, metric, status, since_ns, timeout_secs } => runtime.block_on(async {
+            let target = client::Target::parse(&url).await?;
+            workloads::wait_ready(&target, &server, &metric, status, since_ns, Duration::from_secs(timeout_secs)).await
         }),
         Command::FreePort => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

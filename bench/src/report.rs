@@ -136,7 +136,17 @@ fn describe(metric: &str, extra: &Value) -> (String, Better) {
             return (format!("{kib} KiB blob pushes, {how}, {who}"), Higher);
         }
     }
+    if let Some(rest) = metric.strip_prefix("auth_signin_cost").and_then(|r| r.strip_suffix("_ms")) {
+        if let [cost, pass, statistic] = rest.split('_').collect::<Vec<_>>()[..] {
+            let which = if pass == "first" { "a user's first" } else { "the same user again" };
+            let users = extra["samples"].as_u64().unwrap_or(0);
+            return (format!("sign-in, bcrypt cost {cost}, {which} ({users} users): {statistic}"), Lower);
+        }
+    }
     let known: &[(&str, &str, Better)] = &[
+        ("auth_manifest_get_open_rps", "manifest GET, access control off", Higher),
+        ("auth_manifest_get_bearer_rps", "manifest GET with a bearer token", Higher),
+        ("auth_manifest_get_basic_rps", "manifest GET with Basic credentials on every request", Higher),
         ("manifest_get_rps", "manifest GET", Higher),
         ("blob_get_4k_rps", "4 KiB blob GET", Higher),
         ("base_get_rps", "GET /v2/ (per-request instantiation)", Higher),
@@ -152,6 +162,23 @@ fn describe(metric: &str, extra: &Value) -> (String, Better) {
         }
     }
     (metric.to_string(), Higher)
+}
+
+/// Whether a metric belongs to the access-control group, which has a
+/// table of its own.
+fn is_access(metric: &str) -> bool {
+    metric.starts_with("auth_") || metric.starts_with("cpu_per_req_auth_")
+}
+
+/// Groups the access-control table's rows: loads, their CPU, sign-ins.
+fn access_category(metric: &str) -> u8 {
+    if metric.starts_with("auth_signin_") {
+        2
+    } else if metric.starts_with("cpu_") {
+        1
+    } else {
+        0
+    }
 }
 
 /// Groups the table's rows: throughput, small pushes, GET loads, CPU,
@@ -178,6 +205,7 @@ fn fmt_value(v: Option<f64>) -> String {
     match v {
         None => "n/a".into(),
         Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v < 1.0 => format!("{v:.2}"),
         Some(v) => format!("{v:.1}"),
     }
 }
@@ -189,8 +217,15 @@ fn ratio(ours: Option<f64>, reference: Option<f64>) -> Option<f64> {
     }
 }
 
+/// Two decimals; two significant digits below 0.01 (a remembered sign-in
+/// against bcrypt), none from 100 up.
 fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or("–".into(), |r| format!("{r:.2}×"))
+    match r {
+        None => "–".into(),
+        Some(r) if r >= 100.0 => format!("{r:.0}×"),
+        Some(r) if r > 0.0 && r < 0.01 => format!("{r:.*}×", (1.0 - r.log10().floor()) as usize),
+        Some(r) => format!("{r:.2}×"),
+    }
 }
 
 /// A performance target and whether this run meets it.
@@ -230,6 +265,16 @@ fn verdicts(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>, order
         order.iter().filter(|m| m.starts_with("push") && m.contains("k_") && !m.contains("single")).collect();
     ratio_target(&mut out, "small-blob pushes/s", 5.0, small);
     ratio_target(&mut out, "manifest GET req/s", 8.0, with("manifest_get_rps"));
+    if let (Some(bearer), Some(open)) =
+        (value(ours, "auth_manifest_get_bearer_rps"), value(ours, "auth_manifest_get_open_rps"))
+    {
+        let x = ratio(Some(bearer), Some(open));
+        out.push(Verdict {
+            target: format!("ours, manifest GET with a bearer token ≥ {BEARER_TARGET}× access control off"),
+            evidence: format!("{} vs {} req/s = {}", fmt_value(Some(bearer)), fmt_value(Some(open)), fmt_ratio(x)),
+            met: x.is_some_and(|x| x >= BEARER_TARGET),
+        });
+    }
     let rss: Vec<&String> = with("rss_peak_push_");
     let mut peaks = Vec::new();
     for m in &rss {
@@ -255,25 +300,16 @@ fn verdicts(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>, order
     out
 }
 
-pub fn write(
-    ours_path: &Path,
-    reference_path: &Path,
-    machine: Option<&Path>,
-    out: Option<&Path>,
-    notes: Option<&Path>,
-) -> anyhow::Result<()> {
-    let (ours, mut order) = load(ours_path)?;
-    let (reference, ref_order) = load(reference_path)?;
-    for m in ref_order {
-        if !ours.contains_key(&m) {
-            order.push(m);
-        }
-    }
-    order.sort_by_key(|m| category(m));
+/// The bearer-token manifest GET rate the access-control issue asks for,
+/// as a share of the rate without access control.
+const BEARER_TARGET: f64 = 0.9;
+
+/// The markdown table of `order`'s metrics, both servers side by side.
+fn table(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>, order: &[String]) -> anyhow::Result<String> {
     let mut table = String::new();
     writeln!(table, "| workload | unit | better | ours | reference | ours / reference |")?;
     writeln!(table, "|---|---|---|---:|---:|---:|")?;
-    for m in &order {
+    for m in order {
         let row = ours.get(m).or_else(|| reference.get(m)).expect("listed");
         let (label, better) = describe(m, &row.extra);
         let o = ours.get(m).and_then(|r| r.value);
@@ -303,6 +339,55 @@ pub fn write(
             fmt_ratio(ratio(o, r))
         )?;
     }
+    Ok(table)
+}
+
+/// Each server's access-control loads as shares of its load without
+/// access control, measured just before them.
+fn access_ratios(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>) -> anyhow::Result<String> {
+    let share = |rows: &HashMap<String, Row>, m: &str| {
+        let value = |m: &str| rows.get(m).and_then(|r| r.value);
+        fmt_ratio(ratio(value(m), value("auth_manifest_get_open_rps")))
+    };
+    let mut out = String::new();
+    writeln!(out, "| manifest GET, share of the rate with access control off | ours | reference |")?;
+    writeln!(out, "|---|---:|---:|")?;
+    for (m, what) in [
+        ("auth_manifest_get_bearer_rps", "with a bearer token"),
+        ("auth_manifest_get_basic_rps", "with Basic credentials"),
+    ] {
+        writeln!(out, "| {what} | {} | {} |", share(ours, m), share(reference, m))?;
+    }
+    Ok(out)
+}
+
+pub fn write(
+    ours_path: &Path,
+    reference_path: &Path,
+    machine: Option<&Path>,
+    out: Option<&Path>,
+    notes: Option<&Path>,
+) -> anyhow::Result<()> {
+    let (ours, mut order) = load(ours_path)?;
+    let (reference, ref_order) = load(reference_path)?;
+    for m in ref_order {
+        if !ours.contains_key(&m) {
+            order.push(m);
+        }
+    }
+    let (mut access, mut order): (Vec<String>, Vec<String>) = order.into_iter().partition(|m| is_access(m));
+    order.sort_by_key(|m| category(m));
+    access.sort_by_key(|m| access_category(m));
+    let table = table(&ours, &reference, &order)?;
+    let access_section = if access.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "## Access control\n\n{ACCESS_METHOD}\n{}\n{}",
+            self::table(&ours, &reference, &access)?,
+            access_ratios(&ours, &reference)?
+        )
+    };
     let mut runs = String::new();
     for m in &order {
         let list = |rows: &HashMap<String, Row>| {
@@ -323,6 +408,9 @@ pub fn write(
         writeln!(targets, "| {} | {} | {} |", v.target, v.evidence, if v.met { "yes" } else { "**no**" })?;
     }
     println!("{table}");
+    if !access_section.is_empty() {
+        println!("{access_section}");
+    }
     println!("{targets}");
     let met = verdicts.iter().filter(|v| v.met).count();
     println!("{met} of {} targets met", verdicts.len());
@@ -346,6 +434,9 @@ pub fn write(
         if !runs.is_empty() {
             writeln!(md, "Every run of the big-blob phases (the table shows the median):\n\n{runs}")?;
         }
+        if !access_section.is_empty() {
+            writeln!(md, "{access_section}")?;
+        }
         writeln!(md, "## Targets\n\n{targets}\n{met} of {} targets met.\n", verdicts.len())?;
         writeln!(md, "{}", METHOD)?;
         if let Some(notes) = notes {
@@ -357,6 +448,23 @@ pub fn write(
     }
     Ok(())
 }
+
+const ACCESS_METHOD: &str = "A second instance of each server with access control on, its own port and data \
+directory, and the same htpasswd file (`htpasswd -B`): ours with `--htpasswd`, `--access` (every user may \
+pull and push `bench/**`) and `--token-key`; distribution with `auth: htpasswd`. The group runs after \
+the others, one server under load at a time.\n\n\
+- Manifest GET loads, with the tool and connections of the GET loads above, one after the other: on the \
+instance without access control that the groups above ran on (just before, so that the shares below \
+compare loads of the same minute); with a bearer token for `repository:bench/auth:pull` from ours' \
+`/token` (distribution's htpasswd auth has no token flow); with one user's Basic credentials (bcrypt \
+cost 10) on every request. Ours pays bcrypt at that user's first sign-in and then finds the sign-in it \
+remembers for 10 minutes; distribution pays bcrypt on every request.\n\
+- Sign-ins, one at a time on a keep-alive connection, from sending the request to the end of the \
+answer: for each bcrypt cost, a set of users each sign in once (a user's first), then each once again. \
+Ours: `GET /token` with Basic credentials (bcrypt the first time only); distribution: `GET /v2/` with \
+Basic credentials, as it has no token endpoint (bcrypt every time). Median and p90 (nearest rank) over \
+the users. Before the sign-ins the server is left to finish what the loads queued: distribution keeps \
+checking the passwords of requests whose connections the load has already closed.\n";
 
 const METHOD: &str = "## How it is measured\n\n\
 - Both servers stay up; the workload groups (big blobs, small pushes, GET loads) run against ours \
@@ -434,5 +542,62 @@ mod tests {
         assert_eq!(rows["rss_peak_push_1g"].value, Some(35.0));
         assert_eq!(rows["cpu_push_monolithic_1g"].value, Some(1.3));
         assert_eq!(rows["rss_end_mib"].value, Some(40.0));
+    }
+
+    #[test]
+    fn ratios_keep_two_significant_digits_when_small() {
+        assert_eq!(fmt_ratio(Some(0.0018)), "0.0018×");
+        assert_eq!(fmt_ratio(Some(0.00964)), "0.0096×");
+        assert_eq!(fmt_ratio(Some(0.06)), "0.06×");
+        assert_eq!(fmt_ratio(Some(14.981)), "14.98×");
+        assert_eq!(fmt_ratio(Some(1305.17)), "1305×");
+        assert_eq!(fmt_ratio(None), "–");
+        assert_eq!(fmt_value(Some(0.214)), "0.21");
+    }
+
+    #[test]
+    fn access_control_has_its_own_table_and_target() {
+        let dir = std::env::temp_dir().join(format!("bench-report-access-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ours = [
+            r#"{"server":"ours","metric":"manifest_get_rps","value":9000.0,"unit":"req/s","connections":16}"#,
+            r#"{"server":"ours","metric":"auth_manifest_get_open_rps","value":10000.0,"unit":"req/s","connections":16}"#,
+            r#"{"server":"ours","metric":"cpu_per_req_auth_manifest_get_open_rps","value":150.0,"unit":"CPU µs/req"}"#,
+            r#"{"server":"ours","metric":"auth_manifest_get_bearer_rps","value":8500.0,"unit":"req/s","connections":16}"#,
+            r#"{"server":"ours","metric":"auth_manifest_get_basic_rps","value":8000.0,"unit":"req/s","connections":16}"#,
+            r#"{"server":"ours","metric":"auth_signin_cost12_first_p90_ms","value":400.0,"unit":"ms","samples":10}"#,
+        ];
+        let reference = [
+            r#"{"server":"reference","metric":"manifest_get_rps","value":1800.0,"unit":"req/s","connections":16}"#,
+            r#"{"server":"reference","metric":"auth_manifest_get_open_rps","value":2000.0,"unit":"req/s"}"#,
+            r#"{"server":"reference","metric":"auth_manifest_get_bearer_rps","value":null,"unit":"req/s","note":"no token flow"}"#,
+            r#"{"server":"reference","metric":"auth_manifest_get_basic_rps","value":40.0,"unit":"req/s"}"#,
+            r#"{"server":"reference","metric":"auth_signin_cost12_first_p90_ms","value":250.0,"unit":"ms","samples":10}"#,
+        ];
+        let (o, r, md) = (dir.join("ours.jsonl"), dir.join("reference.jsonl"), dir.join("BENCHMARKS.md"));
+        std::fs::write(&o, ours.join("\n")).unwrap();
+        std::fs::write(&r, reference.join("\n")).unwrap();
+        write(&o, &r, None, Some(&md), None).unwrap();
+        let text = std::fs::read_to_string(&md).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (results, access) = text.split_once("## Access control").expect("an access-control section");
+        assert!(results.contains("| manifest GET, 16 connections |"));
+        assert!(!results.contains("bearer"));
+        let access = access.split("## Targets").next().unwrap();
+        assert!(access.contains(
+            "| manifest GET with a bearer token, 16 connections (reference: no token flow) | req/s | higher | 8500 | n/a | – |"
+        ));
+        assert!(access.contains(
+            "| sign-in, bcrypt cost 12, a user's first (10 users): p90 | ms | **lower** | 400 | 250 | 1.60× |"
+        ));
+        assert!(access.contains("| with a bearer token | 0.85× | – |"));
+        assert!(access.contains("| with Basic credentials | 0.80× | 0.02× |"));
+        // Loads first, then their CPU, then sign-ins.
+        let at = |needle: &str| access.find(needle).unwrap();
+        assert!(at("with Basic credentials on every request") < at("server CPU per request"));
+        assert!(at("server CPU per request") < at("sign-in, bcrypt"));
+        assert!(text.contains(
+            "| ours, manifest GET with a bearer token ≥ 0.9× access control off | 8500 vs 10000 req/s = 0.85× | **no** |"
+        ));
     }
 }

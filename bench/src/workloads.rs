@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const OCTETS: &str = "application/octet-stream";
@@ -55,7 +55,7 @@ pub struct Peer {
 }
 
 /// Prints one result line on stdout (progress goes to stderr).
-fn emit(server: &str, metric: &str, value: Option<f64>, unit: &str, extra: Value) {
+pub fn emit(server: &str, metric: &str, value: Option<f64>, unit: &str, extra: Value) {
     let mut line = json!({ "server": server, "metric": metric, "value": value, "unit": unit });
     if let (Value::Object(line), Value::Object(extra)) = (&mut line, extra) {
         line.extend(extra);
@@ -405,7 +405,7 @@ async fn small_pushes(target: &Target, s: &Settings, salt: u64) -> anyhow::Resul
 
 /// Pushes a config and a layer and an OCI manifest naming them, tagged
 /// `latest`; returns the layer's digest.
-async fn push_image(client: &mut Client, repo: &str, seed: u64) -> anyhow::Result<String> {
+pub async fn push_image(client: &mut Client, repo: &str, seed: u64) -> anyhow::Result<String> {
     let layer = Content::new(seed, 4096).bytes();
     let layer_digest = sha256(&layer);
     let config = format!(
@@ -544,33 +544,9 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
             ("base_get", "/v2/".to_string(), None),
         ];
         for (name, path, accept) in cases {
-            eprintln!(
-                "[{server}] {name}: GET {path}, {} connections, {} s, {}",
-                s.connections,
-                s.load_secs,
-                s.tool.name()
-            );
-            let cpu_before = rss::cpu_seconds(s.pid);
-            let started = Instant::now();
-            let result = load::run(s.tool, target, &path, accept, s.connections, s.load_secs).await?;
-            let requests = result.rps * started.elapsed().as_secs_f64();
-            let cpu = cpu_used(s.pid, cpu_before);
-            emit(
-                server,
-                &format!("{name}_rps"),
-                Some(round(result.rps, 1)),
-                "req/s",
-                json!({ "errors": result.errors, "tool": s.tool.name(), "connections": s.connections, "detail": result.detail }),
-            );
-            if let (Some(cpu), true) = (cpu, requests > 0.0) {
-                emit(
-                    server,
-                    &format!("cpu_per_req_{name}_rps"),
-                    Some(round(cpu * 1e6 / requests, 0)),
-                    "CPU µs/req",
-                    json!({}),
-                );
-            }
+            let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", *a)).collect();
+            let load = GetLoad { tool: s.tool, connections: s.connections, secs: s.load_secs };
+            load.measure(server, name, target, s.pid, &path, &headers).await?;
         }
     }
 
@@ -580,12 +556,65 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls `GET /v2/` until it answers 200; prints the time since `since`
-/// (the driver's clock reading just before it spawned the server).
+/// One GET load: the tool, its keep-alive connections and its length.
+pub struct GetLoad {
+    pub tool: Tool,
+    pub connections: usize,
+    pub secs: u64,
+}
+
+impl GetLoad {
+    /// Runs the load on `path` of the server `pid` with `headers` on every
+    /// request; prints `<name>_rps` and the server's CPU per request,
+    /// `cpu_per_req_<name>_rps`.
+    pub async fn measure(
+        &self,
+        server: &str,
+        name: &str,
+        target: &Target,
+        pid: u32,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        eprintln!(
+            "[{server}] {name}: GET {path}, {} connections, {} s, {}",
+            self.connections,
+            self.secs,
+            self.tool.name()
+        );
+        let cpu_before = rss::cpu_seconds(pid);
+        let started = Instant::now();
+        let result = load::run(self.tool, target, path, headers, self.connections, self.secs).await?;
+        let requests = result.rps * started.elapsed().as_secs_f64();
+        let cpu = cpu_used(pid, cpu_before);
+        emit(
+            server,
+            &format!("{name}_rps"),
+            Some(round(result.rps, 1)),
+            "req/s",
+            json!({ "errors": result.errors, "tool": self.tool.name(), "connections": self.connections, "detail": result.detail }),
+        );
+        if let (Some(cpu), true) = (cpu, requests > 0.0) {
+            emit(
+                server,
+                &format!("cpu_per_req_{name}_rps"),
+                Some(round(cpu * 1e6 / requests, 0)),
+                "CPU µs/req",
+                json!({}),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Polls `GET /v2/` until it answers `status` (200; 401 for a registry
+/// with access control); prints the time since `since` (the driver's clock
+/// reading just before it spawned the server).
 pub async fn wait_ready(
     target: &Target,
     server: &str,
     metric: &str,
+    status: u16,
     since_ns: u128,
     timeout: Duration,
 ) -> anyhow::Result<()> {
@@ -593,7 +622,7 @@ pub async fn wait_ready(
     loop {
         let mut client = Client::new(target);
         if let Ok(answer) = client.call(Method::GET, "/v2/", &[], empty()).await {
-            if answer.status == 200 {
+            if answer.status == status {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
                 let ms = now.saturating_sub(since_ns) as f64 / 1e6;
                 emit(server, metric, Some(round(ms, 1)), "ms", json!({}));
