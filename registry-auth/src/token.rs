@@ -3,19 +3,33 @@
 //! keeps instead of the password. Verifying one is an HMAC and a small
 //! JSON parse: no storage lookup, microseconds.
 //!
+//! `jsonwebtoken` signs. Verification, which every request with a token
+//! pays, is done here: the registry only ever accepts tokens it signed, so
+//! the header must be exactly the one it writes (no algorithm is taken
+//! from the token), and what is left is an HMAC check and the claims'
+//! parse. jsonwebtoken's `decode` took 5.3 µs per token natively against
+//! 1 µs for this, and the difference is several times larger in wasm,
+//! where it was a quarter of a manifest GET (the benchmark's bearer row).
+//! A test checks that both agree.
+//!
 //! Expiry is checked against a time the caller passes (the registry's
-//! clock, which tests set), not inside the JWT library.
+//! clock, which tests set).
 
 use crate::actions::Actions;
 use crate::scope::Scope;
 use crate::ConfigError;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// Shortest accepted key: 256 bits, as HS256 wants.
 pub const MIN_KEY_LEN: usize = 32;
+
+/// The first part of every token this registry signs: base64url of
+/// `{"typ":"JWT","alg":"HS256"}`, what `jsonwebtoken` writes for HS256.
+const HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9";
 
 /// What a refresh token's `token_use` claim says.
 const REFRESH: &str = "refresh";
@@ -105,7 +119,6 @@ pub enum TokenError {
 pub struct TokenKey {
     secret: Vec<u8>,
     encoding: EncodingKey,
-    decoding: DecodingKey,
     service: String,
 }
 
@@ -128,7 +141,6 @@ impl TokenKey {
         Ok(TokenKey {
             secret: secret.to_vec(),
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
             service: service.to_string(),
         })
     }
@@ -222,13 +234,22 @@ impl TokenKey {
     }
 
     fn verify_any(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[&self.service]);
-        validation.set_issuer(&[&self.service]);
-        // Expiry is checked below against the caller's clock.
-        validation.validate_exp = false;
-        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
-        let claims = decode::<Claims>(token, &self.decoding, &validation).map_err(|_| TokenError::Invalid)?.claims;
+        let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
+        let (header, payload) = signed.split_once('.').ok_or(TokenError::Invalid)?;
+        if header != HEADER_B64 {
+            return Err(TokenError::Invalid);
+        }
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let signature = b64.decode(signature).map_err(|_| TokenError::Invalid)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        mac.update(signed.as_bytes());
+        // Constant-time comparison.
+        mac.verify_slice(&signature).map_err(|_| TokenError::Invalid)?;
+        let payload = b64.decode(payload).map_err(|_| TokenError::Invalid)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)?;
+        if claims.iss != self.service || claims.aud != self.service {
+            return Err(TokenError::Invalid);
+        }
         if claims.exp <= now {
             return Err(TokenError::Expired);
         }
@@ -292,6 +313,36 @@ mod tests {
         assert_eq!(key().verify_refresh(&refresh, 1100, |_| None), Err(TokenError::Invalid));
         let access = key().issue("alice", &[], 1000, 300, "a1");
         assert_eq!(key().verify_refresh(&access, 1100, |_| Some("$2y$hash-one".into())), Err(TokenError::Invalid));
+    }
+
+    /// The verifier here and jsonwebtoken's `decode` agree on what is valid.
+    #[test]
+    fn jsonwebtoken_agrees_with_the_verifier() {
+        use jsonwebtoken::{decode, DecodingKey, Validation};
+        let token = key().issue("alice", &[push_scope("a/b")], 1000, 300, "id1");
+        assert!(token.starts_with(&format!("{HEADER_B64}.")), "{token}");
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&["registry.test"]);
+        validation.set_issuer(&["registry.test"]);
+        validation.validate_exp = false;
+        let theirs = |t: &str| decode::<Claims>(t, &DecodingKey::from_secret(SECRET), &validation).map(|d| d.claims);
+        assert_eq!(theirs(&token).unwrap(), key().verify(&token, 1100).unwrap());
+        // Every single-character change of the token is refused by both.
+        let bytes = token.as_bytes();
+        for i in 0..bytes.len() {
+            let mut changed = bytes.to_vec();
+            changed[i] = if changed[i] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(changed).unwrap();
+            if changed == token {
+                continue;
+            }
+            let ours = key().verify(&changed, 1100).is_ok();
+            assert!(!ours, "accepted a token changed at {i}");
+            // jsonwebtoken may accept a change in the last character's unused bits.
+            if i + 1 < bytes.len() {
+                assert!(theirs(&changed).is_err(), "jsonwebtoken accepted a token changed at {i}");
+            }
+        }
     }
 
     #[test]
