@@ -118,11 +118,6 @@ impl Settings {
         }
         Ok(())
     }
-
-    /// Whether a policy file was given.
-    pub fn has_policy(&self) -> bool {
-        self.policy.is_some()
-    }
 }
 
 #[cfg(test)]

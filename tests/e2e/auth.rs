@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::{
-    assert_error, basic_auth, bearer_challenge, challenge_param, external_registry, header, media, unique_id,
+    assert_error, basic_auth, bearer_challenge, challenge_param, header, media, start_with_access, unique_id,
     AuthFiles, RegistryServer, SERVICE, TOKEN_KEY,
 };
 
@@ -40,13 +40,7 @@ fn files() -> AuthFiles {
 }
 
 fn started() -> Option<(AuthFiles, RegistryServer)> {
-    if external_registry() {
-        eprintln!("access control tests need flags: skipped against REGISTRY_TEST_URL");
-        return None;
-    }
-    let files = files();
-    let server = files.start(&[]);
-    Some((files, server))
+    start_with_access(files)
 }
 
 /// A token signed with the configured key, as the registry would issue it, but with

@@ -9,7 +9,7 @@
 //! that `scripts/test.sh` leaves them out by the same names as the other Docker and
 //! `registry-host` tests.
 
-use crate::common::{external_registry, AuthFiles, RegistryServer};
+use crate::common::{start_with_access, AuthFiles, RegistryServer};
 
 mod docker_cli;
 mod oci_client;
@@ -48,13 +48,7 @@ fn files() -> AuthFiles {
 /// This run's deployment with access control on; `None` against an external
 /// registry (`REGISTRY_TEST_URL`), whose users the tests do not know.
 fn started() -> Option<(AuthFiles, RegistryServer)> {
-    if external_registry() {
-        eprintln!("access control tests need flags: skipped against REGISTRY_TEST_URL");
-        return None;
-    }
-    let files = files();
-    let server = files.start(&[]);
-    Some((files, server))
+    start_with_access(files)
 }
 
 /// `user:password`, as `--creds` and friends take it.

@@ -15,7 +15,7 @@ mod uploads;
 #[cfg(test)]
 mod tests;
 
-use crate::auth::{Access, Visible};
+use crate::auth::{self, Access};
 use crate::error::RegistryError;
 use crate::http::{Request, Response};
 use crate::router::Route;
@@ -50,16 +50,15 @@ pub fn respond<S: Storage>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response
             Access::Open if route == Route::Token => {
                 Response::error(&RegistryError::NotFound(Some("access control is off: no tokens are needed".into())))
             }
-            Access::Open => answer(ctx, route, req, &Visible::All),
+            Access::Open => answer(ctx, route, req, &|_| true),
             Access::Controlled(gate) if route == Route::Token => gate.token(&ctx.storage, req),
             Access::Controlled(gate) => match gate.admit(&ctx.storage, route, req) {
-                Ok(admitted) => answer(ctx, admitted.route, req, &admitted.visible),
+                Ok(auth::Admitted { route, catalog_user }) => {
+                    answer(ctx, route, req, &|name| gate.may_list(catalog_user.as_deref(), name))
+                }
                 Err(refusal) => refusal,
             },
-            Access::Misconfigured(reason) => {
-                eprintln!("registry: access control is misconfigured: {reason}");
-                Response::error(&RegistryError::internal("access control is misconfigured; see the registry's log"))
-            }
+            Access::Misconfigured(reason) => Response::error(&auth::misconfigured(reason)),
         },
     };
     // A body the handler did not read would make the server close the
@@ -72,7 +71,7 @@ fn answer<S: Storage>(
     ctx: &Ctx<S>,
     route: Route,
     req: &mut Request<S::Body>,
-    visible: &Visible,
+    visible: &dyn Fn(&str) -> bool,
 ) -> Response<S::Reader> {
     dispatch(ctx, route, req, visible).unwrap_or_else(|err| Response::error(&err))
 }
@@ -81,19 +80,13 @@ fn dispatch<S: Storage>(
     ctx: &Ctx<S>,
     route: Route,
     req: &mut Request<S::Body>,
-    visible: &Visible,
+    visible: &dyn Fn(&str) -> bool,
 ) -> Result<Response<S::Reader>, RegistryError> {
     let st = &ctx.storage;
     match route {
         Route::Base => base::get(),
         Route::Token => Err(RegistryError::internal("the token endpoint is answered before dispatch")),
-        Route::Catalog { n, last } => match visible {
-            Visible::All => catalog::list(st, n, last, |_| true),
-            Visible::PullableBy(subject) => match &ctx.access {
-                Access::Controlled(gate) => catalog::list(st, n, last, |name| gate.may_pull(subject.as_deref(), name)),
-                _ => catalog::list(st, n, last, |_| true),
-            },
-        },
+        Route::Catalog { n, last } => catalog::list(st, n, last, visible),
         Route::TagsList { name, n, last } => tags::list(st, &name, n, last),
         Route::ManifestGet { name, reference } => manifests::get(st, &name, &reference, req),
         Route::ManifestPut { name, reference, tags } => manifests::put(st, &name, &reference, &tags, req),

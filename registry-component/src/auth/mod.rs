@@ -59,21 +59,14 @@ pub struct Gate {
     key: OnceCell<TokenKey>,
 }
 
-/// The catalog entries a caller may see.
-pub enum Visible {
-    /// All of them (no access control).
-    All,
-    /// Those the policy lets this subject pull.
-    PullableBy(Option<String>),
-}
-
 /// What the gate decided for an admitted request.
 pub struct Admitted {
     /// The route to run (a mount the caller may not read from becomes a
     /// plain upload).
     pub route: Route,
-    /// What a catalog listing may show.
-    pub visible: Visible,
+    /// The user whose pull rights filter a catalog listing (`None`:
+    /// anonymous); unused by other routes.
+    pub catalog_user: Option<String>,
 }
 
 /// The credentials a request carries.
@@ -121,6 +114,18 @@ enum Caller {
     Token(Claims),
 }
 
+impl Caller {
+    /// Who the policy sees: an anonymous token is anonymous.
+    fn subject(&self) -> Subject<'_> {
+        match self {
+            Caller::Anonymous => Subject::Anonymous,
+            Caller::User(user) => Subject::User(user),
+            Caller::Token(claims) if claims.sub.is_empty() => Subject::Anonymous,
+            Caller::Token(claims) => Subject::User(&claims.sub),
+        }
+    }
+}
+
 impl Gate {
     /// A gate over `settings`; nothing is parsed yet.
     pub fn new(settings: Settings) -> Gate {
@@ -128,11 +133,11 @@ impl Gate {
     }
 
     fn htpasswd(&self) -> Result<&Htpasswd, RegistryError> {
-        self.htpasswd.get_or_init(|| self.settings.htpasswd()).as_ref().map_err(misconfigured)
+        self.htpasswd.get_or_init(|| self.settings.htpasswd()).as_ref().map_err(|e| misconfigured(&e.0))
     }
 
     fn policy(&self) -> Result<&Policy, RegistryError> {
-        self.policy.get_or_init(|| self.settings.policy()).as_ref().map_err(misconfigured)
+        self.policy.get_or_init(|| self.settings.policy()).as_ref().map_err(|e| misconfigured(&e.0))
     }
 
     /// The configured key, or the one the registry keeps in storage.
@@ -141,10 +146,10 @@ impl Gate {
             return Ok(key);
         }
         let key = match self.settings.token_key() {
-            Some(configured) => configured.map_err(|e| misconfigured(&e))?,
+            Some(configured) => configured.map_err(|e| misconfigured(&e.0))?,
             None => {
                 let secret = store::secret(st, &keys::token_key(), GENERATED_KEY_LEN)?;
-                self.settings.stored_token_key(&secret).map_err(|e| misconfigured(&e))?
+                self.settings.stored_token_key(&secret).map_err(|e| misconfigured(&e.0))?
             }
         };
         Ok(self.key.get_or_init(|| key))
@@ -186,7 +191,7 @@ impl Gate {
     fn decide<S: Storage>(&self, st: &S, mut route: Route, req: &Request<S::Body>) -> Result<Admitted, Refusal> {
         let need = Need::of(&route);
         let caller = self.identify(st, req, &need)?;
-        let mut visible = Visible::All;
+        let mut catalog_user = None;
         match &need {
             Need::SignedIn => {
                 if matches!(caller, Caller::Anonymous) {
@@ -194,25 +199,22 @@ impl Gate {
                 }
             }
             Need::Catalog => {
-                let subject = match &caller {
-                    Caller::Anonymous => None,
-                    Caller::User(user) => Some(user.clone()),
-                    Caller::Token(claims) if claims.may_list_catalog() => {
-                        Some(claims.sub.clone()).filter(|s| !s.is_empty())
-                    }
-                    Caller::Token(_) => {
+                match &caller {
+                    Caller::Token(claims) if !claims.may_list_catalog() => {
                         return Err(unauthorized(
                             need.scope(),
                             Some("insufficient_scope"),
                             "the token does not list the catalog",
                         ))
                     }
-                };
-                let as_subject = subject.as_deref().map_or(Subject::Anonymous, Subject::User);
-                if matches!(caller, Caller::Anonymous) && !self.policy()?.may_pull_somewhere(as_subject) {
-                    return Err(unauthorized(need.scope(), None, "authentication required"));
+                    Caller::Anonymous if !self.policy()?.may_pull_somewhere(Subject::Anonymous) => {
+                        return Err(unauthorized(need.scope(), None, "authentication required"));
+                    }
+                    _ => {}
                 }
-                visible = Visible::PullableBy(subject);
+                if let Subject::User(user) = caller.subject() {
+                    catalog_user = Some(user.to_string());
+                }
             }
             Need::Repository { name, actions } => {
                 if !self.allowed(&caller, name)?.contains(*actions) {
@@ -227,7 +229,7 @@ impl Gate {
                         // others, only in the target, so that it reveals
                         // nothing elsewhere.
                         match from.clone() {
-                            None if self.may_pull_everything(&caller)? => {}
+                            None if self.policy()?.may_pull_everything(caller.subject()) => {}
                             source => {
                                 let source = source.unwrap_or_else(|| name.clone());
                                 if self.allowed(&caller, &source)?.contains(Actions::PULL) {
@@ -242,7 +244,7 @@ impl Gate {
                 }
             }
         }
-        Ok(Admitted { route, visible })
+        Ok(Admitted { route, catalog_user })
     }
 
     /// Checks the request's credentials; invalid ones are refused at once.
@@ -261,24 +263,20 @@ impl Gate {
         }
     }
 
-    /// Whether the policy lets `caller` pull every repository.
-    fn may_pull_everything(&self, caller: &Caller) -> Result<bool, RegistryError> {
-        let policy = self.policy()?;
+    /// What `caller` may do on `name`: what its token grants, or what the
+    /// policy gives it.
+    fn allowed(&self, caller: &Caller, name: &RepoName) -> Result<Actions, RegistryError> {
         Ok(match caller {
-            Caller::Anonymous => policy.may_pull_everything(Subject::Anonymous),
-            Caller::User(user) => policy.may_pull_everything(Subject::User(user)),
-            Caller::Token(claims) if claims.sub.is_empty() => policy.may_pull_everything(Subject::Anonymous),
-            Caller::Token(claims) => policy.may_pull_everything(Subject::User(&claims.sub)),
+            Caller::Token(claims) => claims.actions_on(name.as_str()),
+            _ => self.policy()?.granted(caller.subject(), name.as_str()),
         })
     }
 
-    /// What `caller` may do on `name`.
-    fn allowed(&self, caller: &Caller, name: &RepoName) -> Result<Actions, RegistryError> {
-        Ok(match caller {
-            Caller::Anonymous => self.policy()?.granted(Subject::Anonymous, name.as_str()),
-            Caller::User(user) => self.policy()?.granted(Subject::User(user), name.as_str()),
-            Caller::Token(claims) => claims.actions_on(name.as_str()),
-        })
+    /// Whether a catalog listing for `user` (`None`: anonymous) may show
+    /// the repository `name`.
+    pub fn may_list(&self, user: Option<&str>, name: &str) -> bool {
+        let subject = user.map_or(Subject::Anonymous, Subject::User);
+        self.policy().is_ok_and(|p| p.granted(subject, name).contains(Actions::PULL))
     }
 
     /// The refusal for a caller lacking `actions` on `name`: anonymous
@@ -291,27 +289,14 @@ impl Gate {
         name: &RepoName,
         actions: Actions,
     ) -> Result<Refusal, RegistryError> {
-        let denied = || Refusal::Denied(format!("requested access to {name} is denied"));
-        Ok(match caller {
-            Caller::Anonymous => unauthorized(need.scope(), None, "authentication required"),
-            Caller::Token(claims) if claims.sub.is_empty() => {
-                unauthorized(need.scope(), None, "authentication required")
+        let subject = caller.subject();
+        Ok(match (caller, subject) {
+            (_, Subject::Anonymous) => unauthorized(need.scope(), None, "authentication required"),
+            (Caller::Token(_), _) if self.policy()?.granted(subject, name.as_str()).contains(actions) => {
+                unauthorized(need.scope(), Some("insufficient_scope"), "the token does not grant this")
             }
-            Caller::Token(claims) => {
-                if self.policy()?.granted(Subject::User(&claims.sub), name.as_str()).contains(actions) {
-                    unauthorized(need.scope(), Some("insufficient_scope"), "the token does not grant this")
-                } else {
-                    denied()
-                }
-            }
-            Caller::User(_) => denied(),
+            _ => Refusal::Denied(format!("requested access to {name} is denied")),
         })
-    }
-
-    /// Whether `subject` may see `name` in the catalog.
-    pub fn may_pull(&self, subject: Option<&str>, name: &str) -> bool {
-        let subject = subject.map_or(Subject::Anonymous, Subject::User);
-        self.policy().is_ok_and(|p| p.granted(subject, name).contains(Actions::PULL))
     }
 }
 
@@ -321,8 +306,8 @@ fn unauthorized(scope: Option<registry_auth::Scope>, error: Option<&'static str>
 
 /// A broken setting: logged with its reason, reported to the client
 /// without it.
-fn misconfigured(e: &ConfigError) -> RegistryError {
-    eprintln!("registry: access control is misconfigured: {e}");
+pub fn misconfigured(reason: &str) -> RegistryError {
+    eprintln!("registry: access control is misconfigured: {reason}");
     RegistryError::internal("access control is misconfigured; see the registry's log")
 }
 

@@ -64,6 +64,19 @@ impl AuthFiles {
     }
 }
 
+/// This run's deployment with access control from `files()`; `None` against an
+/// external registry (`REGISTRY_TEST_URL`), whose users the tests do not know and
+/// whose flags they cannot set.
+pub fn start_with_access(files: impl FnOnce() -> AuthFiles) -> Option<(AuthFiles, RegistryServer)> {
+    if external_registry() {
+        eprintln!("access control tests need flags: skipped against REGISTRY_TEST_URL");
+        return None;
+    }
+    let files = files();
+    let server = files.start(&[]);
+    Some((files, server))
+}
+
 /// A bcrypt hash as `htpasswd -B -C cost` writes it (`$2y$`).
 pub fn bcrypt_hash(password: &str, cost: u32) -> String {
     bcrypt::hash_with_result(password, cost).expect("bcrypt").format_for_version(bcrypt::Version::TwoY)

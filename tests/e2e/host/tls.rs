@@ -190,24 +190,32 @@ async fn a_certificate_that_is_not_pem_is_a_startup_error() {
     assert!(stderr.contains(files.cert.to_str().unwrap()), "the error does not name the file:\n{stderr}");
 }
 
-/// An htpasswd file that is not UTF-8 text stops the start, naming the file.
-#[tokio::test]
-async fn an_htpasswd_file_that_is_not_utf8_is_a_startup_error() {
+/// Starts registry-host with an htpasswd file of `contents`, expecting it to fail;
+/// the file's path and the host's stderr.
+fn htpasswd_startup_failure(contents: &[u8]) -> (String, String) {
     require_host_binary();
     let scratch = tempfile::tempdir().unwrap();
     let htpasswd = scratch.path().join("htpasswd");
-    std::fs::write(&htpasswd, b"alice:\xff\xfe\n").unwrap();
+    std::fs::write(&htpasswd, contents).unwrap();
     let data = scratch.path().join("data");
+    let htpasswd = htpasswd.to_str().unwrap().to_string();
     let stderr = expect_startup_failure(&[
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
         data.to_str().unwrap(),
         "--htpasswd",
-        htpasswd.to_str().unwrap(),
+        &htpasswd,
     ]);
+    (htpasswd, stderr)
+}
+
+/// An htpasswd file that is not UTF-8 text stops the start, naming the file.
+#[tokio::test]
+async fn an_htpasswd_file_that_is_not_utf8_is_a_startup_error() {
+    let (htpasswd, stderr) = htpasswd_startup_failure(b"alice:\xff\xfe\n");
     assert!(
-        stderr.contains(htpasswd.to_str().unwrap()) && stderr.contains("UTF-8"),
+        stderr.contains(&htpasswd) && stderr.contains("UTF-8"),
         "the error does not name the file and the reason:\n{stderr}"
     );
 }
@@ -216,22 +224,11 @@ async fn an_htpasswd_file_that_is_not_utf8_is_a_startup_error() {
 /// the start, naming the file and the line.
 #[tokio::test]
 async fn a_non_bcrypt_htpasswd_line_is_a_startup_error() {
-    require_host_binary();
-    let scratch = tempfile::tempdir().unwrap();
-    let htpasswd = scratch.path().join("htpasswd");
     let alice = bcrypt_hash("alice-pw", 4);
-    std::fs::write(&htpasswd, format!("alice:{alice}\nbob:$apr1$wX2pQ7cJ$kYjZ7j0hHqH3xQe8l2iQm/\n")).unwrap();
-    let data = scratch.path().join("data");
-    let stderr = expect_startup_failure(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--htpasswd",
-        htpasswd.to_str().unwrap(),
-    ]);
+    let (htpasswd, stderr) =
+        htpasswd_startup_failure(format!("alice:{alice}\nbob:$apr1$wX2pQ7cJ$kYjZ7j0hHqH3xQe8l2iQm/\n").as_bytes());
     assert!(
-        stderr.contains(htpasswd.to_str().unwrap()) && stderr.contains("line 2") && stderr.contains("bcrypt"),
+        stderr.contains(&htpasswd) && stderr.contains("line 2") && stderr.contains("bcrypt"),
         "the error does not name the file, the line and the reason:\n{stderr}"
     );
 }
