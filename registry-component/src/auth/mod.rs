@@ -220,31 +220,36 @@ impl Gate {
                 if !self.allowed(&caller, name)?.contains(*actions) {
                     return Err(self.refuse(&caller, &need, name, *actions)?);
                 }
-                if let Route::UploadStart { mount, from, .. } = &mut route {
-                    if mount.is_some() {
-                        // Mounting reads the source: without pull there, the
-                        // mount becomes a plain upload (distribution does the
-                        // same). A mount without a source looks everywhere
-                        // only for a caller who may pull everything; for
-                        // others, only in the target, so that it reveals
-                        // nothing elsewhere.
-                        match from.clone() {
-                            None if self.policy()?.may_pull_everything(caller.subject()) => {}
-                            source => {
-                                let source = source.unwrap_or_else(|| name.clone());
-                                if self.allowed(&caller, &source)?.contains(Actions::PULL) {
-                                    *from = Some(source);
-                                } else {
-                                    *mount = None;
-                                    *from = None;
-                                }
-                            }
-                        }
-                    }
+                if let Route::UploadStart { mount: mount @ Some(_), from, .. } = &mut route {
+                    self.limit_mount(&caller, name, mount, from)?;
                 }
             }
         }
         Ok(Admitted { route, catalog_user })
+    }
+
+    /// Mounting reads the source: without pull there, the mount becomes a
+    /// plain upload (distribution does the same). A mount without a source
+    /// looks everywhere only for a caller who may pull everything; for
+    /// others, only in the target `name`, so that it reveals nothing
+    /// elsewhere.
+    fn limit_mount(
+        &self,
+        caller: &Caller,
+        name: &RepoName,
+        mount: &mut Option<crate::oci::Digest>,
+        from: &mut Option<RepoName>,
+    ) -> Result<(), RegistryError> {
+        if from.is_none() && self.policy()?.may_pull_everything(caller.subject()) {
+            return Ok(());
+        }
+        let source = from.take().unwrap_or_else(|| name.clone());
+        if self.allowed(caller, &source)?.contains(Actions::PULL) {
+            *from = Some(source);
+        } else {
+            *mount = None;
+        }
+        Ok(())
     }
 
     /// Checks the request's credentials; invalid ones are refused at once.
