@@ -20,6 +20,7 @@ impl From<StorageError> for types::Error {
             StorageError::DigestMismatch(d) => types::Error::DigestMismatch(d),
             StorageError::Conflict => types::Error::Conflict,
             StorageError::Invalid(m) => types::Error::Invalid(m),
+            StorageError::Full => types::Error::Full,
             StorageError::Other(m) => {
                 tracing::error!("storage failure: {m}");
                 types::Error::Other(m)
@@ -30,11 +31,16 @@ impl From<StorageError> for types::Error {
 
 type WitResult<T> = wasmtime::Result<Result<T, types::Error>>;
 
-fn wit<T>(r: StorageResult<T>) -> WitResult<T> {
-    Ok(r.map_err(types::Error::from))
-}
-
 impl HostState {
+    /// A store's answer as the guest gets it; a write refused for want of
+    /// space is also reported to the operator.
+    fn wit<T>(&self, r: StorageResult<T>) -> WitResult<T> {
+        if r.as_ref().is_err_and(|e| *e == StorageError::Full) {
+            self.storage.out_of_space.refused();
+        }
+        Ok(r.map_err(types::Error::from))
+    }
+
     /// Runs filesystem work that may block for long (fsync, hashing a file)
     /// off the async worker threads, and records the directories it changed.
     async fn blocking<T: Send + 'static>(
@@ -49,7 +55,7 @@ impl HostState {
         })
         .await?;
         self.note_dirty(dirty);
-        wit(result)
+        self.wit(result)
     }
 
     /// Runs quick filesystem work (no flush, no large read) right here, and
@@ -58,7 +64,7 @@ impl HostState {
         let mut dirty = Unsynced::default();
         let result = f(&self.storage, &mut dirty);
         self.note_dirty(dirty);
-        wit(result)
+        self.wit(result)
     }
 
     fn note_dirty(&mut self, dirty: Unsynced) {
@@ -86,7 +92,7 @@ impl types::Host for HostState {}
 impl blobs::Host for HostState {
     async fn stat(&mut self, digest: String) -> WitResult<Option<u64>> {
         self.rely_on_blob(&digest);
-        wit(self.storage.blobs.stat(&digest))
+        self.wit(self.storage.blobs.stat(&digest))
     }
 
     async fn read(
@@ -101,7 +107,7 @@ impl blobs::Host for HostState {
                 let stream: DynInputStream = Box::new(reader);
                 Ok(Ok(Some(self.table.push(stream)?)))
             }
-            other => wit(other.map(|_| None)),
+            other => self.wit(other.map(|_| None)),
         }
     }
 
@@ -114,7 +120,7 @@ impl blobs::HostUpload for HostState {
     async fn start(&mut self) -> WitResult<Resource<HostUpload>> {
         match self.storage.blobs.start() {
             Ok(upload) => Ok(Ok(self.table.push(upload)?)),
-            Err(e) => wit(Err(e)),
+            Err(e) => self.wit(Err(e)),
         }
     }
 
@@ -135,7 +141,7 @@ impl blobs::HostUpload for HostState {
 
     async fn size(&mut self, upload: Resource<HostUpload>) -> WitResult<u64> {
         let upload = self.table.get(&upload)?;
-        wit(self.storage.blobs.size(upload))
+        self.wit(self.storage.blobs.size(upload))
     }
 
     async fn append(&mut self, upload: Resource<HostUpload>) -> WitResult<Resource<DynOutputStream>> {
@@ -145,8 +151,21 @@ impl blobs::HostUpload for HostState {
                 let stream: DynOutputStream = Box::new(writer);
                 Ok(Ok(self.table.push(stream)?))
             }
-            Err(e) => wit(Err(e)),
+            Err(e) => self.wit(Err(e)),
         }
+    }
+
+    async fn append_failure(
+        &mut self,
+        upload: Resource<HostUpload>,
+        failure: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<types::Error>> {
+        let upload = self.table.get(&upload)?.clone();
+        let blame = self.storage.blobs.append_failure(&upload, self.table.get(&failure)?);
+        if blame == Some(StorageError::Full) {
+            self.storage.out_of_space.refused();
+        }
+        Ok(blame.map(types::Error::from))
     }
 
     async fn commit(&mut self, upload: Resource<HostUpload>, expected_digest: String) -> WitResult<u64> {
@@ -176,7 +195,7 @@ impl kv::Host for HostState {
         // one small file, usually from the page cache (a cached 4 KiB file
         // took 5 µs inline here, a hop through `spawn_blocking` 20-30 µs
         // more, and far more when the machine is busy).
-        wit(self.storage.kv.get(&key).map(|e| e.map(|e| kv::Entry { value: e.value, version: e.version })))
+        self.wit(self.storage.kv.get(&key).map(|e| e.map(|e| kv::Entry { value: e.value, version: e.version })))
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> WitResult<u64> {
@@ -188,7 +207,7 @@ impl kv::Host for HostState {
         match self.storage.kv.cached_conflict(&key, expected) {
             Ok(true) => return Ok(Err(types::Error::Conflict)),
             Ok(false) => {}
-            Err(e) => return wit(Err(e)),
+            Err(e) => return self.wit(Err(e)),
         }
         if value.is_empty() && expected.is_none() {
             // A first empty value (a blob's link, one per push) is one hard

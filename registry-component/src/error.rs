@@ -5,9 +5,9 @@
 //! body is `{"errors":[{"code","message","detail"}]}` and `code` MUST be one
 //! of the fourteen spec codes. Situations the spec has no code for are their
 //! own variants here (so handlers say what happened) but are reported under
-//! the closest spec code; only `Internal` uses `UNKNOWN`, the code clients
-//! are told to assume for anything they do not know (distribution does the
-//! same).
+//! the closest spec code; only `Internal` and `StorageFull` use `UNKNOWN`,
+//! the code clients are told to assume for anything they do not know
+//! (distribution does the same).
 
 use std::fmt;
 
@@ -83,6 +83,11 @@ pub enum RegistryError {
     /// 404, reported as `NAME_UNKNOWN` (no spec code names "no such
     /// endpoint"; clients treat a 404 on an unknown path as "not here").
     NotFound(Option<String>),
+    /// 507 Insufficient Storage, reported as `UNKNOWN`: the store has no
+    /// room for the write. A 5xx, because the client did nothing wrong and
+    /// should retry later (a 4xx tells docker and containerd not to), and
+    /// the message names the cause.
+    StorageFull,
     /// 500, reported as `UNKNOWN`: a storage or internal failure. The string
     /// becomes the detail.
     Internal(String),
@@ -120,6 +125,7 @@ impl RegistryError {
             InvalidParameter(_) => (400, "UNSUPPORTED", "the operation is unsupported"),
             MethodNotAllowed { .. } => (405, "UNSUPPORTED", "the operation is unsupported"),
             NotFound(_) => (404, "NAME_UNKNOWN", "repository name not known to registry"),
+            StorageFull => (507, "UNKNOWN", "insufficient storage: the registry has no space left"),
             Internal(_) => (500, "UNKNOWN", "unknown error"),
         }
     }
@@ -163,6 +169,7 @@ impl RegistryError {
             | InvalidParameter(d)
             | NotFound(d) => d.as_deref(),
             MethodNotAllowed { allow } => Some(allow),
+            StorageFull => Some("nothing of this request was kept; retry once space is freed"),
             Internal(d) => Some(d),
         }
     }

@@ -6,7 +6,7 @@
 //! threads are several instances over the same directory.
 
 use std::sync::OnceLock;
-use storage_contract::{ContractClient, ContractStore, Entry, StorageError, StorageResult};
+use storage_contract::{ContractClient, ContractStore, Entry, SmallFs, StorageError, StorageResult};
 use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, StreamError};
@@ -47,20 +47,48 @@ fn component() -> &'static StorageFsPre<Ctx> {
 
 /// A data directory served by storage-fs.
 struct FsComponentStore {
-    dir: tempfile::TempDir,
+    dir: Place,
+}
+
+/// Where a store's data directory is.
+enum Place {
+    Temp(tempfile::TempDir),
+    Small(SmallFs),
+}
+
+impl FsComponentStore {
+    fn data_dir(&self) -> std::path::PathBuf {
+        match &self.dir {
+            Place::Temp(dir) => dir.path().to_path_buf(),
+            Place::Small(fs) => fs.path().join("data"),
+        }
+    }
 }
 
 impl ContractStore for FsComponentStore {
     type Client = FsClient;
 
     fn fresh() -> Self {
-        FsComponentStore { dir: tempfile::tempdir().expect("a temporary directory") }
+        FsComponentStore { dir: Place::Temp(tempfile::tempdir().expect("a temporary directory")) }
+    }
+
+    fn nearly_full(room: u64) -> Self {
+        let fs = SmallFs::mount(16);
+        std::fs::create_dir(fs.path().join("data")).expect("creating the data directory");
+        fs.fill_but(room);
+        FsComponentStore { dir: Place::Small(fs) }
+    }
+
+    fn free_space(&self) {
+        if let Place::Small(fs) = &self.dir {
+            fs.free();
+        }
     }
 
     fn client(&self) -> FsClient {
         let pre = component();
         let mut wasi = WasiCtx::builder();
-        wasi.preopened_dir(self.dir.path(), "/data", FsPerms::ReadWrite).expect("preopening /data");
+        wasi.preopened_dir(self.data_dir(), "/data", FsPerms::ReadWrite).expect("preopening /data");
         let ctx = Ctx { wasi: wasi.build(), table: ResourceTable::new() };
         let mut store = Store::new(pre.engine(), ctx);
         let bindings = pre.instantiate(&mut store).expect("instantiating storage-fs");
@@ -135,16 +163,27 @@ impl ContractClient for FsClient {
         let stream: Resource<DynOutputStream> =
             answer(self.bindings.registry_storage_blobs().upload().call_append(&mut self.store, *upload))?;
         let writer = self.store.data_mut().table.get_mut(&stream).expect("a live stream");
-        let mut written = Ok(());
+        let mut failure = None;
         for piece in bytes.chunks(1 << 20) {
             let piece = bytes::Bytes::copy_from_slice(piece);
-            written = wasmtime_wasi::runtime::in_tokio(writer.blocking_write_and_flush(piece)).map_err(stream_failed);
-            if written.is_err() {
+            if let Err(e) = wasmtime_wasi::runtime::in_tokio(writer.blocking_write_and_flush(piece)) {
+                failure = Some(e);
                 break;
             }
         }
         self.store.data_mut().table.delete(stream).expect("dropping the stream");
-        written
+        let Some(failure) = failure else { return Ok(()) };
+        let StreamError::LastOperationFailed(error) = failure else { return Err(stream_failed(failure)) };
+        // As the registry does: ask the store whose fault it was.
+        let error = self.store.data_mut().table.push(error).expect("a table slot");
+        let blame = self.bindings.registry_storage_blobs().upload().call_append_failure(
+            &mut self.store,
+            *upload,
+            Resource::new_borrow(error.rep()),
+        );
+        let blame = blame.expect("storage-fs trapped");
+        self.store.data_mut().table.delete(error).expect("dropping the error");
+        Err(blame.map_or_else(|| StorageError::Other("the store blamed the caller".into()), from_wit))
     }
 
     fn commit(&mut self, upload: &ResourceAny, expected_digest: &str) -> StorageResult<u64> {

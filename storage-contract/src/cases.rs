@@ -623,3 +623,66 @@ pub fn kv_visibility_is_atomic_under_concurrency<S: ContractStore>(store: &S) {
         done.store(true, std::sync::atomic::Ordering::Release);
     });
 }
+
+/// Room left in the `full_disk_*` cases' stores: more than their small writes
+/// need, much less than their big ones.
+const ROOM: u64 = 2 << 20;
+
+/// A value bigger than [`ROOM`] that kv still accepts when there is space.
+fn big_value() -> Vec<u8> {
+    pattern(3 << 20, 9)
+}
+
+/// An append that runs out of space is `full`; the upload is gone, its
+/// bytes released at once; what was stored before stays whole, and reads
+/// and deletes go on working.
+pub fn full_disk_append_is_refused_and_releases_the_upload<S: ContractStore>() {
+    let store = S::nearly_full(ROOM);
+    let mut c = store.client();
+    let kept = pattern(64 * 1024, 1);
+    let kept_digest = push(&mut c, &kept);
+    let tag = c.set("tags/kept", b"v1").expect("a small value fits");
+    let upload = c.start().expect("start");
+    let id = c.id(&upload);
+    assert_eq!(c.append(&upload, &pattern(3 * ROOM as usize, 2)), Err(StorageError::Full));
+    assert_eq!(c.size(&upload), Err(StorageError::NotFound), "the failed upload is gone");
+    assert!(matches!(c.resume(&id), Err(StorageError::NotFound)));
+    assert_eq!(read_all(&mut c, &kept_digest, 0, None), kept);
+    assert_eq!(c.get("tags/kept"), Ok(Some(Entry { value: b"v1".to_vec(), version: tag })));
+    // The failed upload's bytes were released: half the room fits again.
+    let half = pattern(ROOM as usize / 2, 3);
+    let half_digest = push(&mut c, &half);
+    assert_eq!(read_all(&mut c, &half_digest, 0, None), half);
+    assert_eq!(c.delete_blob(&kept_digest), Ok(true));
+    assert_eq!(c.delete("tags/kept"), Ok(true));
+}
+
+/// A kv write that does not fit is `full` and leaves the old value.
+pub fn full_disk_kv_write_is_refused_and_keeps_the_old_value<S: ContractStore>() {
+    let store = S::nearly_full(ROOM);
+    let mut c = store.client();
+    let version = c.set("k", b"old").expect("a small value fits");
+    assert_eq!(c.set("k", &big_value()), Err(StorageError::Full));
+    assert_eq!(c.set_if("k", &big_value(), Some(version)), Err(StorageError::Full));
+    assert_eq!(c.set_if("new", &big_value(), None), Err(StorageError::Full));
+    assert_eq!(c.get("k"), Ok(Some(Entry { value: b"old".to_vec(), version })));
+    assert_eq!(c.get("new"), Ok(None));
+    assert_eq!(c.delete("k"), Ok(true));
+}
+
+/// Once space is freed, the writes that were refused succeed, with no
+/// restart (the same store, a new request).
+pub fn full_disk_writes_succeed_again_once_space_is_freed<S: ContractStore>() {
+    let store = S::nearly_full(ROOM);
+    let big = pattern(3 * ROOM as usize, 4);
+    let mut c = store.client();
+    let upload = c.start().expect("start");
+    assert_eq!(c.append(&upload, &big), Err(StorageError::Full));
+    assert_eq!(c.set("k", &big_value()), Err(StorageError::Full));
+    store.free_space();
+    let mut c = store.client();
+    let big_digest = push(&mut c, &big);
+    assert_eq!(read_all(&mut c, &big_digest, 0, None), big);
+    let version = c.set("k", &big_value()).expect("the value fits now");
+    assert_eq!(c.get("k"), Ok(Some(Entry { value: big_value(), version })));
+}

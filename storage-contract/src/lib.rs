@@ -27,6 +27,10 @@
 //! component in wasmtime (`registry-wasm/tests/storage_fs_contract.rs`,
 //! one wasmtime instance per client over one preopened `/data`).
 //!
+//! The `full_disk_*` cases run each backend out of space: for a filesystem
+//! backend, on a [`SmallFs`] (a tmpfs of its own, so only as root;
+//! `scripts/test.sh` leaves them out by name otherwise).
+//!
 //! What the suite cannot check is left to each backend's own tests:
 //! durability across a crash, and the `conflict` of a second append stream
 //! (which `storage-fs` cannot detect, see `wit/blobs.wit`).
@@ -34,7 +38,9 @@
 #![deny(missing_docs)]
 
 pub mod cases;
+mod small_fs;
 
+pub use small_fs::SmallFs;
 pub use storage_layout::{StorageError, StorageResult};
 
 /// A backend under test: a store, and clients on it.
@@ -47,6 +53,16 @@ pub trait ContractStore: Sync + Sized {
 
     /// A new client on this store.
     fn client(&self) -> Self::Client;
+
+    /// A new, empty store of its own with room for only about `room` more
+    /// bytes, the rest of its space taken by something else (for a
+    /// filesystem: a file beside the data on a small [`SmallFs`]), for the
+    /// `full_disk_*` cases. A backend that cannot be filled in a test panics
+    /// saying why.
+    fn nearly_full(room: u64) -> Self;
+
+    /// Gives back the space that [`nearly_full`](Self::nearly_full) took.
+    fn free_space(&self);
 }
 
 /// A stored kv value and its version (`kv.entry`).
@@ -82,7 +98,8 @@ pub trait ContractClient: Send {
     /// `upload.size`.
     fn size(&mut self, upload: &Self::Upload) -> StorageResult<u64>;
     /// `upload.append`, then writes `bytes` to the stream, flushes it and
-    /// drops it (a failure of the stream is `other`).
+    /// drops it. If the stream fails, the answer of `upload.append-failure`
+    /// for its error: the store's error, or `other` if it blames the caller.
     fn append(&mut self, upload: &Self::Upload, bytes: &[u8]) -> StorageResult<()>;
     /// `upload.commit`.
     fn commit(&mut self, upload: &Self::Upload, expected_digest: &str) -> StorageResult<u64>;
@@ -114,6 +131,7 @@ macro_rules! from_wit_error {
                 E::DigestMismatch(actual) => $crate::StorageError::DigestMismatch(actual),
                 E::Conflict => $crate::StorageError::Conflict,
                 E::Invalid(m) => $crate::StorageError::Invalid(m),
+                E::Full => $crate::StorageError::Full,
                 E::Other(m) => $crate::StorageError::Other(m),
             }
         }
@@ -153,6 +171,11 @@ macro_rules! contract_tests {
             kv_no_lost_updates,
             kv_visibility_is_atomic_under_concurrency,
         );
+        $crate::contract_tests!(@full_cases $store;
+            full_disk_append_is_refused_and_releases_the_upload,
+            full_disk_kv_write_is_refused_and_keeps_the_old_value,
+            full_disk_writes_succeed_again_once_space_is_freed,
+        );
     };
     (@cases $store:ty; $($case:ident),* $(,)?) => {
         $(
@@ -160,6 +183,15 @@ macro_rules! contract_tests {
             fn $case() {
                 let store = <$store as $crate::ContractStore>::fresh();
                 $crate::cases::$case(&store);
+            }
+        )*
+    };
+    // Each makes its own nearly full store.
+    (@full_cases $store:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::cases::$case::<$store>();
             }
         )*
     };

@@ -23,6 +23,7 @@ impl From<storage_layout::StorageError> for exports::registry::storage::types::E
             E::DigestMismatch(actual) => Self::DigestMismatch(actual),
             E::Conflict => Self::Conflict,
             E::Invalid(m) => Self::Invalid(m),
+            E::Full => Self::Full,
             E::Other(m) => Self::Other(m),
         }
     }

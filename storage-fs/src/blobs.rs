@@ -18,7 +18,9 @@
 //! it was being hashed, but not in the instant between that check and the
 //! rename). The registry never does either: one upload session is driven
 //! by one client, one request at a time, and a garbled upload fails its
-//! digest check.
+//! digest check. For the same reason a failed append stream is told apart
+//! from a failed request body by its error: only the filesystem's errors
+//! carry a filesystem error code.
 
 use crate::bindings::exports::registry::storage::blobs::{Guest, GuestUpload, Upload};
 use crate::bindings::exports::registry::storage::types::Error;
@@ -34,6 +36,9 @@ use storage_layout::span::Span;
 use storage_layout::{StorageError, StorageResult};
 use wasip2::filesystem::types::{DescriptorFlags, ErrorCode, OpenFlags};
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
+
+/// How the bindings pass `append-failure`'s argument.
+type StreamFailure<'a> = &'a wasip2::io::error::Error;
 
 /// The Rust type behind an `upload` resource: only its id. Everything
 /// else is on disk.
@@ -158,6 +163,19 @@ impl GuestUpload for FsUpload {
             Err(e) => return Err(fail("opening", &path, e).into()),
         };
         Ok(file.append_via_stream().map_err(|e| fail("appending to", &path, e))?)
+    }
+
+    /// The runtime owns the append stream, so its errors are the
+    /// filesystem's: one with a filesystem error code is this store's.
+    fn append_failure(&self, failure: StreamFailure<'_>) -> Option<Error> {
+        let code = wasip2::filesystem::types::filesystem_error_code(failure)?;
+        let path = upload_path(&self.id);
+        // The upload's bytes are unknown past the failure: end it, and give
+        // the space back at once.
+        if let Ok(fs) = Fs::get() {
+            let _ = discard(fs, &self.id);
+        }
+        Some(fail("appending to", &path, code).into())
     }
 
     fn commit(&self, expected_digest: String) -> Result<u64, Error> {

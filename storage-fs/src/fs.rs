@@ -32,8 +32,16 @@ pub struct Fs {
 }
 
 /// A filesystem failure as a storage error, with what was being done.
+/// Running out of space is `full`, and said on stderr: no instance lives
+/// long enough to report a burst once, as `registry-host` does.
 pub fn fail(op: &str, path: &str, code: ErrorCode) -> StorageError {
-    StorageError::Other(format!("{op} {DATA_DIR}/{path}: {code}"))
+    match code {
+        ErrorCode::InsufficientSpace | ErrorCode::Quota => {
+            eprintln!("storage-fs: {op} {DATA_DIR}/{path}: {code}; the write is refused until space is freed");
+            StorageError::Full
+        }
+        _ => StorageError::Other(format!("{op} {DATA_DIR}/{path}: {code}")),
+    }
 }
 
 impl Fs {

@@ -17,6 +17,9 @@ pub enum StorageError {
     /// Malformed argument.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// No room left for the write (a full disk, a quota).
+    #[error("no space left in the store")]
+    Full,
     /// The backend failed.
     #[error("{0}")]
     Other(String),
@@ -24,8 +27,17 @@ pub enum StorageError {
 
 impl From<std::io::Error> for StorageError {
     fn from(e: std::io::Error) -> Self {
+        if is_out_of_space(&e) {
+            return StorageError::Full;
+        }
         StorageError::Other(e.to_string())
     }
+}
+
+/// Whether an I/O error means the filesystem (or the user's quota) has no
+/// room: `ENOSPC` or `EDQUOT`.
+pub fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 /// Result of a storage operation.
@@ -41,5 +53,12 @@ mod tests {
         assert_eq!(StorageError::Invalid("bad key".into()).to_string(), "invalid: bad key");
         let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
         assert_eq!(StorageError::from(io), StorageError::Other("denied".into()));
+    }
+
+    #[test]
+    fn a_full_filesystem_or_quota_is_full() {
+        for kind in [std::io::ErrorKind::StorageFull, std::io::ErrorKind::QuotaExceeded] {
+            assert_eq!(StorageError::from(std::io::Error::from(kind)), StorageError::Full);
+        }
     }
 }

@@ -20,6 +20,7 @@ mod blobs;
 mod catalog;
 mod deletes;
 mod docker_cli;
+mod full_disk;
 mod host;
 mod manifests;
 mod mount;

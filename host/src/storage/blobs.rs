@@ -395,6 +395,21 @@ impl BlobStore {
         name_durable(&self.root, &self.unnamed, self.journal.durable());
     }
 
+    /// Whose fault `failure`, reported by a write or splice into one of
+    /// `upload`'s append streams, was: the store's own error if its stream
+    /// failed (the stream has then ended the upload and removed its file),
+    /// `None` if the error came from elsewhere (a request body).
+    pub fn append_failure(&self, upload: &HostUpload, failure: &wasmtime::Error) -> Option<StorageError> {
+        let AppendWriteError(e) = failure.downcast_ref::<AppendWriteError>()?;
+        // Ended already by the stream; this only makes sure.
+        let _ = self.abort(upload);
+        Some(if storage_layout::error::is_out_of_space(e) {
+            StorageError::Full
+        } else {
+            StorageError::Other(format!("writing upload {}: {e}", upload.id()))
+        })
+    }
+
     /// Discards an upload.
     pub fn abort(&self, upload: &HostUpload) -> StorageResult<()> {
         let shared = &upload.shared;
@@ -559,6 +574,12 @@ impl Hasher {
     }
 }
 
+/// The failure of an upload's own append stream (as opposed to the other
+/// end of a splice into it): what `append_failure` recognizes.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the upload failed: {0}")]
+pub struct AppendWriteError(std::io::Error);
+
 /// The `output-stream` that `upload.append` returns: writes go straight to
 /// the upload file; a thread hashes them alongside.
 pub struct UploadWriter {
@@ -650,12 +671,15 @@ impl OutputStream for UploadWriter {
             return Err(StreamError::Closed);
         }
         if let Err(e) = self.file.write_all(&bytes) {
-            // The file may now hold part of `bytes`: drop the cached state
-            // so that the next `resume` rebuilds it from the file.
+            // The file may now hold part of `bytes`, and a full disk wants
+            // its space back: the upload ends here (the contract's
+            // `append-failure`), its bytes released at once.
             self.failed = true;
+            state.gone = true;
             drop(state);
             self.forget_upload();
-            return Err(StreamError::LastOperationFailed(e.into()));
+            let _ = fsutil::remove_if_present(&self.shared.path);
+            return Err(StreamError::LastOperationFailed(wasmtime::Error::new(AppendWriteError(e))));
         }
         state.size += bytes.len() as u64;
         self.start_writeback(&mut state);

@@ -11,7 +11,7 @@ use crate::bindings::kv::Host as KvHost;
 use crate::bindings::types::Error as WitError;
 use crate::state::{HostState, RegistryHooks};
 use std::sync::Arc;
-use storage_contract::{ContractClient, ContractStore, Entry};
+use storage_contract::{ContractClient, ContractStore, Entry, SmallFs};
 use tokio::runtime::{Handle, Runtime};
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, StreamError};
@@ -23,7 +23,21 @@ use wasmtime_wasi_http::WasiHttpCtx;
 struct HostStore {
     storage: Arc<Storage>,
     runtime: Runtime,
-    _dir: TestDir,
+    dir: Place,
+}
+
+/// Where a store's data directory is.
+enum Place {
+    Temp(#[allow(dead_code, reason = "removes the directory on drop")] TestDir),
+    Small(SmallFs),
+}
+
+impl HostStore {
+    fn open(data_dir: &std::path::Path, dir: Place) -> HostStore {
+        let storage = Storage::open(data_dir).expect("opening the store");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        HostStore { storage, runtime, dir }
+    }
 }
 
 impl ContractStore for HostStore {
@@ -31,9 +45,22 @@ impl ContractStore for HostStore {
 
     fn fresh() -> Self {
         let dir = TestDir::new();
-        let storage = Storage::open(&dir.path().join("data")).expect("opening the store");
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        HostStore { storage, runtime, _dir: dir }
+        HostStore::open(&dir.path().join("data"), Place::Temp(dir))
+    }
+
+    fn nearly_full(room: u64) -> Self {
+        // The journal's file takes 32 MiB of it up front.
+        let fs = SmallFs::mount(48);
+        let store = HostStore::open(&fs.path().join("data"), Place::Small(fs));
+        let Place::Small(fs) = &store.dir else { unreachable!("made just above") };
+        fs.fill_but(room);
+        store
+    }
+
+    fn free_space(&self) {
+        if let Place::Small(fs) = &self.dir {
+            fs.free();
+        }
     }
 
     fn client(&self) -> HostClient {
@@ -133,16 +160,23 @@ impl ContractClient for HostClient {
         let r = self.runtime.block_on(UploadHost::append(&mut self.state, borrow(upload)));
         let stream: Resource<DynOutputStream> = self.answer(r)?;
         let writer = self.state.table.get_mut(&stream).expect("a live stream");
-        let mut written = Ok(());
+        let mut failure = None;
         for piece in bytes.chunks(1 << 20) {
             let piece = bytes::Bytes::copy_from_slice(piece);
-            written = self.runtime.block_on(writer.blocking_write_and_flush(piece)).map_err(stream_failed);
-            if written.is_err() {
+            if let Err(e) = self.runtime.block_on(writer.blocking_write_and_flush(piece)) {
+                failure = Some(e);
                 break;
             }
         }
         self.state.table.delete(stream).expect("dropping the stream");
-        written
+        let Some(failure) = failure else { return Ok(()) };
+        let StreamError::LastOperationFailed(error) = failure else { return Err(stream_failed(failure)) };
+        // As the registry does: ask the store whose fault it was.
+        let error = self.state.table.push(error).expect("a table slot");
+        let blame = UploadHost::append_failure(&mut self.state, borrow(upload), Resource::new_borrow(error.rep()));
+        let blame = self.runtime.block_on(blame).expect("the host trapped");
+        self.state.table.delete(error).expect("dropping the error");
+        Err(blame.map_or_else(|| StorageError::Other("the store blamed the caller".into()), from_wit))
     }
 
     fn commit(&mut self, upload: &Self::Upload, expected_digest: &str) -> StorageResult<u64> {

@@ -29,6 +29,7 @@ mod contract;
 pub mod fsutil;
 pub mod journal;
 pub mod kv;
+pub mod out_of_space;
 pub mod shared_empty;
 pub mod spare_files;
 
@@ -65,6 +66,8 @@ pub struct Storage {
     pub syncer: fsutil::Syncer,
     /// Makes small changes durable with one flush.
     pub journal: Arc<journal::Journal>,
+    /// Tells the operator when writes are refused for want of space.
+    pub out_of_space: out_of_space::OutOfSpace,
     /// Held for the life of the process: one host per data directory.
     _lock: std::fs::File,
 }
@@ -104,6 +107,7 @@ impl Storage {
             kv: kv::KvStore::new(data_dir.to_path_buf(), data_dir.join("shared"), journal.clone())?,
             syncer: fsutil::Syncer::start(),
             journal,
+            out_of_space: out_of_space::OutOfSpace::new(data_dir.to_path_buf()),
             _lock: lock,
         };
         if !redo.is_empty() {

@@ -23,6 +23,24 @@ struct State {
     last_random: u64,
     /// Seconds after the epoch that [`Storage::now`] answers.
     clock: u64,
+    /// Bytes the store may hold in all (values, blobs, uploads); no limit
+    /// if `None`.
+    room: Option<u64>,
+}
+
+impl State {
+    /// Bytes stored: values, blobs and uploads.
+    fn used(&self) -> u64 {
+        let used: usize = self.kv.values().map(|e| e.value.len()).sum::<usize>()
+            + self.blobs.values().map(Vec::len).sum::<usize>()
+            + self.uploads.values().map(Vec::len).sum::<usize>();
+        used as u64
+    }
+
+    /// Whether `more` bytes, beyond what is stored, would not fit.
+    fn lacks_room_for(&self, more: u64) -> bool {
+        self.room.is_some_and(|room| self.used() + more > room)
+    }
 }
 
 /// An in-memory store; clones share their contents.
@@ -46,6 +64,19 @@ impl MemoryStorage {
     /// stands still unless set).
     pub fn set_time(&self, time: SystemTime) {
         self.state.borrow_mut().clock = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    }
+
+    /// Lets the store hold only `room` bytes in all (values, blobs and
+    /// uploads), as on a small disk; `None` lifts the limit. A write that
+    /// does not fit is `full`, and an append that does not fit ends its
+    /// upload, as `wit/blobs.wit` says.
+    pub fn set_room(&self, room: Option<u64>) {
+        self.state.borrow_mut().room = room;
+    }
+
+    /// Bytes stored: values, blobs and uploads.
+    pub fn used(&self) -> u64 {
+        self.state.borrow().used()
     }
 
     /// How many uploads are neither committed nor aborted.
@@ -84,8 +115,13 @@ impl Storage for MemoryStorage {
     fn kv_set_if(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<u64, Error> {
         check_key(key)?;
         let mut state = self.state.borrow_mut();
-        if state.kv.get(key).map(|e| e.version) != expected {
+        let old = state.kv.get(key);
+        if old.map(|e| e.version) != expected {
             return Err(Error::Conflict);
+        }
+        let old_len = old.map_or(0, |e| e.value.len());
+        if value.len() > old_len && state.lacks_room_for((value.len() - old_len) as u64) {
+            return Err(Error::Full);
         }
         state.last_version += 1;
         let version = state.last_version;
@@ -177,6 +213,21 @@ impl MemoryUpload {
         let mut state = self.state.borrow_mut();
         state.uploads.get_mut(&self.id).map(f).ok_or(Error::NotFound)
     }
+
+    /// Appends `more`, or, if it does not fit, ends the upload (its bytes
+    /// released) and answers `full`.
+    fn extend(&self, more: &[u8]) -> Result<(), Error> {
+        let mut state = self.state.borrow_mut();
+        if !state.uploads.contains_key(&self.id) {
+            return Err(Error::NotFound);
+        }
+        if state.lacks_room_for(more.len() as u64) {
+            state.uploads.remove(&self.id);
+            return Err(Error::Full);
+        }
+        state.uploads.get_mut(&self.id).expect("checked above").extend_from_slice(more);
+        Ok(())
+    }
 }
 
 impl Upload for MemoryUpload {
@@ -195,12 +246,12 @@ impl Upload for MemoryUpload {
         let result = body.read_to_end(&mut received);
         let count = received.len() as u64;
         // As a store does, keep what arrived before the body broke.
-        self.with_bytes(|bytes| bytes.extend_from_slice(&received))?;
+        self.extend(&received)?;
         result.map(|_| count).map_err(|e| AppendError::Body { received: count, reason: e.to_string() })
     }
 
     fn write(&self, bytes: &[u8]) -> Result<(), Error> {
-        self.with_bytes(|stored| stored.extend_from_slice(bytes))
+        self.extend(bytes)
     }
 
     fn commit(&self, expected_digest: &str) -> Result<u64, Error> {

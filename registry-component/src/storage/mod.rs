@@ -27,12 +27,14 @@ pub enum Error {
     Conflict,
     /// The caller passed something malformed.
     Invalid(String),
+    /// No room left for the write; the operation had no visible effect.
+    Full,
     /// The backend failed; the operation had no visible effect.
     Other(String),
 }
 
 /// Why [`Upload::append`] failed: the request body broke (a client
-/// problem) or the store did.
+/// problem) or the store did (the upload is then gone, as after `abort`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendError {
     /// Reading the request body failed after `received` bytes.

@@ -6,8 +6,7 @@
 use super::bindings::{blobs, kv, types};
 use super::http::WasiBody;
 use crate::storage::{AppendError, Entry, Error, Storage, Upload};
-use std::io::Write;
-use wasip2::io::streams::{InputStream, StreamError};
+use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 /// The host's storage, reached through the component's imports.
 pub struct WasiStorage;
@@ -19,6 +18,7 @@ impl From<types::Error> for Error {
             types::Error::DigestMismatch(actual) => Error::DigestMismatch(actual),
             types::Error::Conflict => Error::Conflict,
             types::Error::Invalid(m) => Error::Invalid(m),
+            types::Error::Full => Error::Full,
             types::Error::Other(m) => Error::Other(m),
         }
     }
@@ -91,7 +91,8 @@ impl Upload for blobs::Upload {
     }
 
     /// Splices the body into the store's append stream, so its bytes never
-    /// pass through this component's memory.
+    /// pass through this component's memory. A splice fails for either
+    /// end; the store says whether it was its own (`append-failure`).
     fn append(&self, body: &mut WasiBody) -> Result<u64, AppendError> {
         let out = blobs::Upload::append(self).map_err(Error::from)?;
         let input = body.stream().map_err(|reason| AppendError::Body { received: 0, reason })?;
@@ -101,18 +102,38 @@ impl Upload for blobs::Upload {
                 Ok(n) => received += n,
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(AppendError::Body { received, reason: e.to_debug_string() })
+                    drop(out);
+                    return Err(match self.append_failure(&e) {
+                        Some(store) => AppendError::Storage(store.into()),
+                        None => AppendError::Body { received, reason: e.to_debug_string() },
+                    });
                 }
             }
         }
-        out.blocking_flush().map_err(|e| Error::Other(format!("flushing upload: {e:?}")))?;
+        if let Err(e) = out.blocking_flush() {
+            drop(out);
+            return Err(match e {
+                StreamError::LastOperationFailed(e) => {
+                    self.append_failure(&e).map_or_else(|| Error::Other(e.to_debug_string()), Error::from)
+                }
+                StreamError::Closed => Error::Other("the upload's stream closed before its flush".into()),
+            }
+            .into());
+        }
         Ok(received)
     }
 
     fn write(&self, bytes: &[u8]) -> Result<(), Error> {
-        let mut out = blobs::Upload::append(self)?;
-        out.write_all(bytes).map_err(|e| Error::Other(format!("writing to storage: {e}")))?;
-        out.blocking_flush().map_err(|e| Error::Other(format!("writing to storage: {e:?}")))
+        let out = blobs::Upload::append(self)?;
+        let written = write_all(&out, bytes);
+        drop(out);
+        match written {
+            Ok(()) => Ok(()),
+            Err(StreamError::LastOperationFailed(e)) => {
+                Err(self.append_failure(&e).map_or_else(|| Error::Other(e.to_debug_string()), Error::from))
+            }
+            Err(StreamError::Closed) => Err(Error::Other("the upload's stream closed while writing".into())),
+        }
     }
 
     fn commit(&self, expected_digest: &str) -> Result<u64, Error> {
@@ -122,4 +143,20 @@ impl Upload for blobs::Upload {
     fn abort(&self) -> Result<(), Error> {
         Ok(blobs::Upload::abort(self)?)
     }
+}
+
+/// Writes all of `bytes` and flushes, keeping the stream's own error (the
+/// store's `append-failure` needs it; `std::io::Write` would lose it).
+fn write_all(out: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {
+    while !bytes.is_empty() {
+        let ready = out.check_write()?;
+        if ready == 0 {
+            out.subscribe().block();
+            continue;
+        }
+        let n = bytes.len().min(usize::try_from(ready).unwrap_or(usize::MAX));
+        out.write(&bytes[..n])?;
+        bytes = &bytes[n..];
+    }
+    out.blocking_flush()
 }

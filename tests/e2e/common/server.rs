@@ -139,31 +139,16 @@ impl RegistryServer {
         let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
         let data_dir = scratch.path().join("data");
         std::fs::create_dir(&data_dir).expect("create the data directory");
-
-        let spawned = match deployment {
-            Deployment::Host => spawn_host(&data_dir, extra),
-            Deployment::Wasmtime => {
-                let mut command = Command::new(tool("WASMTIME_BIN", "wasmtime"));
-                command
-                    .arg("serve")
-                    // wasi:cli (environment, stdio, exit) next to wasi:http.
-                    .args(["-S", "cli"])
-                    .arg("--dir")
-                    .arg(format!("{}::/data", data_dir.display()))
-                    .args(["--addr", "127.0.0.1:0"]);
-                let config = component_config(deployment, extra);
-                for (host, guest) in &config.dirs {
-                    command.arg("--dir").arg(format!("{}::{guest}", host.display()));
-                }
-                for (name, value) in config.env {
-                    command.arg("--env").arg(format!("{name}={value}"));
-                }
-                command.arg(registry_wasm());
-                spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
-            }
-            Deployment::Jco => start_jco(scratch.path(), &data_dir, extra),
-        };
+        let spawned = spawn_deployment(deployment, scratch.path(), &data_dir, extra);
         Self::spawned(spawned, data_dir, Some(scratch))
+    }
+
+    /// Starts the registry of this run's [`Deployment`] on `data_dir`, which the
+    /// caller keeps (a small filesystem of the test's own, say).
+    pub fn start_on(data_dir: &Path) -> Self {
+        let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
+        let spawned = spawn_deployment(Deployment::current(), scratch.path(), data_dir, &[]);
+        Self::spawned(spawned, data_dir.to_path_buf(), Some(scratch))
     }
 
     /// `http://IP:PORT`, without a trailing slash.
@@ -407,4 +392,32 @@ fn http_client_builder() -> reqwest::ClientBuilder {
         .no_proxy()
         // Generous, so that a hung request fails the test instead of hanging the run.
         .timeout(Duration::from_secs(300))
+}
+
+/// Spawns the registry of `deployment` on `data_dir` (`scratch` holds what jco
+/// transpiles) and waits for it to listen.
+fn spawn_deployment(deployment: Deployment, scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
+    match deployment {
+        Deployment::Host => spawn_host(data_dir, extra),
+        Deployment::Wasmtime => {
+            let mut command = Command::new(tool("WASMTIME_BIN", "wasmtime"));
+            command
+                .arg("serve")
+                // wasi:cli (environment, stdio, exit) next to wasi:http.
+                .args(["-S", "cli"])
+                .arg("--dir")
+                .arg(format!("{}::/data", data_dir.display()))
+                .args(["--addr", "127.0.0.1:0"]);
+            let config = component_config(deployment, extra);
+            for (host, guest) in &config.dirs {
+                command.arg("--dir").arg(format!("{}::{guest}", host.display()));
+            }
+            for (name, value) in config.env {
+                command.arg("--env").arg(format!("{name}={value}"));
+            }
+            command.arg(registry_wasm());
+            spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
+        }
+        Deployment::Jco => start_jco(scratch, data_dir, extra),
+    }
 }

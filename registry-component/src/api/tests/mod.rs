@@ -6,6 +6,7 @@
 mod auth;
 mod blobs;
 mod catalog;
+mod full;
 mod manifests;
 mod referrers;
 mod tags;
