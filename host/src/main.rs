@@ -4,6 +4,7 @@
 mod access;
 mod bindings;
 mod engine;
+mod limits;
 mod reload;
 mod server;
 mod state;
@@ -14,6 +15,7 @@ mod tls;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// An OCI container registry running as a WebAssembly component.
 #[derive(Parser, Debug)]
@@ -63,6 +65,36 @@ pub struct Args {
     /// Where clients ask for tokens (the `realm` of the challenge).
     #[arg(long, env = "REGISTRY_AUTH_REALM", value_name = "URL")]
     pub auth_realm: Option<String>,
+
+    /// Longest time from the first byte of a request to the end of its
+    /// headers (seconds, or 30s, 2m, 500ms; 0: none).
+    #[arg(long, env = "REGISTRY_HEADER_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = limits::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Longest wait for more of a request body: between bytes, not in total
+    /// (0: none).
+    #[arg(long, env = "REGISTRY_BODY_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = limits::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Longest time a connection stays open without a request in flight
+    /// (0: none).
+    #[arg(long, env = "REGISTRY_IDLE_TIMEOUT", value_name = "DURATION", default_value = "75s", value_parser = limits::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest wait for a client to take more of a response (0: none).
+    #[arg(long, env = "REGISTRY_SEND_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = limits::parse_duration)]
+    pub send_timeout: Duration,
+
+    /// Most connections open at once (0: no cap). At the cap, the connection
+    /// that has waited longest without a request in flight is closed to make
+    /// room; with every connection busy, new ones wait.
+    #[arg(long, env = "REGISTRY_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Most connections open at once from one client address; more are
+    /// closed at once (0: no cap).
+    #[arg(long, env = "REGISTRY_MAX_CONNECTIONS_PER_CLIENT", value_name = "N", default_value_t = 0)]
+    pub max_connections_per_client: usize,
 }
 
 impl Args {
@@ -78,6 +110,11 @@ impl Args {
                 "--tls-key (REGISTRY_TLS_KEY) needs --tls-cert (REGISTRY_TLS_CERT): give both for HTTPS, or neither"
             ),
         }
+    }
+
+    /// The timeout flags.
+    pub fn timeouts(&self) -> limits::Timeouts {
+        limits::Timeouts::from_flags(self.header_timeout, self.body_timeout, self.idle_timeout, self.send_timeout)
     }
 
     /// The access-control flags.

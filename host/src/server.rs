@@ -1,7 +1,12 @@
 //! The server: bind, accept (plain HTTP/1.1, or TLS with HTTP/2 and
-//! HTTP/1.1), one wasm instance per request, graceful shutdown on
-//! SIGINT/SIGTERM, reload on SIGHUP.
+//! HTTP/1.1) within the connection cap, one wasm instance per request,
+//! graceful shutdown on SIGINT/SIGTERM, reload on SIGHUP.
 
+use crate::limits::activity::{Activity, ResponseBody};
+use crate::limits::body_timeout::TimedBody;
+use crate::limits::cap::{Cap, Slot};
+use crate::limits::deadline_io::{DeadlineIo, Protocol};
+use crate::limits::Timeouts;
 use crate::reload::{LiveConfig, Sources};
 use crate::state::{HostState, RegistryHooks};
 use crate::storage::RequestWrites;
@@ -34,12 +39,29 @@ pub const CLIENT_ADDRESS_HEADER: &str = "registry-client-address";
 /// How long a client may take over its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest HTTP/1.1 request head (request line and headers), which
+/// hyper buffers whole: bounds what a slow client makes each connection hold
+/// (hyper's own bound is its read buffer, ~400 KiB). Ample for a registry,
+/// whose largest header is a bearer token of a few KiB; HTTP/2 bounds the
+/// header list at 16 KiB by default.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+/// How long the accept loop pauses after a failed accept (out of file
+/// descriptors, most likely), so that connections can close meanwhile.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// A request as the component gets it: hyper's body with the body timeout.
+type Request = hyper::Request<TimedBody<Incoming>>;
+
 /// Everything a request needs.
 struct Server {
     pre: ProxyPre<HostState>,
     storage: Arc<Storage>,
     /// The TLS certificate and the component's environment, reloaded on SIGHUP.
     live: Arc<LiveConfig>,
+    timeouts: Timeouts,
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.
@@ -67,7 +89,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("installing a SIGHUP handler")?;
     tokio::spawn(crate::reload::reload_on_hangup(live.clone(), hangup));
     let tls = live.has_tls();
-    let server = Arc::new(Server { pre, storage, live });
+    let cap = crate::limits::prepare(args.timeouts(), args.max_connections, args.max_connections_per_client);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    // The header timeout is `DeadlineIo`'s: hyper's would count the idle
+    // time before a request as well.
+    http1.keep_alive(true).max_header_size(MAX_REQUEST_HEAD).header_read_timeout(None);
+    let http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let server = Arc::new(Server { pre, storage, live, timeouts: args.timeouts(), http1, http2 });
     // Tests and scripts parse this line: keep its shape stable.
     eprintln!("registry-host listening on {}://{addr}/", if tls { "https" } else { "http" });
 
@@ -75,31 +103,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        continue;
-                    }
-                };
-                // Registry traffic is request/response: don't delay small writes.
-                let _ = stream.set_nodelay(true);
-                if tls {
-                    // Counted now, so that a shutdown waits for it; it
-                    // watches the connection once the handshake is done.
-                    tokio::spawn(server.clone().serve_tls(stream, peer, graceful.watcher()));
-                } else {
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), server.service(peer));
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!("connection from {peer}: {e}");
-                        }
-                    });
-                }
+            admitted = accept(&listener, &cap) => {
+                let Some((stream, peer, slot)) = admitted else { continue };
+                let id = slot.id();
+                // The watcher counts the connection now, so that a shutdown
+                // waits for it.
+                let task = tokio::spawn(server.clone().serve(stream, peer, slot, graceful.watcher()));
+                cap.closes_with(id, task.abort_handle());
             }
             _ = &mut shutdown => break,
         }
@@ -118,6 +128,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::error!("closing the journal: {e}");
     }
     Ok(())
+}
+
+/// The next connection within the cap: waits for room as the cap says, and
+/// closes those of clients at their own cap.
+async fn accept(listener: &TcpListener, cap: &Arc<Cap>) -> Option<(TcpStream, SocketAddr, Slot)> {
+    let (stream, peer) = match listener.accept().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!("accept failed: {e}");
+            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            return None;
+        }
+    };
+    let slot = cap.admit(peer.ip().to_canonical()).await?;
+    Some((stream, peer, slot))
 }
 
 /// One line on whether anyone is refused, and a warning when passwords would
@@ -154,57 +179,87 @@ async fn shutdown_signal() {
 }
 
 impl Server {
-    /// The service for one connection from `peer`.
-    fn service(
-        self: &Arc<Self>,
-        peer: SocketAddr,
-    ) -> impl hyper::service::Service<
-        hyper::Request<Incoming>,
-        Response = hyper::Response<HyperOutgoingBody>,
-        Error = anyhow::Error,
-        Future: Send + 'static,
-    > + Send
-           + 'static {
-        let server = self.clone();
-        let client = peer.ip().to_canonical();
-        hyper::service::service_fn(move |req| {
-            let server = server.clone();
-            async move { server.handle(req, client).await }
-        })
+    /// Serves one connection until it ends or times out (or the cap closes
+    /// it: then this task is aborted), holding its `slot` till then.
+    async fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, slot: Slot, watcher: Watcher) {
+        // Registry traffic is request/response: don't delay small writes.
+        let _ = stream.set_nodelay(true);
+        let activity = slot.activity();
+        let result = if self.live.has_tls() {
+            self.serve_tls(stream, peer, activity, watcher).await
+        } else {
+            let io = DeadlineIo::new(stream, activity.clone(), self.timeouts, Protocol::Http1);
+            let conn = self.http1.serve_connection(TokioIo::new(io), self.service(peer, activity));
+            watcher.watch(conn).await
+        };
+        if let Err(e) = result {
+            tracing::debug!("connection from {peer}: {e}");
+        }
     }
 
     /// Serves one TLS connection: the handshake with the certificate in force
-    /// now (a reload later changes nothing here), then HTTP/2 or HTTP/1.1.
-    async fn serve_tls(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
+    /// now (a reload later changes nothing here), then HTTP/2 or HTTP/1.1, as
+    /// ALPN agreed.
+    async fn serve_tls(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        activity: &Arc<Activity>,
+        watcher: Watcher,
+    ) -> Result<(), hyper::Error> {
         let Some(tls) = self.live.current().tls.clone() else {
-            return;
+            return Ok(());
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
         let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 tracing::debug!("TLS handshake with {peer}: {e}");
-                return;
+                return Ok(());
             }
             Err(_) => {
                 tracing::debug!("TLS handshake with {peer}: no handshake in {TLS_HANDSHAKE_TIMEOUT:?}");
-                return;
+                return Ok(());
             }
         };
-        // The auto builder reads the connection preface, so it follows
-        // whatever ALPN agreed on.
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        let conn = builder.serve_connection(TokioIo::new(stream), self.service(peer)).into_owned();
-        if let Err(e) = watcher.watch(conn).await {
-            tracing::debug!("connection from {peer}: {e}");
+        let service = self.service(peer, activity);
+        if stream.get_ref().1.alpn_protocol() == Some(&b"h2"[..]) {
+            let io = DeadlineIo::new(stream, activity.clone(), self.timeouts, Protocol::Http2);
+            watcher.watch(self.http2.serve_connection(TokioIo::new(io), service)).await
+        } else {
+            let io = DeadlineIo::new(stream, activity.clone(), self.timeouts, Protocol::Http1);
+            watcher.watch(self.http1.serve_connection(TokioIo::new(io), service)).await
         }
     }
 
-    async fn handle(
-        &self,
-        mut req: hyper::Request<Incoming>,
-        client: IpAddr,
-    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+    /// The service for one connection from `peer`: each request counts in
+    /// `activity` until both its body and its response are done with.
+    fn service(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        activity: &Arc<Activity>,
+    ) -> impl hyper::service::Service<
+        hyper::Request<Incoming>,
+        Response = hyper::Response<ResponseBody<HyperOutgoingBody>>,
+        Error = anyhow::Error,
+        Future: Send + 'static,
+    > + Send
+           + 'static {
+        let server = self.clone();
+        let activity = activity.clone();
+        let client = peer.ip().to_canonical();
+        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let server = server.clone();
+            let [body_in_flight, response_in_flight] = activity.request_started();
+            let req = req.map(|body| TimedBody::new(body, server.timeouts.body, body_in_flight));
+            async move {
+                let response = server.handle(req, client).await?;
+                Ok::<_, anyhow::Error>(response.map(|body| ResponseBody::new(body, response_in_flight)))
+            }
+        })
+    }
+
+    async fn handle(&self, mut req: Request, client: IpAddr) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let start = Instant::now();
         let method = req.method().clone();
         let uri = req.uri().clone();
@@ -226,7 +281,7 @@ impl Server {
         Ok(response)
     }
 
-    async fn call_guest(&self, req: hyper::Request<Incoming>) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+    async fn call_guest(&self, req: Request) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let config = self.live.current();
         let wasi = WasiCtx::builder().inherit_stderr().envs(&config.env).build();
         let writes = Arc::new(RequestWrites::default());
