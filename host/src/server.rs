@@ -89,13 +89,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("installing a SIGHUP handler")?;
     tokio::spawn(crate::reload::reload_on_hangup(live.clone(), hangup));
     let tls = live.has_tls();
-    let cap = crate::limits::prepare(args.timeouts(), args.max_connections, args.max_connections_per_client);
+    let timeouts = args.timeouts();
+    let cap = crate::limits::prepare(timeouts, args.max_connections, args.max_connections_per_client);
     let mut http1 = hyper::server::conn::http1::Builder::new();
     // The header timeout is `DeadlineIo`'s: hyper's would count the idle
     // time before a request as well.
     http1.keep_alive(true).max_header_size(MAX_REQUEST_HEAD).header_read_timeout(None);
     let http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    let server = Arc::new(Server { pre, storage, live, timeouts: args.timeouts(), http1, http2 });
+    let server = Arc::new(Server { pre, storage, live, timeouts, http1, http2 });
     // Tests and scripts parse this line: keep its shape stable.
     eprintln!("registry-host listening on {}://{addr}/", if tls { "https" } else { "http" });
 
