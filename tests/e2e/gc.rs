@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{external_registry, media, random_bytes, Descriptor, Deployment, TestImage, RegistryServer};
+use crate::common::{external_registry, media, random_bytes, Deployment, Descriptor, RegistryServer, TestImage};
 
 /// Flags for a registry whose collections keep nothing for a grace period.
 const FLAGS: &[&str] = &["--gc-endpoint", "--gc-grace", "0"];
@@ -120,15 +120,27 @@ async fn deleted_images_give_back_exactly_their_own_bytes() {
         for gone in [digest, &image.config.digest, &image.layers[1].digest] {
             assert!(!blob_file(&data_dir, gone).exists(), "{gone}");
         }
-        let resp = server.client().get(server.url(&format!("/v2/{repo}/blobs/{}", image.layers[1].digest))).send().await.unwrap();
+        let resp = server
+            .client()
+            .get(server.url(&format!("/v2/{repo}/blobs/{}", image.layers[1].digest)))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     }
     for (i, (digest, image)) in images.iter().enumerate().skip(2) {
-        let manifest = server.client().get(server.url(&format!("/v2/{repo}/manifests/v{i}"))).header("Accept", media::OCI_MANIFEST).send().await.unwrap();
+        let manifest = server
+            .client()
+            .get(server.url(&format!("/v2/{repo}/manifests/v{i}")))
+            .header("Accept", media::OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(manifest.status(), StatusCode::OK);
         assert_eq!(manifest.bytes().await.unwrap(), image.manifest(), "{digest}");
         for layer in &image.layers {
-            let blob = server.client().get(server.url(&format!("/v2/{repo}/blobs/{}", layer.digest))).send().await.unwrap();
+            let blob =
+                server.client().get(server.url(&format!("/v2/{repo}/blobs/{}", layer.digest))).send().await.unwrap();
             assert_eq!(blob.status(), StatusCode::OK);
             assert_eq!(blob.bytes().await.unwrap().len() as u64, layer.size);
         }
@@ -187,4 +199,263 @@ async fn the_host_subcommand_collects_a_stopped_servers_directory() {
     assert!(run.status.success(), "{out} {}", String::from_utf8_lossy(&run.stderr));
     assert!(out.contains("removed 0 untagged manifests, 1 blobs (50000 bytes)"), "{out}");
     assert!(!blob_file(&data_dir, &digest).exists());
+}
+
+/// A client of one server that tasks can share.
+#[derive(Clone)]
+struct Remote {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Remote {
+    fn of(server: &RegistryServer) -> Remote {
+        Remote { client: server.client().clone(), base: server.base_url().to_string() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A blob pushed in one request (POST `?digest=`), which commits it.
+    async fn blob(&self, repo: &str, data: &[u8]) -> Descriptor {
+        let digest = crate::common::sha256_digest(data);
+        let resp = self
+            .client
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+            .header("Content-Type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "push {digest} to {repo}");
+        Descriptor::of("application/vnd.oci.image.layer.v1.tar", data)
+    }
+
+    /// A mount of `digest` from `from`: whether it was mounted (201) or the
+    /// registry opened an upload instead (202, as the spec allows).
+    async fn mount(&self, repo: &str, digest: &str, from: &str) -> bool {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/?mount={digest}&from={from}")))
+            .send()
+            .await
+            .unwrap();
+        match resp.status() {
+            StatusCode::CREATED => true,
+            StatusCode::ACCEPTED => false,
+            other => panic!("mount of {digest}: {other}"),
+        }
+    }
+
+    async fn manifest(&self, repo: &str, reference: &str, body: &[u8]) -> String {
+        let resp = self
+            .client
+            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header("Content-Type", media::OCI_MANIFEST)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, StatusCode::CREATED, "PUT {repo}:{reference}: {text}");
+        crate::common::sha256_digest(body)
+    }
+
+    async fn delete_manifest(&self, repo: &str, digest: &str) {
+        let resp = self.client.delete(self.url(&format!("/v2/{repo}/manifests/{digest}"))).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    }
+
+    /// GET of a manifest and each blob it names: `Ok` if all came back whole,
+    /// `Err(status)` at the first that did not.
+    async fn pull(&self, repo: &str, digest: &str, image: &TestImage) -> Result<(), String> {
+        let resp = self
+            .client
+            .get(self.url(&format!("/v2/{repo}/manifests/{digest}")))
+            .header("Accept", media::OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != StatusCode::OK {
+            return Err(format!("manifest {digest}: {}", resp.status()));
+        }
+        assert_eq!(resp.bytes().await.unwrap(), image.manifest(), "manifest {digest} comes back whole");
+        for blob in std::iter::once(&image.config).chain(&image.layers) {
+            let resp = self.client.get(self.url(&format!("/v2/{repo}/blobs/{}", blob.digest))).send().await.unwrap();
+            if resp.status() != StatusCode::OK {
+                return Err(format!("blob {} of {digest}: {}", blob.digest, resp.status()));
+            }
+            let bytes = resp.bytes().await.unwrap();
+            assert_eq!(crate::common::sha256_digest(&bytes), blob.digest, "blob {} comes back whole", blob.digest);
+        }
+        Ok(())
+    }
+
+    /// Steps until the run is done.
+    async fn collect(&self) -> serde_json::Value {
+        loop {
+            let resp = self.client.post(self.url("/_registry/gc")).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body: serde_json::Value = resp.json().await.unwrap();
+            if body["busy"] == true {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            } else if body["done"] == true {
+                return body["run"].clone();
+            }
+        }
+    }
+}
+
+/// Pushers (shared and own layers, mounts, re-pushes of identical layers,
+/// tag moves, deletes) and pullers while collections run back to back:
+/// every push succeeds, every pull of a manifest not deleted comes back
+/// whole, and afterwards so does every acknowledged manifest not deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pushes_and_pulls_never_lose_to_collections_running_meanwhile() {
+    if external_registry() {
+        return;
+    }
+    // A grace longer than a push takes here, short enough that the run
+    // collects what the pushers delete while they go on.
+    let server = RegistryServer::start_with_args(&["--gc-endpoint", "--gc-grace", "2"]);
+    let remote = Remote::of(&server);
+    let base: Vec<Vec<u8>> = (0..4).map(|i| random_bytes(2000 + i * 1000)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+
+    let collector = {
+        let remote = remote.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut runs = 0;
+            let mut removed = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let run = remote.collect().await;
+                removed += run["counts"]["blobsRemoved"].as_u64().unwrap();
+                runs += 1;
+            }
+            (runs, removed)
+        })
+    };
+    let mut pushers = Vec::new();
+    for p in 0..3 {
+        let remote = remote.clone();
+        let base = base.clone();
+        pushers.push(tokio::spawn(async move {
+            let repo = format!("stress/p{p}");
+            let mut live: Vec<(String, TestImage)> = Vec::new();
+            let mut deleted = Vec::new();
+            let mut cycle = 0usize;
+            while std::time::Instant::now() < deadline {
+                cycle += 1;
+                // A base layer: mounted from another pusher's repository
+                // when it has it, else pushed again (identical bytes).
+                let shared = &base[cycle % base.len()];
+                let shared_digest = crate::common::sha256_digest(shared);
+                let from = format!("stress/p{}", (p + 1) % 3);
+                if !remote.mount(&repo, &shared_digest, &from).await {
+                    remote.blob(&repo, shared).await;
+                }
+                let own = remote.blob(&repo, &random_bytes(500 + (cycle % 7) * 3000)).await;
+                let config = remote.blob(&repo, format!("{{\"p\":{p},\"cycle\":{cycle}}}").as_bytes()).await;
+                let image = TestImage {
+                    config: Descriptor { media_type: media::OCI_CONFIG.into(), ..config },
+                    layers: vec![Descriptor::of("application/vnd.oci.image.layer.v1.tar", shared), own],
+                    docker: false,
+                };
+                // The tag moves to each new image.
+                let digest = remote.manifest(&repo, "latest", &image.manifest()).await;
+                live.push((digest, image));
+                if cycle % 3 == 0 {
+                    let (digest, _) = live.remove(0);
+                    remote.delete_manifest(&repo, &digest).await;
+                    deleted.push(digest);
+                }
+                // Pull something not deleted: it must come back whole.
+                let (digest, image) = &live[cycle % live.len()];
+                remote.pull(&repo, digest, image).await.unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
+            }
+            (repo, live, deleted)
+        }));
+    }
+    let mut results = Vec::new();
+    for pusher in pushers {
+        results.push(pusher.await.expect("a pusher"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (runs, removed) = collector.await.expect("the collector");
+    assert!(runs >= 2, "{runs} collections ran");
+    // Once the grace has passed, a last collection; then everything kept pulls.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let last = remote.collect().await;
+    let removed = removed + last["counts"]["blobsRemoved"].as_u64().unwrap();
+    assert!(removed > 0, "the deletes gave bytes back during the test");
+    for (repo, live, deleted) in &results {
+        for (digest, image) in live {
+            remote.pull(repo, digest, image).await.unwrap_or_else(|e| panic!("after the runs: {e}"));
+        }
+        for digest in deleted {
+            let resp = remote.client.get(remote.url(&format!("/v2/{repo}/manifests/{digest}"))).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        }
+    }
+}
+
+/// registry-host only: SIGKILL while a step runs, then a restart: the store is
+/// consistent, and the next steps finish the run and remove what it should.
+#[tokio::test]
+async fn a_run_cut_by_sigkill_finishes_after_a_restart() {
+    if external_registry() || Deployment::current() != Deployment::Host {
+        return;
+    }
+    let flags = ["--gc-endpoint", "--gc-grace", "0", "--gc-interval", "0"];
+    let scratch = tempfile::tempdir().unwrap();
+    let data_dir = scratch.path().join("data");
+    let mut server = RegistryServer::start_host_on_with(&data_dir, &flags);
+    let remote = Remote::of(&server);
+    let mut kept = Vec::new();
+    let mut gone = Vec::new();
+    for i in 0..40 {
+        let repo = format!("kill/r{i}");
+        let layer = remote.blob(&repo, &random_bytes(20_000 + i)).await;
+        let config = remote.blob(&repo, format!("{{\"i\":{i}}}").as_bytes()).await;
+        let image = TestImage {
+            config: Descriptor { media_type: media::OCI_CONFIG.into(), ..config },
+            layers: vec![layer],
+            docker: false,
+        };
+        let digest = remote.manifest(&repo, "v1", &image.manifest()).await;
+        if i % 2 == 0 {
+            remote.delete_manifest(&repo, &digest).await;
+            gone.push(image.layers[0].digest.clone());
+        } else {
+            kept.push((repo, digest, image));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A step in flight when the process dies.
+    let step = tokio::spawn({
+        let remote = remote.clone();
+        async move { remote.client.post(remote.url("/_registry/gc")).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    server.signal_and_wait("KILL", Duration::from_secs(10)).expect("the server dies");
+    let _ = step.await;
+
+    let server = RegistryServer::start_host_on_with(&data_dir, &flags);
+    let remote = Remote::of(&server);
+    for (repo, digest, image) in &kept {
+        remote.pull(repo, digest, image).await.unwrap_or_else(|e| panic!("after the restart: {e}"));
+    }
+    // A lease the killed step held expires; the steps after it finish the run.
+    let run = tokio::time::timeout(Duration::from_secs(120), remote.collect()).await.expect("the run finishes");
+    assert_eq!(run["phase"], "done", "{run}");
+    for (repo, digest, image) in &kept {
+        remote.pull(repo, digest, image).await.unwrap_or_else(|e| panic!("after the run: {e}"));
+    }
+    for digest in &gone {
+        assert!(!blob_file(&data_dir, digest).exists(), "{digest} was collected");
+    }
 }

@@ -182,7 +182,7 @@ fn work<S: Storage>(st: &S, run: &mut Run, budget: &mut Budget, guard: &Guard) -
             Phase::SweepBlobs => sweep::blobs(st, run, budget, guard)?,
             Phase::SweepLinks => sweep::links(st, run, budget, guard)?,
             Phase::ExpireUploads => sweep::uploads(st, run, budget, guard)?,
-            Phase::Cleanup => sweep::marks(st, run, budget)?,
+            Phase::Cleanup => sweep::marks(st, run, budget, guard)?,
             Phase::Done => {}
         }
     }

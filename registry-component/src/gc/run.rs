@@ -10,8 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How long a lease holds (a step takes a few seconds at most).
-pub const LEASE_SECS: u64 = 120;
+/// How long a lease holds: a step's budget is two seconds, and a step that
+/// overruns this is only joined by another, never undone. Short, because a
+/// step cut by a crash holds the run until its lease runs out.
+pub const LEASE_SECS: u64 = 30;
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -116,9 +116,11 @@ pub fn uploads<S: Storage>(st: &S, run: &mut Run, budget: &mut Budget, guard: &G
     Ok(())
 }
 
-/// Removes a page of marks: this run's, and any a stopped run left.
-pub fn marks<S: Storage>(st: &S, run: &mut Run, budget: &mut Budget) -> Result<(), RegistryError> {
+/// Removes a page of marks: this run's, and any a stopped run left (only
+/// one run is ever in progress, and the guard says it is this one).
+pub fn marks<S: Storage>(st: &S, run: &mut Run, budget: &mut Budget, guard: &Guard) -> Result<(), RegistryError> {
     let page = st.list(&keys::gc_marks_prefix(), None, 1000)?;
+    guard.check(st)?;
     for key in &page {
         st.delete(key)?;
     }
