@@ -8,6 +8,8 @@
 # Needs perf (Debian: linux-perf). Builds like bench/run.sh; the perf data,
 # the server log and the results stay in $CARGO_TARGET_DIR/bench-profile/.
 # For call graphs: BENCH_PERF_CALLGRAPH=dwarf (large files; keep runs short).
+# The server runs with REGISTRY_PERFMAP=1, so that wasmtime writes
+# /tmp/perf-<pid>.map and the component's functions appear by name.
 set -euo pipefail
 
 GROUP=${1:?usage: bash bench/profile.sh big|small|load}
@@ -31,7 +33,7 @@ trap cleanup EXIT
 
 PORT=$("$BENCH_BIN" free-port)
 URL=http://127.0.0.1:$PORT
-env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$HOST_BIN" --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
+env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE REGISTRY_PERFMAP=1 "$HOST_BIN" --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
     >"$OUTDIR/server.log" 2>&1 &
 SERVER_PID=$!
 "$BENCH_BIN" wait --url "$URL" --server ours --since-ns 0 >/dev/null

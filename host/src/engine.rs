@@ -30,6 +30,10 @@ fn engine() -> anyhow::Result<Engine> {
         .max_unused_warm_slots(16);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // For `perf`: names the component's functions in /tmp/perf-<pid>.map.
+    if std::env::var_os("REGISTRY_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))
 }
 
