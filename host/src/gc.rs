@@ -85,7 +85,7 @@ pub async fn collect(
     loop {
         let req = hyper::Request::post(uri)
             .header("host", "registry-host")
-            .body(Empty::<Bytes>::new().map_err(|never| match never {}))
+            .body(Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }))
             .expect("a valid request");
         let response = crate::server::call_guest(pre, storage, &env, Scheme::Http, req).await?;
         let status = response.status();

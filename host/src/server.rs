@@ -303,7 +303,8 @@ pub async fn call_guest<B>(
     req: hyper::Request<B>,
 ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
 where
-    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
 {
     let wasi = WasiCtx::builder().inherit_stderr().envs(env).build();
     let writes = Arc::new(RequestWrites::default());
