@@ -1,21 +1,22 @@
 //! Garbage collection through `/_registry/gc`, in every deployment: deleted
 //! images give back exactly their own bytes (measured on the data
 //! directory), what is still referenced pulls back whole, a dry run removes
-//! nothing; and, for registry-host, the `gc` subcommand on a stopped
-//! server's data directory.
+//! nothing, and pushes and pulls never lose to collections running
+//! meanwhile. `host::gc` has registry-host's own: the `gc` subcommand and a
+//! run cut by SIGKILL.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{external_registry, media, random_bytes, Deployment, Descriptor, RegistryServer, TestImage};
+use crate::common::{external_registry, media, random_bytes, Descriptor, RegistryServer, TestImage};
 
 /// Flags for a registry whose collections keep nothing for a grace period.
 const FLAGS: &[&str] = &["--gc-endpoint", "--gc-grace", "0"];
 
 /// Where the store keeps the blob `digest` (every backend shares the layout).
-fn blob_file(data_dir: &Path, digest: &str) -> PathBuf {
+pub(crate) fn blob_file(data_dir: &Path, digest: &str) -> PathBuf {
     let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
     data_dir.join("blobs/sha256").join(&hex[..2]).join(hex)
 }
@@ -34,7 +35,7 @@ fn bytes_under(dir: &Path) -> u64 {
 
 /// Waits until every digest has its file (registry-host names small blobs
 /// shortly after their commit).
-async fn wait_for_files(data_dir: &Path, digests: &[&str]) {
+pub(crate) async fn wait_for_files(data_dir: &Path, digests: &[&str]) {
     for _ in 0..100 {
         if digests.iter().all(|d| blob_file(data_dir, d).exists()) {
             return;
@@ -45,7 +46,7 @@ async fn wait_for_files(data_dir: &Path, digests: &[&str]) {
 }
 
 /// POSTs steps until the run is done; the run.
-async fn collect(server: &RegistryServer, query: &str) -> serde_json::Value {
+pub(crate) async fn collect(server: &RegistryServer, query: &str) -> serde_json::Value {
     for _ in 0..1000 {
         let resp = server.client().post(server.url(&format!("/_registry/gc{query}"))).send().await.unwrap();
         let status = resp.status();
@@ -160,65 +161,24 @@ async fn the_endpoint_is_off_by_default_without_access_control() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
-/// registry-host only: `registry-host gc` collects a stopped server's data
-/// directory, and refuses while a server holds it.
-#[tokio::test]
-async fn the_host_subcommand_collects_a_stopped_servers_directory() {
-    if external_registry() || Deployment::current() != Deployment::Host {
-        return;
-    }
-    let mut server = RegistryServer::start_with_args(&["--gc-interval", "0"]);
-    let data_dir = server.data_dir().expect("a local data directory").to_path_buf();
-    let orphan = random_bytes(50_000);
-    let digest = server.push_blob("gc/cli", &orphan).await;
-    wait_for_files(&data_dir, &[digest.as_str()]).await;
-    let host = std::env::var("REGISTRY_HOST_BIN").expect("REGISTRY_HOST_BIN");
-    let gc = |extra: &[&str]| {
-        std::process::Command::new(&host)
-            .args(["gc", "--data-dir"])
-            .arg(&data_dir)
-            .args(["--gc-grace", "0"])
-            .args(extra)
-            .output()
-            .expect("run registry-host gc")
-    };
-    let busy = gc(&[]);
-    assert!(!busy.status.success(), "refused while the server runs");
-    assert!(String::from_utf8_lossy(&busy.stderr).contains("lock"), "{}", String::from_utf8_lossy(&busy.stderr));
-    server.signal_and_wait("TERM", Duration::from_secs(30)).expect("the server stops");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-
-    let dry = gc(&["--dry-run"]);
-    let out = String::from_utf8_lossy(&dry.stdout);
-    assert!(dry.status.success(), "{out} {}", String::from_utf8_lossy(&dry.stderr));
-    assert!(out.contains(&format!("would remove {digest}")), "{out}");
-    assert!(blob_file(&data_dir, &digest).exists());
-
-    let run = gc(&[]);
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{out} {}", String::from_utf8_lossy(&run.stderr));
-    assert!(out.contains("removed 0 untagged manifests, 1 blobs (50000 bytes)"), "{out}");
-    assert!(!blob_file(&data_dir, &digest).exists());
-}
-
 /// A client of one server that tasks can share.
 #[derive(Clone)]
-struct Remote {
-    client: reqwest::Client,
+pub(crate) struct Remote {
+    pub(crate) client: reqwest::Client,
     base: String,
 }
 
 impl Remote {
-    fn of(server: &RegistryServer) -> Remote {
+    pub(crate) fn of(server: &RegistryServer) -> Remote {
         Remote { client: server.client().clone(), base: server.base_url().to_string() }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// A blob pushed in one request (POST `?digest=`), which commits it.
-    async fn blob(&self, repo: &str, data: &[u8]) -> Descriptor {
+    pub(crate) async fn blob(&self, repo: &str, data: &[u8]) -> Descriptor {
         let digest = crate::common::sha256_digest(data);
         let resp = self
             .client
@@ -248,7 +208,7 @@ impl Remote {
         }
     }
 
-    async fn manifest(&self, repo: &str, reference: &str, body: &[u8]) -> String {
+    pub(crate) async fn manifest(&self, repo: &str, reference: &str, body: &[u8]) -> String {
         let resp = self
             .client
             .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
@@ -263,14 +223,14 @@ impl Remote {
         crate::common::sha256_digest(body)
     }
 
-    async fn delete_manifest(&self, repo: &str, digest: &str) {
+    pub(crate) async fn delete_manifest(&self, repo: &str, digest: &str) {
         let resp = self.client.delete(self.url(&format!("/v2/{repo}/manifests/{digest}"))).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::ACCEPTED);
     }
 
     /// GET of a manifest and each blob it names: `Ok` if all came back whole,
     /// `Err(status)` at the first that did not.
-    async fn pull(&self, repo: &str, digest: &str, image: &TestImage) -> Result<(), String> {
+    pub(crate) async fn pull(&self, repo: &str, digest: &str, image: &TestImage) -> Result<(), String> {
         let resp = self
             .client
             .get(self.url(&format!("/v2/{repo}/manifests/{digest}")))
@@ -294,7 +254,7 @@ impl Remote {
     }
 
     /// Steps until the run is done.
-    async fn collect(&self) -> serde_json::Value {
+    pub(crate) async fn collect(&self) -> serde_json::Value {
         loop {
             let resp = self.client.post(self.url("/_registry/gc")).send().await.unwrap();
             assert_eq!(resp.status(), StatusCode::OK);
@@ -400,68 +360,5 @@ async fn pushes_and_pulls_never_lose_to_collections_running_meanwhile() {
             let resp = remote.client.get(remote.url(&format!("/v2/{repo}/manifests/{digest}"))).send().await.unwrap();
             assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         }
-    }
-}
-
-/// registry-host only: SIGKILL while a step runs, then a restart: the store is
-/// consistent, and the next steps finish the run and remove what it should.
-#[tokio::test]
-async fn a_run_cut_by_sigkill_finishes_after_a_restart() {
-    if external_registry() || Deployment::current() != Deployment::Host {
-        return;
-    }
-    let flags = ["--gc-endpoint", "--gc-grace", "0", "--gc-interval", "0"];
-    let scratch = tempfile::tempdir().unwrap();
-    let data_dir = scratch.path().join("data");
-    let mut server = RegistryServer::start_host_on_with(&data_dir, &flags);
-    let remote = Remote::of(&server);
-    let mut kept = Vec::new();
-    let mut gone = Vec::new();
-    for i in 0..40 {
-        let repo = format!("kill/r{i}");
-        let layer = remote.blob(&repo, &random_bytes(20_000 + i)).await;
-        let config = remote.blob(&repo, format!("{{\"i\":{i}}}").as_bytes()).await;
-        let image = TestImage {
-            config: Descriptor { media_type: media::OCI_CONFIG.into(), ..config },
-            layers: vec![layer],
-            docker: false,
-        };
-        let digest = remote.manifest(&repo, "v1", &image.manifest()).await;
-        if i % 2 == 0 {
-            remote.delete_manifest(&repo, &digest).await;
-            gone.push(image.layers[0].digest.clone());
-        } else {
-            kept.push((repo, digest, image));
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    // A step in flight when the process dies.
-    let step = tokio::spawn({
-        let remote = remote.clone();
-        async move { remote.client.post(remote.url("/_registry/gc")).send().await }
-    });
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    server.signal_and_wait("KILL", Duration::from_secs(10)).expect("the server dies");
-    let _ = step.await;
-
-    let server = RegistryServer::start_host_on_with(&data_dir, &flags);
-    let remote = Remote::of(&server);
-    for (repo, digest, image) in &kept {
-        remote.pull(repo, digest, image).await.unwrap_or_else(|e| panic!("after the restart: {e}"));
-    }
-    // A lease the killed step held expires; the steps after it finish the run.
-    let run = tokio::time::timeout(Duration::from_secs(120), remote.collect()).await.expect("the run finishes");
-    assert_eq!(run["phase"], "done", "{run}");
-    // Small blobs whose journal records the restart redid count as touched
-    // at the restart (later than their commit: kept longer, never shorter),
-    // so a run that started after it removes them.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let run = remote.collect().await;
-    assert_eq!(run["phase"], "done", "{run}");
-    for (repo, digest, image) in &kept {
-        remote.pull(repo, digest, image).await.unwrap_or_else(|e| panic!("after the run: {e}"));
-    }
-    for digest in &gone {
-        assert!(!blob_file(&data_dir, digest).exists(), "{digest} was collected");
     }
 }
