@@ -237,7 +237,11 @@ impl Fs {
     /// Sets the modification time of file `path` to `time`, in one call on
     /// the path (so it lands on whatever file has that name then).
     pub fn set_modified(self, path: &str, time: Datetime) -> Result<(), ErrorCode> {
-        self.root.set_times_at(PathFlags::empty(), path, NewTimestamp::NoChange, NewTimestamp::Timestamp(time))
+        // Both times, following symlinks (blobs are never links): jco's
+        // preview2-shim (0.26) fails `no-change` and the non-following
+        // variant with `invalid`.
+        let at = NewTimestamp::Timestamp(time);
+        self.root.set_times_at(PathFlags::SYMLINK_FOLLOW, path, at, NewTimestamp::Timestamp(time))
     }
 
     /// Renames `from` to `to` (replacing it), both relative to the root.
