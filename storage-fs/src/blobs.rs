@@ -35,7 +35,7 @@ use storage_layout::names::{
 };
 use storage_layout::span::Span;
 use storage_layout::{StorageError, StorageResult};
-use wasip2::filesystem::types::{DescriptorFlags, ErrorCode, NewTimestamp, OpenFlags};
+use wasip2::filesystem::types::{DescriptorFlags, ErrorCode, OpenFlags};
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 /// How the bindings pass `append-failure`'s argument.
@@ -227,8 +227,9 @@ fn commit(fs: Fs, id: &str, expected: &str) -> StorageResult<u64> {
     // Touched now, durably. Stored already or not, this copy replaces
     // whatever is at the blob's name (the same bytes), so that no
     // `delete-if-older` running meanwhile can leave the name empty.
-    file.set_times(NewTimestamp::NoChange, NewTimestamp::Timestamp(fs::now()))
-        .map_err(|e| fail("touching", &path, e))?;
+    // By path: jco's preview2-shim (0.26) sets a descriptor's times in
+    // milliseconds where Node.js takes seconds (a time far in the future).
+    fs.set_modified(&path, fs::now()).map_err(|e| fail("touching", &path, e))?;
     file.sync().map_err(|e| fail("syncing", &path, e))?;
     drop(file);
     fs.rename_into(&path, &dest.dir, &dest.name, true)?;
