@@ -328,7 +328,7 @@ async fn pushes_and_pulls_never_lose_to_collections_running_meanwhile() {
                 // The tag moves to each new image.
                 let digest = remote.manifest(&repo, "latest", &image.manifest()).await;
                 live.push((digest, image));
-                if cycle % 3 == 0 {
+                if cycle.is_multiple_of(3) {
                     let (digest, _) = live.remove(0);
                     remote.delete_manifest(&repo, &digest).await;
                     deleted.push(digest);

@@ -30,8 +30,17 @@ pub struct Ctx<S> {
     pub delete_enabled: bool,
     /// Who may do what (`Access::Open` unless access control is configured).
     pub access: Access,
-    /// How garbage collections run, or why the settings are unusable.
-    pub gc: Result<GcSettings, String>,
+    /// How garbage collections run, or why the settings are unusable:
+    /// read only by the requests that need them.
+    pub gc: LazyGc,
+}
+
+/// Garbage-collection settings, read on first use.
+pub type LazyGc = std::cell::LazyCell<Result<GcSettings, String>, Box<dyn FnOnce() -> Result<GcSettings, String>>>;
+
+/// Settings known in advance (tests).
+pub fn fixed_gc(settings: Result<GcSettings, String>) -> LazyGc {
+    std::cell::LazyCell::new(Box::new(move || settings))
 }
 
 impl<S> Ctx<S> {
@@ -53,7 +62,7 @@ pub fn respond<S: Storage>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response
             Access::Open if route == Route::Token => {
                 Response::error(&RegistryError::NotFound(Some("access control is off: no tokens are needed".into())))
             }
-            Access::Open if matches!(route, Route::Gc { .. }) && !ctx.gc.as_ref().is_ok_and(|g| g.endpoint) => {
+            Access::Open if matches!(route, Route::Gc { .. }) && !(*ctx.gc).as_ref().is_ok_and(|g| g.endpoint) => {
                 Response::error(&RegistryError::NotFound(Some(
                     "garbage collection over HTTP is off: set REGISTRY_GC_ENDPOINT=on or turn on access control".into(),
                 )))
@@ -95,7 +104,7 @@ fn dispatch<S: Storage>(
         Route::Base => base::get(),
         Route::Token => Err(RegistryError::internal("the token endpoint is answered before dispatch")),
         Route::Gc { step, dry_run } => {
-            let settings = ctx.gc.as_ref().map_err(|reason| {
+            let settings = (*ctx.gc).as_ref().map_err(|reason| {
                 eprintln!("registry: garbage collection is misconfigured: {reason}");
                 RegistryError::internal("garbage collection is misconfigured; see the registry's log")
             })?;

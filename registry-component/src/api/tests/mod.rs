@@ -67,7 +67,7 @@ impl Registry {
                 storage: MemoryStorage::new(),
                 delete_enabled: true,
                 access: Access::Open,
-                gc: Ok(Default::default()),
+                gc: super::fixed_gc(Ok(Default::default())),
             },
         }
     }
@@ -78,7 +78,7 @@ impl Registry {
                 storage: MemoryStorage::new(),
                 delete_enabled: false,
                 access: Access::Open,
-                gc: Ok(Default::default()),
+                gc: super::fixed_gc(Ok(Default::default())),
             },
         }
     }
@@ -95,7 +95,7 @@ impl Registry {
                 storage: MemoryStorage::new(),
                 delete_enabled: true,
                 access: Access::from_settings(settings),
-                gc: Ok(Default::default()),
+                gc: super::fixed_gc(Ok(Default::default())),
             },
         }
     }
@@ -103,7 +103,7 @@ impl Registry {
     /// With garbage collection settings (the endpoint is served unless
     /// `settings` turn it off).
     pub fn with_gc(mut self, settings: crate::gc::GcSettings) -> Registry {
-        self.ctx.gc = Ok(settings);
+        self.ctx.gc = super::fixed_gc(Ok(settings));
         self
     }
 
