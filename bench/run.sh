@@ -14,6 +14,9 @@
 #   BENCH_PUSH_SECS    seconds per small-push measurement and server (default 10)
 #   BENCH_LOAD_SECS    seconds per GET load measurement (default 10)
 #   BENCH_LOAD_TOOL    auto (wrk if installed), wrk, builtin (default auto)
+#   BENCH_GC_IMAGES    images in the garbage-collection group's store, each a
+#                      config and four 1 KiB layers, half deleted (default
+#                      10000: 50,000 blobs); 0 leaves the group out
 #   BENCH_AUTH_USERS   users per bcrypt cost (10 and 12) for the sign-in
 #                      latencies of the access-control group (default 10)
 #   CARGO_TARGET_DIR   honoured; results and server logs of the last run stay
@@ -29,6 +32,7 @@ PUSH_SECS=${BENCH_PUSH_SECS:-10}
 LOAD_SECS=${BENCH_LOAD_SECS:-10}
 LOAD_TOOL=${BENCH_LOAD_TOOL:-auto}
 AUTH_USERS=${BENCH_AUTH_USERS:-10}
+GC_IMAGES=${BENCH_GC_IMAGES:-10000}
 AUTH_COSTS=(10 12)
 
 say() { echo "== $*" >&2; }
@@ -317,6 +321,43 @@ run_access_control() {
     done
 }
 
+# The garbage-collection group: a fresh instance of each server fills a
+# store of the same shape. Ours collects it online through /_registry/gc
+# (grace 0) and then measures image pushes alone and while collections run
+# back to back; distribution can only collect offline, so it is stopped and
+# its `garbage-collect` timed on its store.
+run_garbage_collection() {
+    local port url t0 t1
+    port=$("$BENCH_BIN" free-port)
+    url=http://127.0.0.1:$port
+    spawn_server ours "$RESULTS/ours-gc.log" 200 "$url" startup_ms "$HOST_BIN" --listen "127.0.0.1:$port" \
+        --data-dir "$WORK/ours-gc-data" --gc-endpoint --gc-grace 0 --gc-interval 0 >>"$RESULTS/ours-gc.log"
+    say "ours: garbage collection, $GC_IMAGES images (pid $SERVER_PID)"
+    "$BENCH_BIN" gc --url "$url" --server ours --images "$GC_IMAGES" --fill --collect --push-secs "$PUSH_SECS" \
+        | tee -a "$RESULTS/ours.jsonl"
+    stop_server
+    rm -rf "$WORK/ours-gc-data"
+    settle_caches
+
+    port=$("$BENCH_BIN" free-port)
+    url=http://127.0.0.1:$port
+    mkdir -p "$WORK/reference-gc-data"
+    distribution_config "$WORK/reference-gc-data" "$port" >"$WORK/distribution-gc.yml"
+    spawn_server reference "$RESULTS/reference-gc.log" 200 "$url" startup_ms \
+        docker-registry serve "$WORK/distribution-gc.yml" >>"$RESULTS/reference-gc.log"
+    say "reference: garbage collection, $GC_IMAGES images (pid $SERVER_PID)"
+    "$BENCH_BIN" gc --url "$url" --server reference --images "$GC_IMAGES" --fill | tee -a "$RESULTS/reference.jsonl"
+    stop_server
+    settle_caches
+    t0=$(date +%s%N)
+    docker-registry garbage-collect "$WORK/distribution-gc.yml" >>"$RESULTS/reference-gc.log" 2>&1 ||
+        die "distribution's garbage-collect failed (see $RESULTS/reference-gc.log)"
+    t1=$(date +%s%N)
+    printf '{"server":"reference","metric":"gc_collect_s","value":%s,"unit":"s","note":"offline"}\n' \
+        "$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.2f", ns / 1e9 }')" | tee -a "$RESULTS/reference.jsonl"
+    rm -rf "$WORK/reference-gc-data"
+}
+
 prewarm_page_cache
 start_server ours "$URL_OURS" startup_cold_ms "${OURS_CMD[@]}"
 stop_server
@@ -352,6 +393,7 @@ run_group ours "$URL_OURS" "$OURS_PID" end
 run_group reference "$URL_REF" "$REF_PID" end
 if ((AUTH_ON)); then run_access_control; fi
 stop_servers
+if ((GC_IMAGES > 0)); then run_garbage_collection; fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 COMPILERS_AFTER=$(count_compilers)

@@ -11,6 +11,7 @@
 mod access;
 mod client;
 mod content;
+mod gc;
 mod load;
 mod report;
 mod rss;
@@ -133,6 +134,30 @@ enum Command {
         /// Load generator: auto (wrk if installed), wrk, builtin.
         #[arg(long, default_value = "auto")]
         load_tool: String,
+    },
+    /// The garbage-collection workloads: fill a store (N images of a config
+    /// and four layers, every second one deleted), collect it through
+    /// /_registry/gc, and push images alone and while collections run.
+    Gc {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        server: String,
+        /// Images in the store.
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        /// Connections that fill the store.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        /// Seconds per push-rate measurement (0: none).
+        #[arg(long, default_value_t = 10)]
+        push_secs: u64,
+        /// Fill the store.
+        #[arg(long)]
+        fill: bool,
+        /// Collect it (and measure pushes during collections).
+        #[arg(long)]
+        collect: bool,
     },
     /// Wait until the registry answers GET /v2/; print the start-up time.
     Wait {
@@ -262,6 +287,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 load: workloads::GetLoad { tool: load::Tool::pick(&load_tool)?, connections, secs: load_secs },
             };
             access::run(&target, &settings).await
+        }),
+        Command::Gc { url, server, images, parallel, push_secs, fill, collect } => runtime.block_on(async {
+            let target = client::Target::parse(&url).await?;
+            gc::run(&target, &gc::Settings { server, images, parallel, push_secs, fill, collect }).await
         }),
         Command::Wait { url, server, metric, status, since_ns, timeout_secs } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;

@@ -150,6 +150,10 @@ fn describe(metric: &str, extra: &Value) -> (String, Better) {
         ("manifest_get_rps", "manifest GET", Higher),
         ("blob_get_4k_rps", "4 KiB blob GET", Higher),
         ("base_get_rps", "GET /v2/ (per-request instantiation)", Higher),
+        ("gc_fill_s", "garbage collection: filling the store (images of a config and 4 layers, half deleted)", Lower),
+        ("gc_collect_s", "garbage collection: one whole collection (ours online; reference offline)", Lower),
+        ("gc_pushes_alone_ips", "image pushes without a collection running", Higher),
+        ("gc_pushes_during_ips", "image pushes while collections run back to back", Higher),
         ("rss_idle_mib", "RSS idle, after start", Lower),
         ("rss_end_mib", "RSS at the end of the run", Lower),
         ("startup_cold_ms", "start-up to first answer, empty data dir", Lower),
@@ -196,6 +200,8 @@ fn category(metric: &str) -> u8 {
         4
     } else if metric.starts_with("startup_") {
         5
+    } else if metric.starts_with("gc_") {
+        7
     } else {
         6
     }
@@ -275,6 +281,14 @@ fn verdicts(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>, order
             met: x.is_some_and(|x| x >= BEARER_TARGET),
         });
     }
+    if let (Some(during), Some(alone)) = (value(ours, "gc_pushes_during_ips"), value(ours, "gc_pushes_alone_ips")) {
+        let x = ratio(Some(during), Some(alone));
+        out.push(Verdict {
+            target: format!("ours, image pushes while collections run ≥ {GC_PUSH_TARGET}× without"),
+            evidence: format!("{} vs {} images/s = {}", fmt_value(Some(during)), fmt_value(Some(alone)), fmt_ratio(x)),
+            met: x.is_some_and(|x| x >= GC_PUSH_TARGET),
+        });
+    }
     let rss: Vec<&String> = with("rss_peak_push_");
     let mut peaks = Vec::new();
     for m in &rss {
@@ -299,6 +313,10 @@ fn verdicts(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>, order
     }
     out
 }
+
+/// Pushes while collections run, as a share of pushes without (the
+/// garbage-collection issue's target).
+const GC_PUSH_TARGET: f64 = 0.9;
 
 /// The bearer-token manifest GET rate the access-control issue asks for,
 /// as a share of the rate without access control.

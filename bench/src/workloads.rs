@@ -218,7 +218,7 @@ async fn pull(client: &mut Client, repo: &str, content: &Content, digest: &str) 
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum SmallPush {
+pub enum SmallPush {
     /// POST, then PUT ?digest= with the body.
     TwoRequests,
     /// POST ?digest= with the body.
@@ -227,7 +227,7 @@ enum SmallPush {
 
 /// One small blob pushed; `Ok(false)` when the registry answered a
 /// single-request upload with a session (it does not support end-4b).
-async fn push_small(client: &mut Client, repo: &str, bytes: Bytes, mode: SmallPush) -> anyhow::Result<bool> {
+pub async fn push_small(client: &mut Client, repo: &str, bytes: Bytes, mode: SmallPush) -> anyhow::Result<bool> {
     let digest = sha256(&bytes);
     let len = bytes.len().to_string();
     let headers = [("content-type", OCTETS), ("content-length", len.as_str())];

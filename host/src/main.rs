@@ -4,6 +4,7 @@
 mod access;
 mod bindings;
 mod engine;
+mod gc;
 mod limits;
 mod reload;
 mod server;
@@ -26,11 +27,11 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// Directory holding blobs, metadata and uploads (created if missing).
-    #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
     /// Run this registry component (.wasm) instead of the one built in.
-    #[arg(long, env = "REGISTRY_COMPONENT")]
+    #[arg(long, env = "REGISTRY_COMPONENT", global = true)]
     pub component: Option<PathBuf>,
 
     /// Refuse DELETE requests (405 UNSUPPORTED).
@@ -95,6 +96,26 @@ pub struct Args {
     /// closed at once (0: no cap).
     #[arg(long, env = "REGISTRY_MAX_CONNECTIONS_PER_CLIENT", value_name = "N", default_value_t = 0)]
     pub max_connections_per_client: usize,
+
+    #[command(flatten)]
+    pub gc: gc::GcArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Collects garbage in the data directory once and exits: removes blobs
+    /// nothing uses (older than --gc-grace) and abandoned uploads. Refuses
+    /// while a server uses the directory; a running server collects on its
+    /// own schedule (--gc-interval).
+    Gc {
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 impl Args {
@@ -144,9 +165,14 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    args.gc.settle();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(server::run(args)) {
+    let result = match args.command {
+        Some(Command::Gc { dry_run }) => runtime.block_on(gc::command(&args, dry_run)),
+        None => runtime.block_on(server::run(args)),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("registry-host: {e:#}");

@@ -68,10 +68,11 @@ struct Server {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // The TLS and access-control files first: a mistake there is the quickest
     // to report.
-    let fixed_env = vec![
+    let mut fixed_env = vec![
         ("REGISTRY_DELETE_ENABLED".to_string(), (!args.disable_delete).to_string()),
         ("REGISTRY_CLIENT_ADDRESS_HEADER".to_string(), CLIENT_ADDRESS_HEADER.to_string()),
     ];
+    fixed_env.extend(args.gc.env());
     let sources = Sources { tls: args.tls_files()?, auth: args.auth_files(), fixed_env };
     let live = Arc::new(LiveConfig::load(sources)?);
     let data_dir = args.data_dir.clone();
@@ -96,6 +97,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // time before a request as well.
     http1.keep_alive(true).max_header_size(MAX_REQUEST_HEAD).header_read_timeout(None);
     let http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    if let Some(every) = args.gc.interval {
+        tokio::spawn(crate::gc::every(pre.clone(), storage.clone(), live.clone(), every));
+    }
     let server = Arc::new(Server { pre, storage, live, timeouts, http1, http2 });
     // Tests and scripts parse this line: keep its shape stable.
     eprintln!("registry-host listening on {}://{addr}/", if tls { "https" } else { "http" });
@@ -284,53 +288,69 @@ impl Server {
 
     async fn call_guest(&self, req: Request) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let config = self.live.current();
-        let wasi = WasiCtx::builder().inherit_stderr().envs(&config.env).build();
-        let writes = Arc::new(RequestWrites::default());
-        let state = HostState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            storage: self.storage.clone(),
-            hooks: RegistryHooks,
-            writes: writes.clone(),
-        };
-        let mut store = Store::new(self.pre.engine(), state);
         let scheme = if config.tls.is_some() { Scheme::Https } else { Scheme::Http };
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(wt)?;
-        let out = store.data_mut().http().new_response_outparam(sender).map_err(wt)?;
-        let pre = self.pre.clone();
-        // The guest keeps running after it sets the response, to stream the
-        // body; so it runs in its own task.
-        let storage = self.storage.clone();
-        let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
-            // Writes made after the response was set still become durable
-            // before the request ends.
-            let writes = store.data().writes.clone();
-            if let Err(e) = writes.settle(&storage).await {
-                tracing::error!("making writes durable: {e}");
-            }
-            result
-        });
-        match receiver.await {
-            Ok(Ok(response)) => {
-                // What the request wrote must be durable before the client
-                // hears that it succeeded.
-                if let Err(e) = writes.settle(&self.storage).await {
-                    tracing::error!("making writes durable: {e}");
-                    return Ok(internal_error());
-                }
-                Ok(response)
-            }
-            Ok(Err(code)) => anyhow::bail!("the component answered with an error: {code:?}"),
-            Err(_) => match task.await {
-                Ok(Ok(())) => anyhow::bail!("the component did not set a response"),
-                Ok(Err(e)) => Err(anyhow::anyhow!("{e:?}")),
-                Err(e) => Err(e.into()),
-            },
+        call_guest(&self.pre, &self.storage, &config.env, scheme, req).await
+    }
+}
+
+/// Runs `req` through a fresh instance of the component with `env`; the
+/// response once the writes it reports are durable.
+pub async fn call_guest<B>(
+    pre: &ProxyPre<HostState>,
+    storage: &Arc<Storage>,
+    env: &[(String, String)],
+    scheme: Scheme,
+    req: hyper::Request<B>,
+) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let wasi = WasiCtx::builder().inherit_stderr().envs(env).build();
+    let writes = Arc::new(RequestWrites::default());
+    let state = HostState {
+        wasi,
+        http: WasiHttpCtx::new(),
+        table: ResourceTable::new(),
+        storage: storage.clone(),
+        hooks: RegistryHooks,
+        writes: writes.clone(),
+    };
+    let mut store = Store::new(pre.engine(), state);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(wt)?;
+    let out = store.data_mut().http().new_response_outparam(sender).map_err(wt)?;
+    let pre = pre.clone();
+    // The guest keeps running after it sets the response, to stream the
+    // body; so it runs in its own task.
+    let task_storage = storage.clone();
+    let task = tokio::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
+        // Writes made after the response was set still become durable
+        // before the request ends.
+        let writes = store.data().writes.clone();
+        if let Err(e) = writes.settle(&task_storage).await {
+            tracing::error!("making writes durable: {e}");
         }
+        result
+    });
+    match receiver.await {
+        Ok(Ok(response)) => {
+            // What the request wrote must be durable before the client
+            // hears that it succeeded.
+            if let Err(e) = writes.settle(storage).await {
+                tracing::error!("making writes durable: {e}");
+                return Ok(internal_error());
+            }
+            Ok(response)
+        }
+        Ok(Err(code)) => anyhow::bail!("the component answered with an error: {code:?}"),
+        Err(_) => match task.await {
+            Ok(Ok(())) => anyhow::bail!("the component did not set a response"),
+            Ok(Err(e)) => Err(anyhow::anyhow!("{e:?}")),
+            Err(e) => Err(e.into()),
+        },
     }
 }
 

@@ -10,6 +10,7 @@ use crate::state::HostState;
 use crate::storage::blobs::HostUpload;
 use crate::storage::fsutil::Unsynced;
 use crate::storage::{Storage, StorageError, StorageResult};
+use storage_layout::pages;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
@@ -26,6 +27,18 @@ impl From<StorageError> for types::Error {
                 types::Error::Other(m)
             }
         }
+    }
+}
+
+impl From<pages::BlobInfo> for blobs::BlobInfo {
+    fn from(blob: pages::BlobInfo) -> Self {
+        blobs::BlobInfo { digest: blob.digest, size: blob.size, touched: blob.touched }
+    }
+}
+
+impl From<pages::UploadInfo> for blobs::UploadInfo {
+    fn from(upload: pages::UploadInfo) -> Self {
+        blobs::UploadInfo { id: upload.id, size: upload.size, modified: upload.modified }
     }
 }
 
@@ -113,6 +126,27 @@ impl blobs::Host for HostState {
 
     async fn delete(&mut self, digest: String) -> WitResult<bool> {
         self.blocking(move |s, dirty| s.blobs.delete(&digest, dirty)).await
+    }
+
+    async fn list(&mut self, after: Option<String>, limit: u32) -> WitResult<Vec<blobs::BlobInfo>> {
+        // Walks directories: as long as the page is.
+        let page = self.blocking(move |s, _| s.blobs.list(after.as_deref(), limit)).await?;
+        Ok(page.map(|page| page.into_iter().map(blobs::BlobInfo::from).collect()))
+    }
+
+    /// Inline, as `stat`: one system call on a cached path and a journal
+    /// record, under a lock that is only ever held that briefly.
+    async fn touch(&mut self, digest: String) -> WitResult<bool> {
+        self.inline(|s, dirty| s.blobs.touch(&digest, dirty))
+    }
+
+    async fn delete_if_older(&mut self, digest: String, before: u64) -> WitResult<bool> {
+        self.blocking(move |s, dirty| s.blobs.delete_if_older(&digest, before, dirty)).await
+    }
+
+    async fn list_uploads(&mut self, after: Option<String>, limit: u32) -> WitResult<Vec<blobs::UploadInfo>> {
+        let page = self.blocking(move |s, _| s.blobs.list_uploads(after.as_deref(), limit)).await?;
+        Ok(page.map(|page| page.into_iter().map(blobs::UploadInfo::from).collect()))
     }
 }
 

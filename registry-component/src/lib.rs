@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod gc;
 pub mod http;
 pub mod oci;
 pub mod pagination;

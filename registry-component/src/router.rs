@@ -33,6 +33,14 @@ pub enum Route {
     /// `GET`/`POST /token`: the token endpoint of Docker's token flow
     /// (`crate::auth::token_endpoint`), when access control is on.
     Token,
+    /// `GET`/`POST /_registry/gc[?dry-run=true]`: the garbage collection's
+    /// state, or one step of it (`crate::gc`). Not part of the OCI API.
+    Gc {
+        /// `POST`: take a step (starting a run if none is in progress).
+        step: bool,
+        /// A run started by this request removes nothing.
+        dry_run: bool,
+    },
     /// `GET /v2/_catalog?n=&last=` (distribution extension).
     Catalog {
         /// Requested page size.
@@ -146,7 +154,7 @@ impl Route {
     pub fn name(&self) -> Option<&RepoName> {
         use Route::*;
         match self {
-            Base | Token | Catalog { .. } => None,
+            Base | Token | Gc { .. } | Catalog { .. } => None,
             TagsList { name, .. }
             | ManifestGet { name, .. }
             | ManifestPut { name, .. }
@@ -169,6 +177,19 @@ impl Route {
         if path == "/token" {
             allow(method, &["GET", "POST"], "GET, POST")?;
             return Ok(Route::Token);
+        }
+        if path == "/_registry/gc" {
+            allow(method, &["GET", "POST"], "GET, POST")?;
+            let dry_run = match query.get("dry-run") {
+                None | Some("false") => false,
+                Some("true") | Some("") => true,
+                Some(other) => {
+                    return Err(RegistryError::InvalidParameter(Some(format!(
+                        "dry-run must be true or false, got {other:?}"
+                    ))))
+                }
+            };
+            return Ok(Route::Gc { step: method == "POST", dry_run });
         }
         if path == "/v2" || path == "/v2/" {
             allow(method, &["GET", "HEAD"], "GET, HEAD")?;

@@ -6,7 +6,9 @@
 //! threads are several instances over the same directory.
 
 use std::sync::OnceLock;
-use storage_contract::{ContractClient, ContractStore, Entry, SmallFs, StorageError, StorageResult};
+use storage_contract::{
+    BlobInfo, ContractClient, ContractStore, Entry, SmallFs, StorageError, StorageResult, UploadInfo,
+};
 use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, StreamError};
@@ -141,6 +143,24 @@ impl ContractClient for FsClient {
 
     fn delete_blob(&mut self, digest: &str) -> StorageResult<bool> {
         answer(self.bindings.registry_storage_blobs().call_delete(&mut self.store, digest))
+    }
+
+    fn list(&mut self, after: Option<&str>, limit: u32) -> StorageResult<Vec<BlobInfo>> {
+        let page = answer(self.bindings.registry_storage_blobs().call_list(&mut self.store, after, limit))?;
+        Ok(page.into_iter().map(|b| BlobInfo { digest: b.digest, size: b.size, touched: b.touched }).collect())
+    }
+
+    fn touch(&mut self, digest: &str) -> StorageResult<bool> {
+        answer(self.bindings.registry_storage_blobs().call_touch(&mut self.store, digest))
+    }
+
+    fn delete_if_older(&mut self, digest: &str, before: u64) -> StorageResult<bool> {
+        answer(self.bindings.registry_storage_blobs().call_delete_if_older(&mut self.store, digest, before))
+    }
+
+    fn list_uploads(&mut self, after: Option<&str>, limit: u32) -> StorageResult<Vec<UploadInfo>> {
+        let page = answer(self.bindings.registry_storage_blobs().call_list_uploads(&mut self.store, after, limit))?;
+        Ok(page.into_iter().map(|u| UploadInfo { id: u.id, size: u.size, modified: u.modified }).collect())
     }
 
     fn start(&mut self) -> StorageResult<ResourceAny> {

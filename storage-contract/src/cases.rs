@@ -3,9 +3,11 @@
 //! `wit/types.wit`. [`contract_tests!`](crate::contract_tests) runs them
 //! all; a new case must be listed there too.
 
-use crate::{ContractClient, ContractStore, Entry, StorageError};
+use crate::{BlobInfo, ContractClient, ContractStore, Entry, StorageError};
 use sha2::{Digest as _, Sha256};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
+use std::time::{Duration, SystemTime};
 use storage_layout::entry::MAX_VALUE_LEN;
 use storage_layout::keys::MAX_KEY_LEN;
 use storage_layout::names::{hex, MAX_UPLOAD_ID_LEN};
@@ -60,6 +62,8 @@ pub fn blob_bad_digests_are_invalid<S: ContractStore>(store: &S) {
         assert!(is_invalid(c.stat(digest)), "stat {digest:?}");
         assert!(is_invalid(c.read(digest, 0, None).map(|r| r.is_some())), "read {digest:?}");
         assert!(is_invalid(c.delete_blob(digest)), "delete {digest:?}");
+        assert!(is_invalid(c.touch(digest)), "touch {digest:?}");
+        assert!(is_invalid(c.delete_if_older(digest, u64::MAX)), "delete-if-older {digest:?}");
     }
     let upload = c.start().unwrap();
     c.append(&upload, b"x").unwrap();
@@ -320,6 +324,330 @@ pub fn blob_concurrent_uploads<S: ContractStore>(store: &S) {
             assert_eq!(read_all(&mut c, &digest_of(&bytes), 0, None), bytes);
         }
     }
+}
+
+/// Whole seconds since the epoch, now, by this machine's clock (the
+/// stores' clock: they run here).
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("a clock after 1970").as_secs()
+}
+
+/// Returns once the clock reads `secs` or later, in whole seconds.
+fn wait_until(secs: u64) {
+    while now_secs() < secs {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Every committed blob, paging through `list`.
+fn listed<C: ContractClient>(client: &mut C, limit: u32) -> Vec<BlobInfo> {
+    let mut all: Vec<BlobInfo> = Vec::new();
+    loop {
+        let page = client.list(all.last().map(|blob| blob.digest.as_str()), limit).expect("list");
+        assert!(page.len() <= limit as usize, "{} blobs in a page of {limit}", page.len());
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+/// The blob's `touched` time, as `list` reports it.
+fn touched<C: ContractClient>(client: &mut C, digest: &str) -> u64 {
+    let page = client.list(None, u32::MAX).expect("list");
+    page.into_iter().find(|blob| blob.digest == digest).unwrap_or_else(|| panic!("{digest} is not listed")).touched
+}
+
+/// `list` pages through every committed blob once, in digest order, with
+/// its size and a `touched` time of its commit; `after` is any string and
+/// `limit` is honoured; deleted blobs are gone.
+pub fn blob_list_pages_in_digest_order<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    assert_eq!(c.list(None, 10), Ok(vec![]));
+    let started = now_secs();
+    // Small blobs and one larger than any a backend keeps in a record.
+    let mut blobs: Vec<Vec<u8>> = (0..11u8).map(|n| pattern(100 + 37 * n as usize, 60 + n)).collect();
+    blobs.push(pattern(300_000, 71));
+    blobs.push(Vec::new());
+    for bytes in &blobs {
+        push(&mut c, bytes);
+    }
+    let ended = now_secs();
+    let mut expected: Vec<(String, u64)> = blobs.iter().map(|b| (digest_of(b), b.len() as u64)).collect();
+    expected.sort();
+    for limit in [1, 5, 13, 100] {
+        let all = listed(&mut store.client(), limit);
+        let got: Vec<(String, u64)> = all.iter().map(|blob| (blob.digest.clone(), blob.size)).collect();
+        assert_eq!(got, expected, "limit {limit}");
+        for blob in all {
+            assert!((started..=ended).contains(&blob.touched), "{blob:?} not touched in {started}..={ended}");
+        }
+    }
+    let digests: Vec<String> = expected.iter().map(|(digest, _)| digest.clone()).collect();
+    let page = |c: &mut S::Client, after: &str, limit| -> Vec<String> {
+        c.list(Some(after), limit).unwrap().into_iter().map(|blob| blob.digest).collect()
+    };
+    assert_eq!(page(&mut c, &digests[5], 3), digests[6..9]);
+    assert_eq!(page(&mut c, "a", 2), digests[..2]);
+    assert_eq!(page(&mut c, "sha256:", 100), digests);
+    assert_eq!(page(&mut c, "zzz", 100), Vec::<String>::new());
+    assert_eq!(page(&mut c, &digests[12], 100), Vec::<String>::new());
+    assert_eq!(c.list(None, 0), Ok(vec![]));
+    assert_eq!(c.delete_blob(&digests[0]), Ok(true));
+    assert_eq!(c.delete_blob(&digests[7]), Ok(true));
+    let left: Vec<String> = listed(&mut c, 4).into_iter().map(|blob| blob.digest).collect();
+    let expected_left: Vec<String> =
+        digests.iter().enumerate().filter(|(i, _)| ![0, 7].contains(i)).map(|(_, d)| d.clone()).collect();
+    assert_eq!(left, expected_left);
+}
+
+/// `touch` of an absent blob is `false`; of a stored one, `true`, and its
+/// `touched` time becomes now (whole seconds, rounded down).
+pub fn blob_touch_refreshes_the_time<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    assert_eq!(c.touch(&digest_of(b"never stored")), Ok(false));
+    let small = push(&mut c, b"touch me");
+    let large = push(&mut c, &pattern(200_000, 72));
+    let committed = touched(&mut c, &small).max(touched(&mut c, &large));
+    wait_until(committed + 1);
+    for digest in [&small, &large] {
+        let before = now_secs();
+        assert_eq!(store.client().touch(digest), Ok(true));
+        let after = now_secs();
+        let now_touched = touched(&mut c, digest);
+        assert!((before..=after).contains(&now_touched), "touched {now_touched}, not in {before}..={after}");
+    }
+    assert_eq!(read_all(&mut c, &small, 0, None), b"touch me");
+    assert_eq!(c.delete_blob(&small), Ok(true));
+    assert_eq!(c.touch(&small), Ok(false));
+    assert_eq!(c.stat(&small), Ok(None), "a touch does not bring a blob back");
+}
+
+/// `delete-if-older` removes a blob touched before `before` and keeps one
+/// touched at or after it; `false` for an absent blob. A blob committed
+/// again (the same bytes) is touched by the commit, and kept.
+pub fn blob_delete_if_older_keeps_what_is_newer<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    assert_eq!(c.delete_if_older(&digest_of(b"never stored"), u64::MAX), Ok(false));
+    let bytes = pattern(5000, 73);
+    let digest = push(&mut c, &bytes);
+    let first = touched(&mut c, &digest);
+    assert_eq!(c.delete_if_older(&digest, first), Ok(false), "touched at `before`");
+    assert_eq!(c.delete_if_older(&digest, 0), Ok(false));
+    assert_eq!(read_all(&mut c, &digest, 0, None), bytes);
+    // Committed again, later: the old time no longer counts.
+    wait_until(first + 1);
+    assert_eq!(push(&mut store.client(), &bytes), digest);
+    assert_eq!(c.delete_if_older(&digest, first + 1), Ok(false), "committed again at or after `before`");
+    assert_eq!(read_all(&mut c, &digest, 0, None), bytes);
+    let again = touched(&mut c, &digest);
+    assert!(again > first, "committing again left the time at {again}");
+    assert_eq!(c.delete_if_older(&digest, again + 1), Ok(true));
+    assert_eq!(c.stat(&digest), Ok(None));
+    assert!(c.read(&digest, 0, None).unwrap().is_none());
+    assert_eq!(store.client().delete_if_older(&digest, u64::MAX), Ok(false));
+    assert!(listed(&mut c, 10).is_empty());
+}
+
+/// Rounds of the `delete-if-older` races, each on a blob of its own.
+const RACE_ROUNDS: usize = 32;
+/// Threads on each side of a race.
+const RACERS: usize = 3;
+
+/// One blob per race round (every fourth too large to travel in a journal
+/// record), committed before the `before` it returns, which the clock has
+/// reached: what is touched or committed from now on is at or after
+/// `before`.
+fn old_blobs<S: ContractStore>(store: &S, seed: u8) -> (Vec<Vec<u8>>, u64) {
+    let mut c = store.client();
+    let blobs: Vec<Vec<u8>> =
+        (0..RACE_ROUNDS).map(|n| pattern(if n % 4 == 3 { 70_000 + n } else { 3000 + n }, seed + n as u8)).collect();
+    for bytes in &blobs {
+        push(&mut c, bytes);
+    }
+    let before = listed(&mut c, 100).iter().map(|blob| blob.touched).max().expect("pushed") + 1;
+    wait_until(before);
+    (blobs, before)
+}
+
+/// Reads the blob whole, allowing a backend a moment in which a
+/// `delete-if-older` that keeps it has it out of sight; what is wrong
+/// otherwise.
+fn read_soon<C: ContractClient>(client: &mut C, digest: &str, bytes: &[u8], why: &str) -> Result<(), String> {
+    for _ in 0..200 {
+        match client.read(digest, 0, None) {
+            Ok(Some(reader)) => {
+                return match client.read_to_end(reader) {
+                    Ok(read) if read == bytes => Ok(()),
+                    Ok(_) => Err(format!("{why}: {digest} has wrong bytes")),
+                    Err(e) => Err(format!("{why}: reading {digest}: {e}")),
+                };
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("{why}: read {digest}: {e}")),
+        }
+    }
+    Err(format!("{why}, yet the blob {digest} is gone"))
+}
+
+/// Races, round after round (one blob each, all threads released at once
+/// by a barrier), [`RACERS`] threads calling `delete-if-older` with
+/// `before` again and again until as many threads calling `keep` are done
+/// with the blob; `keep` says whether the blob must then stay. Who starts
+/// first changes from round to round: `keep` waits on the barrier and then
+/// from 0 to 90 µs, the deletes start after 0 to 8 ms (backends take
+/// from microseconds to milliseconds for a call). Then checks that every
+/// blob that must stay is there, whole. A thread goes on through every
+/// round whatever fails (or the others would wait at the barrier
+/// forever); the failures are reported at the end.
+fn race_deletes<S: ContractStore>(
+    store: &S,
+    blobs: &[Vec<u8>],
+    before: u64,
+    keep: impl Fn(&mut S::Client, &dyn Fn(), &str, &[u8]) -> Result<bool, String> + Sync,
+) {
+    let barrier = Barrier::new(2 * RACERS);
+    let failures = Mutex::new(Vec::new());
+    let kept: Vec<AtomicBool> = blobs.iter().map(|_| AtomicBool::new(false)).collect();
+    let keepers_done: Vec<AtomicUsize> = blobs.iter().map(|_| AtomicUsize::new(0)).collect();
+    std::thread::scope(|scope| {
+        for racer in 0..RACERS {
+            let (barrier, keep, failures, kept, keepers_done) = (&barrier, &keep, &failures, &kept, &keepers_done);
+            scope.spawn(move || {
+                let mut c = store.client();
+                for (round, (bytes, keepers_done)) in blobs.iter().zip(keepers_done).enumerate() {
+                    let digest = digest_of(bytes);
+                    barrier.wait();
+                    spin(Duration::from_micros([0, 0, 200, 1000, 3000, 8000][round % 6]));
+                    loop {
+                        if let Err(e) = c.delete_if_older(&digest, before) {
+                            failures.lock().unwrap().push(format!("delete-if-older {digest}: {e}"));
+                        }
+                        if keepers_done.load(Ordering::Acquire) == RACERS {
+                            break;
+                        }
+                    }
+                }
+            });
+            scope.spawn(move || {
+                let mut c = store.client();
+                for (round, bytes) in blobs.iter().enumerate() {
+                    let go = || {
+                        barrier.wait();
+                        spin(Duration::from_micros(((round * 7 + racer * 3) % 10) as u64 * 10));
+                    };
+                    match keep(&mut c, &go, &digest_of(bytes), bytes) {
+                        Ok(true) => kept[round].store(true, Ordering::Relaxed),
+                        Ok(false) => {}
+                        Err(e) => failures.lock().unwrap().push(e),
+                    }
+                    keepers_done[round].fetch_add(1, Ordering::Release);
+                }
+            });
+        }
+    });
+    let mut c = store.client();
+    for (bytes, kept) in blobs.iter().zip(&kept) {
+        if kept.load(Ordering::Relaxed) {
+            if let Err(e) = read_soon(&mut c, &digest_of(bytes), bytes, "kept after `before`") {
+                failures.lock().unwrap().push(e);
+            }
+        }
+    }
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{} failures, the first: {:#?}", failures.len(), &failures[..failures.len().min(5)]);
+}
+
+/// Waits `time` without giving up the processor (a sleep could take far
+/// longer).
+fn spin(time: Duration) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < time {
+        std::hint::spin_loop();
+    }
+}
+
+/// Requests race `delete-if-older` (with `before` in the past of every
+/// touch) against `touch` of the same old blob: whichever comes first
+/// wins, but once a touch has returned `true` the blob stays, whole.
+pub fn blob_delete_if_older_never_removes_a_blob_touched_meanwhile<S: ContractStore>(store: &S) {
+    let (blobs, before) = old_blobs(store, 80);
+    race_deletes(store, &blobs, before, |c, go, digest, bytes| {
+        go();
+        match c.touch(digest) {
+            Ok(true) => read_soon(c, digest, bytes, "touch returned true").map(|()| true),
+            Ok(false) => Ok(false),
+            Err(e) => Err(format!("touch {digest}: {e}")),
+        }
+    });
+}
+
+/// Requests race `delete-if-older` (with `before` in the past of every
+/// commit) against commits of the same bytes as an old blob: once a commit
+/// has returned, the blob stays, whole.
+pub fn blob_delete_if_older_never_removes_a_blob_committed_meanwhile<S: ContractStore>(store: &S) {
+    let (blobs, before) = old_blobs(store, 120);
+    race_deletes(store, &blobs, before, |c, go, digest, bytes| {
+        let upload = c.start().and_then(|upload| c.append(&upload, bytes).map(|()| upload));
+        go();
+        let committed = upload.and_then(|upload| c.commit(&upload, digest));
+        match committed {
+            Ok(size) if size == bytes.len() as u64 => read_soon(c, digest, bytes, "commit returned").map(|()| true),
+            other => Err(format!("pushing {digest} again: {other:?}")),
+        }
+    });
+}
+
+/// `list-uploads` pages through the uploads in progress in id order, with
+/// their sizes and times; committed and aborted ones are not listed.
+pub fn blob_list_uploads_pages_uploads_in_progress<S: ContractStore>(store: &S) {
+    let mut c = store.client();
+    assert_eq!(c.list_uploads(None, 10), Ok(vec![]));
+    // The file times come from the kernel's clock, which may trail by a tick.
+    let started = now_secs() - 1;
+    let sizes = [0usize, 10, 100_000, 5, 70_000, 7];
+    let mut uploads = Vec::new();
+    for (n, size) in sizes.iter().enumerate() {
+        let upload = c.start().expect("start");
+        if *size > 0 {
+            c.append(&upload, &pattern(*size, 120 + n as u8)).expect("append");
+        }
+        uploads.push(upload);
+    }
+    let ended = now_secs();
+    // Committed (a small blob and a large one) and aborted: no longer in progress.
+    assert_eq!(c.commit(&uploads[1], &digest_of(&pattern(10, 121))), Ok(10));
+    assert_eq!(c.commit(&uploads[4], &digest_of(&pattern(70_000, 124))), Ok(70_000));
+    c.abort(&uploads[3]).expect("abort");
+    let mut expected: Vec<(String, u64)> = [0, 2, 5].iter().map(|&n| (c.id(&uploads[n]), sizes[n] as u64)).collect();
+    expected.sort();
+    for limit in [1, 2, 100] {
+        let mut all: Vec<crate::UploadInfo> = Vec::new();
+        loop {
+            let page = store.client().list_uploads(all.last().map(|u| u.id.as_str()), limit).expect("list-uploads");
+            assert!(page.len() <= limit as usize);
+            if page.is_empty() {
+                break;
+            }
+            all.extend(page);
+        }
+        let got: Vec<(String, u64)> = all.iter().map(|upload| (upload.id.clone(), upload.size)).collect();
+        assert_eq!(got, expected, "limit {limit}");
+        for upload in all {
+            assert!((started..=ended).contains(&upload.modified), "{upload:?} not modified in {started}..={ended}");
+        }
+    }
+    let ids = |page: Vec<crate::UploadInfo>| page.into_iter().map(|u| u.id).collect::<Vec<_>>();
+    assert_eq!(ids(c.list_uploads(Some(&expected[0].0), 1).unwrap()), [expected[1].0.clone()]);
+    assert_eq!(ids(c.list_uploads(Some(""), 100).unwrap()).len(), 3);
+    assert_eq!(c.list_uploads(Some("g"), 100), Ok(vec![]));
+    assert_eq!(c.list_uploads(None, 0), Ok(vec![]));
+    // Appended to in a later request: listed with its new size.
+    let mut later = store.client();
+    let resumed = later.resume(&expected[0].0).expect("resume");
+    later.append(&resumed, b"more").expect("append");
+    let again = c.list_uploads(None, 100).unwrap();
+    assert_eq!(again.iter().find(|u| u.id == expected[0].0).map(|u| u.size), Some(expected[0].1 + 4));
 }
 
 /// An absent key: `none`, and deleting it is `false`.

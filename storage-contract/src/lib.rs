@@ -41,6 +41,7 @@ pub mod cases;
 mod small_fs;
 
 pub use small_fs::SmallFs;
+pub use storage_layout::pages::{BlobInfo, UploadInfo};
 pub use storage_layout::{StorageError, StorageResult};
 
 /// A backend under test: a store, and clients on it.
@@ -89,6 +90,14 @@ pub trait ContractClient: Send {
     fn read_to_end(&mut self, reader: Self::Reader) -> StorageResult<Vec<u8>>;
     /// `blobs.delete`.
     fn delete_blob(&mut self, digest: &str) -> StorageResult<bool>;
+    /// `blobs.list`.
+    fn list(&mut self, after: Option<&str>, limit: u32) -> StorageResult<Vec<BlobInfo>>;
+    /// `blobs.touch`.
+    fn touch(&mut self, digest: &str) -> StorageResult<bool>;
+    /// `blobs.delete-if-older`.
+    fn delete_if_older(&mut self, digest: &str, before: u64) -> StorageResult<bool>;
+    /// `blobs.list-uploads`.
+    fn list_uploads(&mut self, after: Option<&str>, limit: u32) -> StorageResult<Vec<UploadInfo>>;
     /// `upload.start`.
     fn start(&mut self) -> StorageResult<Self::Upload>;
     /// `upload.resume`.
@@ -158,6 +167,12 @@ macro_rules! contract_tests {
             blob_delete_is_idempotent,
             blob_visibility_is_atomic_under_concurrency,
             blob_concurrent_uploads,
+            blob_list_pages_in_digest_order,
+            blob_touch_refreshes_the_time,
+            blob_delete_if_older_keeps_what_is_newer,
+            blob_delete_if_older_never_removes_a_blob_touched_meanwhile,
+            blob_delete_if_older_never_removes_a_blob_committed_meanwhile,
+            blob_list_uploads_pages_uploads_in_progress,
             kv_absent,
             kv_versions_and_set_if,
             kv_delete_is_idempotent,

@@ -7,8 +7,10 @@
 //! `uploads/<id>.hash` holds how many leading bytes are hashed and the
 //! SHA-256 state after them (`hashstate.rs`). `size`, `append` and `commit`
 //! first read back and hash the bytes that arrived since (each byte once),
-//! then save the new state by rename. `commit` compares the digest, syncs
-//! the file and renames it to `blobs/sha256/<xx>/<hex>`.
+//! then save the new state by rename. `commit` compares the digest, sets
+//! the file's time (the blob's `touched` time), syncs it and renames it to
+//! `blobs/sha256/<xx>/<hex>`, even over a copy stored already (see
+//! `collection.rs`, which garbage collection calls).
 //!
 //! What this store cannot do, since the runtime owns the append stream and
 //! no instance outlives its request: it cannot tell whether an append
@@ -22,15 +24,14 @@
 //! from a failed request body by its error: only the filesystem's errors
 //! carry a filesystem error code.
 
-use crate::bindings::exports::registry::storage::blobs::{Guest, GuestUpload, Upload};
+use crate::bindings::exports::registry::storage::blobs::{BlobInfo, Guest, GuestUpload, Upload, UploadInfo};
 use crate::bindings::exports::registry::storage::types::Error;
-use crate::fs::{fail, Fs};
+use crate::collection;
+use crate::fs::{self, fail, Fs};
 use crate::StorageFs;
-use storage_layout::ages::{TMP_MAX_AGE, UPLOAD_MAX_AGE};
 use storage_layout::hashstate::UploadHash;
 use storage_layout::names::{
-    blob_path, check_upload_id, digest_hex, digest_of_hex, upload_hash_path, upload_id, upload_path, TMP_DIR,
-    UPLOADS_DIR,
+    blob_path, check_upload_id, digest_hex, digest_of_hex, upload_hash_path, upload_id, upload_path,
 };
 use storage_layout::span::Span;
 use storage_layout::{StorageError, StorageResult};
@@ -61,6 +62,22 @@ impl Guest for StorageFs {
     fn delete(digest: String) -> Result<bool, Error> {
         let fs = Fs::get()?;
         Ok(fs.remove_file(&blob_path(digest_hex(&digest)?).full())?)
+    }
+
+    fn list(after: Option<String>, limit: u32) -> Result<Vec<BlobInfo>, Error> {
+        Ok(collection::list(Fs::get()?, after.as_deref(), limit)?)
+    }
+
+    fn touch(digest: String) -> Result<bool, Error> {
+        Ok(collection::touch(Fs::get()?, &digest)?)
+    }
+
+    fn delete_if_older(digest: String, before: u64) -> Result<bool, Error> {
+        Ok(collection::delete_if_older(Fs::get()?, &digest, before)?)
+    }
+
+    fn list_uploads(after: Option<String>, limit: u32) -> Result<Vec<UploadInfo>, Error> {
+        Ok(collection::list_uploads(Fs::get()?, after.as_deref(), limit)?)
     }
 }
 
@@ -106,15 +123,15 @@ fn read(digest: &str, offset: u64, length: Option<u64>) -> StorageResult<Option<
     copied.map(Some)
 }
 
-/// One `start` in this many sweeps `uploads/` and `tmp/`.
+/// One `start` in this many sweeps `tmp/`.
 const SWEEP_ONE_IN: u64 = 64;
 
-/// `registry-host` clears its leftovers when it starts; a component never
-/// "starts", so every so often a new upload sweeps them instead.
+/// `registry-host` clears its temporary files when it starts; a component
+/// never "starts", so every so often a new upload sweeps them instead.
+/// (Abandoned uploads are left to the registry's garbage collection.)
 fn sweep_leftovers(fs: Fs) {
     if wasip2::random::random::get_random_u64().is_multiple_of(SWEEP_ONE_IN) {
-        fs.remove_files_older_than(UPLOADS_DIR, UPLOAD_MAX_AGE);
-        fs.remove_files_older_than(TMP_DIR, TMP_MAX_AGE);
+        collection::sweep_tmp(fs);
     }
 }
 
@@ -197,11 +214,6 @@ fn commit(fs: Fs, id: &str, expected: &str) -> StorageResult<u64> {
     }
     let size = state.hashed();
     let dest = blob_path(hex);
-    if fs.file_size(&dest.full())?.is_some() {
-        // Already stored: keep the one copy.
-        discard(fs, id)?;
-        return Ok(size);
-    }
     let path = upload_path(id);
     let file = match fs.open(&path, OpenFlags::empty(), DescriptorFlags::READ | DescriptorFlags::WRITE) {
         Ok(file) => file,
@@ -212,7 +224,13 @@ fn commit(fs: Fs, id: &str, expected: &str) -> StorageResult<u64> {
         // Bytes arrived while we hashed: an append stream is still open.
         return Err(StorageError::Conflict);
     }
-    file.sync_data().map_err(|e| fail("syncing", &path, e))?;
+    // Touched now, durably. Stored already or not, this copy replaces
+    // whatever is at the blob's name (the same bytes), so that no
+    // `delete-if-older` running meanwhile can leave the name empty.
+    // By path: jco's preview2-shim (0.26) sets a descriptor's times in
+    // milliseconds where Node.js takes seconds (a time far in the future).
+    fs.set_modified(&path, fs::now()).map_err(|e| fail("touching", &path, e))?;
+    file.sync().map_err(|e| fail("syncing", &path, e))?;
     drop(file);
     fs.rename_into(&path, &dest.dir, &dest.name, true)?;
     let _ = fs.remove_file(&upload_hash_path(id));

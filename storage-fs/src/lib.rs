@@ -10,14 +10,14 @@
 //! checks, size limits, range arithmetic, the upload hash-state format).
 //!
 //! Every request may run in a fresh component instance, so nothing lives in
-//! memory between calls: an upload's hash state, the versions of keys and
-//! the locks are all files. Nor is there a start-up to clear what a crash
-//! left: one `upload.start` in 64 sweeps away uploads untouched for 7 days
-//! (as `registry-host` does at start-up) and temporary files older than an
-//! hour.
+//! memory between calls: an upload's hash state, the versions of keys, a
+//! blob's `touched` time and the locks are all files. Nor is there a
+//! start-up to clear what a crash left: one `upload.start` in 64 sweeps
+//! away temporary files older than an hour (as `registry-host` clears
+//! them at start-up).
 //!
-//! Everything here is the wasm side (`fs`, `blobs`, `kv`); natively the
-//! crate is empty. The storage contract suite (`storage-contract/`) runs
+//! Everything here is the wasm side (`fs`, `blobs`, `collection`, `kv`);
+//! natively the crate is empty. The storage contract suite (`storage-contract/`) runs
 //! this component in wasmtime (`registry-wasm/tests/storage_fs_contract.rs`).
 
 #![deny(missing_docs)]
@@ -25,6 +25,7 @@
 
 mod bindings;
 mod blobs;
+mod collection;
 mod fs;
 mod kv;
 

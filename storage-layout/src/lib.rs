@@ -18,10 +18,12 @@
 //!
 //! The rules: key checks, escaping and listing ([`keys`]); value files and
 //! versions ([`entry`]); digests, upload ids and blob paths ([`names`]);
-//! range reads ([`span`]); the size limits ([`keys::MAX_KEY_LEN`],
+//! range reads ([`span`]); the pages of `list` and `list-uploads`
+//! ([`pages`]); the size limits ([`keys::MAX_KEY_LEN`],
 //! [`entry::MAX_VALUE_LEN`], [`names::MAX_UPLOAD_ID_LEN`]); how long
-//! leftovers live ([`ages`]); and the error type ([`error`]). Plain Rust: it
-//! builds natively and for `wasm32-wasip2`, and is unit-tested natively.
+//! temporary files live ([`ages`]); and the error type ([`error`]). Plain
+//! Rust: it builds natively and for `wasm32-wasip2`, and is unit-tested
+//! natively.
 
 #![deny(missing_docs)]
 
@@ -31,6 +33,7 @@ pub mod error;
 pub mod hashstate;
 pub mod keys;
 pub mod names;
+pub mod pages;
 pub mod span;
 
 pub use error::{StorageError, StorageResult};

@@ -2,7 +2,8 @@
 //! a clear one-line error (no panic, non-zero exit) when the port is taken or the
 //! data directory cannot be used, and a client cannot choose the address the
 //! component sees; `tls`: HTTPS, reloads on SIGHUP, and the checks of the TLS and
-//! access-control flags; `limits`: the timeouts and the connection caps.
+//! access-control flags; `limits`: the timeouts and the connection caps; `gc`: the
+//! `gc` subcommand and a collection cut by SIGKILL.
 //!
 //! These tests are about the native binary, so they run only when
 //! `REGISTRY_TEST_DEPLOYMENT` is `host` (the default): under `wasmtime` or `jco` the
@@ -19,6 +20,7 @@ use crate::common::{
     basic_auth, random_bytes, registry_host_bin, require_host_binary, wait_with_timeout, AuthFiles, RegistryServer,
 };
 
+mod gc;
 mod limits;
 mod tls;
 

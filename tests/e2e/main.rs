@@ -21,6 +21,7 @@ mod catalog;
 mod deletes;
 mod docker_cli;
 mod full_disk;
+mod gc;
 mod host;
 mod manifests;
 mod mount;

@@ -9,7 +9,9 @@
 //! `commit` makes the file the blob `blobs/sha256/<xx>/<hex>`: a small one
 //! through the journal (its bytes go into a record; until the record is
 //! durable the blob is served from its upload file, and then the store's
-//! naming thread renames it), a large one by `fdatasync` and rename.
+//! naming thread renames it), a large one by `fsync` and rename. Either
+//! way the file's modification time becomes the commit's time: the blob's
+//! `touched` time, which garbage collection goes by (`collection.rs`).
 
 use super::changes::{self, Change};
 use super::fsutil::{self, Unsynced};
@@ -17,6 +19,7 @@ use super::journal::Journal;
 use super::spare_files::SpareFiles;
 use super::{blob_path, StorageError, StorageResult};
 use bytes::Bytes;
+use collection::DigestLocks;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,10 +29,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, sync_channel, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::SystemTime;
 pub use storage_layout::names::digest_hex;
 use storage_layout::names::{check_upload_id, digest_of_hex, upload_id, upload_path, TMP_DIR};
 use storage_layout::span::Span;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+mod collection;
 
 /// Largest piece handed out by one `read` or accepted by one `write`.
 const IO_CHUNK: usize = 1024 * 1024;
@@ -59,6 +65,8 @@ pub struct BlobStore {
     unnamed: UnnamedMap,
     /// Gives them their names once their records are durable.
     namer: Namer,
+    /// Orders commits, touches and deletes of one digest.
+    digests: DigestLocks,
 }
 
 /// A committed small blob still in its upload file.
@@ -73,6 +81,31 @@ struct Unnamed {
 }
 
 type UnnamedMap = Arc<Mutex<HashMap<String, Unnamed>>>;
+
+/// What removing a blob left to do once its digest lock is let go.
+enum Removed {
+    /// There was no such blob.
+    Absent,
+    /// It is gone.
+    Gone,
+    /// Its file, moved into `tmp/`, is to be unlinked.
+    Moved(PathBuf),
+}
+
+impl Removed {
+    /// Unlinks what is left; whether there was a blob.
+    fn finish(self) -> bool {
+        match self {
+            Removed::Absent => false,
+            Removed::Gone => true,
+            Removed::Moved(doomed) => {
+                // Left behind, start-up clears it from `tmp/`.
+                let _ = std::fs::remove_file(doomed);
+                true
+            }
+        }
+    }
+}
 
 /// Hash states of the uploads this process has seen, by id.
 type UploadMap = Arc<Mutex<HashMap<String, Arc<UploadShared>>>>;
@@ -116,7 +149,7 @@ impl BlobStore {
         let spares = SpareFiles::start(root.join(TMP_DIR));
         let unnamed = UnnamedMap::default();
         let namer = Namer::start(root.clone(), journal.clone(), unnamed.clone());
-        BlobStore { root, uploads: Arc::default(), spares, journal, unnamed, namer }
+        BlobStore { root, uploads: Arc::default(), spares, journal, unnamed, namer, digests: DigestLocks::default() }
     }
 
     /// Size of a committed blob.
@@ -155,6 +188,18 @@ impl BlobStore {
     /// journal, which removes it again if a crash brought it back.
     pub fn delete(&self, digest: &str, dirty: &mut Unsynced) -> StorageResult<bool> {
         let hex = digest_hex(digest)?;
+        let removed = {
+            let _lock = self.digests.lock(hex);
+            self.remove_locked(hex, dirty)?
+        };
+        Ok(removed.finish())
+    }
+
+    /// Removes the blob `hex`, the caller holding its digest lock. A named
+    /// blob is only moved into `tmp/` here: unlinking a large file takes
+    /// long, so the caller does it (`Removed::finish`) once it let go of
+    /// the lock.
+    fn remove_locked(&self, hex: &str, dirty: &mut Unsynced) -> StorageResult<Removed> {
         let deleted = Change::BlobDeleted { hex: hex.to_string() }.encode();
         {
             // Committed a moment ago: removed before the namer renames it,
@@ -165,14 +210,17 @@ impl BlobStore {
                 fsutil::remove_if_present(&blob.path)?;
                 unnamed.remove(hex);
                 dirty.add_journal(self.journal.append(deleted)?);
-                return Ok(true);
+                return Ok(Removed::Gone);
             }
         }
-        if !fsutil::remove_if_present(&blob_path(&self.root, hex))? {
-            return Ok(false);
+        let doomed = fsutil::temp_path(&self.root.join(TMP_DIR));
+        match std::fs::rename(blob_path(&self.root, hex), &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Removed::Absent),
+            Err(e) => return Err(e.into()),
         }
         dirty.add_journal(self.journal.append(deleted)?);
-        Ok(true)
+        Ok(Removed::Moved(doomed))
     }
 
     /// Redoes a blob change the journal recorded (at start-up).
@@ -189,9 +237,24 @@ impl BlobStore {
                 if std::fs::read(&path).ok().as_deref() != Some(data.as_slice()) {
                     fsutil::atomic_write(&self.root.join(TMP_DIR), &path, &[data], &mut Unsynced::default())?;
                 }
+                // When it was committed is not recorded: now is later, so
+                // a collection can only keep it longer.
+                fsutil::set_modified(&path, SystemTime::now())?;
             }
             Change::BlobDeleted { hex } => {
                 fsutil::remove_if_present(&blob_path(&self.root, digest_hex(&digest_of_hex(hex))?))?;
+            }
+            Change::BlobTouched { hex, time } => {
+                let path = blob_path(&self.root, digest_hex(&digest_of_hex(hex))?);
+                let touched = std::time::UNIX_EPOCH + std::time::Duration::from_secs(*time);
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.modified()? < touched => {
+                        fsutil::set_modified(&path, touched)?;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             _ => {}
         }
@@ -294,10 +357,11 @@ impl BlobStore {
         self.size(upload).is_ok_and(|size| size <= changes::BLOB_IN_RECORD_MAX)
     }
 
-    /// Verifies the digest and makes the bytes the blob, visible at once.
-    /// A small blob gets its name only once its journal record is durable
-    /// (the request waits for `dirty` before it answers); until then it is
-    /// served from its upload file.
+    /// Verifies the digest and makes the bytes the blob, visible at once,
+    /// touched now. A small blob gets its name only once its journal
+    /// record is durable (the request waits for `dirty` before it
+    /// answers); until then it is served from its upload file. Bytes that
+    /// are stored already are not stored again: the stored blob is touched.
     pub fn commit(&self, upload: &HostUpload, expected: &str, dirty: &mut Unsynced) -> StorageResult<u64> {
         let expected_hex = digest_hex(expected)?;
         let shared = &upload.shared;
@@ -314,57 +378,75 @@ impl BlobStore {
             let _ = std::fs::remove_file(&shared.path);
             return Err(StorageError::DigestMismatch(digest_of_hex(&actual)));
         }
-        let dest = blob_path(&self.root, expected_hex);
-        if self.keep_stored_copy(&shared.path, expected_hex, dirty) {
-            return Ok(size);
-        }
+        let now = SystemTime::now();
         if size <= changes::BLOB_IN_RECORD_MAX {
-            self.commit_through_journal(&shared.path, expected_hex, size, dirty)?;
+            self.commit_through_journal(&shared.path, expected_hex, size, now, dirty)?;
         } else {
-            File::open(&shared.path)?.sync_data()?;
-            fsutil::rename_into(&shared.path, &dest, dirty)?;
-            let synced = Change::BlobSynced { hex: expected_hex.to_string() };
-            dirty.add_journal(self.journal.append(synced.encode())?);
+            self.commit_by_fsync(&shared.path, expected_hex, now, dirty)?;
         }
         Ok(size)
     }
 
-    /// When the blob `hex` is stored already, removes the upload file at
-    /// `path` (one copy is enough) and returns `true`; the request waits
-    /// for the stored copy if it is not yet durable.
-    fn keep_stored_copy(&self, path: &Path, hex: &str, dirty: &mut Unsynced) -> bool {
-        let stored = match self.unnamed(hex) {
-            Some(unnamed) => {
-                dirty.add_journal(unnamed.seq);
-                true
-            }
-            None => blob_path(&self.root, hex).exists(),
+    /// Under the digest's lock: when the blob `hex` is stored already,
+    /// touches it at `now`, removes the upload file at `path` (one copy is
+    /// enough) and returns `true`; the request waits for the stored copy
+    /// if it is not yet durable.
+    fn keep_stored_copy(&self, path: &Path, hex: &str, now: SystemTime, dirty: &mut Unsynced) -> StorageResult<bool> {
+        let stored = {
+            let _lock = self.digests.lock(hex);
+            self.touch_locked(hex, now, dirty)?
         };
         if stored {
             let _ = std::fs::remove_file(path);
         }
-        stored
+        Ok(stored)
+    }
+
+    /// A large blob: its file is fsynced (with its time, `now`) and renamed
+    /// into place.
+    fn commit_by_fsync(&self, path: &Path, hex: &str, now: SystemTime, dirty: &mut Unsynced) -> StorageResult<()> {
+        if self.keep_stored_copy(path, hex, now, dirty)? {
+            return Ok(());
+        }
+        // Outside the digest's lock: the fsync may take long.
+        let file = File::open(path)?;
+        file.set_modified(now)?;
+        file.sync_all()?;
+        drop(file);
+        let _lock = self.digests.lock(hex);
+        fsutil::rename_into(path, &blob_path(&self.root, hex), dirty)?;
+        let synced = Change::BlobSynced { hex: hex.to_string() };
+        dirty.add_journal(self.journal.append(synced.encode())?);
+        Ok(())
     }
 
     /// Hands a small blob's bytes to the journal; its file is served from
     /// where it is until the namer names it.
-    fn commit_through_journal(&self, path: &Path, hex: &str, size: u64, dirty: &mut Unsynced) -> StorageResult<()> {
+    fn commit_through_journal(
+        &self,
+        path: &Path,
+        hex: &str,
+        size: u64,
+        now: SystemTime,
+        dirty: &mut Unsynced,
+    ) -> StorageResult<()> {
+        let _lock = self.digests.lock(hex);
+        if self.touch_locked(hex, now, dirty)? {
+            // Stored already, perhaps by another upload of the same bytes
+            // a moment ago.
+            let _ = std::fs::remove_file(path);
+            return Ok(());
+        }
         // Hashed already, as it was written: only check that it is all there.
         let data = std::fs::read(path)?;
         if data.len() as u64 != size {
             return Err(StorageError::Other(format!("upload file {} changed under its upload", path.display())));
         }
         let record = Change::BlobData { hex: hex.to_string(), data: data.clone() }.encode();
-        // Appended under the lock, so that the namer cannot name the blob
-        // (and forget it) before it is listed, and that the journal's order
-        // of this blob's records is the order the lock gave them.
+        fsutil::set_modified(path, now)?;
+        // Appended under the map's lock too, so that the namer cannot name
+        // the blob (and forget it) before it is listed.
         let mut unnamed = self.unnamed_map();
-        if let Some(other) = unnamed.get(hex) {
-            // Another upload of the same bytes got here first.
-            dirty.add_journal(other.seq);
-            let _ = std::fs::remove_file(path);
-            return Ok(());
-        }
         let seq = self.journal.append(record)?;
         unnamed.insert(hex.to_string(), Unnamed { path: path.to_path_buf(), size, seq, data: data.into() });
         drop(unnamed);
@@ -740,7 +822,7 @@ impl InputStream for BlobReader {
 mod tests {
     use super::*;
 
-    fn store(dir: &std::path::Path) -> BlobStore {
+    pub(super) fn store(dir: &std::path::Path) -> BlobStore {
         for sub in ["blobs/sha256", "uploads", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
@@ -752,18 +834,18 @@ mod tests {
 
     /// Commits and waits until the commit is durable (and so visible), as
     /// a request does before its response.
-    fn commit(store: &BlobStore, upload: &HostUpload, digest: &str) -> StorageResult<u64> {
+    pub(super) fn commit(store: &BlobStore, upload: &HostUpload, digest: &str) -> StorageResult<u64> {
         let mut unsynced = Unsynced::default();
         let result = store.commit(upload, digest, &mut unsynced);
         store.journal.wait_blocking(unsynced.journal()).unwrap();
         result
     }
 
-    fn digest_of(bytes: &[u8]) -> String {
+    pub(super) fn digest_of(bytes: &[u8]) -> String {
         format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
     }
 
-    fn append(store: &BlobStore, upload: &HostUpload, bytes: &'static [u8]) {
+    pub(super) fn append(store: &BlobStore, upload: &HostUpload, bytes: &'static [u8]) {
         let mut writer = store.append(upload).unwrap();
         assert!(matches!(store.append(upload), Err(StorageError::Conflict)));
         writer.write(Bytes::from_static(bytes)).unwrap();
@@ -816,12 +898,14 @@ mod tests {
         // Visible at once, from wherever it is now.
         assert_eq!(store.stat(&digest).unwrap(), Some(5));
         assert_eq!(read_all(&store, &digest, 1, None), b"mall");
-        // The same bytes again: one copy, durable with the first.
+        // The same bytes again: one copy, touched (a record after the
+        // first's, so durable with it).
         let again = store.start().unwrap();
         append(&store, &again, b"small");
         let mut second = Unsynced::default();
         store.commit(&again, &digest, &mut second).unwrap();
-        assert_eq!(second.journal(), unsynced.journal());
+        assert_eq!(second.journal(), unsynced.journal() + 1);
+        assert_eq!(std::fs::read_dir(dir.path().join("uploads")).unwrap().count(), 1, "the second file is gone");
         // The upload is over, though its file is still the blob's.
         assert!(matches!(store.resume(upload.id()), Err(StorageError::NotFound)));
         store.abort(&upload).unwrap();

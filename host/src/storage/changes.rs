@@ -15,8 +15,13 @@
 //!   record only keeps an earlier record of the same name from being
 //!   redone over it.
 //!
+//! A touch of a blob (garbage collection keeps blobs touched since it
+//! began) changes only its time, so it takes no part in that: after the
+//! last changes of every name, the latest touch of each blob is redone on
+//! the blob if there is one then, never setting its time back.
+//!
 //! A record's payload: kind (u8), name length (u16 LE), name, then a small
-//! blob's data.
+//! blob's data, or a touch's time (u64 LE, seconds since the epoch).
 
 use sha2::{Digest as _, Sha256};
 
@@ -59,6 +64,13 @@ pub enum Change {
         /// The key.
         key: String,
     },
+    /// A blob touched: redone by moving its modification time up to `time`.
+    BlobTouched {
+        /// The blob's SHA-256, hex.
+        hex: String,
+        /// When, in seconds since the epoch.
+        time: u64,
+    },
 }
 
 impl Change {
@@ -70,18 +82,28 @@ impl Change {
             Change::KvCreatedEmpty { .. } => 4,
             Change::KvSynced { .. } => 5,
             Change::KvDeleted { .. } => 6,
+            Change::BlobTouched { .. } => 7,
         }
     }
 
     /// Whether the change is of a blob (else of a key).
     pub fn is_blob(&self) -> bool {
-        matches!(self, Change::BlobData { .. } | Change::BlobSynced { .. } | Change::BlobDeleted { .. })
+        matches!(
+            self,
+            Change::BlobData { .. }
+                | Change::BlobSynced { .. }
+                | Change::BlobDeleted { .. }
+                | Change::BlobTouched { .. }
+        )
     }
 
     /// The blob or key the change is about; blobs and keys are apart.
     pub fn name(&self) -> (bool, &str) {
         match self {
-            Change::BlobData { hex, .. } | Change::BlobSynced { hex } | Change::BlobDeleted { hex } => (true, hex),
+            Change::BlobData { hex, .. }
+            | Change::BlobSynced { hex }
+            | Change::BlobDeleted { hex }
+            | Change::BlobTouched { hex, .. } => (true, hex),
             Change::KvCreatedEmpty { key } | Change::KvSynced { key } | Change::KvDeleted { key } => (false, key),
         }
     }
@@ -89,8 +111,13 @@ impl Change {
     /// The journal record's payload.
     pub fn encode(&self) -> Vec<u8> {
         let (_, name) = self.name();
+        let time;
         let data: &[u8] = match self {
             Change::BlobData { data, .. } => data,
+            Change::BlobTouched { time: t, .. } => {
+                time = t.to_le_bytes();
+                &time
+            }
             _ => &[],
         };
         let mut out = Vec::with_capacity(3 + name.len() + data.len());
@@ -114,20 +141,24 @@ impl Change {
             4 => Change::KvCreatedEmpty { key: name },
             5 => Change::KvSynced { key: name },
             6 => Change::KvDeleted { key: name },
+            7 => Change::BlobTouched { hex: name, time: u64::from_le_bytes(data.try_into().ok()?) },
             _ => return None,
         };
-        (kind == 1 || data.is_empty()).then_some(change)
+        (kind == 1 || kind == 7 || data.is_empty()).then_some(change)
     }
 }
 
 /// The changes to redo from the journal's `payloads`: the last one of
-/// each name, in journal order. A payload that holds no change ends them,
-/// as a torn record would (it cannot pass the record's checksum unless a
-/// newer version wrote it: nothing after it is understood either).
+/// each name, in journal order, then the latest touch of each blob. A
+/// payload that holds no change ends them, as a torn record would (it
+/// cannot pass the record's checksum unless a newer version wrote it:
+/// nothing after it is understood either).
 pub fn to_redo(payloads: Vec<Vec<u8>>) -> Vec<Change> {
     let mut changes = Vec::with_capacity(payloads.len());
+    let mut touches = Vec::new();
     for payload in payloads {
         match Change::decode(&payload) {
+            Some(touch @ Change::BlobTouched { .. }) => touches.push(touch),
             Some(change) => changes.push(change),
             None => {
                 tracing::warn!("journal: a record holds no known change; ignoring it and what follows");
@@ -135,7 +166,9 @@ pub fn to_redo(payloads: Vec<Vec<u8>>) -> Vec<Change> {
             }
         }
     }
-    latest_per_name(changes)
+    let mut redo = latest_per_name(changes);
+    redo.extend(latest_per_name(touches));
+    redo
 }
 
 /// Of `changes`, the last one of each name, in journal order: redoing
@@ -175,11 +208,13 @@ mod tests {
             Change::KvCreatedEmpty { key: "repos/a/b".into() },
             Change::KvSynced { key: "k".into() },
             Change::KvDeleted { key: "é/x".into() },
+            Change::BlobTouched { hex: "ef".repeat(32), time: 1_700_000_000 },
         ] {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }
         assert_eq!(Change::decode(&[9, 0, 0]), None);
         assert_eq!(Change::decode(&[4, 5, 0, b'a']), None);
+        assert_eq!(Change::decode(&[7, 1, 0, b'a', 0, 0]), None, "a touch without its 8 bytes of time");
     }
 
     #[test]
@@ -195,6 +230,16 @@ mod tests {
         assert_eq!(
             to_redo(changes.iter().map(Change::encode).collect()),
             vec![blob(1), Change::KvCreatedEmpty { key: key("b") }, Change::KvSynced { key: key("a") }]
+        );
+    }
+
+    #[test]
+    fn touches_come_last_and_never_stand_for_a_blob_s_bytes() {
+        let touch = |time| Change::BlobTouched { hex: blob(1).name().1.to_string(), time };
+        let changes = [blob(1), touch(5), Change::KvDeleted { key: "k".into() }, touch(9), blob(2)];
+        assert_eq!(
+            to_redo(changes.iter().map(Change::encode).collect()),
+            vec![blob(1), Change::KvDeleted { key: "k".into() }, blob(2), touch(9)]
         );
     }
 

@@ -11,7 +11,7 @@ use crate::bindings::kv::Host as KvHost;
 use crate::bindings::types::Error as WitError;
 use crate::state::{HostState, RegistryHooks};
 use std::sync::Arc;
-use storage_contract::{ContractClient, ContractStore, Entry, SmallFs};
+use storage_contract::{BlobInfo, ContractClient, ContractStore, Entry, SmallFs, UploadInfo};
 use tokio::runtime::{Handle, Runtime};
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, StreamError};
@@ -135,6 +135,30 @@ impl ContractClient for HostClient {
     fn delete_blob(&mut self, digest: &str) -> StorageResult<bool> {
         let r = self.runtime.block_on(BlobsHost::delete(&mut self.state, digest.to_string()));
         self.answer(r)
+    }
+
+    fn list(&mut self, after: Option<&str>, limit: u32) -> StorageResult<Vec<BlobInfo>> {
+        let after = after.map(str::to_string);
+        let r = self.runtime.block_on(BlobsHost::list(&mut self.state, after, limit));
+        let page = self.answer(r)?;
+        Ok(page.into_iter().map(|b| BlobInfo { digest: b.digest, size: b.size, touched: b.touched }).collect())
+    }
+
+    fn touch(&mut self, digest: &str) -> StorageResult<bool> {
+        let r = self.runtime.block_on(BlobsHost::touch(&mut self.state, digest.to_string()));
+        self.answer(r)
+    }
+
+    fn delete_if_older(&mut self, digest: &str, before: u64) -> StorageResult<bool> {
+        let r = self.runtime.block_on(BlobsHost::delete_if_older(&mut self.state, digest.to_string(), before));
+        self.answer(r)
+    }
+
+    fn list_uploads(&mut self, after: Option<&str>, limit: u32) -> StorageResult<Vec<UploadInfo>> {
+        let after = after.map(str::to_string);
+        let r = self.runtime.block_on(BlobsHost::list_uploads(&mut self.state, after, limit));
+        let page = self.answer(r)?;
+        Ok(page.into_iter().map(|u| UploadInfo { id: u.id, size: u.size, modified: u.modified }).collect())
     }
 
     fn start(&mut self) -> StorageResult<Self::Upload> {

@@ -15,6 +15,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::SystemTime;
+use storage_layout::keys::DirEntry;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -167,6 +169,44 @@ pub fn remove_if_present(path: &Path) -> std::io::Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// The entries of directory `dir` whose names are UTF-8; `None` if it does
+/// not exist.
+pub fn list_dir(dir: &Path) -> std::io::Result<Option<Vec<DirEntry>>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push(DirEntry { name, is_dir: entry.file_type()?.is_dir() });
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Sets the modification time of file `path` to `time` (its access time
+/// stays); `false` if there is no such file. One system call on the path.
+pub fn set_modified(path: &Path, time: SystemTime) -> std::io::Result<bool> {
+    let since_epoch = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: since_epoch.as_secs() as i64,
+            tv_nsec: since_epoch.subsec_nanos() as _,
+        },
+    };
+    match rustix::fs::utimensat(rustix::fs::CWD, path, &times, rustix::fs::AtFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use storage_layout::entry::{check_value, decode_entry, next_version, version_header};
-use storage_layout::keys::{first_page, key_path, list_start, DirEntry, Listing, KV_DIR};
+use storage_layout::keys::{first_page, key_path, list_start, Listing, KV_DIR};
 use storage_layout::names::TMP_DIR;
 
 const LOCK_STRIPES: usize = 64;
@@ -191,7 +191,12 @@ impl KvStore {
     pub fn list_keys(&self, prefix: &str, after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
         let (dir, dir_key) = list_start(prefix)?;
         let mut keys = Vec::new();
-        Listing { prefix, after }.walk(&mut |d: &str| list_dir(&self.data.join(d)), &dir, &dir_key, &mut keys)?;
+        Listing { prefix, after }.walk(
+            &mut |d: &str| fsutil::list_dir(&self.data.join(d)),
+            &dir,
+            &dir_key,
+            &mut keys,
+        )?;
         Ok(first_page(keys, limit))
     }
 
@@ -224,24 +229,6 @@ fn read_entry(path: &Path) -> StorageResult<Option<Entry>> {
 
 /// The entries of directory `dir`; `None` if it does not exist. Names that
 /// are not UTF-8 are no keys: left out.
-fn list_dir(dir: &Path) -> StorageResult<Option<Vec<DirEntry>>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        if let Ok(name) = entry.file_name().into_string() {
-            out.push(DirEntry { name, is_dir: entry.file_type()?.is_dir() });
-        }
-    }
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,7 +117,6 @@ impl Storage {
             storage.redo(change)?;
         }
         storage.journal.start(pending)?;
-        purge_stale_uploads(&data_dir.join(UPLOADS_DIR));
         Ok(Arc::new(storage))
     }
 
@@ -201,24 +200,6 @@ fn lock_data_dir(data_dir: &Path) -> std::io::Result<std::fs::File> {
             "another registry-host is already using it (lock held)",
         )),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Deletes abandoned uploads so that their bytes do not pile up forever.
-/// Their kv session records stay; resuming them answers "unknown upload".
-fn purge_stale_uploads(uploads: &Path) {
-    let Ok(entries) = std::fs::read_dir(uploads) else { return };
-    for entry in entries.flatten() {
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > storage_layout::ages::UPLOAD_MAX_AGE);
-        if stale {
-            tracing::info!("removing abandoned upload {}", entry.file_name().to_string_lossy());
-            let _ = std::fs::remove_file(entry.path());
-        }
     }
 }
 

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 const HIGH: usize = 64;
 /// Below this many, `take` asks the thread to refill.
 const LOW: usize = 32;
-/// A spare older than this is removed, not used: an upload's file carries
-/// the spare's modification time until its first bytes, and start-up
-/// purges upload files by age. It is a temporary file until then.
+/// A spare older than this is removed, not used: it is a temporary file
+/// until it is taken, and start-up clears those.
 const MAX_AGE: Duration = storage_layout::ages::TMP_MAX_AGE;
 
 /// A pool of empty files in one directory.
@@ -46,8 +45,10 @@ impl SpareFiles {
         SpareFiles { files, refill }
     }
 
-    /// Renames a spare file to `dest` (which must not exist); `false` when
-    /// there was none, or it could not be moved: then create `dest` anew.
+    /// Renames a spare file to `dest` (which must not exist), modified now
+    /// (an upload's time is when it started, until bytes arrive); `false`
+    /// when there was none, or it could not be moved: then create `dest`
+    /// anew.
     pub fn take(&self, dest: &Path) -> bool {
         let (spare, stale, left) = {
             let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
@@ -72,7 +73,14 @@ impl SpareFiles {
         }
         match spare {
             // `dest` is a fresh random name: nothing to overwrite.
-            Some(spare) => std::fs::rename(&spare, dest).is_ok(),
+            Some(spare) => {
+                let moved = std::fs::rename(&spare, dest).is_ok();
+                if moved {
+                    // Best effort: at worst the spare's time, under an hour old.
+                    let _ = super::fsutil::set_modified(dest, std::time::SystemTime::now());
+                }
+                moved
+            }
             None => false,
         }
     }

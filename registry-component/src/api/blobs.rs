@@ -52,7 +52,8 @@ pub fn get<S: Storage>(
 }
 
 /// end-10: `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the
-/// repository; the bytes go once no repository links them.
+/// repository; the bytes leave with the next garbage collection if nothing
+/// else uses them.
 pub fn delete<S: Storage>(
     ctx: &Ctx<S>,
     repo: &RepoName,
@@ -63,6 +64,5 @@ pub fn delete<S: Storage>(
     if !st.delete(&keys::blob_link(repo, digest))? {
         return Err(RegistryError::BlobUnknown(Some(format!("blob {digest} is unknown to repository {repo}"))));
     }
-    links::release(st, digest)?;
     Ok(Response::new(202).header("Docker-Content-Digest", digest.as_str()))
 }

@@ -1,9 +1,8 @@
 //! Which repository may see which blob and manifest. Bytes are stored once
 //! for the whole registry; a repository sees them only through its links.
-//! Linking also keeps the catalog current. Bytes are deleted only when no
-//! repository links them any more, which `release` finds by walking the
-//! catalog: deletes are rare, pushes are not, so pushes write no reverse
-//! index (each kv write is an fsync).
+//! Linking also keeps the catalog current. Deletes remove links only: the
+//! bytes leave with a garbage collection (`crate::gc`), which is what may
+//! decide that nothing uses them any more without racing a push.
 
 use crate::error::RegistryError;
 use crate::oci::digest::Digest;
@@ -24,6 +23,11 @@ pub struct ManifestLink {
     /// The manifest it refers to, if any (kept to clean up referrers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// When it was last pushed, seconds since the epoch: a collection that
+    /// removes untagged manifests spares those younger than its grace
+    /// period. Links written before it existed have none (old).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<u64>,
 }
 
 /// The size of `digest` if the blob is linked into `repo` and stored.
@@ -32,6 +36,15 @@ pub fn blob_size<S: Storage>(st: &S, repo: &RepoName, digest: &Digest) -> Result
         return Ok(None);
     }
     st.blob_size(digest)
+}
+
+/// Whether `digest` is linked into `repo` and stored, touching the bytes
+/// first (`wit/blobs.wit`'s `touch`) so that a collection running now
+/// keeps them: for a push that is about to rely on the blob.
+pub fn blob_in_use<S: Storage>(st: &S, repo: &RepoName, digest: &Digest) -> Result<bool, RegistryError> {
+    // Touch, then look for the link: a collection removes a link only
+    // after the bytes are gone, then looks at the bytes again.
+    Ok(st.blob_touch(digest.as_str())? && st.exists(&keys::blob_link(repo, digest))?)
 }
 
 /// Makes a stored blob visible in `repo` (a no-op when it already is).
@@ -88,26 +101,4 @@ pub fn ensure_repository<S: Storage>(st: &S, repo: &RepoName) -> Result<(), Regi
 /// Whether `repo` has ever been pushed to.
 pub fn repository_exists<S: Storage>(st: &S, repo: &RepoName) -> Result<bool, RegistryError> {
     st.exists(&keys::catalog(repo))
-}
-
-/// After a link of `digest` in `repo` was removed: deletes the bytes when
-/// no repository links them as a blob or a manifest any more.
-pub fn release<S: Storage>(st: &S, digest: &Digest) -> Result<(), RegistryError> {
-    let prefix = keys::catalog_prefix();
-    let mut after: Option<String> = None;
-    loop {
-        let page = st.list(&prefix, after.as_deref(), 1000)?;
-        for key in &page {
-            let Some(repo) = keys::name_from_catalog_key(key) else { continue };
-            if st.exists(&keys::blob_link(&repo, digest))? || st.exists(&keys::manifest_link(&repo, digest))? {
-                return Ok(());
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == 1000 => after = Some(last.clone()),
-            _ => break,
-        }
-    }
-    st.blob_remove(digest)?;
-    Ok(())
 }

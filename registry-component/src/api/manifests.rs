@@ -5,6 +5,7 @@
 
 use super::{links, Ctx};
 use crate::error::RegistryError;
+use crate::gc;
 use crate::http::{Body, Request, Response};
 use crate::oci::digest::Digest;
 use crate::oci::manifest;
@@ -57,21 +58,23 @@ pub fn put<S: Storage>(
             return Err(RegistryError::DigestInvalid(Some(format!("the body's digest is {digest}, not {expected}"))));
         }
     }
+    // Every check touches what it finds, so that a garbage collection
+    // running meanwhile keeps it (`crate::gc`).
     for blob in &parsed.blobs {
-        if links::blob_size(st, repo, blob)?.is_none() {
+        if !links::blob_in_use(st, repo, blob)? {
             return Err(RegistryError::ManifestBlobUnknown(Some(format!(
                 "blob {blob} is unknown to repository {repo}"
             ))));
         }
     }
     for child in &parsed.manifests {
-        if links::manifest(st, repo, child)?.is_none() {
+        if !st.blob_touch(child.as_str())? || links::manifest(st, repo, child)?.is_none() {
             return Err(RegistryError::ManifestBlobUnknown(Some(format!(
                 "manifest {child} is unknown to repository {repo}"
             ))));
         }
     }
-    if st.blob_size(&digest)?.is_none() {
+    if !st.blob_touch(digest.as_str())? {
         st.blob_put(&digest, &body)?;
     }
     let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
@@ -79,10 +82,14 @@ pub fn put<S: Storage>(
         media_type: parsed.media_type.clone(),
         size: body.len() as u64,
         subject: subject.as_ref().map(|d| d.to_string()),
+        pushed: Some(gc::seconds(st.now())),
     };
-    if let Some(subject) = &subject {
+    let referrer = subject.as_ref().map(|subject| {
         let descriptor = referrer_descriptor(&parsed, &digest, body.len() as u64);
-        st.set(&keys::referrer(repo, subject, &digest), descriptor.to_string().as_bytes())?;
+        (keys::referrer(repo, subject, &digest), descriptor.to_string())
+    });
+    if let Some((key, descriptor)) = &referrer {
+        st.set(key, descriptor.as_bytes())?;
     }
     links::link_manifest(st, repo, &digest, &link)?;
 
@@ -92,6 +99,14 @@ pub fn put<S: Storage>(
     }
     for tag in &tags {
         st.set(&keys::tag(repo, tag), digest.as_str().as_bytes())?;
+    }
+    if gc::fence::wait(st, repo)? && links::manifest(st, repo, &digest)?.is_none() {
+        // A collection removed the link as an untagged manifest while this
+        // push wrote it: put back what the push wrote.
+        if let Some((key, descriptor)) = &referrer {
+            st.set(key, descriptor.as_bytes())?;
+        }
+        links::link_manifest(st, repo, &digest, &link)?;
     }
     let mut response = Response::new(201)
         .header("Location", format!("/v2/{repo}/manifests/{digest}"))
@@ -123,6 +138,7 @@ fn referrer_descriptor(parsed: &manifest::ParsedManifest, digest: &Digest, size:
 
 /// end-9: `DELETE /v2/<name>/manifests/<reference>`: a tag removes only
 /// the tag; a digest removes the manifest, its tags and its referrer entry.
+/// The bytes leave with the next garbage collection.
 pub fn delete<S: Storage>(
     ctx: &Ctx<S>,
     repo: &RepoName,
@@ -159,6 +175,5 @@ pub fn delete<S: Storage>(
         st.delete(&keys::referrer(repo, &subject, digest))?;
     }
     st.delete(&keys::manifest_link(repo, digest))?;
-    links::release(st, digest)?;
     Ok(Response::new(202))
 }

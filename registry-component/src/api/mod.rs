@@ -6,17 +6,18 @@
 mod base;
 mod blobs;
 mod catalog;
-mod links;
+pub(crate) mod links;
 mod manifests;
 mod referrers;
 mod tags;
 mod uploads;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::auth::{self, Access};
 use crate::error::RegistryError;
+use crate::gc::{self, GcSettings};
 use crate::http::{Request, Response};
 use crate::router::Route;
 use crate::storage::Storage;
@@ -29,6 +30,17 @@ pub struct Ctx<S> {
     pub delete_enabled: bool,
     /// Who may do what (`Access::Open` unless access control is configured).
     pub access: Access,
+    /// How garbage collections run, or why the settings are unusable:
+    /// read only by the requests that need them.
+    pub gc: LazyGc,
+}
+
+/// Garbage-collection settings, read on first use.
+pub type LazyGc = std::cell::LazyCell<Result<GcSettings, String>, Box<dyn FnOnce() -> Result<GcSettings, String>>>;
+
+/// Settings known in advance (tests).
+pub fn fixed_gc(settings: Result<GcSettings, String>) -> LazyGc {
+    std::cell::LazyCell::new(Box::new(move || settings))
 }
 
 impl<S> Ctx<S> {
@@ -49,6 +61,11 @@ pub fn respond<S: Storage>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response
         Ok(route) => match &ctx.access {
             Access::Open if route == Route::Token => {
                 Response::error(&RegistryError::NotFound(Some("access control is off: no tokens are needed".into())))
+            }
+            Access::Open if matches!(route, Route::Gc { .. }) && !(*ctx.gc).as_ref().is_ok_and(|g| g.endpoint) => {
+                Response::error(&RegistryError::NotFound(Some(
+                    "garbage collection over HTTP is off: set REGISTRY_GC_ENDPOINT=on or turn on access control".into(),
+                )))
             }
             Access::Open => answer(ctx, route, req, &|_| true),
             Access::Controlled(gate) if route == Route::Token => gate.token(&ctx.storage, req),
@@ -86,6 +103,13 @@ fn dispatch<S: Storage>(
     match route {
         Route::Base => base::get(),
         Route::Token => Err(RegistryError::internal("the token endpoint is answered before dispatch")),
+        Route::Gc { step, dry_run } => {
+            let settings = (*ctx.gc).as_ref().map_err(|reason| {
+                eprintln!("registry: garbage collection is misconfigured: {reason}");
+                RegistryError::internal("garbage collection is misconfigured; see the registry's log")
+            })?;
+            gc::endpoint::respond(st, settings, step, dry_run)
+        }
         Route::Catalog { n, last } => catalog::list(st, n, last, visible),
         Route::TagsList { name, n, last } => tags::list(st, &name, n, last),
         Route::ManifestGet { name, reference } => manifests::get(st, &name, &reference, req),

@@ -52,7 +52,8 @@ pub fn start<S: Storage>(
             Some(from) => links::blob_size(st, from, &mount)?.is_some(),
             None => st.blob_size(&mount)?.is_some(),
         };
-        if available {
+        // Touched before it is linked, so that a collection keeps it.
+        if available && st.blob_touch(mount.as_str())? {
             links::link_blob(st, repo, &mount)?;
             return Ok(blob_created(repo, &mount));
         }

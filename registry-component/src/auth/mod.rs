@@ -198,6 +198,13 @@ impl Gate {
                     return Err(unauthorized(None, None, "authentication required"));
                 }
             }
+            Need::Admin => match &caller {
+                Caller::User(user) if self.policy()?.is_admin(Subject::User(user)) => {}
+                Caller::User(_) | Caller::Token(_) => {
+                    return Err(Refusal::Denied("only an admin, signed in with Basic credentials, may do this".into()))
+                }
+                Caller::Anonymous => return Err(unauthorized(None, None, "authentication required")),
+            },
             Need::Catalog => {
                 match &caller {
                     Caller::Token(claims) if !claims.may_list_catalog() => {

@@ -11,6 +11,9 @@ pub enum Need {
     SignedIn,
     /// `GET /v2/_catalog`: lists what the caller may pull.
     Catalog,
+    /// `/_registry/gc`: an admin of the policy, signed in with Basic
+    /// credentials (tokens carry repository scopes, not this).
+    Admin,
     /// Actions on one repository.
     Repository {
         /// The repository.
@@ -29,6 +32,7 @@ impl Need {
         match route {
             Base | Token => Need::SignedIn,
             Catalog { .. } => Need::Catalog,
+            Gc { .. } => Need::Admin,
             TagsList { name, .. } | ManifestGet { name, .. } | BlobGet { name, .. } | Referrers { name, .. } => {
                 repo(name, Actions::PULL)
             }
@@ -47,7 +51,7 @@ impl Need {
     /// serves the blob checks of the same push.
     pub fn scope(&self) -> Option<Scope> {
         match self {
-            Need::SignedIn => None,
+            Need::SignedIn | Need::Admin => None,
             Need::Catalog => Some(Scope::Catalog),
             Need::Repository { name, actions } => {
                 let actions = if actions.contains(Actions::PUSH) { actions.union(Actions::PULL) } else { *actions };

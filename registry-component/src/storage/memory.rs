@@ -4,7 +4,7 @@
 //! lets the handlers run under `cargo test` natively; request bodies are
 //! [`MemoryBody`], read with `std::io::Read`.
 
-use super::{AppendError, Entry, Error, Storage, Upload};
+use super::{AppendError, BlobInfo, Entry, Error, Storage, Upload, UploadInfo};
 use crate::http::RequestBody;
 use crate::oci::digest::Digest;
 use std::cell::{Cell, RefCell};
@@ -13,12 +13,20 @@ use std::io::{Cursor, Read};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A blob's or an upload's bytes, with the time of its last commit or
+/// touch (a blob) or append (an upload).
+#[derive(Default)]
+struct Stored {
+    bytes: Vec<u8>,
+    time: u64,
+}
+
 #[derive(Default)]
 struct State {
     kv: BTreeMap<String, Entry>,
     last_version: u64,
-    blobs: BTreeMap<String, Vec<u8>>,
-    uploads: BTreeMap<String, Vec<u8>>,
+    blobs: BTreeMap<String, Stored>,
+    uploads: BTreeMap<String, Stored>,
     last_upload: u64,
     last_random: u64,
     /// Seconds after the epoch that [`Storage::now`] answers.
@@ -32,8 +40,8 @@ impl State {
     /// Bytes stored: values, blobs and uploads.
     fn used(&self) -> u64 {
         let used: usize = self.kv.values().map(|e| e.value.len()).sum::<usize>()
-            + self.blobs.values().map(Vec::len).sum::<usize>()
-            + self.uploads.values().map(Vec::len).sum::<usize>();
+            + self.blobs.values().map(|b| b.bytes.len()).sum::<usize>()
+            + self.uploads.values().map(|u| u.bytes.len()).sum::<usize>();
         used as u64
     }
 
@@ -149,13 +157,13 @@ impl Storage for MemoryStorage {
 
     fn blob_stat(&self, digest: &str) -> Result<Option<u64>, Error> {
         check_digest(digest)?;
-        Ok(self.state.borrow().blobs.get(digest).map(|b| b.len() as u64))
+        Ok(self.state.borrow().blobs.get(digest).map(|b| b.bytes.len() as u64))
     }
 
     fn blob_read(&self, digest: &str, offset: u64, length: Option<u64>) -> Result<Option<Self::Reader>, Error> {
         check_digest(digest)?;
         let state = self.state.borrow();
-        let Some(bytes) = state.blobs.get(digest) else { return Ok(None) };
+        let Some(bytes) = state.blobs.get(digest).map(|b| &b.bytes) else { return Ok(None) };
         let size = bytes.len() as u64;
         if offset > size {
             return Err(Error::Invalid(format!("offset {offset} is past the end ({size})")));
@@ -169,11 +177,57 @@ impl Storage for MemoryStorage {
         Ok(self.state.borrow_mut().blobs.remove(digest).is_some())
     }
 
+    fn blob_bytes(&self, digest: &str, max: u64) -> Result<Option<Vec<u8>>, Error> {
+        check_digest(digest)?;
+        let state = self.state.borrow();
+        Ok(state.blobs.get(digest).map(|b| b.bytes[..b.bytes.len().min(max as usize)].to_vec()))
+    }
+
+    fn blob_list(&self, after: Option<&str>, limit: u32) -> Result<Vec<BlobInfo>, Error> {
+        let state = self.state.borrow();
+        Ok(state
+            .blobs
+            .iter()
+            .filter(|(digest, _)| after.is_none_or(|a| digest.as_str() > a))
+            .take(limit as usize)
+            .map(|(digest, b)| BlobInfo { digest: digest.clone(), size: b.bytes.len() as u64, touched: b.time })
+            .collect())
+    }
+
+    fn blob_touch(&self, digest: &str) -> Result<bool, Error> {
+        check_digest(digest)?;
+        let mut state = self.state.borrow_mut();
+        let clock = state.clock;
+        Ok(state.blobs.get_mut(digest).map(|b| b.time = clock).is_some())
+    }
+
+    fn blob_delete_if_older(&self, digest: &str, before: u64) -> Result<bool, Error> {
+        check_digest(digest)?;
+        let mut state = self.state.borrow_mut();
+        if state.blobs.get(digest).is_some_and(|b| b.time < before) {
+            state.blobs.remove(digest);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn list_uploads(&self, after: Option<&str>, limit: u32) -> Result<Vec<UploadInfo>, Error> {
+        let state = self.state.borrow();
+        Ok(state
+            .uploads
+            .iter()
+            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a))
+            .take(limit as usize)
+            .map(|(id, u)| UploadInfo { id: id.clone(), size: u.bytes.len() as u64, modified: u.time })
+            .collect())
+    }
+
     fn start_upload(&self) -> Result<MemoryUpload, Error> {
         let mut state = self.state.borrow_mut();
         state.last_upload += 1;
         let id = format!("{:08x}-0000", state.last_upload);
-        state.uploads.insert(id.clone(), Vec::new());
+        let time = state.clock;
+        state.uploads.insert(id.clone(), Stored { bytes: Vec::new(), time });
         Ok(MemoryUpload { state: self.state.clone(), id })
     }
 
@@ -200,6 +254,9 @@ impl Storage for MemoryStorage {
     fn now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.state.borrow().clock)
     }
+
+    /// Single-threaded: nothing can change while it waits, so it returns.
+    fn pause(&self, _duration: Duration) {}
 }
 
 /// An upload of a [`MemoryStorage`].
@@ -211,7 +268,7 @@ pub struct MemoryUpload {
 impl MemoryUpload {
     fn with_bytes<T>(&self, f: impl FnOnce(&mut Vec<u8>) -> T) -> Result<T, Error> {
         let mut state = self.state.borrow_mut();
-        state.uploads.get_mut(&self.id).map(f).ok_or(Error::NotFound)
+        state.uploads.get_mut(&self.id).map(|u| f(&mut u.bytes)).ok_or(Error::NotFound)
     }
 
     /// Appends `more`, or, if it does not fit, ends the upload (its bytes
@@ -225,7 +282,10 @@ impl MemoryUpload {
             state.uploads.remove(&self.id);
             return Err(Error::Full);
         }
-        state.uploads.get_mut(&self.id).expect("checked above").extend_from_slice(more);
+        let clock = state.clock;
+        let upload = state.uploads.get_mut(&self.id).expect("checked above");
+        upload.bytes.extend_from_slice(more);
+        upload.time = clock;
         Ok(())
     }
 }
@@ -257,13 +317,14 @@ impl Upload for MemoryUpload {
     fn commit(&self, expected_digest: &str) -> Result<u64, Error> {
         check_digest(expected_digest)?;
         let mut state = self.state.borrow_mut();
-        let bytes = state.uploads.remove(&self.id).ok_or(Error::NotFound)?;
+        let bytes = state.uploads.remove(&self.id).ok_or(Error::NotFound)?.bytes;
         let actual = Digest::of_bytes(&bytes);
         if actual.as_str() != expected_digest {
             return Err(Error::DigestMismatch(actual.to_string()));
         }
         let size = bytes.len() as u64;
-        state.blobs.insert(expected_digest.to_string(), bytes);
+        let time = state.clock;
+        state.blobs.insert(expected_digest.to_string(), Stored { bytes, time });
         Ok(size)
     }
 

@@ -63,6 +63,28 @@ pub struct Entry {
     pub version: u64,
 }
 
+/// A committed blob as [`Storage::blob_list`] reports it (`blob-info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last commit or touch, seconds since the epoch.
+    pub touched: u64,
+}
+
+/// An upload in progress as [`Storage::list_uploads`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInfo {
+    /// The id [`Storage::resume_upload`] takes.
+    pub id: String,
+    /// Bytes received so far.
+    pub size: u64,
+    /// Last append (or start), seconds since the epoch.
+    pub modified: u64,
+}
+
 /// An upload in progress (`wit/blobs.wit`'s `upload` resource).
 pub trait Upload {
     /// What [`Upload::append`] reads from: the request body.
@@ -113,6 +135,18 @@ pub trait Storage {
     fn blob_read(&self, digest: &str, offset: u64, length: Option<u64>) -> Result<Option<Self::Reader>, Error>;
     /// Removes the blob `digest`; whether it existed.
     fn blob_delete(&self, digest: &str) -> Result<bool, Error>;
+    /// The bytes of a small blob (a manifest), at most `max` of them, if
+    /// stored.
+    fn blob_bytes(&self, digest: &str, max: u64) -> Result<Option<Vec<u8>>, Error>;
+    /// Committed blobs in digest order after `after`, at most `limit`.
+    fn blob_list(&self, after: Option<&str>, limit: u32) -> Result<Vec<BlobInfo>, Error>;
+    /// Marks the blob as in use now; false if it is not stored.
+    fn blob_touch(&self, digest: &str) -> Result<bool, Error>;
+    /// Removes the blob only if last committed or touched before `before`
+    /// (seconds since the epoch); whether it removed it.
+    fn blob_delete_if_older(&self, digest: &str, before: u64) -> Result<bool, Error>;
+    /// Uploads in progress in id order after `after`, at most `limit`.
+    fn list_uploads(&self, after: Option<&str>, limit: u32) -> Result<Vec<UploadInfo>, Error>;
     /// Starts a new, empty upload.
     fn start_upload(&self) -> Result<Self::Upload, Error>;
     /// Reopens the upload `id`: `NotFound` once committed or aborted.
@@ -124,4 +158,7 @@ pub trait Storage {
     /// anything that ages (upload expiry, a collection's grace period) runs
     /// under a clock the tests set.
     fn now(&self) -> std::time::SystemTime;
+    /// Waits `duration` (a manifest push waiting for a collection's step
+    /// on its repository to end).
+    fn pause(&self, duration: std::time::Duration);
 }

@@ -18,12 +18,15 @@
 //! registry/token-key                      token signing key, unless configured
 //! registry/auth/basic/<mac>               a recent Basic sign-in: expiry time
 //! registry/auth/failures/<hash>           failed sign-ins of one client: count, since
+//! registry/gc/run                         the current or last collection (crate::gc)
+//! registry/gc/marks/<run>/live/<digest>   a collection found the blob in use
+//! registry/gc/marks/<run>/doomed/<digest> a dry run would remove the blob
+//! repositories/<name>/_gc                 a collection is removing manifests here: since
 //! ```
 //!
 //! Upload sessions have no key: their token carries a MAC instead
-//! (`crate::session`). Which repositories still link a blob is found, on the
-//! rare blob or manifest delete, by walking the catalog, so that pushes
-//! write no reverse index.
+//! (`crate::session`). Deletes only unlink; the bytes leave with a collection
+//! (`crate::gc`), so pushes write no reverse index.
 //!
 //! Why the `_` markers: a name is any number of segments, so the segment
 //! after it must be something no name component can be. Name components
@@ -154,6 +157,35 @@ pub fn basic_sign_in(mac_hex: &str) -> String {
 /// unknown).
 pub fn sign_in_failures(hash_hex: &str) -> String {
     format!("{REGISTRY}/auth/failures/{hash_hex}")
+}
+
+/// `registry/gc/run`: the state of the current (or last) collection.
+pub fn gc_run() -> String {
+    format!("{REGISTRY}/gc/run")
+}
+
+/// Prefix of every mark of every collection.
+pub fn gc_marks_prefix() -> String {
+    format!("{REGISTRY}/gc/marks/")
+}
+
+/// `registry/gc/marks/<run>/live/<digest>`: collection `run` found `digest`
+/// referenced by a manifest it keeps.
+pub fn gc_live(run: &str, digest: &Digest) -> String {
+    format!("{}{run}/live/{digest}", gc_marks_prefix())
+}
+
+/// `registry/gc/marks/<run>/doomed/<digest>`: dry run `run` would remove
+/// the blob `digest`.
+pub fn gc_doomed(run: &str, digest: &Digest) -> String {
+    format!("{}{run}/doomed/{digest}", gc_marks_prefix())
+}
+
+/// `repositories/<name>/_gc`: a collection is removing manifests of `name`
+/// (value: since when, seconds since the epoch); a manifest push that
+/// sees it waits and checks its link survived (`crate::gc::fence`).
+pub fn gc_fence(name: &RepoName) -> String {
+    format!("{REPOSITORIES}/{name}/_gc")
 }
 
 /// `catalog/<name>`: the repository exists.

@@ -22,7 +22,9 @@ impl wasip2::exports::http::incoming_handler::Guest for Registry {
         let settings =
             registry_auth::Settings::from_vars(|name| std::env::var(name).ok(), |path| std::fs::read_to_string(path));
         let access = Access::from_settings(settings);
-        let ctx = Ctx { storage: storage::WasiStorage, delete_enabled, access };
+        let gc: api::LazyGc =
+            std::cell::LazyCell::new(Box::new(|| crate::gc::GcSettings::from_vars(|name| std::env::var(name).ok())));
+        let ctx = Ctx { storage: storage::WasiStorage, delete_enabled, access, gc };
         let response = api::respond(&ctx, &mut req);
         http::send(response, response_out, head);
     }

@@ -5,7 +5,7 @@
 
 use super::bindings::{blobs, kv, types};
 use super::http::WasiBody;
-use crate::storage::{AppendError, Entry, Error, Storage, Upload};
+use crate::storage::{AppendError, BlobInfo, Entry, Error, Storage, Upload, UploadInfo};
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 /// The host's storage, reached through the component's imports.
@@ -61,6 +61,38 @@ impl Storage for WasiStorage {
         Ok(blobs::delete(digest)?)
     }
 
+    fn blob_bytes(&self, digest: &str, max: u64) -> Result<Option<Vec<u8>>, Error> {
+        let Some(stream) = blobs::read(digest, 0, Some(max))? else { return Ok(None) };
+        let mut bytes = Vec::new();
+        loop {
+            match stream.blocking_read(64 << 10) {
+                Ok(chunk) if chunk.is_empty() => break,
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => return Err(Error::Other(e.to_debug_string())),
+            }
+        }
+        Ok(Some(bytes))
+    }
+
+    fn blob_list(&self, after: Option<&str>, limit: u32) -> Result<Vec<BlobInfo>, Error> {
+        let page = blobs::list(after, limit)?;
+        Ok(page.into_iter().map(|b| BlobInfo { digest: b.digest, size: b.size, touched: b.touched }).collect())
+    }
+
+    fn blob_touch(&self, digest: &str) -> Result<bool, Error> {
+        Ok(blobs::touch(digest)?)
+    }
+
+    fn blob_delete_if_older(&self, digest: &str, before: u64) -> Result<bool, Error> {
+        Ok(blobs::delete_if_older(digest, before)?)
+    }
+
+    fn list_uploads(&self, after: Option<&str>, limit: u32) -> Result<Vec<UploadInfo>, Error> {
+        let page = blobs::list_uploads(after, limit)?;
+        Ok(page.into_iter().map(|u| UploadInfo { id: u.id, size: u.size, modified: u.modified }).collect())
+    }
+
     fn start_upload(&self) -> Result<blobs::Upload, Error> {
         Ok(blobs::Upload::start()?)
     }
@@ -71,6 +103,11 @@ impl Storage for WasiStorage {
 
     fn random_bytes(&self, len: usize) -> Vec<u8> {
         wasip2::random::random::get_random_bytes(len as u64)
+    }
+
+    fn pause(&self, duration: std::time::Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        wasip2::clocks::monotonic_clock::subscribe_duration(nanos).block();
     }
 
     fn now(&self) -> std::time::SystemTime {

@@ -168,6 +168,19 @@ pub(super) fn component_config(deployment: Deployment, extra: &[&str]) -> Compon
             "--htpasswd" => "REGISTRY_AUTH_HTPASSWD",
             "--access" => "REGISTRY_AUTH_POLICY",
             "--token-key" => "REGISTRY_AUTH_TOKEN_KEY",
+            "--gc-endpoint" => {
+                config.env.push(("REGISTRY_GC_ENDPOINT".into(), "on".into()));
+                continue;
+            }
+            "--gc-delete-untagged" => {
+                config.env.push(("REGISTRY_GC_DELETE_UNTAGGED".into(), "true".into()));
+                continue;
+            }
+            "--gc-grace" => {
+                let value = flags.next().expect("--gc-grace takes a value");
+                config.env.push(("REGISTRY_GC_GRACE".into(), value.to_string()));
+                continue;
+            }
             "--auth-service" => {
                 let value = flags.next().expect("--auth-service takes a value");
                 config.env.push(("REGISTRY_AUTH_SERVICE".into(), value.to_string()));

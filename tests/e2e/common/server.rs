@@ -54,7 +54,12 @@ impl RegistryServer {
     /// Starts `registry-host` (whatever the deployment) on `data_dir`, which the
     /// caller keeps: for tests that restart it on the same data.
     pub fn start_host_on(data_dir: &Path) -> Self {
-        Self::spawned(spawn_host(data_dir, &[]), data_dir.to_path_buf(), None)
+        Self::start_host_on_with(data_dir, &[])
+    }
+
+    /// Like [`Self::start_host_on`], with `extra` flags.
+    pub fn start_host_on_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawned(spawn_host(data_dir, extra), data_dir.to_path_buf(), None)
     }
 
     /// Starts `registry-host` (whatever the deployment) with `--listen listen`, a

@@ -386,3 +386,20 @@ fn a_generated_token_key_is_kept_in_storage_and_shared() {
 fn the_token_endpoint_is_absent_when_access_control_is_off() {
     Registry::new().get("/token?scope=repository:a:pull").expect(404, None);
 }
+
+#[test]
+fn garbage_collection_is_for_admins_signed_in_with_basic_credentials() {
+    let registry = registry();
+    let post = |auth: Option<String>| {
+        let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| ("Authorization", a)).into_iter().collect();
+        registry.send("POST", "/_registry/gc", &headers, Default::default())
+    };
+    post(None).expect(401, Some("UNAUTHORIZED"));
+    post(Some(basic("alice", "alice-pw"))).expect(403, Some("DENIED"));
+    let answer = post(Some(basic("root", "root-pw")));
+    answer.expect(200, None);
+    assert_eq!(answer.json()["busy"], false);
+    registry
+        .send("GET", "/_registry/gc", &[("Authorization", &basic("root", "root-pw"))], Default::default())
+        .expect(200, None);
+}

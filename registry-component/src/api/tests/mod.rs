@@ -62,11 +62,25 @@ impl Answer {
 
 impl Registry {
     pub fn new() -> Registry {
-        Registry { ctx: Ctx { storage: MemoryStorage::new(), delete_enabled: true, access: Access::Open } }
+        Registry {
+            ctx: Ctx {
+                storage: MemoryStorage::new(),
+                delete_enabled: true,
+                access: Access::Open,
+                gc: super::fixed_gc(Ok(Default::default())),
+            },
+        }
     }
 
     pub fn without_delete() -> Registry {
-        Registry { ctx: Ctx { storage: MemoryStorage::new(), delete_enabled: false, access: Access::Open } }
+        Registry {
+            ctx: Ctx {
+                storage: MemoryStorage::new(),
+                delete_enabled: false,
+                access: Access::Open,
+                gc: super::fixed_gc(Ok(Default::default())),
+            },
+        }
     }
 
     /// A registry with access control from these environment variables.
@@ -77,8 +91,20 @@ impl Registry {
             |path| Err(std::io::Error::other(format!("no file {path} in unit tests"))),
         );
         Registry {
-            ctx: Ctx { storage: MemoryStorage::new(), delete_enabled: true, access: Access::from_settings(settings) },
+            ctx: Ctx {
+                storage: MemoryStorage::new(),
+                delete_enabled: true,
+                access: Access::from_settings(settings),
+                gc: super::fixed_gc(Ok(Default::default())),
+            },
         }
+    }
+
+    /// With garbage collection settings (the endpoint is served unless
+    /// `settings` turn it off).
+    pub fn with_gc(mut self, settings: crate::gc::GcSettings) -> Registry {
+        self.ctx.gc = super::fixed_gc(Ok(settings));
+        self
     }
 
     pub fn storage(&self) -> &MemoryStorage {

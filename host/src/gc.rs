@@ -1,0 +1,156 @@
+//! Garbage collection from the host: the settings the component reads
+//! (`REGISTRY_GC_*`), a schedule in the server, and the `gc` subcommand.
+//! Both drive the component's `/_registry/gc` endpoint with in-process
+//! requests that never touch the network, so they run the one collector
+//! that every deployment runs, step by step.
+
+use crate::limits::parse_duration;
+use crate::reload::LiveConfig;
+use crate::state::HostState;
+use crate::storage::Storage;
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// How collections run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GcArgs {
+    /// Blobs and untagged manifests younger than this are never collected:
+    /// the time a client may take between pushing layers and the manifest
+    /// that names them.
+    #[arg(long = "gc-grace", env = "REGISTRY_GC_GRACE", value_name = "DURATION", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub grace: Duration,
+    /// Uploads nobody appended to for this long are abandoned and removed.
+    #[arg(long = "gc-upload-max-age", env = "REGISTRY_GC_UPLOAD_MAX_AGE", value_name = "DURATION", default_value = "7days", value_parser = parse_duration, global = true)]
+    pub upload_max_age: Duration,
+    /// Also remove manifests that no tag reaches (and referrers of removed
+    /// manifests), as distribution's `garbage-collect --delete-untagged`.
+    #[arg(long = "gc-delete-untagged", env = "REGISTRY_GC_DELETE_UNTAGGED", global = true)]
+    pub delete_untagged: bool,
+    /// Serve `/_registry/gc` without access control (with access control
+    /// on, it is served to admins whatever this says).
+    #[arg(long = "gc-endpoint", env = "REGISTRY_GC_ENDPOINT")]
+    pub endpoint: bool,
+    /// Collect this often in the server (`0`: never). On by default because
+    /// deletes only unlink: without collections, deleted images would never
+    /// give their space back, nor abandoned uploads theirs.
+    #[arg(long = "gc-interval", env = "REGISTRY_GC_INTERVAL", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub interval_flag: Duration,
+    /// Set from `interval_flag`: `None` when off.
+    #[arg(skip)]
+    pub interval: Option<Duration>,
+}
+
+impl GcArgs {
+    /// Settles derived fields after parsing.
+    pub fn settle(&mut self) {
+        self.interval = (!self.interval_flag.is_zero()).then_some(self.interval_flag);
+    }
+
+    /// The component's environment for these settings.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("REGISTRY_GC_GRACE".into(), self.grace.as_secs().to_string()),
+            ("REGISTRY_GC_UPLOAD_MAX_AGE".into(), self.upload_max_age.as_secs().to_string()),
+            ("REGISTRY_GC_DELETE_UNTAGGED".into(), self.delete_untagged.to_string()),
+            ("REGISTRY_GC_ENDPOINT".into(), if self.endpoint { "on" } else { "off" }.into()),
+        ]
+    }
+}
+
+/// The environment of an in-process collection request: the server's,
+/// without access control (the request comes from the host itself), with
+/// the endpoint on.
+fn internal_env(env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<_> =
+        env.iter().filter(|(k, _)| !k.starts_with("REGISTRY_AUTH_") && k != "REGISTRY_GC_ENDPOINT").cloned().collect();
+    env.push(("REGISTRY_GC_ENDPOINT".into(), "on".into()));
+    env
+}
+
+/// Runs steps until the run in progress (or a new one) is done; its final
+/// state as the component reports it.
+pub async fn collect(
+    pre: &ProxyPre<HostState>,
+    storage: &Arc<Storage>,
+    env: &[(String, String)],
+    dry_run: bool,
+) -> anyhow::Result<serde_json::Value> {
+    let env = internal_env(env);
+    let uri = if dry_run { "/_registry/gc?dry-run=true" } else { "/_registry/gc" };
+    loop {
+        let req = hyper::Request::post(uri)
+            .header("host", "registry-host")
+            .body(Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }))
+            .expect("a valid request");
+        let response = crate::server::call_guest(pre, storage, &env, Scheme::Http, req).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await.context("reading the collection's answer")?.to_bytes();
+        anyhow::ensure!(status.is_success(), "the collection failed: {status} {}", String::from_utf8_lossy(&body));
+        let answer: serde_json::Value = serde_json::from_slice(&body).context("the collection's answer")?;
+        if answer["busy"] == true {
+            // Another stepper holds the run (a request to the endpoint).
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        } else if answer["done"] == true {
+            return Ok(answer["run"].clone());
+        }
+    }
+}
+
+/// The server's schedule: a collection every `interval`, the first one
+/// interval after start.
+pub async fn every(pre: ProxyPre<HostState>, storage: Arc<Storage>, live: Arc<LiveConfig>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let env = live.current().env.clone();
+        match collect(&pre, &storage, &env, false).await {
+            Ok(run) => tracing::info!("scheduled garbage collection: {}", summary(&run)),
+            Err(e) => tracing::error!("scheduled garbage collection failed: {e:#}"),
+        }
+    }
+}
+
+/// One line of what a run found and removed.
+pub fn summary(run: &serde_json::Value) -> String {
+    let c = &run["counts"];
+    let verb = if run["dryRun"] == true { "would remove" } else { "removed" };
+    format!(
+        "{} repositories, {} manifests kept; {verb} {} untagged manifests, {} blobs ({} bytes), {} blob links, \
+         {} abandoned uploads ({} bytes)",
+        c["repositories"],
+        c["manifestsKept"],
+        c["manifestsRemoved"],
+        c["blobsRemoved"],
+        c["bytesRemoved"],
+        c["linksRemoved"],
+        c["uploadsRemoved"],
+        c["uploadBytesRemoved"]
+    )
+}
+
+/// `registry-host gc`: one collection of the data directory, which no
+/// server may be using (its lock says so), then exit.
+pub async fn command(args: &crate::Args, dry_run: bool) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone();
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
+        .await?
+        .with_context(|| format!("data directory {} is not usable", args.data_dir.display()))?;
+    let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
+    let run = collect(&pre, &storage, &args.gc.env(), dry_run).await;
+    let closing = storage.clone();
+    tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the journal")?;
+    let run = run?;
+    println!("{}", summary(&run));
+    if dry_run {
+        if let Some(list) = run["wouldRemove"].as_array() {
+            for item in list {
+                println!("would remove {}", item.as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}

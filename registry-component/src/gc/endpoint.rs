@@ -1,0 +1,30 @@
+//! `/_registry/gc`: `GET` reports the current or last run, `POST` takes one
+//! bounded step (starting a run if none is in progress; `?dry-run=true`
+//! starts a dry run). Callers repeat the `POST` until `done` is true: one
+//! step fits in a request on platforms that cap CPU per request.
+
+use super::{Budget, GcSettings, Outcome};
+use crate::error::RegistryError;
+use crate::http::Response;
+use crate::storage::Storage;
+
+/// Answers the route.
+pub fn respond<S: Storage>(
+    st: &S,
+    settings: &GcSettings,
+    step: bool,
+    dry_run: bool,
+) -> Result<Response<S::Reader>, RegistryError> {
+    let outcome = if step {
+        super::step(st, settings, Some(dry_run), Budget::default())?
+    } else {
+        Outcome { run: super::status(st)?, busy: false }
+    };
+    Ok(Response::json(200, body(&outcome).to_string()))
+}
+
+/// `{"run": <run or null>, "busy": bool, "done": bool}`.
+fn body(outcome: &Outcome) -> serde_json::Value {
+    let done = outcome.run.as_ref().is_none_or(|r| r.phase == super::run::Phase::Done);
+    serde_json::json!({ "run": outcome.run, "busy": outcome.busy, "done": done })
+}
