@@ -257,8 +257,10 @@ impl Remote {
     pub(crate) async fn collect(&self) -> serde_json::Value {
         loop {
             let resp = self.client.post(self.url("/_registry/gc")).send().await.unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
-            let body: serde_json::Value = resp.json().await.unwrap();
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "a step: {text}");
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap();
             if body["busy"] == true {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             } else if body["done"] == true {

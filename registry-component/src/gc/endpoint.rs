@@ -16,7 +16,10 @@ pub fn respond<S: Storage>(
     dry_run: bool,
 ) -> Result<Response<S::Reader>, RegistryError> {
     let outcome = if step {
-        super::step(st, settings, Some(dry_run), Budget::default())?
+        super::step(st, settings, Some(dry_run), Budget::default()).inspect_err(|e| {
+            // The operator's log says why a collection stopped.
+            eprintln!("registry: garbage collection step failed: {e}");
+        })?
     } else {
         Outcome { run: super::status(st)?, busy: false }
     };
