@@ -16,6 +16,11 @@ use std::time::Duration;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+/// The component's defaults (`registry-component/src/gc/settings.rs`),
+/// which the flags' defaults repeat.
+const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+const DEFAULT_UPLOAD_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How collections run.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GcArgs {
@@ -51,14 +56,24 @@ impl GcArgs {
         self.interval = (!self.interval_flag.is_zero()).then_some(self.interval_flag);
     }
 
-    /// The component's environment for these settings.
+    /// The component's environment for these settings: only those that
+    /// differ from the component's defaults (the same as the flags'), since
+    /// every request's instance receives the whole environment.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("REGISTRY_GC_GRACE".into(), self.grace.as_secs().to_string()),
-            ("REGISTRY_GC_UPLOAD_MAX_AGE".into(), self.upload_max_age.as_secs().to_string()),
-            ("REGISTRY_GC_DELETE_UNTAGGED".into(), self.delete_untagged.to_string()),
-            ("REGISTRY_GC_ENDPOINT".into(), if self.endpoint { "on" } else { "off" }.into()),
-        ]
+        let mut env = Vec::new();
+        if self.grace != DEFAULT_GRACE {
+            env.push(("REGISTRY_GC_GRACE".into(), self.grace.as_secs().to_string()));
+        }
+        if self.upload_max_age != DEFAULT_UPLOAD_MAX_AGE {
+            env.push(("REGISTRY_GC_UPLOAD_MAX_AGE".into(), self.upload_max_age.as_secs().to_string()));
+        }
+        if self.delete_untagged {
+            env.push(("REGISTRY_GC_DELETE_UNTAGGED".into(), "true".into()));
+        }
+        if self.endpoint {
+            env.push(("REGISTRY_GC_ENDPOINT".into(), "on".into()));
+        }
+        env
     }
 }
 
