@@ -256,14 +256,28 @@ impl Fs {
 
     /// The entries of directory `dir`; `None` if it does not exist.
     pub fn list_dir(self, dir: &str) -> StorageResult<Option<Vec<DirEntry>>> {
+        // A runtime may stat each entry as it lists: one removed meanwhile
+        // (an upload committed) fails the listing with `no-entry`. Such a
+        // listing is taken again, a few times.
+        let mut attempts = 0;
+        loop {
+            match self.list_dir_once(dir) {
+                Err(ErrorCode::NoEntry) if attempts < 8 => attempts += 1,
+                Err(e) => return Err(fail("listing", dir, e)),
+                Ok(listing) => return Ok(listing),
+            }
+        }
+    }
+
+    fn list_dir_once(self, dir: &str) -> Result<Option<Vec<DirEntry>>, ErrorCode> {
         let d = match self.open(dir, OpenFlags::DIRECTORY, DescriptorFlags::READ) {
             Ok(d) => d,
             Err(ErrorCode::NoEntry | ErrorCode::NotDirectory) => return Ok(None),
-            Err(e) => return Err(fail("opening", dir, e)),
+            Err(e) => return Err(e),
         };
-        let stream = d.read_directory().map_err(|e| fail("listing", dir, e))?;
+        let stream = d.read_directory()?;
         let mut out = Vec::new();
-        while let Some(entry) = stream.read_directory_entry().map_err(|e| fail("listing", dir, e))? {
+        while let Some(entry) = stream.read_directory_entry()? {
             let is_dir = match entry.type_ {
                 DescriptorType::Directory => true,
                 DescriptorType::Unknown => {

@@ -8,13 +8,13 @@
 
 use super::{links, Ctx};
 use crate::error::RegistryError;
-use crate::http::{Request, Response};
+use crate::http::{Request, RequestBody as _, Response};
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::oci::upload_id::UploadId;
 use crate::range;
 use crate::session;
-use crate::storage::{Error, Storage, StorageExt, Upload};
+use crate::storage::{AppendError, Error, Storage, StorageExt, Upload};
 use crate::store::keys;
 
 fn upload_location(repo: &RepoName, id: &str) -> String {
@@ -172,7 +172,17 @@ fn chunk_out_of_order<U: Upload, R>(
 
 fn append_body<U: Upload>(upload: &U, req: &mut Request<U::Body>) -> Result<u64, RegistryError> {
     let mut body = req.take_body()?;
-    Ok(upload.append(&mut body)?)
+    match upload.append(&mut body) {
+        Ok(n) => Ok(n),
+        Err(e @ AppendError::Storage(_)) => {
+            // The store gave up with the client still sending: read on (as
+            // far as any unread body is read) so that the client gets this
+            // answer instead of a connection closed under its upload.
+            body.discard(crate::http::DISCARD_LIMIT);
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn commit<S: Storage>(
