@@ -65,23 +65,26 @@ impl LiveConfig {
             tracing::info!("reload: no TLS or access-control files to read");
             return;
         }
+        // Logged only once the new settings are in force: whoever reads
+        // these lines (an operator, a test) may rely on them at once.
+        let mut done = Vec::new();
         let tls = match (&self.sources.tls, &old.tls) {
             (Some(files), Some(old_tls)) => match tls::load(files) {
                 Ok(new) if new.differs_from(old_tls) => {
-                    tracing::info!(
+                    done.push(format!(
                         "reload: TLS certificate {} and key {} changed: new connections use them",
                         files.cert.display(),
                         files.key.display()
-                    );
+                    ));
                     Some(Arc::new(new))
                 }
                 // Same files: keep the configuration, and its session cache.
                 Ok(_) => {
-                    tracing::info!(
+                    done.push(format!(
                         "reload: TLS certificate {} and key {} unchanged",
                         files.cert.display(),
                         files.key.display()
-                    );
+                    ));
                     Some(old_tls.clone())
                 }
                 Err(e) => {
@@ -91,25 +94,25 @@ impl LiveConfig {
             },
             _ => None,
         };
-        let auth_env = match access::auth_env(&self.sources.auth) {
-            Ok(new) => {
-                for (var, path) in self.sources.auth.files() {
-                    let changed = value(&old.auth_env, var) != value(&new, var);
-                    tracing::info!(
-                        "reload: access control: {} {}",
-                        path.display(),
-                        if changed { "changed" } else { "unchanged" }
-                    );
-                }
-                new
-            }
+        let (auth_env, reloaded) = match access::auth_env(&self.sources.auth) {
+            Ok(new) => (new, true),
             Err(e) => {
                 tracing::error!("reload: keeping the previous access-control files: {e:#}");
-                old.auth_env.clone()
+                (old.auth_env.clone(), false)
             }
         };
         let snapshot = Arc::new(snapshot(&self.sources, tls, auth_env));
+        if reloaded {
+            for (var, path) in self.sources.auth.files() {
+                let changed = value(&old.auth_env, var) != value(&snapshot.auth_env, var);
+                let what = if changed { "changed" } else { "unchanged" };
+                done.push(format!("reload: access control: {} {what}", path.display()));
+            }
+        }
         *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
+        for line in done {
+            tracing::info!("{line}");
+        }
     }
 }
 
