@@ -87,8 +87,8 @@ fn internal_env(env: &[(String, String)]) -> Vec<(String, String)> {
     env
 }
 
-/// Runs steps until the run in progress (or a new one) is done; its final
-/// state as the component reports it.
+/// Runs steps until the run in progress (or a new one) is done; the
+/// component's last answer (`run`, and its one-line `summary`).
 pub async fn collect(
     pre: &ProxyPre<HostState>,
     storage: &Arc<Storage>,
@@ -111,7 +111,7 @@ pub async fn collect(
             // Another stepper holds the run (a request to the endpoint).
             tokio::time::sleep(Duration::from_secs(1)).await;
         } else if answer["done"] == true {
-            return Ok(answer["run"].clone());
+            return Ok(answer);
         }
     }
 }
@@ -123,28 +123,15 @@ pub async fn every(pre: ProxyPre<HostState>, storage: Arc<Storage>, live: Arc<Li
         tokio::time::sleep(interval).await;
         let env = live.current().env.clone();
         match collect(&pre, &storage, &env, false).await {
-            Ok(run) => tracing::info!("scheduled garbage collection: {}", summary(&run)),
+            Ok(answer) => tracing::info!("scheduled {}", summary(&answer)),
             Err(e) => tracing::error!("scheduled garbage collection failed: {e:#}"),
         }
     }
 }
 
-/// One line of what a run found and removed.
-pub fn summary(run: &serde_json::Value) -> String {
-    let c = &run["counts"];
-    let verb = if run["dryRun"] == true { "would remove" } else { "removed" };
-    format!(
-        "{} repositories, {} manifests kept; {verb} {} untagged manifests, {} blobs ({} bytes), {} blob links, \
-         {} abandoned uploads ({} bytes)",
-        c["repositories"],
-        c["manifestsKept"],
-        c["manifestsRemoved"],
-        c["blobsRemoved"],
-        c["bytesRemoved"],
-        c["linksRemoved"],
-        c["uploadsRemoved"],
-        c["uploadBytesRemoved"]
-    )
+/// The component's one line of what a run found and removed.
+fn summary(answer: &serde_json::Value) -> &str {
+    answer["summary"].as_str().unwrap_or("garbage collection: no run")
 }
 
 /// `registry-host gc`: one collection of the data directory, which no
@@ -158,10 +145,10 @@ pub async fn command(args: &crate::Args, dry_run: bool) -> anyhow::Result<()> {
     let run = collect(&pre, &storage, &args.gc.env(), dry_run).await;
     let closing = storage.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the journal")?;
-    let run = run?;
-    println!("{}", summary(&run));
+    let answer = run?;
+    println!("{}", summary(&answer));
     if dry_run {
-        if let Some(list) = run["wouldRemove"].as_array() {
+        if let Some(list) = answer["run"]["wouldRemove"].as_array() {
             for item in list {
                 println!("would remove {}", item.as_str().unwrap_or_default());
             }

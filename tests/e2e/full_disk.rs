@@ -11,7 +11,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 use storage_contract::SmallFs;
 
-use crate::common::{random_bytes, sha256_digest, with_query, Deployment, RegistryServer};
+use crate::common::{bytes_under, random_bytes, sha256_digest, with_query, Deployment, RegistryServer};
 
 const REPO: &str = "full/app";
 /// Free space left on the filesystem once it is filled: more than the small
@@ -28,18 +28,6 @@ async fn assert_out_of_space(resp: reqwest::Response, what: &str) {
     let error = &json["errors"][0];
     assert_eq!(error["code"], "UNKNOWN", "{what}: {body}");
     assert!(error["message"].as_str().is_some_and(|m| m.contains("insufficient storage")), "{what}: {body}");
-}
-
-/// Bytes in the files under `dir`, recursively.
-fn bytes_under(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => bytes_under(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{external_registry, media, random_bytes, Descriptor, RegistryServer, TestImage};
+use crate::common::{bytes_under, external_registry, media, random_bytes, Descriptor, RegistryServer, TestImage};
 
 /// Flags for a registry whose collections keep nothing for a grace period.
 const FLAGS: &[&str] = &["--gc-endpoint", "--gc-grace", "0"];
@@ -19,18 +19,6 @@ const FLAGS: &[&str] = &["--gc-endpoint", "--gc-grace", "0"];
 pub(crate) fn blob_file(data_dir: &Path, digest: &str) -> PathBuf {
     let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
     data_dir.join("blobs/sha256").join(&hex[..2]).join(hex)
-}
-
-/// Bytes in the files under `dir`, recursively.
-fn bytes_under(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => bytes_under(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
 }
 
 /// Waits until every digest has its file (registry-host names small blobs

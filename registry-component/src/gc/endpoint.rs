@@ -26,8 +26,9 @@ pub fn respond<S: Storage>(
     Ok(Response::json(200, body(&outcome).to_string()))
 }
 
-/// `{"run": <run or null>, "busy": bool, "done": bool}`.
+/// `{"run": <run or null>, "summary": <its one-line summary>, "busy": bool, "done": bool}`.
 fn body(outcome: &Outcome) -> serde_json::Value {
     let done = outcome.run.as_ref().is_none_or(|r| r.phase == super::run::Phase::Done);
-    serde_json::json!({ "run": outcome.run, "busy": outcome.busy, "done": done })
+    let summary = outcome.run.as_ref().map(|r| r.summary());
+    serde_json::json!({ "run": outcome.run, "summary": summary, "busy": outcome.busy, "done": done })
 }

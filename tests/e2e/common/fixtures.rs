@@ -189,3 +189,15 @@ pub fn seeded_digest(seed: u64, total: u64, chunk: usize) -> String {
     }
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
+
+/// Bytes in the files under `dir`, recursively.
+pub fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_under(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
