@@ -2,9 +2,9 @@
 //! (bench/run.sh starts a second instance of each server for them):
 //!
 //! - manifest GET loads: on the same server without access control (the
-//!   instance the other groups ran on, measured just before, so that the
-//!   ratios compare loads of the same minute), with a bearer token from the
-//!   token endpoint (where there is one), and with Basic credentials on
+//!   instance the other groups ran on) and with a bearer token from the
+//!   token endpoint (where there is one), in turns, so that the ratio
+//!   compares loads of the same minutes; then with Basic credentials on
 //!   every request;
 //! - sign-in latency per bcrypt cost, a user's first sign-in and a later
 //!   one. Ours remembers a successful sign-in for 10 minutes, so only the
@@ -17,11 +17,14 @@
 use crate::client::{basic, empty, Client, Target};
 use crate::rss;
 use crate::stats::{median, percentile, round};
-use crate::workloads::{emit, push_image, GetLoad, OCI_MANIFEST};
+use crate::workloads::{emit, emit_load, push_image, GetLoad, OCI_MANIFEST};
 use anyhow::{bail, Context as _};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+
+/// Turns of the open and the bearer load, each `GetLoad::secs` long.
+const ROUNDS: usize = 3;
 
 /// The repository the loads read, on both instances.
 const REPO: &str = "bench/auth";
@@ -80,7 +83,6 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
 
     let path = format!("/v2/{REPO}/manifests/latest");
     let accept = ("accept", OCI_MANIFEST);
-    s.load.measure(server, "auth_manifest_get_open", &s.open, s.open_pid, &path, &[accept]).await?;
     match s.sign_in {
         SignIn::Token => {
             let token = fetch_token(&mut client, &s.service, &[]).await?;
@@ -90,15 +92,24 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
                 .call(Method::GET, &path, &headers, empty())
                 .await?
                 .expect(200, "manifest GET with the bearer token")?;
-            s.load.measure(server, "auth_manifest_get_bearer", target, s.pid, &path, &headers).await?;
+            // The two loads take turns, so that both meet the same drift of
+            // the machine's speed over the minutes they take; the ratio is
+            // of their medians.
+            let (mut open, mut bearer) = (Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                open.push(
+                    s.load.sample(server, "auth_manifest_get_open", &s.open, s.open_pid, &path, &[accept]).await?,
+                );
+                bearer.push(s.load.sample(server, "auth_manifest_get_bearer", target, s.pid, &path, &headers).await?);
+            }
+            emit_load(server, "auth_manifest_get_open", &open, json!({}));
+            emit_load(server, "auth_manifest_get_bearer", &bearer, json!({}));
         }
-        SignIn::Basic => emit(
-            server,
-            "auth_manifest_get_bearer_rps",
-            None,
-            "req/s",
-            json!({ "note": "no token flow with htpasswd auth" }),
-        ),
+        SignIn::Basic => {
+            s.load.measure(server, "auth_manifest_get_open", &s.open, s.open_pid, &path, &[accept]).await?;
+            let note = json!({ "note": "no token flow with htpasswd auth" });
+            emit(server, "auth_manifest_get_bearer_rps", None, "req/s", note);
+        }
     }
     let headers = [accept, ("authorization", load_basic.as_str())];
     s.load.measure(server, "auth_manifest_get_basic", target, s.pid, &path, &headers).await?;

@@ -8,7 +8,9 @@
 //!   offline: bench/run.sh times its `garbage-collect` on its own store of
 //!   the same shape);
 //! - `during` (ours): image pushes per second from a few connections, first
-//!   alone, then while collections of that store run back to back.
+//!   alone, then while collections of that store run back to back (at least
+//!   one whole), paced as registry-host's schedule paces them (a pause after
+//!   each step).
 
 use crate::client::{empty, full, Client, Target};
 use crate::content::{sha256, Content};
@@ -36,6 +38,8 @@ pub struct Settings {
     pub push_secs: u64,
     pub fill: bool,
     pub collect: bool,
+    /// The pause after each step while pushes run, in step durations.
+    pub pace: f64,
 }
 
 /// One image of the store: its blobs, its manifest pushed under tag
@@ -106,8 +110,8 @@ async fn fill(target: &Target, s: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Steps until the run in progress (or a new one) is done; the run and the
-/// number of steps.
+/// Steps back to back until the run in progress (or a new one) is done;
+/// the run and the number of steps.
 async fn collect_once(client: &mut Client) -> anyhow::Result<(Value, u64)> {
     let mut steps = 0;
     loop {
@@ -122,8 +126,36 @@ async fn collect_once(client: &mut Client) -> anyhow::Result<(Value, u64)> {
     }
 }
 
-/// Image pushes per second from `workers` connections for `secs`.
-async fn push_rate(target: &Target, secs: u64, workers: u64, salt: u64) -> anyhow::Result<f64> {
+/// Collections back to back until `stop` is set, pausing `pace` step
+/// durations after each step and counting finished runs in `runs`; the
+/// steps taken.
+async fn collect_until(client: &mut Client, pace: f64, stop: &AtomicBool, runs: &AtomicU64) -> anyhow::Result<u64> {
+    let mut steps = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let answer = client.call(Method::POST, "/_registry/gc", &[], empty()).await?.expect(200, "a step")?;
+        let body: Value = serde_json::from_slice(&answer.body).context("the step's answer")?;
+        steps += 1;
+        if body["done"] == true {
+            runs.fetch_add(1, Ordering::Relaxed);
+        } else if body["busy"] == true {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            tokio::time::sleep(started.elapsed().mul_f64(pace)).await;
+        }
+    }
+    Ok(steps)
+}
+
+/// Image pushes per second from `workers` connections for `secs`, and past
+/// them until `runs` (if any) counts a finished collection.
+async fn push_rate(
+    target: &Target,
+    secs: u64,
+    workers: u64,
+    salt: u64,
+    runs: Option<Arc<AtomicU64>>,
+) -> anyhow::Result<f64> {
     let count = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
@@ -131,9 +163,11 @@ async fn push_rate(target: &Target, secs: u64, workers: u64, salt: u64) -> anyho
     for w in 0..workers {
         let count = count.clone();
         let mut client = Client::new(target);
+        let runs = runs.clone();
+        let waiting = move || runs.as_ref().is_some_and(|runs| runs.load(Ordering::Relaxed) == 0);
         tasks.push(tokio::spawn(async move {
             let mut i = 0u64;
-            while Instant::now() < deadline {
+            while Instant::now() < deadline || waiting() {
                 push_image(&mut client, &format!("bench/gc-push{w}"), salt ^ (w << 32) ^ i).await?;
                 count.fetch_add(1, Ordering::Relaxed);
                 i += 1;
@@ -173,25 +207,24 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
     }
 
     let workers = 4;
-    let alone = push_rate(target, s.push_secs, workers, 0x6c_0000).await?;
+    let alone = push_rate(target, s.push_secs, workers, 0x6c_0000, None).await?;
     let stop = Arc::new(AtomicBool::new(false));
+    let runs = Arc::new(AtomicU64::new(0));
     let collector = {
         let stop = stop.clone();
         let mut client = Client::new(target);
-        tokio::spawn(async move {
-            let mut runs = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                collect_once(&mut client).await?;
-                runs += 1;
-            }
-            Ok::<_, anyhow::Error>(runs)
-        })
+        let pace = s.pace;
+        let runs = runs.clone();
+        tokio::spawn(async move { collect_until(&mut client, pace, &stop, &runs).await })
     };
-    let during = push_rate(target, s.push_secs, workers, 0x6d_0000).await?;
+    let started = Instant::now();
+    let during = push_rate(target, s.push_secs, workers, 0x6d_0000, Some(runs.clone())).await?;
+    let secs = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let runs = collector.await??;
-    let extra = json!({ "connections": workers, "collections": runs });
-    emit(&s.server, "gc_pushes_alone_ips", Some(round(alone, 1)), "images/s", extra.clone());
+    let steps = collector.await??;
+    let extra = json!({ "connections": workers, "collections_done": runs.load(Ordering::Relaxed), "steps": steps,
+        "pace": s.pace, "secs": round(secs, 1) });
+    emit(&s.server, "gc_pushes_alone_ips", Some(round(alone, 1)), "images/s", json!({ "connections": workers }));
     emit(&s.server, "gc_pushes_during_ips", Some(round(during, 1)), "images/s", extra);
     Ok(())
 }

@@ -158,6 +158,10 @@ enum Command {
         /// Collect it (and measure pushes during collections).
         #[arg(long)]
         collect: bool,
+        /// While pushes run, pause after each step this many times as long
+        /// as the step took (registry-host's schedule pauses twice as long).
+        #[arg(long, default_value_t = 2.0)]
+        pace: f64,
     },
     /// Wait until the registry answers GET /v2/; print the start-up time.
     Wait {
@@ -288,9 +292,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             access::run(&target, &settings).await
         }),
-        Command::Gc { url, server, images, parallel, push_secs, fill, collect } => runtime.block_on(async {
+        Command::Gc { url, server, images, parallel, push_secs, fill, collect, pace } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;
-            gc::run(&target, &gc::Settings { server, images, parallel, push_secs, fill, collect }).await
+            gc::run(&target, &gc::Settings { server, images, parallel, push_secs, fill, collect, pace }).await
         }),
         Command::Wait { url, server, metric, status, since_ns, timeout_secs } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;

@@ -153,7 +153,7 @@ fn describe(metric: &str, extra: &Value) -> (String, Better) {
         ("gc_fill_s", "garbage collection: filling the store (images of a config and 4 layers, half deleted)", Lower),
         ("gc_collect_s", "garbage collection: one whole collection (ours online; reference offline)", Lower),
         ("gc_pushes_alone_ips", "image pushes without a collection running", Higher),
-        ("gc_pushes_during_ips", "image pushes while collections run back to back", Higher),
+        ("gc_pushes_during_ips", "image pushes while collections run (paced as the schedule paces them)", Higher),
         ("rss_idle_mib", "RSS idle, after start", Lower),
         ("rss_end_mib", "RSS at the end of the run", Lower),
         ("startup_cold_ms", "start-up to first answer, empty data dir", Lower),

@@ -576,6 +576,21 @@ impl GetLoad {
         path: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<()> {
+        let sample = self.sample(server, name, target, pid, path, headers).await?;
+        emit_load(server, name, &[sample], json!({}));
+        Ok(())
+    }
+
+    /// Runs the load once, as `measure` does, and returns what it measured.
+    pub async fn sample(
+        &self,
+        server: &str,
+        name: &str,
+        target: &Target,
+        pid: u32,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<LoadSample> {
         eprintln!(
             "[{server}] {name}: GET {path}, {} connections, {} s, {}",
             self.connections,
@@ -586,24 +601,40 @@ impl GetLoad {
         let started = Instant::now();
         let result = load::run(self.tool, target, path, headers, self.connections, self.secs).await?;
         let requests = result.rps * started.elapsed().as_secs_f64();
-        let cpu = cpu_used(pid, cpu_before);
-        emit(
-            server,
-            &format!("{name}_rps"),
-            Some(round(result.rps, 1)),
-            "req/s",
-            json!({ "errors": result.errors, "tool": self.tool.name(), "connections": self.connections, "detail": result.detail }),
-        );
-        if let (Some(cpu), true) = (cpu, requests > 0.0) {
-            emit(
-                server,
-                &format!("cpu_per_req_{name}_rps"),
-                Some(round(cpu * 1e6 / requests, 0)),
-                "CPU µs/req",
-                json!({}),
-            );
-        }
-        Ok(())
+        let cpu_us = cpu_used(pid, cpu_before).filter(|_| requests > 0.0).map(|cpu| cpu * 1e6 / requests);
+        Ok(LoadSample {
+            rps: result.rps,
+            cpu_us,
+            extra: json!({ "errors": result.errors, "tool": self.tool.name(), "connections": self.connections, "detail": result.detail }),
+        })
+    }
+}
+
+/// One run of a GET load.
+pub struct LoadSample {
+    pub rps: f64,
+    /// The server's CPU per request, µs.
+    pub cpu_us: Option<f64>,
+    /// The tool's details, for the report's JSON.
+    pub extra: Value,
+}
+
+/// Prints `<name>_rps` and `cpu_per_req_<name>_rps`: the medians of
+/// `samples` (with each run's rate when there are several).
+pub fn emit_load(server: &str, name: &str, samples: &[LoadSample], extra: Value) {
+    let rates: Vec<f64> = samples.iter().map(|s| s.rps).collect();
+    let mut fields = samples.last().map_or(json!({}), |s| s.extra.clone());
+    if samples.len() > 1 {
+        fields["runs_rps"] = json!(rates.iter().map(|r| round(*r, 1)).collect::<Vec<_>>());
+        fields["statistic"] = json!("median");
+    }
+    if let (Value::Object(fields), Value::Object(extra)) = (&mut fields, extra) {
+        fields.extend(extra);
+    }
+    emit(server, &format!("{name}_rps"), median(&rates).map(|r| round(r, 1)), "req/s", fields);
+    let cpu: Vec<f64> = samples.iter().filter_map(|s| s.cpu_us).collect();
+    if let Some(cpu) = median(&cpu) {
+        emit(server, &format!("cpu_per_req_{name}_rps"), Some(round(cpu, 0)), "CPU µs/req", json!({}));
     }
 }
 

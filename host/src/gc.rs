@@ -87,6 +87,28 @@ fn internal_env(env: &[(String, String)]) -> Vec<(String, String)> {
     env
 }
 
+/// How a collection shares the machine with the requests it runs beside.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pace {
+    /// Steps back to back: the `gc` subcommand, on a store no server uses.
+    Full,
+    /// After each step, a pause twice as long as the step took, so that a
+    /// scheduled collection leaves requests at least two thirds of the core
+    /// it runs on: a run then takes three times as long, which nobody waits
+    /// for, while pushes beside it keep their pace.
+    Background,
+}
+
+impl Pace {
+    /// The pause after a step that took `step`.
+    pub fn pause(self, step: Duration) -> Duration {
+        match self {
+            Pace::Full => Duration::ZERO,
+            Pace::Background => step * 2,
+        }
+    }
+}
+
 /// Runs steps until the run in progress (or a new one) is done; the
 /// component's last answer (`run`, and its one-line `summary`).
 pub async fn collect(
@@ -94,10 +116,12 @@ pub async fn collect(
     storage: &Arc<Storage>,
     env: &[(String, String)],
     dry_run: bool,
+    pace: Pace,
 ) -> anyhow::Result<serde_json::Value> {
     let env = internal_env(env);
     let uri = if dry_run { "/_registry/gc?dry-run=true" } else { "/_registry/gc" };
     loop {
+        let started = std::time::Instant::now();
         let req = hyper::Request::post(uri)
             .header("host", "registry-host")
             .body(Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }))
@@ -112,6 +136,8 @@ pub async fn collect(
             tokio::time::sleep(Duration::from_secs(1)).await;
         } else if answer["done"] == true {
             return Ok(answer);
+        } else {
+            tokio::time::sleep(pace.pause(started.elapsed())).await;
         }
     }
 }
@@ -122,7 +148,7 @@ pub async fn every(pre: ProxyPre<HostState>, storage: Arc<Storage>, live: Arc<Li
     loop {
         tokio::time::sleep(interval).await;
         let env = live.current().env.clone();
-        match collect(&pre, &storage, &env, false).await {
+        match collect(&pre, &storage, &env, false, Pace::Background).await {
             Ok(answer) => tracing::info!("scheduled {}", summary(&answer)),
             Err(e) => tracing::error!("scheduled garbage collection failed: {e:#}"),
         }
@@ -142,7 +168,7 @@ pub async fn command(args: &crate::Args, dry_run: bool) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("data directory {} is not usable", args.data_dir.display()))?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
-    let run = collect(&pre, &storage, &args.gc.env(), dry_run).await;
+    let run = collect(&pre, &storage, &args.gc.env(), dry_run, Pace::Full).await;
     let closing = storage.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the journal")?;
     let answer = run?;
