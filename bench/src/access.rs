@@ -106,13 +106,15 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
             emit_load(server, "auth_manifest_get_bearer", &bearer, json!({}));
         }
         SignIn::Basic => {
-            s.load.measure(server, "auth_manifest_get_open", &s.open, s.open_pid, &path, &[accept]).await?;
+            let open = s.load.sample(server, "auth_manifest_get_open", &s.open, s.open_pid, &path, &[accept]).await?;
+            emit_load(server, "auth_manifest_get_open", &[open], json!({}));
             let note = json!({ "note": "no token flow with htpasswd auth" });
             emit(server, "auth_manifest_get_bearer_rps", None, "req/s", note);
         }
     }
     let headers = [accept, ("authorization", load_basic.as_str())];
-    s.load.measure(server, "auth_manifest_get_basic", target, s.pid, &path, &headers).await?;
+    let basic = s.load.sample(server, "auth_manifest_get_basic", target, s.pid, &path, &headers).await?;
+    emit_load(server, "auth_manifest_get_basic", &[basic], json!({}));
 
     // Distribution keeps checking the passwords of requests whose
     // connections the load has closed: let it finish before timing.

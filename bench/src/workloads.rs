@@ -546,7 +546,7 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
         for (name, path, accept) in cases {
             let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", *a)).collect();
             let load = GetLoad { tool: s.tool, connections: s.connections, secs: s.load_secs };
-            load.measure(server, name, target, s.pid, &path, &headers).await?;
+            emit_load(server, name, &[load.sample(server, name, target, s.pid, &path, &headers).await?], json!({}));
         }
     }
 
@@ -565,23 +565,8 @@ pub struct GetLoad {
 
 impl GetLoad {
     /// Runs the load on `path` of the server `pid` with `headers` on every
-    /// request; prints `<name>_rps` and the server's CPU per request,
-    /// `cpu_per_req_<name>_rps`.
-    pub async fn measure(
-        &self,
-        server: &str,
-        name: &str,
-        target: &Target,
-        pid: u32,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> anyhow::Result<()> {
-        let sample = self.sample(server, name, target, pid, path, headers).await?;
-        emit_load(server, name, &[sample], json!({}));
-        Ok(())
-    }
-
-    /// Runs the load once, as `measure` does, and returns what it measured.
+    /// request; its rate and the server's CPU per request (`emit_load`
+    /// prints them).
     pub async fn sample(
         &self,
         server: &str,
