@@ -471,11 +471,11 @@ const ACCESS_METHOD: &str = "A second instance of each server with access contro
 directory, and the same htpasswd file (`htpasswd -B`): ours with `--htpasswd`, `--access` (every user may \
 pull and push `bench/**`) and `--token-key`; distribution with `auth: htpasswd`. The group runs after \
 the others, one server under load at a time.\n\n\
-- Manifest GET loads, with the tool and connections of the GET loads above, one after the other: on the \
-instance without access control that the groups above ran on (just before, so that the shares below \
-compare loads of the same minute); with a bearer token for `repository:bench/auth:pull` from ours' \
-`/token` (distribution's htpasswd auth has no token flow); with one user's Basic credentials (bcrypt \
-cost 10) on every request. Ours pays bcrypt at that user's first sign-in and then finds the sign-in it \
+- Manifest GET loads, with the tool and connections of the GET loads above: on the instance without \
+access control that the groups above ran on, and with a bearer token for `repository:bench/auth:pull` \
+from ours' `/token` (distribution's htpasswd auth has no token flow), in turns, three of each, so that \
+both meet the same drift of the machine (each row the median of its three); then with one user's Basic \
+credentials (bcrypt cost 10) on every request. Ours pays bcrypt at that user's first sign-in and then finds the sign-in it \
 remembers for 10 minutes; distribution pays bcrypt on every request.\n\
 - Sign-ins, one at a time on a keep-alive connection, from sending the request to the end of the \
 answer: for each bcrypt cost, a set of users each sign in once (a user's first), then each once again. \
