@@ -267,9 +267,12 @@ async fn pushes_and_pulls_never_lose_to_collections_running_meanwhile() {
     if external_registry() {
         return;
     }
-    // A grace longer than a push takes here, short enough that the run
-    // collects what the pushers delete while they go on.
-    let server = RegistryServer::start_with_args(&["--gc-endpoint", "--gc-grace", "2"]);
+    // A grace longer than a push takes here, with room for the slowest
+    // deployment (jco) on a loaded machine: a layer pushed longer than the
+    // grace before its manifest may be collected meanwhile, by design (a
+    // CI run on jco once took more than 2 s). Short enough that the runs
+    // collect what the pushers delete while they go on.
+    let server = RegistryServer::start_with_args(&["--gc-endpoint", "--gc-grace", "5"]);
     let remote = Remote::of(&server);
     let base: Vec<Vec<u8>> = (0..4).map(|i| random_bytes(2000 + i * 1000)).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
