@@ -341,7 +341,7 @@ async fn pushes_and_pulls_never_lose_to_collections_running_meanwhile() {
     let (runs, removed) = collector.await.expect("the collector");
     assert!(runs >= 2, "{runs} collections ran");
     // Once the grace has passed, a last collection; then everything kept pulls.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let last = remote.collect().await;
     let removed = removed + last["counts"]["blobsRemoved"].as_u64().unwrap();
     assert!(removed > 0, "the deletes gave bytes back during the test");
