@@ -31,6 +31,9 @@
 //! backend, on a [`SmallFs`] (a tmpfs of its own, so only as root;
 //! `scripts/test.sh` leaves them out by name otherwise).
 //!
+//! [`seaweedfs`] starts SeaweedFS, an S3-compatible store, for the tests of
+//! the S3 backend and the end-to-end suite's `host-s3` deployment.
+//!
 //! What the suite cannot check is left to each backend's own tests:
 //! durability across a crash, and the `conflict` of a second append stream
 //! (which `storage-fs` cannot detect, see `wit/blobs.wit`).
@@ -38,6 +41,7 @@
 #![deny(missing_docs)]
 
 pub mod cases;
+pub mod seaweedfs;
 mod small_fs;
 
 pub use small_fs::SmallFs;
