@@ -58,10 +58,6 @@ impl Mark {
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl S3Store {
     pub(super) fn blob_object(&self, hex: &str) -> String {
         format!("{}blobs/sha256/{hex}", self.root)
@@ -77,7 +73,7 @@ impl S3Store {
             Some((body, meta)) if body.as_ref() == DELETING => {
                 // The store's clock against ours: a lease of a minute is far
                 // above the skew of synchronized clocks.
-                let fresh = now_secs() < meta.modified + DELETING_LEASE.as_secs();
+                let fresh = super::now_secs() < meta.modified + DELETING_LEASE.as_secs();
                 Mark::Deleting { meta, fresh }
             }
             Some((_, meta)) => Mark::Live(meta),
@@ -211,7 +207,7 @@ impl S3Store {
     /// Makes the bytes of object `source` the blob `hex` (a copy within the
     /// store), touched now, whatever removal of the same digest runs
     /// meanwhile: when this returns, the blob is there.
-    pub(super) async fn blob_commit_from(&self, hex: &str, source: &str) -> StorageResult<()> {
+    pub(super) async fn blob_commit_from(&self, hex: &str, source: &str, size: u64) -> StorageResult<()> {
         let object = self.blob_object(hex);
         let started = Instant::now();
         for _ in 0..MARK_ATTEMPTS {
@@ -222,7 +218,7 @@ impl S3Store {
                     continue;
                 }
             }
-            self.client.copy(source, &object).await?;
+            self.client.copy(source, &object, size).await?;
             match self.client.put(&self.mark_object(hex), Bytes::from_static(LIVE), &mark.replaced()).await {
                 Ok(_) => return Ok(()),
                 Err(StorageError::Conflict) => continue,

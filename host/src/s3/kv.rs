@@ -51,15 +51,14 @@ impl S3Store {
     /// The object of `key`, once the key is checked as every backend does.
     fn kv_object(&self, key: &str) -> StorageResult<String> {
         key_path(key)?;
-        let object = format!("{}kv/{key}", self.root);
-        if object.len() > super::MAX_OBJECT_KEY {
+        if key.len() > self.max_key_len() {
             return Err(StorageError::Invalid(format!(
-                "key of {} bytes: with the store's prefix it is over the {} bytes of an object name",
+                "key of {} bytes: this store takes at most {} (an object name holds its prefix too)",
                 key.len(),
-                super::MAX_OBJECT_KEY
+                self.max_key_len()
             )));
         }
-        Ok(object)
+        Ok(format!("{}kv/{key}", self.root))
     }
 
     /// The current version and ETag of `key`, read from the store.

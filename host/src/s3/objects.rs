@@ -9,7 +9,7 @@
 use super::client::{xml_field, Answer, S3Client};
 use bytes::Bytes;
 use hyper::StatusCode;
-use rusty_s3::actions::ListObjectsV2;
+use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
 use storage_layout::{StorageError, StorageResult};
 
 /// What a write requires of the object it replaces.
@@ -50,6 +50,11 @@ pub struct Listed {
     /// Seconds since the epoch, by the store's clock.
     pub modified: u64,
 }
+
+/// The largest object one copy request may copy.
+const COPY_MAX: u64 = 5 << 30;
+/// The parts of a larger copy.
+const COPY_PART: u64 = 1 << 30;
 
 fn refused(status: StatusCode) -> bool {
     matches!(status, StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT)
@@ -125,8 +130,23 @@ impl S3Client {
         }
     }
 
-    /// Copies object `from` to `to`, within the store (up to 5 GiB).
-    pub async fn copy(&self, from: &str, to: &str) -> StorageResult<()> {
+    /// Copies object `from`, of `size` bytes, to `to`, within the store:
+    /// in one request up to the 5 GiB a copy may be, else in parts.
+    pub async fn copy(&self, from: &str, to: &str, size: u64) -> StorageResult<()> {
+        if size <= COPY_MAX {
+            return self.copy_whole(from, to).await;
+        }
+        let multipart = self.create_multipart(to).await?;
+        let mut parts = Vec::new();
+        for (n, start) in (0..size).step_by(COPY_PART as usize).enumerate() {
+            let end = (start + COPY_PART).min(size) - 1;
+            let number = u16::try_from(n + 1).map_err(|_| StorageError::Invalid(format!("{size} bytes: too large")))?;
+            parts.push(self.copy_part(to, &multipart, number, from, Some((start, end))).await?);
+        }
+        self.complete(to, &multipart, &parts).await
+    }
+
+    async fn copy_whole(&self, from: &str, to: &str) -> StorageResult<()> {
         let what = format!("COPY {from} to {to}");
         let action = self.bucket.put_object(self.credentials(), to);
         let source = vec![("x-amz-copy-source", self.copy_source(from))];
@@ -135,6 +155,71 @@ impl S3Client {
             return Err(answer.fail(&what).await);
         }
         // A copy can fail after its 200 went out: the error is in the body.
+        let body = answer.bytes(&what).await?;
+        match xml_field(&String::from_utf8_lossy(&body), "Code") {
+            Some(code) => Err(StorageError::Other(format!("{what}: the store answered {code}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a multipart upload to object `key`; its id.
+    pub async fn create_multipart(&self, key: &str) -> StorageResult<String> {
+        let what = format!("CreateMultipartUpload {key}");
+        let action = self.bucket.create_multipart_upload(self.credentials(), key);
+        let answer = self.send(action, &[], Bytes::new(), &what).await?;
+        if answer.status != StatusCode::OK {
+            return Err(answer.fail(&what).await);
+        }
+        let body = answer.bytes(&what).await?;
+        Ok(CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&body))
+            .map_err(|e| StorageError::Other(format!("{what}: unreadable answer: {e}")))?
+            .upload_id()
+            .to_string())
+    }
+
+    /// Sends object `source` (or the inclusive byte range `range` of it) as
+    /// part `number` of `multipart` to object `key`, by a copy within the
+    /// store; the part's ETag.
+    pub async fn copy_part(
+        &self,
+        key: &str,
+        multipart: &str,
+        number: u16,
+        source: &str,
+        range: Option<(u64, u64)>,
+    ) -> StorageResult<String> {
+        let what = format!("UploadPartCopy {key} part {number}");
+        let action = self.bucket.upload_part(self.credentials(), key, number, multipart);
+        let mut headers = vec![("x-amz-copy-source", self.copy_source(source))];
+        if let Some((start, end)) = range {
+            headers.push(("x-amz-copy-source-range", format!("bytes={start}-{end}")));
+        }
+        let answer = self.send(action, &headers, Bytes::new(), &what).await?;
+        if answer.status != StatusCode::OK {
+            return Err(answer.fail(&what).await);
+        }
+        let body = answer.bytes(&what).await?;
+        let body = String::from_utf8_lossy(&body);
+        if let Some(code) = xml_field(&body, "Code") {
+            return Err(StorageError::Other(format!("{what}: the store answered {code}")));
+        }
+        xml_field(&body, "ETag")
+            .map(|etag| etag.replace("&quot;", "\""))
+            .ok_or_else(|| StorageError::Other(format!("{what}: no ETag in the answer")))
+    }
+
+    /// Completes `multipart` of object `key` from `parts` (their ETags, in
+    /// order).
+    pub async fn complete(&self, key: &str, multipart: &str, parts: &[String]) -> StorageResult<()> {
+        let what = format!("CompleteMultipartUpload {key}");
+        let action =
+            self.bucket.complete_multipart_upload(self.credentials(), key, multipart, parts.iter().map(String::as_str));
+        let body = action.clone().body();
+        let answer = self.send(action, &[], Bytes::from(body), &what).await?;
+        if answer.status != StatusCode::OK {
+            return Err(answer.fail(&what).await);
+        }
+        // Completing can fail after the 200 went out: the error is in the body.
         let body = answer.bytes(&what).await?;
         match xml_field(&String::from_utf8_lossy(&body), "Code") {
             Some(code) => Err(StorageError::Other(format!("{what}: the store answered {code}"))),

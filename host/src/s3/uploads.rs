@@ -18,7 +18,6 @@
 //! host again. An upload smaller than a part is only a tail, copied to the
 //! blob's name.
 
-use super::client::xml_field;
 use super::objects::Precondition;
 use super::S3Store;
 use bytes::{Bytes, BytesMut};
@@ -197,7 +196,7 @@ impl S3Store {
         // Stored already: one copy is enough.
         if !self.blob_touch(expected).await? {
             let source = self.assemble(id, &state).await?;
-            self.blob_commit_from(hex, &source).await?;
+            self.blob_commit_from(hex, &source, state.size).await?;
         }
         self.remove_upload(id, &state).await?;
         Ok(state.size)
@@ -218,48 +217,11 @@ impl S3Store {
         };
         let mut parts = state.parts.clone();
         if let Some(tail) = &state.tail {
-            parts.push(self.copy_part(&data, multipart, parts.len() + 1, tail).await?);
+            let number = part_number(parts.len() + 1)?;
+            parts.push(self.client.copy_part(&data, multipart, number, tail, None).await?);
         }
-        self.complete(&data, multipart, &parts).await?;
+        self.client.complete(&data, multipart, &parts).await?;
         Ok(data)
-    }
-
-    /// Sends object `source` as part `number` of `multipart`, by a copy
-    /// within the store; the part's ETag.
-    async fn copy_part(&self, object: &str, multipart: &str, number: usize, source: &str) -> StorageResult<String> {
-        let what = format!("UploadPartCopy {object} part {number}");
-        let number = part_number(number)?;
-        let action = self.client.bucket.upload_part(self.client.credentials(), object, number, multipart);
-        let headers = vec![("x-amz-copy-source", self.client.copy_source(source))];
-        let answer = self.client.send(action, &headers, Bytes::new(), &what).await?;
-        if answer.status != StatusCode::OK {
-            return Err(answer.fail(&what).await);
-        }
-        let body = answer.bytes(&what).await?;
-        xml_field(&String::from_utf8_lossy(&body), "ETag")
-            .map(|etag| etag.replace("&quot;", "\""))
-            .ok_or_else(|| StorageError::Other(format!("{what}: no ETag in the answer")))
-    }
-
-    async fn complete(&self, object: &str, multipart: &str, parts: &[String]) -> StorageResult<()> {
-        let what = format!("CompleteMultipartUpload {object}");
-        let action = self.client.bucket.complete_multipart_upload(
-            self.client.credentials(),
-            object,
-            multipart,
-            parts.iter().map(String::as_str),
-        );
-        let body = action.clone().body();
-        let answer = self.client.send(action, &[], Bytes::from(body), &what).await?;
-        if answer.status != StatusCode::OK {
-            return Err(answer.fail(&what).await);
-        }
-        // Completing can fail after the 200 went out: the error is in the body.
-        let body = answer.bytes(&what).await?;
-        match xml_field(&String::from_utf8_lossy(&body), "Code") {
-            Some(code) => Err(StorageError::Other(format!("{what}: the store answered {code}"))),
-            None => Ok(()),
-        }
     }
 
     /// Removes what the upload left in the store: its state first, so that
@@ -430,19 +392,7 @@ impl S3Store {
         let data = format!("{}data", self.data_prefix(id));
         let multipart = match multipart {
             Some(multipart) => multipart,
-            None => {
-                let what = format!("CreateMultipartUpload {data}");
-                let action = self.client.bucket.create_multipart_upload(self.client.credentials(), &data);
-                let answer = self.client.send(action, &[], Bytes::new(), &what).await?;
-                if answer.status != StatusCode::OK {
-                    return Err(answer.fail(&what).await);
-                }
-                let body = answer.bytes(&what).await?;
-                rusty_s3::actions::CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&body))
-                    .map_err(|e| StorageError::Other(format!("{what}: unreadable answer: {e}")))?
-                    .upload_id()
-                    .to_string()
-            }
+            None => self.client.create_multipart(&data).await?,
         };
         let what = format!("UploadPart {data} part {number}");
         let action = self.client.bucket.upload_part(self.client.credentials(), &data, number, &multipart);
