@@ -145,11 +145,10 @@ impl S3Store {
 
     pub async fn upload_append(self: &Arc<Self>, upload: &S3Upload) -> StorageResult<S3Writer> {
         let id = &upload.id;
-        let (state, etag) = self.load(id).await?;
         self.take_lease(id).await?;
         let opened = async {
-            // Read after the lease is ours: what the last stream left.
-            let (state, etag) = self.load(id).await.map_or((state, etag), |fresh| fresh);
+            // Read once the lease is ours: what the last stream left.
+            let (state, etag) = self.load(id).await?;
             let mut buffer = BytesMut::new();
             if let Some(tail) = &state.tail {
                 let (bytes, _) = self
@@ -184,9 +183,6 @@ impl S3Store {
     pub async fn upload_commit(&self, upload: &S3Upload, expected: &str) -> StorageResult<u64> {
         let hex = digest_hex(expected)?;
         let id = &upload.id;
-        if self.client.head(&self.lease_object(id)).await?.is_some() {
-            return Err(StorageError::Conflict);
-        }
         let (state, _) = self.load(id).await?;
         let actual = state.hash()?.hex_digest();
         if actual != hex {
