@@ -19,9 +19,11 @@ use storage_layout::{StorageError, StorageResult};
 
 /// How long a signed request stays valid: it is sent at once.
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
-/// Longest wait for a response's head (a server-side copy of a large blob
-/// answers only when done, hence the room).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest wait for a response's head (the request's body sent first).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same for a copy within the store, which answers only when done:
+/// a 5 GiB part at 20 MB/s.
+pub const COPY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest wait for the next piece of a response body.
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest time to open a connection.
@@ -124,6 +126,18 @@ impl S3Client {
     /// signature).
     pub async fn send<'a, A: S3Action<'a>>(
         &self,
+        action: A,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+        what: &str,
+    ) -> StorageResult<Answer> {
+        self.send_within(HEAD_TIMEOUT, action, headers, body, what).await
+    }
+
+    /// `send`, with `timeout` for the response's head.
+    pub async fn send_within<'a, A: S3Action<'a>>(
+        &self,
+        timeout: Duration,
         mut action: A,
         headers: &[(&'static str, String)],
         body: Bytes,
@@ -148,10 +162,10 @@ impl S3Client {
             request = request.header("content-length", body.len());
         }
         let request = request.body(Full::new(body)).map_err(|e| StorageError::Other(format!("{what}: {e}")))?;
-        let response: Response<Incoming> = match tokio::time::timeout(HEAD_TIMEOUT, self.http.request(request)).await {
+        let response: Response<Incoming> = match tokio::time::timeout(timeout, self.http.request(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => return Err(StorageError::Unavailable(format!("{what}: {}", error_chain(&e)))),
-            Err(_) => return Err(StorageError::Unavailable(format!("{what}: no answer in {HEAD_TIMEOUT:?}"))),
+            Err(_) => return Err(StorageError::Unavailable(format!("{what}: no answer in {timeout:?}"))),
         };
         let (parts, body) = response.into_parts();
         Ok(Answer { status: parts.status, headers: parts.headers, body })

@@ -6,7 +6,7 @@
 //! (and 404 for `If-Match` on an absent key), SeaweedFS 412, others 409.
 //! All of them mean "someone else wrote first" here.
 
-use super::client::{xml_field, Answer, S3Client};
+use super::client::{xml_field, Answer, S3Client, COPY_TIMEOUT};
 use bytes::Bytes;
 use hyper::StatusCode;
 use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
@@ -150,7 +150,7 @@ impl S3Client {
         let what = format!("COPY {from} to {to}");
         let action = self.bucket.put_object(self.credentials(), to);
         let source = vec![("x-amz-copy-source", self.copy_source(from))];
-        let answer = self.send(action, &source, Bytes::new(), &what).await?;
+        let answer = self.send_within(COPY_TIMEOUT, action, &source, Bytes::new(), &what).await?;
         if answer.status != StatusCode::OK {
             return Err(answer.fail(&what).await);
         }
@@ -194,7 +194,7 @@ impl S3Client {
         if let Some((start, end)) = range {
             headers.push(("x-amz-copy-source-range", format!("bytes={start}-{end}")));
         }
-        let answer = self.send(action, &headers, Bytes::new(), &what).await?;
+        let answer = self.send_within(COPY_TIMEOUT, action, &headers, Bytes::new(), &what).await?;
         if answer.status != StatusCode::OK {
             return Err(answer.fail(&what).await);
         }
@@ -215,7 +215,7 @@ impl S3Client {
         let action =
             self.bucket.complete_multipart_upload(self.credentials(), key, multipart, parts.iter().map(String::as_str));
         let body = action.clone().body();
-        let answer = self.send(action, &[], Bytes::from(body), &what).await?;
+        let answer = self.send_within(COPY_TIMEOUT, action, &[], Bytes::from(body), &what).await?;
         if answer.status != StatusCode::OK {
             return Err(answer.fail(&what).await);
         }
