@@ -721,7 +721,7 @@ pub fn kv_delete_is_idempotent<S: ContractStore>(store: &S) {
 pub fn kv_key_limits<S: ContractStore>(store: &S) {
     let mut c = store.client();
     let max = store.max_key_len();
-    assert!(max <= MAX_KEY_LEN && max >= 900, "a backend's key limit of {max} bytes");
+    assert!((900..=MAX_KEY_LEN).contains(&max), "a backend's key limit of {max} bytes");
     // The longest key in segments of 63 + `/`.
     let mut longest = "s".repeat(63);
     while longest.len() + 64 + 2 <= max {
