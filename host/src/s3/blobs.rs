@@ -26,8 +26,16 @@ use storage_layout::pages::BlobInfo;
 use storage_layout::{StorageError, StorageResult};
 use wasmtime_wasi::p2::DynInputStream;
 
-const LIVE: &[u8] = b"live";
-const DELETING: &[u8] = b"deleting";
+/// A mark's body starts with its state, then a nonce: every write of a
+/// mark makes a new ETag (an ETag is a hash of the body), so that a
+/// precondition on the mark one read fails after any write since, even one
+/// of the same state.
+const LIVE: &str = "live";
+const DELETING: &str = "deleting";
+
+fn mark_body(state: &str) -> Bytes {
+    Bytes::from(format!("{state} {}", uuid::Uuid::new_v4().simple()))
+}
 /// How long a removal may hold a blob's mark as `deleting`. A remover gives
 /// up (and removes nothing) if half of it passed before it got to the
 /// bytes.
@@ -70,7 +78,7 @@ impl S3Store {
     async fn mark(&self, hex: &str) -> StorageResult<Mark> {
         Ok(match self.client.get(&self.mark_object(hex)).await? {
             None => Mark::Absent,
-            Some((body, meta)) if body.as_ref() == DELETING => {
+            Some((body, meta)) if body.starts_with(DELETING.as_bytes()) => {
                 // The store's clock against ours: a lease of a minute is far
                 // above the skew of synchronized clocks.
                 let fresh = super::now_secs() < meta.modified + DELETING_LEASE.as_secs();
@@ -93,36 +101,31 @@ impl S3Store {
     ) -> StorageResult<Option<DynInputStream>> {
         let hex = digest_hex(digest)?;
         let object = self.blob_object(hex);
-        let range = match (offset, length) {
-            (_, Some(0)) => {
-                // No byte range means nothing: the size decides.
-                return match self.client.head(&object).await? {
-                    None => Ok(None),
-                    Some(meta) if offset > meta.size => Err(past_the_end(offset, meta.size)),
-                    Some(_) => Ok(Some(super::reader::empty())),
-                };
-            }
-            (0, None) => None,
-            (offset, None) => Some(format!("bytes={offset}-")),
-            (offset, Some(len)) => Some(format!("bytes={offset}-{}", offset.saturating_add(len) - 1)),
-        };
-        let answer = self.client.get_range(&object, range).await?;
+        if offset == 0 && length.is_none() {
+            let answer = self.client.get_range(&object, None).await?;
+            return match answer.status {
+                StatusCode::OK => Ok(Some(super::reader::stream(answer.body))),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(answer.fail(&format!("GET {object}")).await),
+            };
+        }
+        // A range: checked against the size first, so that the store is
+        // only ever asked for bytes it has (stores differ in what they do
+        // with a range past the end or beyond what a header can say).
+        let Some(meta) = self.client.head(&object).await? else { return Ok(None) };
+        if offset > meta.size {
+            return Err(past_the_end(offset, meta.size));
+        }
+        let end = length.map_or(meta.size, |len| offset.saturating_add(len).min(meta.size));
+        if end == offset {
+            return Ok(Some(super::reader::empty()));
+        }
+        let answer = self.client.get_range(&object, Some(format!("bytes={offset}-{}", end - 1))).await?;
         match answer.status {
-            StatusCode::OK | StatusCode::PARTIAL_CONTENT => Ok(Some(super::reader::stream(answer.body))),
+            StatusCode::PARTIAL_CONTENT => Ok(Some(super::reader::stream(answer.body))),
+            StatusCode::OK if offset == 0 && end == meta.size => Ok(Some(super::reader::stream(answer.body))),
             StatusCode::NOT_FOUND => Ok(None),
-            StatusCode::RANGE_NOT_SATISFIABLE => {
-                // `Content-Range: bytes */<size>`.
-                let size = answer
-                    .header("content-range")
-                    .and_then(|v| v.rsplit('/').next())
-                    .and_then(|v| v.parse::<u64>().ok());
-                match size {
-                    Some(size) if size == offset => Ok(Some(super::reader::empty())),
-                    Some(size) => Err(past_the_end(offset, size)),
-                    None => Err(StorageError::Other(format!("GET {object}: 416 without the object's size"))),
-                }
-            }
-            _ => Err(answer.fail(&format!("GET {object}")).await),
+            _ => Err(answer.fail(&format!("GET {object} bytes {offset}-{}", end - 1)).await),
         }
     }
 
@@ -136,7 +139,14 @@ impl S3Store {
     }
 
     pub async fn blob_list(&self, after: Option<&str>, limit: u32) -> StorageResult<Vec<BlobInfo>> {
-        let after_hex = after.map(|a| a.strip_prefix("sha256:").unwrap_or(a));
+        // Digests are `sha256:<hex>`: what sorts before all of them starts
+        // the listing, what sorts after all of them ends it.
+        let after_hex = match after {
+            None => None,
+            Some(after) if after.starts_with("sha256:") => Some(&after["sha256:".len()..]),
+            Some(after) if after < "sha256:" => None,
+            Some(_) => return Ok(Vec::new()),
+        };
         let base = format!("{}blobs/sha256/", self.root);
         let start = after_hex.map(|hex| format!("{base}{hex}"));
         let blobs = self.client.list(&base, start.as_deref(), limit as usize).await?;
@@ -195,7 +205,7 @@ impl S3Store {
             if self.client.head(&self.blob_object(hex)).await?.is_none() {
                 return Ok(false);
             }
-            match self.client.put(&self.mark_object(hex), Bytes::from_static(LIVE), &mark.replaced()).await {
+            match self.client.put(&self.mark_object(hex), mark_body(LIVE), &mark.replaced()).await {
                 Ok(_) => return Ok(true),
                 Err(StorageError::Conflict) => continue,
                 Err(e) => return Err(e),
@@ -219,7 +229,7 @@ impl S3Store {
                 }
             }
             self.client.copy(source, &object, size).await?;
-            match self.client.put(&self.mark_object(hex), Bytes::from_static(LIVE), &mark.replaced()).await {
+            match self.client.put(&self.mark_object(hex), mark_body(LIVE), &mark.replaced()).await {
                 Ok(_) => return Ok(()),
                 Err(StorageError::Conflict) => continue,
                 Err(e) => return Err(e),
@@ -242,7 +252,7 @@ impl S3Store {
             return Ok(false);
         }
         let started = Instant::now();
-        let ours = match self.client.put(&mark_object, Bytes::from_static(DELETING), &mark.replaced()).await {
+        let ours = match self.client.put(&mark_object, mark_body(DELETING), &mark.replaced()).await {
             Ok(etag) => Precondition::Is(etag),
             // Touched or committed meanwhile.
             Err(StorageError::Conflict) => return Ok(false),

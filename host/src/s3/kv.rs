@@ -51,14 +51,22 @@ impl S3Store {
     /// The object of `key`, once the key is checked as every backend does.
     fn kv_object(&self, key: &str) -> StorageResult<String> {
         key_path(key)?;
-        if key.len() > self.max_key_len() {
+        let encoded = encode_key(key);
+        let name = format!("{}kv/{encoded}", self.root);
+        let longest_part = encoded.split('/').map(str::len).max().unwrap_or(0);
+        if longest_part > MAX_NAME {
+            return Err(StorageError::Invalid(format!(
+                "key segment of over {MAX_NAME} bytes once encoded: this store cannot name it"
+            )));
+        }
+        if key.len() > self.max_key_len() || name.len() > super::MAX_OBJECT_KEY {
             return Err(StorageError::Invalid(format!(
                 "key of {} bytes: this store takes at most {} (an object name holds its prefix too)",
                 key.len(),
                 self.max_key_len()
             )));
         }
-        Ok(format!("{}kv/{key}", self.root))
+        Ok(name)
     }
 
     /// The current version and ETag of `key`, read from the store.
@@ -165,9 +173,77 @@ impl S3Store {
         // The same checks of the prefix as every backend makes.
         list_start(prefix)?;
         let base = format!("{}kv/", self.root);
-        let object_prefix = format!("{base}{prefix}");
-        let start_after = after.map(|after| format!("{base}{after}"));
+        let object_prefix = format!("{base}{}", encode_key(prefix));
+        let start_after = after.map(|after| format!("{base}{}", encode_key(after)));
         let listed = self.client.list(&object_prefix, start_after.as_deref(), limit as usize).await?;
-        Ok(listed.into_iter().filter_map(|o| o.key.strip_prefix(&base).map(str::to_string)).collect())
+        Ok(listed.into_iter().filter_map(|o| o.key.strip_prefix(&base).map(decode_key)).collect())
+    }
+}
+
+/// A key's object name (after `kv/`): `.` becomes `.0`, and `/` becomes
+/// `.1/`.
+///
+/// Why: a store built on a filer (SeaweedFS) keeps `/` as directories, so
+/// that key `a` and key `a/b` could not both be objects, and it lists a
+/// directory's tree before the next name beside it (`p/a/b` before
+/// `p/a-b`), which is not byte order. In these names a key's segments but
+/// the last end in `.1`, so `a` (a file) and `a.1/` (a directory) differ,
+/// and comparing names segment by segment or byte by byte gives the keys'
+/// byte order: each byte below `.` stands for itself, `.0` and `.1` sort
+/// between those and every byte above `/` (`.0` first, as `.` before `/`),
+/// and no code starts another. A prefix of a key encodes to a prefix of
+/// its name.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 16);
+    for c in key.chars() {
+        match c {
+            '.' => out.push_str(".0"),
+            '/' => out.push_str(".1/"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The key of an object name that [`encode_key`] made.
+fn decode_key(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        if c != '.' {
+            out.push(c);
+        } else if chars.next() == Some('1') {
+            out.push('/');
+            // The directory separator after `.1`.
+            chars.next();
+        } else {
+            out.push('.');
+        }
+    }
+    out
+}
+
+/// Longest name of one directory or file of a filer's path (SeaweedFS,
+/// like most filesystems).
+const MAX_NAME: usize = 255;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_the_keys_order_and_come_back() {
+        let mut keys = vec!["p/a/b", "p/a-b/c", "p/a", "p/a.b", "p/a/", "p.", "p", "p/ab", "p/a0", "é/x", "a..b"];
+        keys.sort();
+        let mut names: Vec<String> = keys.iter().map(|k| encode_key(k)).collect();
+        names.sort();
+        let back: Vec<String> = names.iter().map(|n| decode_key(n)).collect();
+        assert_eq!(back, keys);
+        assert!(encode_key("p/a/b").starts_with(&encode_key("p/a/")));
+        // Segment by segment, as a filer lists its tree, the order holds too.
+        let mut by_segments = names.clone();
+        by_segments.sort_by(|a, b| a.split('/').cmp(b.split('/')));
+        assert_eq!(by_segments, names);
+        assert_eq!(encode_key("a/b"), "a.1/b");
     }
 }

@@ -68,6 +68,9 @@ pub struct S3Store {
     /// Every object name starts with it: empty or ending in `/`.
     root: String,
     versions: kv::Versions,
+    /// Where background work goes (parts being sent, a lease given back
+    /// when a stream is dropped, perhaps outside any task).
+    runtime: tokio::runtime::Handle,
 }
 
 impl S3Store {
@@ -107,15 +110,23 @@ impl S3Store {
         credentials: Option<rusty_s3::Credentials>,
     ) -> anyhow::Result<S3Store> {
         let name = format!("bucket {} at {}", bucket.name(), bucket.base_url());
-        let store = S3Store { client: S3Client::new(bucket, credentials), root, versions: kv::Versions::default() };
+        let store = S3Store {
+            client: S3Client::new(bucket, credentials),
+            root,
+            versions: kv::Versions::default(),
+            runtime: tokio::runtime::Handle::current(),
+        };
         store.check().await.with_context(|| format!("the store: {name}"))?;
         Ok(store)
     }
 
-    /// The longest kv key this store takes (its object names hold the
-    /// prefix and `kv/` too).
+    /// The longest kv key this store takes: its object names hold the
+    /// prefix and `kv/` too, and each `.` takes two bytes, each `/` three
+    /// (one in 16 is allowed for; a key with more of them may be refused
+    /// shorter).
     pub fn max_key_len(&self) -> usize {
-        MAX_OBJECT_KEY - self.root.len() - "kv/".len()
+        let room = MAX_OBJECT_KEY - self.root.len() - "kv/".len();
+        room - room / 16
     }
 
     /// A listing of the prefix, which needs the bucket and the right to

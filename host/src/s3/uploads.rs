@@ -127,7 +127,9 @@ impl S3Store {
     async fn take_lease(&self, id: &str) -> StorageResult<()> {
         let lease = self.lease_object(id);
         for _ in 0..2 {
-            match self.client.put(&lease, Bytes::new(), &Precondition::Absent).await {
+            // A nonce for a body: each lease has an ETag of its own.
+            let body = Bytes::from(uuid::Uuid::new_v4().simple().to_string());
+            match self.client.put(&lease, body, &Precondition::Absent).await {
                 Err(StorageError::Conflict) => {}
                 other => return other.map(drop),
             }
@@ -366,7 +368,7 @@ impl S3Writer {
         let bytes = self.buffer.split_to(PART_SIZE).freeze();
         let take_lease = self.lease_needed();
         let (store, id, multipart) = (self.store.clone(), self.id.clone(), self.state.multipart.clone());
-        self.part = Some(tokio::spawn(async move {
+        self.part = Some(self.store.runtime.spawn(async move {
             if take_lease {
                 store.take_lease(&id).await?;
             }
@@ -398,7 +400,8 @@ impl S3Store {
         }
         let etag = answer.etag()?;
         // The lease lives while parts go out.
-        self.client.put(&self.lease_object(id), Bytes::new(), &Precondition::None).await?;
+        let body = Bytes::from(uuid::Uuid::new_v4().simple().to_string());
+        self.client.put(&self.lease_object(id), body, &Precondition::None).await?;
         Ok((multipart, etag))
     }
 
@@ -445,7 +448,7 @@ impl Drop for S3Writer {
             part.abort();
         }
         let (store, id) = (self.store.clone(), self.id.clone());
-        tokio::spawn(async move {
+        self.store.runtime.spawn(async move {
             let _ = store.client.delete(&store.lease_object(&id), &Precondition::None).await;
         });
     }
@@ -500,7 +503,7 @@ impl OutputStream for S3Writer {
         // The buffer stays: the next part starts with it.
         let rest = Bytes::copy_from_slice(&self.buffer);
         let (store, id, etag) = (self.store.clone(), self.id.clone(), self.etag.clone());
-        self.flush = Some(tokio::spawn(async move {
+        self.flush = Some(self.store.runtime.spawn(async move {
             if take_lease {
                 store.take_lease(&id).await?;
             }
