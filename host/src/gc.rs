@@ -4,10 +4,10 @@
 //! requests that never touch the network, so they run the one collector
 //! that every deployment runs, step by step.
 
+use crate::backend::Backend;
 use crate::limits::parse_duration;
 use crate::reload::LiveConfig;
 use crate::state::HostState;
-use crate::storage::Storage;
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -113,7 +113,7 @@ impl Pace {
 /// component's last answer (`run`, and its one-line `summary`).
 pub async fn collect(
     pre: &ProxyPre<HostState>,
-    storage: &Arc<Storage>,
+    storage: &Backend,
     env: &[(String, String)],
     dry_run: bool,
     pace: Pace,
@@ -144,7 +144,7 @@ pub async fn collect(
 
 /// The server's schedule: a collection every `interval`, the first one
 /// interval after start.
-pub async fn every(pre: ProxyPre<HostState>, storage: Arc<Storage>, live: Arc<LiveConfig>, interval: Duration) {
+pub async fn every(pre: ProxyPre<HostState>, storage: Backend, live: Arc<LiveConfig>, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
         let env = live.current().env.clone();
@@ -160,17 +160,16 @@ fn summary(answer: &serde_json::Value) -> &str {
     answer["summary"].as_str().unwrap_or("garbage collection: no run")
 }
 
-/// `registry-host gc`: one collection of the data directory, which no
-/// server may be using (its lock says so), then exit.
+/// `registry-host gc`: one collection of the store, then exit. A data
+/// directory must not be in use by a server (its lock says so); an S3
+/// store may be, by any number of them.
 pub async fn command(args: &crate::Args, dry_run: bool) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.clone();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
-        .await?
-        .with_context(|| format!("data directory {} is not usable", args.data_dir.display()))?;
+    let storage = crate::server::open_storage(args).await?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
     let run = collect(&pre, &storage, &args.gc.env(), dry_run, Pace::Full).await;
-    let closing = storage.clone();
-    tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the journal")?;
+    if let Some(closing) = storage.fs().cloned() {
+        tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the journal")?;
+    }
     let answer = run?;
     println!("{}", summary(&answer));
     if dry_run {

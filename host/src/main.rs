@@ -1,12 +1,14 @@
 //! `registry-host`: serves the registry component over HTTP or HTTPS with its
-//! storage contract implemented on the local filesystem.
+//! storage contract implemented on the local filesystem or an S3 bucket.
 
 mod access;
+mod backend;
 mod bindings;
 mod engine;
 mod gc;
 mod limits;
 mod reload;
+mod s3;
 mod server;
 mod state;
 mod storage;
@@ -26,7 +28,8 @@ pub struct Args {
     #[arg(long, env = "REGISTRY_LISTEN", default_value = "0.0.0.0:5080")]
     pub listen: SocketAddr,
 
-    /// Directory holding blobs, metadata and uploads (created if missing).
+    /// Directory holding blobs, metadata and uploads (created if missing);
+    /// with --storage s3://…, only the compiled component's cache.
     #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
@@ -98,6 +101,8 @@ pub struct Args {
     pub max_connections_per_client: usize,
 
     #[command(flatten)]
+    pub storage: s3::StorageArgs,
+    #[command(flatten)]
     pub gc: gc::GcArgs,
 
     #[command(subcommand)]
@@ -107,10 +112,10 @@ pub struct Args {
 /// What to do instead of serving.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Collects garbage in the data directory once and exits: removes blobs
-    /// nothing uses (older than --gc-grace) and abandoned uploads. Refuses
-    /// while a server uses the directory; a running server collects on its
-    /// own schedule (--gc-interval).
+    /// Collects garbage in the store once and exits: removes blobs nothing
+    /// uses (older than --gc-grace) and abandoned uploads. Refuses while a
+    /// server uses the data directory (an S3 store may be in use); a running
+    /// server collects on its own schedule (--gc-interval).
     Gc {
         /// List what would be removed; remove nothing.
         #[arg(long)]

@@ -2,6 +2,7 @@
 //! HTTP/1.1) within the connection cap, one wasm instance per request,
 //! graceful shutdown on SIGINT/SIGTERM, reload on SIGHUP.
 
+use crate::backend::Backend;
 use crate::limits::activity::{Activity, ResponseBody};
 use crate::limits::body_timeout::TimedBody;
 use crate::limits::cap::{Cap, Slot};
@@ -56,7 +57,7 @@ type Request = hyper::Request<TimedBody<Incoming>>;
 /// Everything a request needs.
 struct Server {
     pre: ProxyPre<HostState>,
-    storage: Arc<Storage>,
+    storage: Backend,
     /// The TLS certificate and the component's environment, reloaded on SIGHUP.
     live: Arc<LiveConfig>,
     timeouts: Timeouts,
@@ -75,11 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     fixed_env.extend(args.gc.env());
     let sources = Sources { tls: args.tls_files()?, auth: args.auth_files(), fixed_env };
     let live = Arc::new(LiveConfig::load(sources)?);
-    let data_dir = args.data_dir.clone();
-    // May redo the journal: blocking work.
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
-        .await?
-        .with_context(|| format!("data directory {} is not usable", args.data_dir.display()))?;
+    let storage = open_storage(&args).await?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -128,11 +125,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     // Nothing left for the next start to redo.
-    let storage = server.storage.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || storage.close()).await? {
-        tracing::error!("closing the journal: {e}");
+    if let Some(storage) = server.storage.fs().cloned() {
+        if let Err(e) = tokio::task::spawn_blocking(move || storage.close()).await? {
+            tracing::error!("closing the journal: {e}");
+        }
     }
     Ok(())
+}
+
+/// The store of `--storage`: the data directory, or an S3 bucket.
+pub async fn open_storage(args: &Args) -> anyhow::Result<Backend> {
+    if args.storage.storage.is_some() {
+        return Ok(Backend::S3(Arc::new(crate::s3::S3Store::open(&args.storage).await?)));
+    }
+    let data_dir = args.data_dir.clone();
+    // May redo the journal: blocking work.
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
+        .await?
+        .with_context(|| format!("data directory {} is not usable", args.data_dir.display()))?;
+    Ok(Backend::Fs(storage))
 }
 
 /// The next connection within the cap: waits for room as the cap says, and
@@ -297,7 +308,7 @@ impl Server {
 /// response once the writes it reports are durable.
 pub async fn call_guest<B>(
     pre: &ProxyPre<HostState>,
-    storage: &Arc<Storage>,
+    storage: &Backend,
     env: &[(String, String)],
     scheme: Scheme,
     req: hyper::Request<B>,
@@ -330,7 +341,7 @@ where
         // Writes made after the response was set still become durable
         // before the request ends.
         let writes = store.data().writes.clone();
-        if let Err(e) = writes.settle(&task_storage).await {
+        if let Err(e) = settle(&writes, &task_storage).await {
             tracing::error!("making writes durable: {e}");
         }
         result
@@ -339,7 +350,7 @@ where
         Ok(Ok(response)) => {
             // What the request wrote must be durable before the client
             // hears that it succeeded.
-            if let Err(e) = writes.settle(storage).await {
+            if let Err(e) = settle(&writes, storage).await {
                 tracing::error!("making writes durable: {e}");
                 return Ok(internal_error());
             }
@@ -351,6 +362,15 @@ where
             Ok(Err(e)) => Err(anyhow::anyhow!("{e:?}")),
             Err(e) => Err(e.into()),
         },
+    }
+}
+
+/// Makes what a request wrote durable: the filesystem's flushes (an S3
+/// store acknowledged each write already).
+async fn settle(writes: &RequestWrites, storage: &Backend) -> Result<(), crate::storage::DurabilityError> {
+    match storage.fs() {
+        Some(fs) => writes.settle(fs).await,
+        None => Ok(()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Per-request store data: WASI and wasi-http contexts plus the storage.
 
-use crate::storage::{RequestWrites, Storage};
+use crate::backend::Backend;
+use crate::storage::RequestWrites;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -14,8 +15,8 @@ pub struct HostState {
     pub http: WasiHttpCtx,
     /// Resources handed to the guest.
     pub table: ResourceTable,
-    /// The data directory's stores, shared by all requests.
-    pub storage: Arc<Storage>,
+    /// The store, shared by all requests.
+    pub storage: Backend,
     /// How response bodies are buffered.
     pub hooks: RegistryHooks,
     /// What this request wrote: durable before its response goes out (the

@@ -5,7 +5,8 @@
 //! body is `{"errors":[{"code","message","detail"}]}` and `code` MUST be one
 //! of the fourteen spec codes. Situations the spec has no code for are their
 //! own variants here (so handlers say what happened) but are reported under
-//! the closest spec code; only `Internal` and `StorageFull` use `UNKNOWN`,
+//! the closest spec code; only `Internal` and the storage's `StorageFull`
+//! and `StorageUnavailable` use `UNKNOWN`,
 //! the code clients are told to assume for anything they do not know
 //! (distribution does the same).
 
@@ -88,6 +89,10 @@ pub enum RegistryError {
     /// should retry later (a 4xx tells docker and containerd not to), and
     /// the message names the cause.
     StorageFull,
+    /// 503 Service Unavailable, reported as `UNKNOWN`: the store could not
+    /// be reached or did not answer in time (a remote object store down).
+    /// The string, what failed, becomes the detail. Clients retry a 5xx.
+    StorageUnavailable(String),
     /// 500, reported as `UNKNOWN`: a storage or internal failure. The string
     /// becomes the detail.
     Internal(String),
@@ -126,6 +131,7 @@ impl RegistryError {
             MethodNotAllowed { .. } => (405, "UNSUPPORTED", "the operation is unsupported"),
             NotFound(_) => (404, "NAME_UNKNOWN", "repository name not known to registry"),
             StorageFull => (507, "UNKNOWN", "insufficient storage: the registry has no space left"),
+            StorageUnavailable(_) => (503, "UNKNOWN", "service unavailable: the registry's storage does not answer"),
             Internal(_) => (500, "UNKNOWN", "unknown error"),
         }
     }
@@ -170,7 +176,7 @@ impl RegistryError {
             | NotFound(d) => d.as_deref(),
             MethodNotAllowed { allow } => Some(allow),
             StorageFull => Some("nothing of this request was kept; retry once space is freed"),
-            Internal(d) => Some(d),
+            StorageUnavailable(d) | Internal(d) => Some(d),
         }
     }
 

@@ -24,6 +24,7 @@ impl From<storage_layout::StorageError> for exports::registry::storage::types::E
             E::Conflict => Self::Conflict,
             E::Invalid(m) => Self::Invalid(m),
             E::Full => Self::Full,
+            E::Unavailable(m) => Self::Unavailable(m),
             E::Other(m) => Self::Other(m),
         }
     }

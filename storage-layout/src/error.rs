@@ -20,6 +20,9 @@ pub enum StorageError {
     /// No room left for the write (a full disk, a quota).
     #[error("no space left in the store")]
     Full,
+    /// The store could not be reached or did not answer in time.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// The backend failed.
     #[error("{0}")]
     Other(String),

@@ -1,31 +1,24 @@
 //! Garbage collection through `/_registry/gc`, in every deployment: deleted
 //! images give back exactly their own bytes (measured on the data
-//! directory), what is still referenced pulls back whole, a dry run removes
+//! directory, or in the bucket), what is still referenced pulls back whole, a dry run removes
 //! nothing, and pushes and pulls never lose to collections running
 //! meanwhile. `host::gc` has registry-host's own: the `gc` subcommand and a
 //! run cut by SIGKILL.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::common::{bytes_under, external_registry, media, random_bytes, Descriptor, RegistryServer, TestImage};
+use crate::common::{external_registry, media, random_bytes, Descriptor, RegistryServer, StoredData, TestImage};
 
 /// Flags for a registry whose collections keep nothing for a grace period.
 const FLAGS: &[&str] = &["--gc-endpoint", "--gc-grace", "0"];
 
-/// Where the store keeps the blob `digest` (every backend shares the layout).
-pub(crate) fn blob_file(data_dir: &Path, digest: &str) -> PathBuf {
-    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
-    data_dir.join("blobs/sha256").join(&hex[..2]).join(hex)
-}
-
 /// Waits until every digest has its file (registry-host names small blobs
 /// shortly after their commit).
-pub(crate) async fn wait_for_files(data_dir: &Path, digests: &[&str]) {
+pub(crate) async fn wait_for_files(stored: &StoredData, digests: &[&str]) {
     for _ in 0..100 {
-        if digests.iter().all(|d| blob_file(data_dir, d).exists()) {
+        if digests.iter().all(|d| stored.has_blob(d)) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -71,7 +64,7 @@ async fn deleted_images_give_back_exactly_their_own_bytes() {
         return;
     }
     let server = RegistryServer::start_with_args(FLAGS);
-    let data_dir = server.data_dir().expect("a local data directory").to_path_buf();
+    let stored = server.stored().expect("a registry of the test's own").clone();
     let repo = "gc/app";
     let shared_bytes = random_bytes(300_000);
     server.push_blob(repo, &shared_bytes).await;
@@ -84,7 +77,7 @@ async fn deleted_images_give_back_exactly_their_own_bytes() {
     for (digest, image) in &images {
         all.extend([digest.as_str(), image.config.digest.as_str(), image.layers[1].digest.as_str()]);
     }
-    wait_for_files(&data_dir, &all).await;
+    wait_for_files(&stored, &all).await;
 
     // Delete two images by digest: their own bytes are what must go.
     let mut unique = 0;
@@ -93,21 +86,21 @@ async fn deleted_images_give_back_exactly_their_own_bytes() {
         assert_eq!(resp.status(), StatusCode::ACCEPTED);
         unique += image.manifest().len() as u64 + image.config.size + image.layers[1].size;
     }
-    let before = bytes_under(&data_dir.join("blobs"));
+    let before = stored.bytes_under("blobs");
     // Blobs touched in the second a run starts are kept: start a second later.
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     let dry = collect(&server, "?dry-run=true").await;
     assert_eq!(dry["counts"]["bytesRemoved"], unique, "{dry}");
-    assert_eq!(bytes_under(&data_dir.join("blobs")), before, "a dry run removes nothing");
+    assert_eq!(stored.bytes_under("blobs"), before, "a dry run removes nothing");
 
     let run = collect(&server, "").await;
     assert_eq!(run["counts"]["blobsRemoved"], 6, "{run}");
     assert_eq!(run["counts"]["bytesRemoved"], unique, "{run}");
-    assert_eq!(before - bytes_under(&data_dir.join("blobs")), unique, "the data directory shrank by exactly that");
+    assert_eq!(before - stored.bytes_under("blobs"), unique, "the store shrank by exactly that");
     for (digest, image) in &images[..2] {
         for gone in [digest, &image.config.digest, &image.layers[1].digest] {
-            assert!(!blob_file(&data_dir, gone).exists(), "{gone}");
+            assert!(!stored.has_blob(gone), "{gone}");
         }
         let resp = server
             .client()

@@ -6,10 +6,13 @@
 //! `gc` subcommand and a collection cut by SIGKILL.
 //!
 //! These tests are about the native binary, so they run only when
-//! `REGISTRY_TEST_DEPLOYMENT` is `host` (the default): under `wasmtime` or `jco` the
-//! process is someone else's CLI. There each test fails if it is run at all;
-//! scripts/test.sh leaves the module out (`--skip host::`) for those runs, so that
-//! they are counted as skipped, never as passes.
+//! `REGISTRY_TEST_DEPLOYMENT` is `host` (the default) or `host-s3` (the same binary,
+//! its storage on S3): under `wasmtime` or `jco` the process is someone else's CLI.
+//! There each test fails if it is run at all; scripts/test.sh leaves the module out
+//! (`--skip host::`) for those runs, so that they are counted as skipped, never as
+//! passes. Under `host-s3` it leaves out the tests about the data directory itself
+//! (`unusable_data_dir_is_a_clear_error`, `gc::the_host_subcommand_…`); the restarts
+//! find their data again in the same bucket prefix.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

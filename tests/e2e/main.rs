@@ -1,10 +1,12 @@
-//! End-to-end tests of the registry as users run it: `registry-host`, or the composed
+//! End-to-end tests of the registry as users run it: `registry-host` (its storage on
+//! the filesystem or on S3), or the composed
 //! `registry.wasm` under `wasmtime serve` or `jco serve` (`REGISTRY_TEST_DEPLOYMENT`,
 //! see `common`), on an ephemeral port with a temporary data directory, driven over
 //! HTTP by raw requests, by the `oci-client` crate, by the Docker CLI, by `skopeo` and
 //! by the `oras` Python SDK. One module per API area of the OCI Distribution
 //! Specification v1.1, `auth_clients` for those clients (and podman) with access
-//! control on, and `host` for the native binary itself; `common` holds the fixtures.
+//! control on, `host` for the native binary itself, and `s3` for several of them on
+//! one S3 store (`host-s3`); `common` holds the fixtures.
 //!
 //! Run everything with `bash scripts/test.sh` (it builds both artifacts, installs
 //! wasmtime and jco, starts the Docker daemon the Docker test needs, and runs this
@@ -29,6 +31,7 @@ mod oci_client;
 mod oras;
 mod ranges;
 mod referrers;
+mod s3;
 mod skopeo;
 mod tags;
 mod uploads;

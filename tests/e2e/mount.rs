@@ -56,20 +56,6 @@ async fn assert_session_works(server: &RegistryServer, resp: Response, repo: &st
     assert!(got.bytes().await.unwrap()[..] == data[..]);
 }
 
-/// Total size of the regular files under `dir`.
-fn disk_usage(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let meta = entry.metadata().unwrap();
-        if meta.is_dir() {
-            total += disk_usage(&entry.path());
-        } else if meta.is_file() {
-            total += meta.len();
-        }
-    }
-    total
-}
-
 /// Mounting from a repository that links the blob is 201 with a Location, writes no
 /// second copy of the bytes, and gives the target its own link: the blob stays in
 /// the target after the source unlinks it.
@@ -80,12 +66,12 @@ async fn mount_with_from_links_without_copying() {
     let data = random_bytes(SIZE);
     let digest = server.push_blob("e2e/mount/source", &data).await;
 
-    let before = server.data_dir().map(disk_usage);
+    let before = server.stored().map(|stored| stored.total_bytes());
     let resp = mount(&server, "e2e/mount/target", &digest, Some("e2e/mount/source")).await;
     assert_mounted(&server, resp, "e2e/mount/target", &digest, &data).await;
-    if let (Some(before), Some(dir)) = (before, server.data_dir()) {
-        let grown = disk_usage(dir).saturating_sub(before);
-        assert!(grown < (SIZE / 4) as u64, "the data directory grew by {grown} bytes on a mount of a {SIZE}-byte blob");
+    if let (Some(before), Some(stored)) = (before, server.stored()) {
+        let grown = stored.total_bytes().saturating_sub(before);
+        assert!(grown < (SIZE / 4) as u64, "the store grew by {grown} bytes on a mount of a {SIZE}-byte blob");
     }
 
     let resp =

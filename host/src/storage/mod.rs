@@ -25,7 +25,7 @@
 pub mod blobs;
 pub mod changes;
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;
 pub mod fsutil;
 pub mod journal;
 pub mod kv;

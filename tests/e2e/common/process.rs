@@ -68,6 +68,9 @@ pub(super) fn tool(var: &str, default: &str) -> PathBuf {
 pub enum Deployment {
     /// `registry-host`: our native host (wasmtime embedded, storage on the filesystem).
     Host,
+    /// `registry-host` with its storage on S3: a prefix of its own in the bucket of
+    /// a SeaweedFS that the test process shares (see [`S3Place`]).
+    HostS3,
     /// `wasmtime serve` running the composed `registry.wasm` (storage-fs on
     /// wasi:filesystem).
     Wasmtime,
@@ -77,23 +80,30 @@ pub enum Deployment {
 }
 
 impl Deployment {
-    /// The deployment this run tests: `REGISTRY_TEST_DEPLOYMENT` (`host`, `wasmtime`
-    /// or `jco`), `host` when unset. Any other value fails the test.
+    /// The deployment this run tests: `REGISTRY_TEST_DEPLOYMENT` (`host`, `host-s3`,
+    /// `wasmtime` or `jco`), `host` when unset. Any other value fails the test.
     pub fn current() -> Self {
         match std::env::var("REGISTRY_TEST_DEPLOYMENT").as_deref() {
             Err(std::env::VarError::NotPresent) | Ok("") | Ok("host") => Self::Host,
+            Ok("host-s3") => Self::HostS3,
             Ok("wasmtime") => Self::Wasmtime,
             Ok("jco") => Self::Jco,
             other => {
-                panic!("REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `wasmtime` or `jco`")
+                panic!("REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime` or `jco`")
             }
         }
+    }
+
+    /// Whether the server is the `registry-host` binary (`host`, `host-s3`).
+    pub fn is_registry_host(self) -> bool {
+        matches!(self, Self::Host | Self::HostS3)
     }
 
     /// The name `REGISTRY_TEST_DEPLOYMENT` spells it with.
     pub fn name(self) -> &'static str {
         match self {
             Self::Host => "host",
+            Self::HostS3 => "host-s3",
             Self::Wasmtime => "wasmtime",
             Self::Jco => "jco",
         }
@@ -102,7 +112,7 @@ impl Deployment {
     /// The prefix of the server's forwarded output lines.
     fn log_prefix(self) -> &'static str {
         match self {
-            Self::Host => "[registry-host]",
+            Self::Host | Self::HostS3 => "[registry-host]",
             Self::Wasmtime => "[wasmtime]",
             Self::Jco => "[jco]",
         }
@@ -112,7 +122,7 @@ impl Deployment {
     /// registry.wasm on a cold cache, jco transpiles it to JavaScript at every start.
     fn startup_timeout(self) -> Duration {
         match self {
-            Self::Host => Duration::from_secs(60),
+            Self::Host | Self::HostS3 => Duration::from_secs(60),
             Self::Wasmtime | Self::Jco => Duration::from_secs(120),
         }
     }
@@ -131,7 +141,7 @@ pub fn require_host_binary() {
     );
     let deployment = Deployment::current();
     assert!(
-        deployment == Deployment::Host,
+        deployment.is_registry_host(),
         "this test is about the registry-host binary and cannot run under REGISTRY_TEST_DEPLOYMENT={}: \
          leave it out with `--skip host::` (scripts/test.sh does)",
         deployment.name()
@@ -277,7 +287,7 @@ impl StartFailure {
 pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String> {
     let line = line.trim();
     let (scheme, addr) = match deployment {
-        Deployment::Host => {
+        Deployment::Host | Deployment::HostS3 => {
             line.strip_prefix("registry-host listening on ")?.trim_end_matches('/').split_once("://")?
         }
         Deployment::Wasmtime => ("http", line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/')),
@@ -295,11 +305,24 @@ pub(super) fn spawn_host(data_dir: &Path, extra: &[&str]) -> Started {
 }
 
 /// Spawns `registry-host --listen listen` on `data_dir` with `extra` flags and waits
-/// for it to listen.
+/// for it to listen. Under `host-s3` its storage is the S3 place of `data_dir`
+/// ([`S3Place::for_data_dir`]), and `data_dir` holds only its compiled-code cache.
 pub(super) fn spawn_host_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Started {
+    let place = (Deployment::current() == Deployment::HostS3).then(|| S3Place::for_data_dir(data_dir));
+    spawn_registry_host(listen, data_dir, place.as_ref(), extra)
+}
+
+/// Spawns `registry-host --listen listen --data-dir data_dir`, with its storage at
+/// `place` if given (else in `data_dir`), and `extra` flags; waits for it to listen.
+pub(super) fn spawn_registry_host(listen: &str, data_dir: &Path, place: Option<&S3Place>, extra: &[&str]) -> Started {
     let mut command = Command::new(registry_host_bin());
-    command.arg("--listen").arg(listen).arg("--data-dir").arg(data_dir).args(extra);
-    spawn_and_wait_for_listening(Deployment::Host, command).unwrap_or_else(|failure| failure.panic(Deployment::Host))
+    command.arg("--listen").arg(listen).arg("--data-dir").arg(data_dir);
+    if let Some(place) = place {
+        place.configure(&mut command);
+    }
+    command.args(extra);
+    let deployment = if place.is_some() { Deployment::HostS3 } else { Deployment::Host };
+    spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
 }
 
 /// A server process that listens.

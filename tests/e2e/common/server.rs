@@ -1,7 +1,7 @@
 //! [`RegistryServer`]: a real registry process on an ephemeral port with a throw-away
 //! data directory, its HTTP client, and the pushes and fetches most tests start from.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -32,8 +32,9 @@ pub struct RegistryServer {
     /// `IP:PORT`, the registry host as image references spell it.
     host_port: String,
     client: reqwest::Client,
-    /// The server's data directory, inside `_scratch`.
-    data_dir: Option<PathBuf>,
+    /// Where the server keeps its data: a data directory (inside `_scratch`, or the
+    /// caller's), or a prefix of a bucket; `None` against an external registry.
+    stored: Option<StoredData>,
     /// Keeps the data directory (and jco's transpiled code) alive as long as the
     /// server; removed on drop.
     _scratch: Option<TempDir>,
@@ -59,7 +60,17 @@ impl RegistryServer {
 
     /// Like [`Self::start_host_on`], with `extra` flags.
     pub fn start_host_on_with(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::spawned(spawn_host(data_dir, extra), data_dir.to_path_buf(), None)
+        Self::spawned(spawn_host(data_dir, extra), StoredData::of(Deployment::current(), data_dir), None)
+    }
+
+    /// Starts `registry-host` with its storage at `place` (an S3 bucket's prefix,
+    /// which other servers may share), a fresh temporary directory for its
+    /// compiled-code cache, and `extra` flags.
+    pub fn start_on_s3(place: &S3Place, extra: &[&str]) -> Self {
+        let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
+        let cache_dir = scratch.path().join("data");
+        let started = spawn_registry_host("127.0.0.1:0", &cache_dir, Some(place), extra);
+        Self::spawned(started, StoredData::S3(place.clone()), Some(scratch))
     }
 
     /// Starts `registry-host` (whatever the deployment) with `--listen listen`, a
@@ -68,13 +79,14 @@ impl RegistryServer {
     pub fn start_host_with(listen: &str, extra: &[&str], client: reqwest::Client) -> Self {
         let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
         let data_dir = scratch.path().join("data");
-        let mut server = Self::spawned(spawn_host_on(listen, &data_dir, extra), data_dir, Some(scratch));
+        let stored = StoredData::of(Deployment::current(), &data_dir);
+        let mut server = Self::spawned(spawn_host_on(listen, &data_dir, extra), stored, Some(scratch));
         server.client = client;
         server
     }
 
     /// A server spawned and listening.
-    fn spawned(started: Started, data_dir: PathBuf, scratch: Option<TempDir>) -> Self {
+    fn spawned(started: Started, stored: StoredData, scratch: Option<TempDir>) -> Self {
         let Started { child, forwarders, url: base_url, before, lines } = started;
         let host_port = base_url.split_once("://").expect("a URL").1.to_string();
         Self {
@@ -85,7 +97,7 @@ impl RegistryServer {
             base_url,
             host_port,
             client: http_client(),
-            data_dir: Some(data_dir),
+            stored: Some(stored),
             _scratch: scratch,
             _auth: None,
         }
@@ -135,7 +147,7 @@ impl RegistryServer {
                 base_url,
                 host_port,
                 client: http_client(),
-                data_dir: None,
+                stored: None,
                 _scratch: None,
                 _auth: None,
             };
@@ -145,15 +157,16 @@ impl RegistryServer {
         let data_dir = scratch.path().join("data");
         std::fs::create_dir(&data_dir).expect("create the data directory");
         let spawned = spawn_deployment(deployment, scratch.path(), &data_dir, extra);
-        Self::spawned(spawned, data_dir, Some(scratch))
+        Self::spawned(spawned, StoredData::of(deployment, &data_dir), Some(scratch))
     }
 
     /// Starts the registry of this run's [`Deployment`] on `data_dir`, which the
     /// caller keeps (a small filesystem of the test's own, say).
     pub fn start_on(data_dir: &Path) -> Self {
         let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
-        let spawned = spawn_deployment(Deployment::current(), scratch.path(), data_dir, &[]);
-        Self::spawned(spawned, data_dir.to_path_buf(), Some(scratch))
+        let deployment = Deployment::current();
+        let spawned = spawn_deployment(deployment, scratch.path(), data_dir, &[]);
+        Self::spawned(spawned, StoredData::of(deployment, data_dir), Some(scratch))
     }
 
     /// `http://IP:PORT`, without a trailing slash.
@@ -182,9 +195,19 @@ impl RegistryServer {
         }
     }
 
-    /// The server's data directory; `None` against an external registry.
+    /// The server's data directory; `None` where it keeps its data elsewhere (in
+    /// S3, in an external registry).
     pub fn data_dir(&self) -> Option<&Path> {
-        self.data_dir.as_deref()
+        match &self.stored {
+            Some(StoredData::Dir(dir)) => Some(dir),
+            _ => None,
+        }
+    }
+
+    /// Where the server keeps its data, to look into from outside; `None` against
+    /// an external registry.
+    pub fn stored(&self) -> Option<&StoredData> {
+        self.stored.as_ref()
     }
 
     /// An HTTP client that never goes through a proxy.
@@ -242,6 +265,17 @@ impl RegistryServer {
     /// `GET /v2/<repo>/blobs/<digest>`, whatever the answer.
     pub async fn get_blob(&self, repo: &str, digest: &str) -> Response {
         self.client.get(self.url(&format!("/v2/{repo}/blobs/{digest}"))).send().await.expect("GET blob")
+    }
+
+    /// `GET /v2/<repo>/manifests/<reference>` accepting an OCI manifest, whatever the
+    /// answer.
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header("Accept", media::OCI_MANIFEST)
+            .send()
+            .await
+            .expect("GET manifest")
     }
 
     /// Starts an upload session in `repo` and returns its absolute upload URL.
@@ -403,7 +437,7 @@ fn http_client_builder() -> reqwest::ClientBuilder {
 /// transpiles) and waits for it to listen.
 fn spawn_deployment(deployment: Deployment, scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
     match deployment {
-        Deployment::Host => spawn_host(data_dir, extra),
+        Deployment::Host | Deployment::HostS3 => spawn_host(data_dir, extra),
         Deployment::Wasmtime => {
             let mut command = Command::new(tool("WASMTIME_BIN", "wasmtime"));
             command

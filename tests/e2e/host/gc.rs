@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::{
     media, random_bytes, registry_host_bin, require_host_binary, Descriptor, RegistryServer, TestImage,
 };
-use crate::gc::{blob_file, wait_for_files, Remote};
+use crate::gc::{wait_for_files, Remote};
 
 /// registry-host only: `registry-host gc` collects a stopped server's data
 /// directory, and refuses while a server holds it.
@@ -16,9 +16,10 @@ async fn the_host_subcommand_collects_a_stopped_servers_directory() {
     require_host_binary();
     let mut server = RegistryServer::start_with_args(&["--gc-interval", "0"]);
     let data_dir = server.data_dir().expect("a local data directory").to_path_buf();
+    let stored = server.stored().expect("a registry of the test's own").clone();
     let orphan = random_bytes(50_000);
     let digest = server.push_blob("gc/cli", &orphan).await;
-    wait_for_files(&data_dir, &[digest.as_str()]).await;
+    wait_for_files(&stored, &[digest.as_str()]).await;
     let host = registry_host_bin();
     let gc = |extra: &[&str]| {
         std::process::Command::new(&host)
@@ -39,13 +40,13 @@ async fn the_host_subcommand_collects_a_stopped_servers_directory() {
     let out = String::from_utf8_lossy(&dry.stdout);
     assert!(dry.status.success(), "{out} {}", String::from_utf8_lossy(&dry.stderr));
     assert!(out.contains(&format!("would remove {digest}")), "{out}");
-    assert!(blob_file(&data_dir, &digest).exists());
+    assert!(stored.has_blob(&digest));
 
     let run = gc(&[]);
     let out = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{out} {}", String::from_utf8_lossy(&run.stderr));
     assert!(out.contains("removed 0 untagged manifests, 1 blobs (50000 bytes)"), "{out}");
-    assert!(!blob_file(&data_dir, &digest).exists());
+    assert!(!stored.has_blob(&digest));
 }
 
 /// registry-host only: SIGKILL while a step runs, then a restart: the store is
@@ -88,6 +89,7 @@ async fn a_run_cut_by_sigkill_finishes_after_a_restart() {
     let _ = step.await;
 
     let server = RegistryServer::start_host_on_with(&data_dir, &flags);
+    let stored = server.stored().expect("a registry of the test's own").clone();
     let remote = Remote::of(&server);
     for (repo, digest, image) in &kept {
         remote.pull(repo, digest, image).await.unwrap_or_else(|e| panic!("after the restart: {e}"));
@@ -105,6 +107,6 @@ async fn a_run_cut_by_sigkill_finishes_after_a_restart() {
         remote.pull(repo, digest, image).await.unwrap_or_else(|e| panic!("after the run: {e}"));
     }
     for digest in &gone {
-        assert!(!blob_file(&data_dir, digest).exists(), "{digest} was collected");
+        assert!(!stored.has_blob(digest), "{digest} was collected");
     }
 }
