@@ -15,7 +15,7 @@
 # serves, starts it, prints `serving on http://HOST:PORT/` once it answers
 # `GET /v2/`, and on SIGINT or SIGTERM stops it and exits. With a port of 0 the
 # line names the port taken. `--build-only` installs and builds, and exits;
-# `--no-build` serves what was built before (the end-to-end suite starts each server
+# `--no-build` installs but serves what was built before (the end-to-end suite starts each server
 # so, after scripts/test.sh built once).
 #
 # Defaults: --addr 0.0.0.0:5080, --data ./data (created if missing). The
@@ -85,24 +85,21 @@ wasmtime | jco)
     [[ -f "$wasm" ]] || die "no $wasm: build it (run without --no-build)"
     ;;
 workerd)
+    install_edge
     if ((build)); then
         # Building registry.wasm builds the bare registry component too (the one
         # inside it, before storage-fs is plugged in): the Worker runs that one.
         cargo build --release -p registry-wasm
-        install_edge
         node edge/cloudflare/build.mjs "$EDGE_MODULES" \
             "$target_dir/release/wasm-components/wasm32-wasip2/release/registry_component.wasm" "$edge_build"
     fi
     [[ -f "$edge_build/workerd.capnp" ]] || die "no $edge_build/workerd.capnp: build it (run without --no-build)"
-    EDGE_MODULES="$runtimes_dir/edge/node_modules"
     ;;
 esac
-if ((build)); then
-    case "$runtime" in
-    wasmtime) install_wasmtime ;;
-    jco) install_jco ;;
-    esac
-fi
+case "$runtime" in
+wasmtime) install_wasmtime ;;
+jco) install_jco ;;
+esac
 ((serve)) || exit 0
 
 # A free port, for the runtimes that cannot report the one they took.
