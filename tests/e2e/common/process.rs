@@ -77,19 +77,24 @@ pub enum Deployment {
     /// `jco serve` running the composed `registry.wasm` on Node.js with the preview2
     /// shims.
     Jco,
+    /// Cloudflare's `workerd` running the Worker of `edge/cloudflare/`: the bare
+    /// registry component, transpiled by jco, on a Durable Object's SQLite storage.
+    /// Started with `scripts/serve.sh workerd --no-build`.
+    Workerd,
 }
 
 impl Deployment {
     /// The deployment this run tests: `REGISTRY_TEST_DEPLOYMENT` (`host`, `host-s3`,
-    /// `wasmtime` or `jco`), `host` when unset. Any other value fails the test.
+    /// `wasmtime`, `jco` or `workerd`), `host` when unset. Any other value fails the test.
     pub fn current() -> Self {
         match std::env::var("REGISTRY_TEST_DEPLOYMENT").as_deref() {
             Err(std::env::VarError::NotPresent) | Ok("") | Ok("host") => Self::Host,
             Ok("host-s3") => Self::HostS3,
             Ok("wasmtime") => Self::Wasmtime,
             Ok("jco") => Self::Jco,
+            Ok("workerd") => Self::Workerd,
             other => {
-                panic!("REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime` or `jco`")
+                panic!("REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime`, `jco` or `workerd`")
             }
         }
     }
@@ -106,6 +111,7 @@ impl Deployment {
             Self::HostS3 => "host-s3",
             Self::Wasmtime => "wasmtime",
             Self::Jco => "jco",
+            Self::Workerd => "workerd",
         }
     }
 
@@ -115,6 +121,7 @@ impl Deployment {
             Self::Host | Self::HostS3 => "[registry-host]",
             Self::Wasmtime => "[wasmtime]",
             Self::Jco => "[jco]",
+            Self::Workerd => "[workerd]",
         }
     }
 
@@ -123,7 +130,7 @@ impl Deployment {
     fn startup_timeout(self) -> Duration {
         match self {
             Self::Host | Self::HostS3 => Duration::from_secs(60),
-            Self::Wasmtime | Self::Jco => Duration::from_secs(120),
+            Self::Wasmtime | Self::Jco | Self::Workerd => Duration::from_secs(120),
         }
     }
 }
@@ -226,12 +233,10 @@ pub(super) fn component_config(deployment: Deployment, extra: &[&str]) -> Compon
 /// Another process may take it before jco binds it; jco then exits with
 /// `EADDRINUSE`, and another port is tried.
 pub(super) fn start_jco(scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
-    const ATTEMPTS: usize = 5;
-    let deployment = Deployment::Jco;
-    let env = component_config(deployment, extra).env;
+    let env = component_config(Deployment::Jco, extra).env;
     let preopen = repo_root().join("registry-wasm/jco-preopen.mjs");
     let wasm = registry_wasm();
-    for attempt in 1..=ATTEMPTS {
+    spawn_on_a_free_port(Deployment::Jco, "EADDRINUSE", || {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("find a free port")
@@ -246,18 +251,49 @@ pub(super) fn start_jco(scratch: &Path, data_dir: &Path, extra: &[&str]) -> Star
             .arg(&preopen)
             .arg(&wasm)
             .env("REGISTRY_DATA_DIR", data_dir);
-        for (name, value) in &env {
-            command.env(name, value);
-        }
-        match spawn_and_wait_for_listening(deployment, command) {
+        command.envs(env.iter().map(|(name, value)| (name, value)));
+        command
+    })
+}
+
+/// Spawns the server that `command` makes until one listens: a server given a port
+/// that another process took before it bound it fails saying `taken` (then another
+/// port is tried, up to five times).
+fn spawn_on_a_free_port(deployment: Deployment, taken: &str, mut command: impl FnMut() -> Command) -> Started {
+    const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        match spawn_and_wait_for_listening(deployment, command()) {
             Ok(started) => return started,
-            Err(failure) if attempt < ATTEMPTS && failure.output.iter().any(|l| l.contains("EADDRINUSE")) => {
-                eprintln!("[jco] port {port} was taken before jco bound it: trying another");
+            Err(failure) if attempt < ATTEMPTS && failure.output.iter().any(|l| l.contains(taken)) => {
+                eprintln!("{} its port was taken before it bound it: trying another", deployment.log_prefix());
             }
             Err(failure) => failure.panic(deployment),
         }
     }
     unreachable!("the last attempt returns or panics")
+}
+
+/// Starts the Worker under workerd with `scripts/serve.sh workerd --no-build` (after
+/// scripts/test.sh built it) on a free port of 127.0.0.1, its Durable Object's
+/// database in `data_dir`. The settings reach the Worker as the environment
+/// variables that serve.sh's workerd configuration binds, with the files' contents
+/// as under jco.
+///
+/// serve.sh picks a port that the kernel just handed out and is free again; if
+/// another process takes it first, workerd fails to listen and another port is
+/// tried.
+pub(super) fn start_workerd(data_dir: &Path, extra: &[&str]) -> Started {
+    let env = component_config(Deployment::Workerd, extra).env;
+    spawn_on_a_free_port(Deployment::Workerd, "in use", || {
+        let mut command = Command::new("bash");
+        command
+            .arg(repo_root().join("scripts/serve.sh"))
+            .args(["workerd", "--no-build", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data_dir)
+            .env("CARGO_TARGET_DIR", workspace_target_dir());
+        command.envs(env.iter().map(|(name, value)| (name, value)));
+        command
+    })
 }
 
 /// A server that did not come up: what happened, and everything it printed.
@@ -284,6 +320,7 @@ impl StartFailure {
 /// - registry-host: `registry-host listening on http://127.0.0.1:PORT/` (or `https://`)
 /// - wasmtime serve: `Serving HTTP on http://127.0.0.1:PORT/`
 /// - jco serve: `Server listening @ 127.0.0.1:PORT...`
+/// - scripts/serve.sh (workerd): `serving on http://127.0.0.1:PORT/`
 pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String> {
     let line = line.trim();
     let (scheme, addr) = match deployment {
@@ -292,6 +329,7 @@ pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String
         }
         Deployment::Wasmtime => ("http", line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/')),
         Deployment::Jco => ("http", line.strip_prefix("Server listening @ ")?.trim_end_matches('.')),
+        Deployment::Workerd => line.strip_prefix("serving on ")?.trim_end_matches('/').split_once("://")?,
     };
     assert!(matches!(scheme, "http" | "https"), "unknown scheme in {line:?}");
     assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "cannot parse the address in {line:?}");

@@ -70,7 +70,7 @@ impl RegistryServer {
         let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
         let cache_dir = scratch.path().join("data");
         let started = spawn_registry_host("127.0.0.1:0", &cache_dir, Some(place), extra);
-        Self::spawned(started, StoredData::S3(place.clone()), Some(scratch))
+        Self::spawned(started, Some(StoredData::S3(place.clone())), Some(scratch))
     }
 
     /// Starts `registry-host` (whatever the deployment) with `--listen listen`, a
@@ -86,7 +86,7 @@ impl RegistryServer {
     }
 
     /// A server spawned and listening.
-    fn spawned(started: Started, stored: StoredData, scratch: Option<TempDir>) -> Self {
+    fn spawned(started: Started, stored: Option<StoredData>, scratch: Option<TempDir>) -> Self {
         let Started { child, forwarders, url: base_url, before, lines } = started;
         let host_port = base_url.split_once("://").expect("a URL").1.to_string();
         Self {
@@ -97,7 +97,7 @@ impl RegistryServer {
             base_url,
             host_port,
             client: http_client(),
-            stored: Some(stored),
+            stored,
             _scratch: scratch,
             _auth: None,
         }
@@ -458,5 +458,6 @@ fn spawn_deployment(deployment: Deployment, scratch: &Path, data_dir: &Path, ext
             spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
         }
         Deployment::Jco => start_jco(scratch, data_dir, extra),
+        Deployment::Workerd => start_workerd(data_dir, extra),
     }
 }

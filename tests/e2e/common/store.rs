@@ -77,11 +77,13 @@ pub enum StoredData {
 }
 
 impl StoredData {
-    /// Where a server of `deployment` on `data_dir` keeps its data.
-    pub fn of(deployment: Deployment, data_dir: &Path) -> Self {
+    /// Where a server of `deployment` on `data_dir` keeps its data, where
+    /// a test can read it (workerd keeps it in its Durable Object's database).
+    pub fn of(deployment: Deployment, data_dir: &Path) -> Option<Self> {
         match deployment {
-            Deployment::HostS3 => StoredData::S3(S3Place::for_data_dir(data_dir)),
-            Deployment::Host | Deployment::Wasmtime | Deployment::Jco => StoredData::Dir(data_dir.to_path_buf()),
+            Deployment::HostS3 => Some(StoredData::S3(S3Place::for_data_dir(data_dir))),
+            Deployment::Host | Deployment::Wasmtime | Deployment::Jco => Some(StoredData::Dir(data_dir.to_path_buf())),
+            Deployment::Workerd => None,
         }
     }
 

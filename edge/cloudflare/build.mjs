@@ -1,0 +1,145 @@
+// Builds the Worker from the bare registry component (the one that imports
+// `registry:storage`), into OUT_DIR:
+//
+//   node edge/cloudflare/build.mjs NODE_MODULES COMPONENT OUT_DIR
+//
+// 1. jco transpiles the component to JavaScript plus core Wasm modules
+//    (`--instantiation async`: the Worker hands it the modules, which workerd
+//    must compile ahead, not from bytes at run time; no module inlined);
+// 2. the modules lose their DWARF sections (`.debug_*`: the release profile
+//    keeps them for profiling; they would make up most of the Worker's size);
+// 3. core-modules.js imports each module by name, for component.js;
+// 4. esbuild bundles src/worker.js with the transpiled code and the browser
+//    build of preview2-shim into worker.js (the .wasm imports stay modules);
+// 5. workerd.capnp, the configuration `scripts/serve.sh workerd` runs.
+//
+// NODE_MODULES holds edge/cloudflare/package-lock.json's packages.
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const [modulesDir, component, outDir] = process.argv.slice(2).map((arg) => resolve(arg));
+if (!outDir) {
+  throw new Error('usage: node build.mjs NODE_MODULES COMPONENT OUT_DIR');
+}
+const here = dirname(fileURLToPath(import.meta.url));
+const transpiled = join(outDir, 'registry');
+
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+execFileSync(
+  join(modulesDir, '.bin', 'jco'),
+  ['transpile', component, '-o', transpiled, '--name', 'registry', '--instantiation', 'async',
+    '--base64-cutoff', '0', '--no-typescript', '--quiet'],
+  { stdio: 'inherit' },
+);
+
+const wasmFiles = readdirSync(transpiled).filter((name) => name.endsWith('.wasm')).sort();
+for (const name of wasmFiles) {
+  const path = join(transpiled, name);
+  writeFileSync(path, withoutDebugSections(readFileSync(path)));
+}
+writeFileSync(
+  join(outDir, 'core-modules.js'),
+  `${wasmFiles.map((name, i) => `import m${i} from './registry/${name}';`).join('\n')}
+export default { ${wasmFiles.map((name, i) => `'${name}': m${i}`).join(', ')} };
+`,
+);
+
+const { build } = await import(join(modulesDir, 'esbuild', 'lib', 'main.js'));
+await build({
+  entryPoints: [join(here, 'src', 'worker.js')],
+  outfile: join(outDir, 'worker.js'),
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'es2022',
+  // preview2-shim's browser build: Web APIs only, and its fetch-to-wasi:http adapter.
+  conditions: ['browser', 'import'],
+  mainFields: ['browser', 'module', 'main'],
+  nodePaths: [modulesDir],
+  alias: {
+    'registry-transpiled': join(transpiled, 'registry.js'),
+    'registry-core-modules': join(outDir, 'core-modules.js'),
+  },
+  external: ['cloudflare:*', 'node:*', '*.wasm'],
+  logLevel: 'warning',
+});
+
+writeFileSync(join(outDir, 'workerd.capnp'), workerdConfig(wasmFiles));
+
+// The module without its custom sections named `.debug_*`.
+function withoutDebugSections(bytes) {
+  const kept = [bytes.subarray(0, 8)];
+  let at = 8;
+  while (at < bytes.length) {
+    const start = at;
+    const id = bytes[at++];
+    let size = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = bytes[at++];
+      size += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) break;
+    }
+    const end = at + size;
+    let debug = false;
+    if (id === 0) {
+      let nameLength = 0;
+      let p = at;
+      for (let shift = 0; ; shift += 7) {
+        const byte = bytes[p++];
+        nameLength += (byte & 0x7f) * 2 ** shift;
+        if (byte < 0x80) break;
+      }
+      debug = bytes.subarray(p, p + nameLength).toString().startsWith('.debug_');
+    }
+    if (!debug) kept.push(bytes.subarray(start, end));
+    at = end;
+  }
+  return Buffer.concat(kept);
+}
+
+function workerdConfig(wasmNames) {
+  const settings = readFileSync(join(here, 'src', 'registry-object.js'), 'utf8')
+    .match(/export const SETTINGS = \[([^\]]*)\]/)[1]
+    .match(/'[A-Z_]+'/g)
+    .map((quoted) => quoted.slice(1, -1));
+  const bindings = [...settings, 'REGISTRY_STORAGE_CONTRACT']
+    .map((name) => `    (name = "${name}", fromEnvironment = "${name}"),`)
+    .join('\n');
+  const modules = wasmNames
+    .map((name) => `    (name = "registry/${name}", wasm = embed "registry/${name}"),`)
+    .join('\n');
+  return `# workerd's configuration for the registry Worker, written by edge/cloudflare/build.mjs.
+# scripts/serve.sh workerd runs it as
+#   workerd serve workerd.capnp --socket-addr http=HOST:PORT --directory-path disk=DATA_DIR
+# The settings are read from workerd's environment (fromEnvironment); the Durable
+# Object's SQLite database is kept in the "disk" directory.
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .registry),
+    (name = "disk", disk = (path = "data", writable = true)),
+  ],
+  sockets = [(name = "http", address = "*:5080", http = (), service = "main")],
+);
+
+const registry :Workerd.Worker = (
+  modules = [
+    (name = "worker.js", esModule = embed "worker.js"),
+${modules}
+  ],
+  # node:crypto (nodejs_compat) is on by default from 2026-08-04.
+  compatibilityDate = "2026-11-01",
+  bindings = [
+    (name = "REGISTRY", durableObjectNamespace = "Registry"),
+${bindings}
+  ],
+  durableObjectNamespaces = [(className = "Registry", uniqueKey = "wasm-registry", enableSql = true)],
+  durableObjectStorage = (localDisk = "disk"),
+);
+`;
+}

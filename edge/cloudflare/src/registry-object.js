@@ -1,0 +1,56 @@
+// The Durable Object that holds the whole registry: its storage (SQLite in
+// the Object, see storage/) and the registry component that answers every
+// request on it. One Object serves one registry, one request at a time
+// between awaits: a request's storage calls run synchronously inside the
+// component, so every conditional write is exact.
+
+import { DurableObject } from 'cloudflare:workers';
+import { handleIncomingRequest } from '@bytecodealliance/preview2-shim/http';
+import { Tables } from './storage/tables.js';
+import { kvInterface } from './storage/kv.js';
+import { blobsInterface } from './storage/blobs.js';
+import { instantiateRegistry, setEnvironment } from './component.js';
+import { contractCall } from './contract-route.js';
+
+// The settings the component reads (README, "Configuring each deployment"),
+// taken from the Worker's variables and secrets of the same names.
+export const SETTINGS = [
+  'REGISTRY_AUTH_HTPASSWD',
+  'REGISTRY_AUTH_POLICY',
+  'REGISTRY_AUTH_REALM',
+  'REGISTRY_AUTH_SERVICE',
+  'REGISTRY_AUTH_TOKEN_KEY',
+  'REGISTRY_AUTH_TOKEN_TTL',
+  'REGISTRY_CLIENT_ADDRESS_HEADER',
+  'REGISTRY_DELETE_ENABLED',
+  'REGISTRY_GC_DELETE_UNTAGGED',
+  'REGISTRY_GC_ENDPOINT',
+  'REGISTRY_GC_GRACE',
+  'REGISTRY_GC_UPLOAD_MAX_AGE',
+];
+
+export class Registry extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    const tables = new Tables(ctx.storage);
+    this.stats = { rehashed: 0 };
+    this.storage = { kv: kvInterface(tables), blobs: blobsInterface(tables, this.stats) };
+    const settings = {};
+    for (const name of SETTINGS) {
+      if (typeof env[name] === 'string' && env[name] !== '') {
+        settings[name] = env[name];
+      }
+    }
+    setEnvironment(settings);
+    this.handles = new Map();
+  }
+
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith('/_storage-contract/')) {
+      return contractCall(this, request);
+    }
+    const handler = await instantiateRegistry(this.storage);
+    return handleIncomingRequest(request, (incoming, responseOut) => handler.handle(incoming, responseOut));
+  }
+}
