@@ -365,13 +365,15 @@ where
     }
 }
 
-/// Makes what a request wrote durable: the filesystem's flushes (an S3
-/// store acknowledged each write already).
-async fn settle(writes: &RequestWrites, storage: &Backend) -> Result<(), crate::storage::DurabilityError> {
-    match storage.fs() {
-        Some(fs) => writes.settle(fs).await,
-        None => Ok(()),
+/// Makes what a request wrote durable: the writes still running in the
+/// background, then the filesystem's flushes (an S3 store acknowledged each
+/// write already).
+async fn settle(writes: &RequestWrites, storage: &Backend) -> anyhow::Result<()> {
+    writes.settle_tasks().await?;
+    if let Some(fs) = storage.fs() {
+        writes.settle(fs).await?;
     }
+    Ok(())
 }
 
 /// Puts the client's address in its header, replacing any that the client

@@ -258,7 +258,7 @@ impl blobs::HostUpload for HostState {
             (Upload::Fs(upload), Backend::Fs(fs)) => fs.blobs.append(upload).map(|w| Box::new(w) as DynOutputStream),
             (Upload::S3(upload), Backend::S3(s3)) => {
                 let upload = upload.clone();
-                s3.upload_append(&upload).await.map(|w| Box::new(w) as DynOutputStream)
+                s3.upload_append(&upload, self.writes.clone()).await.map(|w| Box::new(w) as DynOutputStream)
             }
             _ => return Err(mixed()),
         };

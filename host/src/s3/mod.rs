@@ -68,9 +68,11 @@ pub struct S3Store {
     /// Every object name starts with it: empty or ending in `/`.
     root: String,
     versions: kv::Versions,
-    /// Where background work goes (parts being sent, a lease given back
+    /// Where background work goes (parts being sent, the state written
     /// when a stream is dropped, perhaps outside any task).
     runtime: tokio::runtime::Handle,
+    /// Per upload, held while a dropped stream's final write runs.
+    gates: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl S3Store {
@@ -115,6 +117,7 @@ impl S3Store {
             root,
             versions: kv::Versions::default(),
             runtime: tokio::runtime::Handle::current(),
+            gates: Default::default(),
         };
         store.check().await.with_context(|| format!("the store: {name}"))?;
         Ok(store)

@@ -20,6 +20,7 @@
 
 use super::objects::Precondition;
 use super::S3Store;
+use crate::storage::RequestWrites;
 use bytes::{Bytes, BytesMut};
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -119,7 +120,26 @@ impl S3Store {
     }
 
     pub async fn upload_size(&self, upload: &S3Upload) -> StorageResult<u64> {
+        self.settled(&upload.id).await;
         Ok(self.load(&upload.id).await?.0.size)
+    }
+
+    /// The lock that a dropped append stream's final write holds on upload
+    /// `id`.
+    fn gate(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        // Those nobody holds or waits for are done.
+        gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+        gates.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Returns once the final write of a stream this process dropped on
+    /// upload `id` is done.
+    async fn settled(&self, id: &str) {
+        let gate = self.gates.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        if let Some(gate) = gate {
+            drop(gate.lock().await);
+        }
     }
 
     /// Takes the upload's lease: `conflict` while another append stream
@@ -145,8 +165,13 @@ impl S3Store {
         Err(StorageError::Conflict)
     }
 
-    pub async fn upload_append(self: &Arc<Self>, upload: &S3Upload) -> StorageResult<S3Writer> {
+    pub async fn upload_append(
+        self: &Arc<Self>,
+        upload: &S3Upload,
+        writes: Arc<RequestWrites>,
+    ) -> StorageResult<S3Writer> {
         let id = &upload.id;
+        self.settled(id).await;
         self.take_lease(id).await?;
         let opened = async {
             // Read once the lease is ours: what the last stream left.
@@ -169,10 +194,8 @@ impl S3Store {
                 hash,
                 buffer,
                 part: None,
-                flush: None,
                 error: None,
-                leased: true,
-                dirty: false,
+                writes,
             })
         }
         .await;
@@ -185,6 +208,7 @@ impl S3Store {
     pub async fn upload_commit(&self, upload: &S3Upload, expected: &str) -> StorageResult<u64> {
         let hex = digest_hex(expected)?;
         let id = &upload.id;
+        self.settled(id).await;
         let (state, _) = self.load(id).await?;
         let actual = state.hash()?.hex_digest();
         if actual != hex {
@@ -241,6 +265,7 @@ impl S3Store {
     }
 
     pub async fn upload_abort(&self, upload: &S3Upload) -> StorageResult<()> {
+        self.settled(&upload.id).await;
         match self.load(&upload.id).await {
             Ok((state, _)) => self.remove_upload(&upload.id, &state).await,
             Err(StorageError::NotFound) => Ok(()),
@@ -274,33 +299,33 @@ fn part_number(number: usize) -> StorageResult<u16> {
 /// A part being sent: its multipart upload (created for the first part)
 /// and its ETag.
 type PartTask = JoinHandle<StorageResult<(String, String)>>;
-/// A flush: the state it wrote, and the state's new ETag.
-type FlushTask = JoinHandle<StorageResult<(State, String)>>;
 
 /// The `output-stream` that `upload.append` returns. Bytes are hashed as
 /// they come and gathered into parts, each sent in the background while
 /// the next fills (one at a time, so memory stays at about two parts).
-/// A flush stores what is not in a part as the new tail, writes the state
-/// and gives the lease back; writing on after a flush takes it again.
+///
+/// The upload's state is written once, when the stream is dropped: what is
+/// not in a part becomes the new tail, the state names it, the lease goes.
+/// A flush does not write it: wasmtime's `blocking-splice` flushes after
+/// every piece it moves, and a state written per piece rewrote the tail
+/// each time (14 GiB written to the store for a 1 GiB push). The write runs
+/// in the background and the request waits for it before it answers
+/// (`RequestWrites::defer`); later calls on the upload in this process wait
+/// for it too (`S3Store::settled`).
 pub struct S3Writer {
     store: Arc<S3Store>,
     id: String,
     state: State,
-    /// The ETag of the state as this stream last saw it: a state written by
-    /// anyone else meanwhile makes the flush fail rather than lose their
-    /// write.
+    /// The ETag of the state as loaded: a state written by anyone else
+    /// meanwhile makes the final write fail rather than lose their write.
     etag: String,
     hash: UploadHash,
     /// Bytes not in a part yet: the old tail, then what came.
     buffer: BytesMut,
     part: Option<PartTask>,
-    flush: Option<FlushTask>,
     error: Option<StorageError>,
-    /// Whether this stream holds the upload's lease (or a task it started
-    /// takes it).
-    leased: bool,
-    /// Written to since the last flush.
-    dirty: bool,
+    /// The request's writes, which its response waits for.
+    writes: Arc<RequestWrites>,
 }
 
 impl S3Writer {
@@ -322,40 +347,18 @@ impl S3Writer {
         }
     }
 
-    fn record_flush(&mut self, result: Result<StorageResult<(State, String)>, tokio::task::JoinError>) {
-        match result {
-            Ok(Ok((state, etag))) => {
-                self.state = state;
-                self.etag = etag;
-            }
-            Ok(Err(e)) => self.error = Some(e),
-            Err(e) => self.error = Some(StorageError::Other(format!("finishing the append: {e}"))),
-        }
-    }
-
-    /// Takes the results of tasks that are done, without waiting.
+    /// Takes the result of a part that is done, without waiting.
     fn collect(&mut self) {
         if self.part.as_ref().is_some_and(JoinHandle::is_finished) {
             let part = self.part.take().expect("checked above");
             let result = futures_util::FutureExt::now_or_never(part).expect("a finished task is ready");
             self.record_part(result);
         }
-        if self.flush.as_ref().is_some_and(JoinHandle::is_finished) {
-            let flush = self.flush.take().expect("checked above");
-            let result = futures_util::FutureExt::now_or_never(flush).expect("a finished task is ready");
-            self.record_flush(result);
-        }
-    }
-
-    /// Whether a task must take the lease first; the stream counts as
-    /// holding it from now on.
-    fn lease_needed(&mut self) -> bool {
-        !std::mem::replace(&mut self.leased, true)
     }
 
     /// Sends the next whole part if none is being sent.
     fn send_part(&mut self) {
-        if self.part.is_some() || self.flush.is_some() || self.buffer.len() < PART_SIZE || self.error.is_some() {
+        if self.part.is_some() || self.buffer.len() < PART_SIZE || self.error.is_some() {
             return;
         }
         let number = match part_number(self.state.parts.len() + 1) {
@@ -366,14 +369,8 @@ impl S3Writer {
             }
         };
         let bytes = self.buffer.split_to(PART_SIZE).freeze();
-        let take_lease = self.lease_needed();
         let (store, id, multipart) = (self.store.clone(), self.id.clone(), self.state.multipart.clone());
-        self.part = Some(self.store.runtime.spawn(async move {
-            if take_lease {
-                store.take_lease(&id).await?;
-            }
-            store.send_part(&id, multipart, number, bytes).await
-        }));
+        self.part = Some(self.store.runtime.spawn(async move { store.send_part(&id, multipart, number, bytes).await }));
     }
 }
 
@@ -438,35 +435,59 @@ impl S3Store {
 
 impl Drop for S3Writer {
     fn drop(&mut self) {
-        // A flush under way finishes on its own and gives the lease back.
-        if !self.leased || self.flush.is_some() {
+        let store = self.store.clone();
+        let id = self.id.clone();
+        if self.error.is_some() {
+            // The upload is gone (`append-failure` removes it): give the
+            // lease back, nothing else.
+            if let Some(part) = self.part.take() {
+                part.abort();
+            }
+            self.store.runtime.spawn(async move {
+                let _ = store.client.delete(&store.lease_object(&id), &Precondition::None).await;
+            });
             return;
         }
-        // Written to since the last flush and dropped (the request body
-        // broke): those bytes are not the upload's; give the lease back.
-        if let Some(part) = self.part.take() {
-            part.abort();
-        }
-        let (store, id) = (self.store.clone(), self.id.clone());
-        self.store.runtime.spawn(async move {
-            let _ = store.client.delete(&store.lease_object(&id), &Precondition::None).await;
+        let part = self.part.take();
+        let mut state = std::mem::replace(&mut self.state, State::new());
+        state.hash = hex::encode(self.hash.encode());
+        let rest = self.buffer.split().freeze();
+        let etag = std::mem::take(&mut self.etag);
+        // Later calls on this upload in this process wait for the write.
+        let gate = self.store.gate(&id);
+        let guard = gate.try_lock_owned().ok();
+        let task = self.store.runtime.spawn(async move {
+            let _guard = guard;
+            let written = async {
+                if let Some(part) = part {
+                    let (multipart, part_etag) =
+                        part.await.map_err(|e| StorageError::Other(format!("sending a part: {e}")))??;
+                    state.multipart = Some(multipart);
+                    state.parts.push(part_etag);
+                }
+                store.finish_append(&id, state, etag, rest).await
+            }
+            .await;
+            if written.is_err() {
+                let _ = store.client.delete(&store.lease_object(&id), &Precondition::None).await;
+            }
+            written.map(drop)
         });
+        self.writes.defer(task);
     }
 }
 
 #[async_trait::async_trait]
 impl Pollable for S3Writer {
     async fn ready(&mut self) {
+        if self.buffer.len() < PART_SIZE {
+            return;
+        }
         if let Some(part) = self.part.as_mut() {
             let result = part.await;
             self.part = None;
             self.record_part(result);
             self.send_part();
-        }
-        if let Some(flush) = self.flush.as_mut() {
-            let result = flush.await;
-            self.flush = None;
-            self.record_flush(result);
         }
     }
 }
@@ -475,11 +496,6 @@ impl OutputStream for S3Writer {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         self.collect();
         self.failed()?;
-        if self.flush.is_some() {
-            // `check_write` said 0: the caller waits for readiness first.
-            return Err(StreamError::Trap(wasmtime::Error::msg("write before the flush was over")));
-        }
-        self.dirty = true;
         self.hash.update(&bytes);
         self.state.size += bytes.len() as u64;
         self.buffer.extend_from_slice(&bytes);
@@ -487,45 +503,17 @@ impl OutputStream for S3Writer {
         Ok(())
     }
 
+    /// Reports a failure so far; the state is written when the stream is
+    /// dropped (see [`S3Writer`]).
     fn flush(&mut self) -> StreamResult<()> {
         self.collect();
-        self.failed()?;
-        if self.flush.is_some() || !(self.dirty || self.leased) {
-            // Nothing written since the last flush, and no lease to give back.
-            return Ok(());
-        }
-        let take_lease = !self.leased;
-        self.leased = false;
-        self.dirty = false;
-        let part = self.part.take();
-        let mut state = self.state.clone();
-        state.hash = hex::encode(self.hash.encode());
-        // The buffer stays: the next part starts with it.
-        let rest = Bytes::copy_from_slice(&self.buffer);
-        let (store, id, etag) = (self.store.clone(), self.id.clone(), self.etag.clone());
-        self.flush = Some(self.store.runtime.spawn(async move {
-            if take_lease {
-                store.take_lease(&id).await?;
-            }
-            if let Some(part) = part {
-                let (multipart, part_etag) =
-                    part.await.map_err(|e| StorageError::Other(format!("sending a part: {e}")))??;
-                state.multipart = Some(multipart);
-                state.parts.push(part_etag);
-            }
-            store.finish_append(&id, state, etag, rest).await
-        }));
-        Ok(())
+        self.failed()
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
         self.collect();
         self.send_part();
         self.failed()?;
-        if self.flush.is_some() {
-            // Ready once the flush is over (`ready` waits for it).
-            return Ok(0);
-        }
         // At most a part waiting while another is sent.
         Ok(if self.part.is_some() { PART_SIZE.saturating_sub(self.buffer.len()) } else { PART_SIZE })
     }

@@ -92,10 +92,12 @@ impl HostClient {
     /// A call's answer, once what it wrote is durable (as before a
     /// response); a trap fails the test.
     fn answer<T>(&mut self, result: wasmtime::Result<Result<T, WitError>>) -> StorageResult<T> {
+        let tasks = self.runtime.block_on(self.state.writes.settle_tasks());
         let settled = match self.state.storage.fs() {
-            Some(fs) => self.runtime.block_on(self.state.writes.settle(fs)),
+            Some(fs) => self.runtime.block_on(self.state.writes.settle(fs)).map_err(|e| e.to_string()),
             None => Ok(()),
         };
+        let settled = tasks.map_err(|e| e.to_string()).and(settled);
         let answer = result.expect("the host trapped").map_err(from_wit)?;
         settled.map_err(|e| StorageError::Other(e.to_string()))?;
         Ok(answer)
@@ -202,7 +204,10 @@ impl ContractClient for HostClient {
             }
         }
         self.state.table.delete(stream).expect("dropping the stream");
-        let Some(failure) = failure else { return Ok(()) };
+        // What dropping the stream started is done before the answer, as a
+        // request's writes are before its response.
+        let deferred = self.runtime.block_on(self.state.writes.settle_tasks());
+        let Some(failure) = failure else { return deferred };
         let StreamError::LastOperationFailed(error) = failure else { return Err(stream_failed(failure)) };
         // As the registry does: ask the store whose fault it was.
         let error = self.state.table.push(error).expect("a table slot");

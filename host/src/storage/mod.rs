@@ -166,6 +166,9 @@ pub struct RequestWrites {
     pending: std::sync::Mutex<fsutil::Unsynced>,
     /// Held while settling; holds the first failure.
     settling: tokio::sync::Mutex<Option<DurabilityError>>,
+    /// Writes still running in the background (an S3 upload's state, written
+    /// when its append stream is dropped): done before the response too.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<StorageResult<()>>>>,
 }
 
 impl RequestWrites {
@@ -173,6 +176,29 @@ impl RequestWrites {
     pub fn record(&self, unsynced: fsutil::Unsynced) {
         if !unsynced.is_empty() {
             self.pending.lock().unwrap_or_else(|p| p.into_inner()).absorb(unsynced);
+        }
+    }
+
+    /// Adds a write running in the background.
+    pub fn defer(&self, task: tokio::task::JoinHandle<StorageResult<()>>) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+    }
+
+    /// Returns once every background write deferred so far is done; the
+    /// first failure.
+    pub async fn settle_tasks(&self) -> StorageResult<()> {
+        let mut result = Ok(());
+        loop {
+            let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+            if tasks.is_empty() {
+                return result;
+            }
+            for task in tasks {
+                let done = task.await.unwrap_or_else(|e| Err(StorageError::Other(format!("a write's task: {e}"))));
+                if result.is_ok() {
+                    result = done;
+                }
+            }
         }
     }
 
