@@ -110,6 +110,9 @@ pub fn describe(metric: &str, extra: &Value) -> (String, Better) {
     if let Some(rest) = metric.strip_prefix("store_cpu_") {
         return (format!("store CPU time: {}", describe(rest, extra).0), Better::Lower);
     }
+    if let Some(rest) = metric.strip_prefix("store_write_") {
+        return (format!("store writes to its disk: {}", describe(rest, extra).0), Better::Lower);
+    }
     if let Some(rest) = metric.strip_prefix("cpu_per_req_") {
         return (format!("server CPU per request: {}", describe(rest, extra).0), Better::Lower);
     }
@@ -210,7 +213,7 @@ pub fn category(metric: &str) -> u8 {
         1
     } else if metric.ends_with("_rps") && !metric.contains("cpu_") {
         2
-    } else if metric.starts_with("cpu_") || metric.starts_with("store_cpu_") {
+    } else if metric.starts_with("cpu_") || metric.starts_with("store_") {
         3
     } else if metric.starts_with("rss_") {
         4

@@ -86,8 +86,8 @@ fn sync_disks() {
 }
 
 /// The server's peak RSS and CPU time during a phase, and the store's CPU
-/// time, as lines `rss_peak_<phase>`, `cpu_<phase>` and `store_cpu_<phase>`
-/// (each where measured).
+/// time and writes, as lines `rss_peak_<phase>`, `cpu_<phase>`,
+/// `store_cpu_<phase>` and `store_write_<phase>` (each where measured).
 fn phase_costs(server: &str, phase: &str, stats: &PhaseStats) {
     let rss_name = match phase.strip_prefix("push_monolithic_") {
         Some(size) => format!("rss_peak_push_{size}"),
@@ -102,6 +102,9 @@ fn phase_costs(server: &str, phase: &str, stats: &PhaseStats) {
     if let Some(cpu) = stats.store_cpu_s {
         emit(server, &format!("store_cpu_{phase}"), Some(round(cpu, 2)), "CPU s", json!({}));
     }
+    if let Some(written) = stats.store_write_mib {
+        emit(server, &format!("store_write_{phase}"), Some(round(written, 0)), "MiB", json!({}));
+    }
 }
 
 /// The repetitions of one big phase: throughput is reported as the median
@@ -114,6 +117,7 @@ pub struct Phase {
     method: &'static str,
     cpu_s: Vec<f64>,
     store_cpu_s: Vec<f64>,
+    store_write_mib: Vec<f64>,
     /// CPU time of this benchmark process (the client), where recorded.
     client_cpu_s: Vec<f64>,
 }
@@ -129,6 +133,7 @@ impl Phase {
         self.method = stats.method;
         self.cpu_s.extend(stats.cpu_s);
         self.store_cpu_s.extend(stats.store_cpu_s);
+        self.store_write_mib.extend(stats.store_write_mib);
     }
 
     pub fn emit(&self, server: &str, phase: &str, extra: Value) {
@@ -146,6 +151,7 @@ impl Phase {
             method: self.method,
             cpu_s: median(&self.cpu_s),
             store_cpu_s: median(&self.store_cpu_s),
+            store_write_mib: median(&self.store_write_mib),
         };
         phase_costs(server, phase, &stats);
         if let Some(cpu) = median(&self.client_cpu_s) {
