@@ -82,7 +82,7 @@ stop_store() {
     done
 }
 # SeaweedFS reclaims the space of deleted objects only when it vacuums its
-# volumes (on its own every 15 minutes); a volume that reached its size
+# volumes (on its own every 14 minutes); a volume that reached its size
 # limit takes no more writes until then.
 # vacuum_store THRESHOLD: compacts every volume with at least THRESHOLD of
 # garbage (a share), and waits for it.

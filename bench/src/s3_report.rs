@@ -123,10 +123,15 @@ PUT object hashed as it arrives (pull row); 4 KiB object PUTs (small-push rows: 
 a registry push is two requests and several store calls); GET loads, with the same tool and connections, \
 on an object holding the registry GET load's manifest and on one holding its 4 KiB layer.\n\
 - Store CPU: the SeaweedFS process's CPU time over each phase, per push or request for the rates: what \
-each operation costs the store, in every column.\n\
+each operation costs the store, in every column. Store writes: what it wrote to its disk over a big \
+phase (`/proc/<pid>/io` `write_bytes`, counted as pages are dirtied, so data deleted before it reached \
+the disk counts too), its vacuums' compaction included.\n\
 - The groups run column by column: the big blobs (each column in turn, which column goes first rotating \
 between repetitions; the page cache is dropped and pre-written before each, and the store vacuumed after \
-each, untimed), then the small pushes, then the GET loads. MB/s, small pushes, GET loads, peak RSS and \
+each, untimed), then the small pushes, then the GET loads. While the big blobs go in, the driver asks the \
+store to vacuum every 10 s (volumes with 30 % garbage or more), for every column alike: SeaweedFS \
+reclaims deleted objects only by vacuuming (on its own every 14 minutes), and ours' rewritten upload \
+tails filled its volumes within one 1 GiB push without it. MB/s, small pushes, GET loads, peak RSS and \
 the big blobs' content are measured as in BENCHMARKS.md.\n\
 - The benchmark client, the registries and the store share this machine's cores: a registry's rates here \
 include the store's work on the same cores, and the machine table gives the load average around the run.\n";
