@@ -35,90 +35,30 @@ AUTH_USERS=${BENCH_AUTH_USERS:-10}
 GC_IMAGES=${BENCH_GC_IMAGES:-10000}
 AUTH_COSTS=(10 12)
 
-say() { echo "== $*" >&2; }
-die() { echo "bench: $*" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
 
 # --- 1. packages ------------------------------------------------------------
-missing=()
-command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
-if ((${#missing[@]})); then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        say "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        # Update the package lists only when the install cannot find them.
-        apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-            { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; } ||
-            say "could not install ${missing[*]}"
-    else
-        say "missing: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
-    fi
-fi
+install_packages docker-registry:docker-registry wrk:wrk htpasswd:apache2-utils
 command -v docker-registry >/dev/null 2>&1 ||
     die "the reference registry is missing: install Debian's docker-registry package (CNCF distribution 2.8.2)"
 command -v wrk >/dev/null 2>&1 || say "wrk is missing: the GET loads use the benchmark's own load loop"
 command -v htpasswd >/dev/null 2>&1 || say "htpasswd (apache2-utils) is missing: the access-control group is left out"
 
-# --- 2. build ---------------------------------------------------------------
-command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup"
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-say "building registry-host and registry-bench (release; target dir $TARGET_DIR)"
-(cd "$ROOT" && cargo build --release -p registry-host -p registry-bench)
-HOST_BIN=$TARGET_DIR/release/registry-host
-BENCH_BIN=$TARGET_DIR/release/registry-bench
-[[ -x $HOST_BIN && -x $BENCH_BIN ]] || die "the build left no $HOST_BIN or $BENCH_BIN"
-
-# --- 3. scratch space, clean-up ---------------------------------------------
+# --- 2. scratch space, clean-up, build --------------------------------------
 WORK=$(mktemp -d /tmp/registry-bench.XXXXXX)
-# The run uses copies of the binaries: a build of another checkout sharing
-# the target directory must not swap them between one server start and the next.
-mkdir -p "$WORK/bin"
-cp "$HOST_BIN" "$BENCH_BIN" "$WORK/bin/"
-HOST_BIN=$WORK/bin/registry-host
-BENCH_BIN=$WORK/bin/registry-bench
-RESULTS=$TARGET_DIR/bench-results
-mkdir -p "$RESULTS"
-SERVER_PID=
-SERVER_PIDS=()
-# Stops the server started last.
-stop_server() {
-    if [[ -n $SERVER_PID ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
-# Stops every server this script started.
-stop_servers() {
-    local pid
-    for pid in "${SERVER_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${SERVER_PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    SERVER_PIDS=()
-    SERVER_PID=
-}
 cleanup() {
     stop_servers
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+build_binaries
+RESULTS=$TARGET_DIR/bench-results
+mkdir -p "$RESULTS"
 
 # Distinct free loopback ports: the two servers, and their instances with
 # access control on.
-PORTS=()
-# pick_port VAR: sets VAR to a free port none of the others has.
-pick_port() {
-    local port
-    port=$("$BENCH_BIN" free-port)
-    while [[ " ${PORTS[*]} " == *" $port "* ]]; do port=$("$BENCH_BIN" free-port); done
-    PORTS+=("$port")
-    printf -v "$1" %s "$port"
-}
 pick_port PORT_OURS
 pick_port PORT_REF
 pick_port PORT_OURS_AUTH
@@ -183,7 +123,6 @@ EOF
 fi
 
 # --- 4. the machine ---------------------------------------------------------
-count_compilers() { pgrep -c -x 'rustc|cc1|cc1plus|ld|cargo' 2>/dev/null || true; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 COMPILERS_BEFORE=$(count_compilers)
 if [[ ${COMPILERS_BEFORE:-0} -gt 0 ]]; then
@@ -212,25 +151,6 @@ REF_AUTH_CMD=(docker-registry serve "$WORK/distribution-auth.yml")
 URL_OURS_AUTH=http://127.0.0.1:$PORT_OURS_AUTH
 URL_REF_AUTH=http://127.0.0.1:$PORT_REF_AUTH
 
-# spawn_server NAME LOG STATUS URL METRIC COMMAND...: spawns the server
-# with its output in LOG, sets SERVER_PID, prints the result line of the
-# time until it answers GET /v2/ with STATUS (401 with access control on).
-spawn_server() {
-    local name=$1 log=$2 status=$3 url=$4 metric=$5
-    shift 5
-    local t0
-    t0=$(date +%s%N)
-    # A developer shell's RUST_BACKTRACE=1 would make every error value
-    # capture a backtrace: run the servers as deployed, without it.
-    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@" >>"$log" 2>&1 &
-    SERVER_PID=$!
-    SERVER_PIDS+=("$SERVER_PID")
-    if ! "$BENCH_BIN" wait --url "$url" --server "$name" --metric "$metric" --status "$status" --since-ns "$t0"; then
-        tail -20 "$log" >&2
-        die "$name did not start"
-    fi
-}
-
 # start_server NAME URL METRIC COMMAND...: spawns the server, sets
 # SERVER_PID, records the time until it answers GET /v2/.
 start_server() {
@@ -238,22 +158,6 @@ start_server() {
     shift 3
     spawn_server "$name" "$RESULTS/$name.log" 200 "$url" "$metric" "$@" >>"$RESULTS/$name.jsonl"
     say "$name is up (pid $SERVER_PID): $(tail -1 "$RESULTS/$name.jsonl")"
-}
-
-# This kind of machine (a microVM) backs guest memory lazily: the first
-# write into never-used page-cache pages runs at ~300 MB/s, later ones at
-# several GB/s. Whichever server ran first would pay for that, so before
-# each server's big-blob group the run writes and deletes as much as the
-# server will be sent (untimed).
-prewarm_page_cache() {
-    local mib=$((2 * BIG_MIB + MEDIUM_MIB + 512))
-    # Start from an empty page cache too: with the earlier repetitions'
-    # blobs still cached, a later phase pays for reclaiming them (a 256 MiB
-    # push took 3× the CPU in the second repetition than in the first).
-    settle_caches
-    dd if=/dev/zero of="$WORK/prewarm" bs=1M count="$mib" status=none
-    rm -f "$WORK/prewarm"
-    sync
 }
 
 # run_group NAME URL PID GROUPS: one group of workloads against one server.
@@ -264,21 +168,6 @@ run_group() {
         --big-mib "$BIG_MIB" --medium-mib "$MEDIUM_MIB" \
         --repeat 1 --push-secs "$PUSH_SECS" --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" \
         | tee -a "$RESULTS/$name.jsonl"
-}
-
-# Before the small pushes and each big-blob repetition, written data is synced and the kernel's caches
-# are dropped (as root): this filesystem (ext4 without a journal) makes each
-# new inode skip those deleted in the last minutes, checking each in the
-# cached inode table, so every file create costs more the more files were
-# deleted shortly before (the big phases' and earlier runs' clean-ups); the
-# same sequential pushes ran at 747/s before and 989/s after a drop here.
-settle_caches() {
-    sync
-    if [[ $(id -u) == 0 ]]; then
-        echo 3 >/proc/sys/vm/drop_caches
-    else
-        say "not root: the kernel's caches are not dropped between phases"
-    fi
 }
 
 # The small pushes wait for disk flushes, whose latency here swings several
@@ -358,7 +247,9 @@ run_garbage_collection() {
     rm -rf "$WORK/reference-gc-data"
 }
 
-prewarm_page_cache
+# What the server will be sent in a big-blob repetition.
+PREWARM_MIB=$((2 * BIG_MIB + MEDIUM_MIB + 512))
+prewarm_page_cache "$PREWARM_MIB"
 start_server ours "$URL_OURS" startup_cold_ms "${OURS_CMD[@]}"
 stop_server
 start_server ours "$URL_OURS" startup_warm_ms "${OURS_CMD[@]}"
@@ -378,7 +269,7 @@ run_group reference "$URL_REF" "$REF_PID" idle
 for ((rep = 1; rep <= REPEAT; rep++)); do
     if ((rep % 2)); then order=(ours reference); else order=(reference ours); fi
     for name in "${order[@]}"; do
-        prewarm_page_cache
+        prewarm_page_cache "$PREWARM_MIB"
         if [[ $name == ours ]]; then
             run_group ours "$URL_OURS" "$OURS_PID" big
         else
@@ -399,38 +290,16 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 COMPILERS_AFTER=$(count_compilers)
 
 # --- 6. the report ----------------------------------------------------------
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-fs=$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK")
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- . ':!BENCHMARKS.md' 2>/dev/null || commit="$commit (with uncommitted changes)"
-wrk_version=$( (wrk --version 2>&1 || true) | head -1 | sed 's/ *Copyright.*//')
-if [[ $LOAD_TOOL == builtin ]] || ! command -v wrk >/dev/null 2>&1; then
-    load_tool_used="the benchmark's built-in loop"
-else
-    load_tool_used="$wrk_version"
-fi
-ref_version=$(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null || docker-registry --version 2>&1 | head -1)
+EXCLUDE=BENCHMARKS.md
 auth_sizes=
 ((AUTH_ON)) && auth_sizes=", access control: sign-ins of $AUTH_USERS users per bcrypt cost (${AUTH_COSTS[*]})"
-cat >"$RESULTS/machine.md" <<EOF
-## Machine and run
-
-| | |
-|---|---|
-| date | $(date -u '+%Y-%m-%d %H:%M UTC') |
-| CPU | $cpu, $(nproc) cores (nproc) |
-| memory | $mem |
-| kernel | $(uname -sr) |
-| temp dirs | $(dirname "$WORK") ($fs) |
-| load average (1, 5, 15 min) | before: $LOAD_BEFORE; after: $LOAD_AFTER |
-| compiler processes running | before: ${COMPILERS_BEFORE:-0}; after: ${COMPILERS_AFTER:-0} |
-| ours | registry-host at commit $commit, built with $(rustc --version 2>/dev/null || echo rustc) |
-| reference | docker-registry $ref_version |
-| GET load tool | $load_tool_used |
+{
+    machine_table
+    cat <<EOF
 | sizes | big blob $BIG_MIB MiB, second blob $MEDIUM_MIB MiB, each big phase run $REPEAT times (median), small pushes ${PUSH_SECS} s each, GET loads ${LOAD_SECS} s each$auth_sizes |
 | command | \`bash bench/run.sh\` |
 EOF
+} >"$RESULTS/machine.md"
 
 notes=()
 # The hand-written profile analysis, kept beside this script, goes at the end.

@@ -17,7 +17,7 @@
 use crate::client::{basic, empty, Client, Target};
 use crate::rss;
 use crate::stats::{median, percentile, round};
-use crate::workloads::{emit, emit_load, push_image, GetLoad, OCI_MANIFEST};
+use crate::workloads::{emit, emit_load, push_image, GetLoad, Servers, OCI_MANIFEST};
 use anyhow::{bail, Context as _};
 use hyper::Method;
 use serde_json::{json, Value};
@@ -83,6 +83,7 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
 
     let path = format!("/v2/{REPO}/manifests/latest");
     let accept = ("accept", OCI_MANIFEST);
+    let (open_server, this_server) = (Servers::one(&s.open, &s.open_pid), Servers::one(target, &s.pid));
     match s.sign_in {
         SignIn::Token => {
             let token = fetch_token(&mut client, &s.service, &[]).await?;
@@ -97,23 +98,21 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
             // of their medians.
             let (mut open, mut bearer) = (Vec::new(), Vec::new());
             for _ in 0..ROUNDS {
-                open.push(
-                    s.load.sample(server, "auth_manifest_get_open", &s.open, s.open_pid, &path, &[accept]).await?,
-                );
-                bearer.push(s.load.sample(server, "auth_manifest_get_bearer", target, s.pid, &path, &headers).await?);
+                open.push(s.load.sample(server, "auth_manifest_get_open", open_server, &path, &[accept]).await?);
+                bearer.push(s.load.sample(server, "auth_manifest_get_bearer", this_server, &path, &headers).await?);
             }
             emit_load(server, "auth_manifest_get_open", &open, json!({}));
             emit_load(server, "auth_manifest_get_bearer", &bearer, json!({}));
         }
         SignIn::Basic => {
-            let open = s.load.sample(server, "auth_manifest_get_open", &s.open, s.open_pid, &path, &[accept]).await?;
+            let open = s.load.sample(server, "auth_manifest_get_open", open_server, &path, &[accept]).await?;
             emit_load(server, "auth_manifest_get_open", &[open], json!({}));
             let note = json!({ "note": "no token flow with htpasswd auth" });
             emit(server, "auth_manifest_get_bearer_rps", None, "req/s", note);
         }
     }
     let headers = [accept, ("authorization", load_basic.as_str())];
-    let basic = s.load.sample(server, "auth_manifest_get_basic", target, s.pid, &path, &headers).await?;
+    let basic = s.load.sample(server, "auth_manifest_get_basic", this_server, &path, &headers).await?;
     emit_load(server, "auth_manifest_get_basic", &[basic], json!({}));
 
     // Distribution keeps checking the passwords of requests whose

@@ -132,6 +132,18 @@ impl Body for GenBody {
     }
 }
 
+/// The digests of several contents, one thread each.
+pub fn digests_of(contents: &[Content]) -> Vec<String> {
+    let jobs: Vec<_> = contents
+        .iter()
+        .map(|c| {
+            let c = *c;
+            std::thread::spawn(move || c.digest())
+        })
+        .collect();
+    jobs.into_iter().map(|j| j.join().expect("digest thread")).collect()
+}
+
 /// `sha256:<hex>` of some bytes.
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))

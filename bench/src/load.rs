@@ -1,7 +1,9 @@
 //! Requests per second for one GET with N concurrent keep-alive
 //! connections, every request with the same headers: `wrk` when it is
 //! installed, else a load loop of our own. The driver uses the same tool
-//! for both registries.
+//! for both registries. Several targets (instances of one registry) share
+//! the connections, as a load balancer would spread them: one `wrk` per
+//! target, run at once, or the loop's connections in turn.
 
 use crate::client::{empty, Client, Target};
 use anyhow::{bail, Context as _};
@@ -49,7 +51,7 @@ pub struct Load {
 
 pub async fn run(
     tool: Tool,
-    target: &Target,
+    targets: &[Target],
     path: &str,
     headers: &[(&str, &str)],
     connections: usize,
@@ -58,15 +60,34 @@ pub async fn run(
     let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
     match tool {
         Tool::Wrk => {
-            let url = format!("{}{path}", target.base);
-            tokio::task::spawn_blocking(move || wrk(&url, &headers, connections, secs)).await?
+            // Two threads in all, as for one target.
+            let threads = (2 / targets.len()).max(1);
+            let runs: Vec<_> = targets
+                .iter()
+                .enumerate()
+                .map(|(i, target)| {
+                    let url = format!("{}{path}", target.base);
+                    let headers = headers.clone();
+                    let share = connections / targets.len() + usize::from(i < connections % targets.len());
+                    tokio::task::spawn_blocking(move || wrk(&url, &headers, share, threads, secs))
+                })
+                .collect();
+            let mut all = Load { rps: 0.0, errors: 0, detail: String::new() };
+            for run in runs {
+                let load = run.await??;
+                all.rps += load.rps;
+                all.errors += load.errors;
+                all.detail =
+                    if all.detail.is_empty() { load.detail } else { format!("{}; {}", all.detail, load.detail) };
+            }
+            Ok(all)
         }
-        Tool::Builtin => builtin(target, path, headers, connections, secs).await,
+        Tool::Builtin => builtin(targets, path, headers, connections, secs).await,
     }
 }
 
-fn wrk(url: &str, headers: &[(String, String)], connections: usize, secs: u64) -> anyhow::Result<Load> {
-    let threads = connections.clamp(1, 2);
+fn wrk(url: &str, headers: &[(String, String)], connections: usize, threads: usize, secs: u64) -> anyhow::Result<Load> {
+    let threads = threads.clamp(1, connections.max(1));
     let mut cmd = Command::new("wrk");
     cmd.arg(format!("-t{threads}")).arg(format!("-c{connections}")).arg(format!("-d{secs}s")).args(["--timeout", "5s"]);
     for (name, value) in headers {
@@ -103,7 +124,7 @@ fn parse_wrk(text: &str) -> anyhow::Result<Load> {
 }
 
 async fn builtin(
-    target: &Target,
+    targets: &[Target],
     path: &str,
     headers: Vec<(String, String)>,
     connections: usize,
@@ -114,9 +135,9 @@ async fn builtin(
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for c in 0..connections {
         let (ok, bad) = (ok.clone(), bad.clone());
-        let mut client = Client::new(target);
+        let mut client = Client::new(&targets[c % targets.len()]);
         let path = path.to_string();
         let headers = headers.clone();
         tasks.push(tokio::spawn(async move {

@@ -6,15 +6,20 @@
 //!   control on (and the same server without it);
 //! - `wait`: polls `GET /v2/` until it answers, prints the start-up time;
 //! - `free-port`: prints a free loopback TCP port;
-//! - `report`: two runs' JSON lines → the table and BENCHMARKS.md.
+//! - `report`: two runs' JSON lines → the table and BENCHMARKS.md;
+//! - `s3-ceiling`: the object store's own PUT and GET of the same bytes
+//!   (bench/s3.sh);
+//! - `report-s3`: the S3 benchmark's runs → its table and BENCHMARKS-S3.md.
 
 mod access;
+mod ceiling;
 mod client;
 mod content;
 mod gc;
 mod load;
 mod report;
 mod rss;
+mod s3_report;
 mod stats;
 mod workloads;
 
@@ -33,12 +38,19 @@ struct Cli {
 enum Command {
     /// Run the workloads against one registry; JSON lines on stdout.
     Run {
-        /// Base URL of the registry, e.g. http://127.0.0.1:5080
+        /// Base URL of the registry, e.g. http://127.0.0.1:5080. Given more
+        /// than once: instances of one registry sharing a store, as behind
+        /// a load balancer (connections spread over them, each chunk of a
+        /// chunked upload to the next, pulls from the last).
+        #[arg(long, required = true)]
+        url: Vec<String>,
+        /// PID of the server process, for its memory use: one per --url, in
+        /// the same order.
+        #[arg(long, required = true)]
+        pid: Vec<u32>,
+        /// PID of the object store the registry uses, for its CPU time.
         #[arg(long)]
-        url: String,
-        /// PID of the server process, for its memory use.
-        #[arg(long)]
-        pid: u32,
+        store_pid: Option<u32>,
         /// Name of this registry in the results (e.g. ours, reference).
         #[arg(long)]
         server: String,
@@ -57,18 +69,11 @@ enum Command {
         /// Seconds per small-push measurement.
         #[arg(long, default_value_t = 5)]
         push_secs: u64,
-        /// Seconds per GET load measurement.
-        #[arg(long, default_value_t = 10)]
-        load_secs: u64,
-        /// Concurrent keep-alive connections for the GET load.
-        #[arg(long, default_value_t = 16)]
-        connections: usize,
+        #[command(flatten)]
+        load: LoadArgs,
         /// Concurrent connections for the parallel small pushes.
         #[arg(long, default_value_t = 8)]
         parallel: usize,
-        /// Load generator: auto (wrk if installed), wrk, builtin.
-        #[arg(long, default_value = "auto")]
-        load_tool: String,
         /// Repetitions of each big-blob phase (the median is reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
@@ -125,15 +130,8 @@ enum Command {
         /// Users per bcrypt cost.
         #[arg(long, default_value_t = 10)]
         users: usize,
-        /// Seconds per GET load measurement.
-        #[arg(long, default_value_t = 10)]
-        load_secs: u64,
-        /// Concurrent keep-alive connections for the GET loads.
-        #[arg(long, default_value_t = 16)]
-        connections: usize,
-        /// Load generator: auto (wrk if installed), wrk, builtin.
-        #[arg(long, default_value = "auto")]
-        load_tool: String,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// The garbage-collection workloads: fill a store (N images of a config
     /// and four layers, every second one deleted), collect it through
@@ -181,24 +179,119 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
     },
+    /// The object store's own PUT and GET of the bytes the registry
+    /// workloads move (the ceiling of a registry on it); JSON lines on
+    /// stdout. Credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    S3Ceiling {
+        /// The store's endpoint, e.g. http://127.0.0.1:8333 (path-style
+        /// addressing).
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        bucket: String,
+        /// Prefix of the objects written.
+        #[arg(long, default_value = "bench-ceiling")]
+        prefix: String,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// Name of this column in the results.
+        #[arg(long, default_value = "store")]
+        server: String,
+        /// PID of the store, for its CPU time.
+        #[arg(long)]
+        store_pid: Option<u32>,
+        /// Size of the big object in MiB.
+        #[arg(long, default_value_t = 1024)]
+        big_mib: u64,
+        /// Part size of the multipart upload in MiB (registry-host's).
+        #[arg(long, default_value_t = 8)]
+        part_mib: u64,
+        /// Size of the small objects in KiB.
+        #[arg(long, default_value_t = 4)]
+        small_kib: u64,
+        #[arg(long, default_value_t = 5)]
+        push_secs: u64,
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Only these groups (comma-separated): big, small, load.
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<String>>,
+    },
+    /// The S3 benchmark's table (one column per run) and BENCHMARKS-S3.md.
+    ReportS3 {
+        /// One registry-host on the store.
+        #[arg(long)]
+        one: PathBuf,
+        /// Two registry-host instances on one bucket and prefix.
+        #[arg(long)]
+        two: PathBuf,
+        /// distribution with its s3 driver.
+        #[arg(long)]
+        reference: PathBuf,
+        /// The store's own PUT and GET.
+        #[arg(long)]
+        ceiling: PathBuf,
+        #[command(flatten)]
+        files: ReportFiles,
+    },
     /// Print a free TCP port on 127.0.0.1.
-    FreePort,
+    FreePort {
+        /// Only a port P for which P + this is free too (SeaweedFS listens
+        /// for gRPC on each of its HTTP ports + 10000).
+        #[arg(long)]
+        and_plus: Option<u16>,
+    },
     /// Combine two runs into a table; write BENCHMARKS.md.
     Report {
         #[arg(long)]
         ours: PathBuf,
         #[arg(long)]
         reference: PathBuf,
-        /// Markdown describing the machine and the run, included as it is.
-        #[arg(long)]
-        machine: Option<PathBuf>,
-        /// Where to write the markdown report.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Markdown appended to the report (the profile analysis).
-        #[arg(long)]
-        notes: Option<PathBuf>,
+        #[command(flatten)]
+        files: ReportFiles,
     },
+}
+
+/// A report's other files.
+#[derive(clap::Args)]
+struct ReportFiles {
+    /// Markdown describing the machine and the run, included as it is.
+    #[arg(long)]
+    machine: Option<PathBuf>,
+    /// Where to write the markdown report.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Markdown appended to the report (the hand-written analysis).
+    #[arg(long)]
+    notes: Option<PathBuf>,
+}
+
+/// The GET loads' flags.
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// Seconds per GET load measurement.
+    #[arg(long, default_value_t = 10)]
+    load_secs: u64,
+    /// Concurrent keep-alive connections for the GET loads.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Load generator: auto (wrk if installed), wrk, builtin.
+    #[arg(long, default_value = "auto")]
+    load_tool: String,
+}
+
+impl LoadArgs {
+    fn get_load(&self) -> anyhow::Result<workloads::GetLoad> {
+        Ok(workloads::GetLoad {
+            tool: load::Tool::pick(&self.load_tool)?,
+            connections: self.connections,
+            secs: self.load_secs,
+        })
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -217,16 +310,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run {
             url,
             pid,
+            store_pid,
             server,
             big_mib,
             medium_mib,
             chunk_mib,
             small_kib,
             push_secs,
-            load_secs,
-            connections,
+            load,
             parallel,
-            load_tool,
             repeat,
             only,
             peer_url,
@@ -234,7 +326,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             peer_server,
             slices,
         } => runtime.block_on(async {
-            let target = client::Target::parse(&url).await?;
+            anyhow::ensure!(url.len() == pid.len(), "give one --pid per --url");
+            let mut targets = Vec::new();
+            for url in &url {
+                targets.push(client::Target::parse(url).await?);
+            }
             let peer = match (peer_url, peer_pid, peer_server) {
                 (Some(url), Some(pid), Some(server)) => {
                     Some(workloads::Peer { server, pid, target: client::Target::parse(&url).await? })
@@ -243,22 +339,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let settings = workloads::Settings {
                 server,
-                pid,
+                pids: pid,
+                store_pid,
                 big: big_mib << 20,
                 medium: medium_mib << 20,
                 chunk: chunk_mib << 20,
                 small: small_kib << 10,
                 push_secs,
-                load_secs,
-                connections,
+                load: load.get_load()?,
                 parallel,
-                tool: load::Tool::pick(&load_tool)?,
                 only,
                 repeat,
                 peer,
                 slices,
             };
-            workloads::run(&target, &settings).await
+            workloads::run(&targets, &settings).await
         }),
         Command::Access {
             url,
@@ -272,9 +367,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             load_user,
             costs,
             users,
-            load_secs,
-            connections,
-            load_tool,
+            load,
         } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;
             let settings = access::Settings {
@@ -288,7 +381,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 load_user,
                 costs,
                 users,
-                load: workloads::GetLoad { tool: load::Tool::pick(&load_tool)?, connections, secs: load_secs },
+                load: load.get_load()?,
             };
             access::run(&target, &settings).await
         }),
@@ -300,13 +393,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let target = client::Target::parse(&url).await?;
             workloads::wait_ready(&target, &server, &metric, status, since_ns, Duration::from_secs(timeout_secs)).await
         }),
-        Command::FreePort => {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-            println!("{}", listener.local_addr()?.port());
-            Ok(())
+        Command::S3Ceiling {
+            endpoint,
+            bucket,
+            prefix,
+            region,
+            server,
+            store_pid,
+            big_mib,
+            part_mib,
+            small_kib,
+            push_secs,
+            parallel,
+            load,
+            repeat,
+            only,
+        } => runtime.block_on(async {
+            let store = ceiling::Store::new(&endpoint, &bucket, &prefix, &region).await?;
+            let settings = ceiling::Settings {
+                server,
+                store_pid,
+                big: big_mib << 20,
+                part: part_mib << 20,
+                small: small_kib << 10,
+                push_secs,
+                parallel,
+                load: load.get_load()?,
+                repeat,
+                only,
+            };
+            ceiling::run(&store, &settings).await
+        }),
+        Command::ReportS3 { one, two, reference, ceiling, files } => {
+            let runs = s3_report::Runs { one, two, reference, ceiling };
+            s3_report::write(&runs, files.machine.as_deref(), files.out.as_deref(), files.notes.as_deref())
         }
-        Command::Report { ours, reference, machine, out, notes } => {
-            report::write(&ours, &reference, machine.as_deref(), out.as_deref(), notes.as_deref())
+        Command::FreePort { and_plus } => {
+            for _ in 0..1000 {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+                let port = listener.local_addr()?.port();
+                let free = match and_plus.map(|plus| port.checked_add(plus)) {
+                    None => true,
+                    Some(None) => false,
+                    Some(Some(other)) => std::net::TcpListener::bind(("127.0.0.1", other)).is_ok(),
+                };
+                if free {
+                    println!("{port}");
+                    return Ok(());
+                }
+            }
+            anyhow::bail!("no free port found")
+        }
+        Command::Report { ours, reference, files } => {
+            report::write(&ours, &reference, files.machine.as_deref(), files.out.as_deref(), files.notes.as_deref())
         }
     }
 }

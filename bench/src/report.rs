@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// One result line.
-struct Row {
-    value: Option<f64>,
-    unit: String,
-    extra: Value,
+pub struct Row {
+    pub value: Option<f64>,
+    pub unit: String,
+    pub extra: Value,
 }
 
 /// Folds a repeated result line into the one before it: the big-blob
@@ -41,7 +41,7 @@ fn merge(metric: &str, old: &mut Row, new: Row, cpu_samples: &mut HashMap<String
 }
 
 /// Metric name → result, and the names in the order they were printed.
-fn load(path: &Path) -> anyhow::Result<(HashMap<String, Row>, Vec<String>)> {
+pub fn load(path: &Path) -> anyhow::Result<(HashMap<String, Row>, Vec<String>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows: HashMap<String, Row> = HashMap::new();
     let mut cpu_samples = HashMap::new();
@@ -65,9 +65,19 @@ fn load(path: &Path) -> anyhow::Result<(HashMap<String, Row>, Vec<String>)> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Better {
+pub enum Better {
     Higher,
     Lower,
+}
+
+impl Better {
+    /// The table's "better" column.
+    pub fn label(self) -> &'static str {
+        match self {
+            Better::Higher => "higher",
+            Better::Lower => "**lower**",
+        }
+    }
 }
 
 /// `1g` → `1 GiB`, `256m` → `256 MiB`.
@@ -91,9 +101,18 @@ fn size_mib(label: &str) -> Option<u64> {
 }
 
 /// A readable name for a metric, and which direction is better.
-fn describe(metric: &str, extra: &Value) -> (String, Better) {
+pub fn describe(metric: &str, extra: &Value) -> (String, Better) {
     use Better::*;
     let conns = extra["connections"].as_u64().unwrap_or(0);
+    if let Some(rest) = metric.strip_prefix("store_cpu_per_req_") {
+        return (format!("store CPU per request: {}", describe(rest, extra).0), Better::Lower);
+    }
+    if let Some(rest) = metric.strip_prefix("store_cpu_") {
+        return (format!("store CPU time: {}", describe(rest, extra).0), Better::Lower);
+    }
+    if let Some(rest) = metric.strip_prefix("store_write_") {
+        return (format!("store writes to its disk: {}", describe(rest, extra).0), Better::Lower);
+    }
     if let Some(rest) = metric.strip_prefix("cpu_per_req_") {
         return (format!("server CPU per request: {}", describe(rest, extra).0), Better::Lower);
     }
@@ -187,14 +206,14 @@ fn access_category(metric: &str) -> u8 {
 
 /// Groups the table's rows: throughput, small pushes, GET loads, CPU,
 /// memory, start-up (a stable sort keeps the run's order inside a group).
-fn category(metric: &str) -> u8 {
+pub fn category(metric: &str) -> u8 {
     if metric.starts_with("push_") || metric.starts_with("pull_") {
         0
     } else if metric.starts_with("push") {
         1
-    } else if metric.ends_with("_rps") && !metric.starts_with("cpu_") {
+    } else if metric.ends_with("_rps") && !metric.contains("cpu_") {
         2
-    } else if metric.starts_with("cpu_") {
+    } else if metric.starts_with("cpu_") || metric.starts_with("store_") {
         3
     } else if metric.starts_with("rss_") {
         4
@@ -207,7 +226,7 @@ fn category(metric: &str) -> u8 {
     }
 }
 
-fn fmt_value(v: Option<f64>) -> String {
+pub fn fmt_value(v: Option<f64>) -> String {
     match v {
         None => "n/a".into(),
         Some(v) if v >= 100.0 => format!("{v:.0}"),
@@ -216,7 +235,7 @@ fn fmt_value(v: Option<f64>) -> String {
     }
 }
 
-fn ratio(ours: Option<f64>, reference: Option<f64>) -> Option<f64> {
+pub fn ratio(ours: Option<f64>, reference: Option<f64>) -> Option<f64> {
     match (ours, reference) {
         (Some(o), Some(r)) if r > 0.0 => Some(o / r),
         _ => None,
@@ -225,7 +244,7 @@ fn ratio(ours: Option<f64>, reference: Option<f64>) -> Option<f64> {
 
 /// Two decimals; two significant digits below 0.01 (a remembered sign-in
 /// against bcrypt), none from 100 up.
-fn fmt_ratio(r: Option<f64>) -> String {
+pub fn fmt_ratio(r: Option<f64>) -> String {
     match r {
         None => "–".into(),
         Some(r) if r >= 100.0 => format!("{r:.0}×"),
@@ -332,32 +351,47 @@ fn table(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>, order: &
         let (label, better) = describe(m, &row.extra);
         let o = ours.get(m).and_then(|r| r.value);
         let r = reference.get(m).and_then(|r| r.value);
-        let better = match better {
-            Better::Higher => "higher",
-            Better::Lower => "**lower**",
-        };
-        let mut notes = Vec::new();
-        for (who, rows) in [("ours", &ours), ("reference", &reference)] {
-            if let Some(row) = rows.get(m) {
-                if row.extra["errors"].as_u64().is_some_and(|e| e > 0) {
-                    notes.push(format!("{who}: {} errors", row.extra["errors"]));
-                }
-                if let Some(note) = row.extra["note"].as_str() {
-                    notes.push(format!("{who}: {note}"));
-                }
-            }
-        }
-        let label = if notes.is_empty() { label } else { format!("{label} ({})", notes.join("; ")) };
+        let label = with_notes(label, m, &[("ours", ours), ("reference", reference)]);
         writeln!(
             table,
-            "| {label} | {} | {better} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} |",
             row.unit,
+            better.label(),
             fmt_value(o),
             fmt_value(r),
             fmt_ratio(ratio(o, r))
         )?;
     }
     Ok(table)
+}
+
+/// `label` with the runs' notes on metric `m` (errors, and what a run
+/// measured differently), each after the run's name.
+pub fn with_notes(label: String, m: &str, runs: &[(&str, &HashMap<String, Row>)]) -> String {
+    let mut notes = Vec::new();
+    for (who, rows) in runs {
+        if let Some(row) = rows.get(m) {
+            if row.extra["errors"].as_u64().is_some_and(|e| e > 0) {
+                notes.push(format!("{who}: {} errors", row.extra["errors"]));
+            }
+            if let Some(note) = row.extra["note"].as_str() {
+                notes.push(format!("{who}: {note}"));
+            }
+        }
+    }
+    if notes.is_empty() {
+        label
+    } else {
+        format!("{label} ({})", notes.join("; "))
+    }
+}
+
+/// The text of an optional markdown file (empty without one).
+pub fn read_text(path: Option<&Path>) -> anyhow::Result<String> {
+    match path {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())),
+        None => Ok(String::new()),
+    }
 }
 
 /// Each server's access-control loads as shares of its load without
@@ -434,10 +468,7 @@ pub fn write(
     println!("{met} of {} targets met", verdicts.len());
 
     if let Some(out) = out {
-        let machine = match machine {
-            Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            None => String::new(),
-        };
+        let machine = read_text(machine)?;
         let mut md = String::new();
         writeln!(md, "# Benchmarks\n")?;
         writeln!(
@@ -457,10 +488,7 @@ pub fn write(
         }
         writeln!(md, "## Targets\n\n{targets}\n{met} of {} targets met.\n", verdicts.len())?;
         writeln!(md, "{}", METHOD)?;
-        if let Some(notes) = notes {
-            let text = std::fs::read_to_string(notes).with_context(|| format!("reading {}", notes.display()))?;
-            writeln!(md, "{}", text.trim_end())?;
-        }
+        writeln!(md, "{}", read_text(notes)?.trim_end())?;
         std::fs::write(out, md).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }

@@ -1,9 +1,16 @@
 //! The workloads, run one after the other against one registry. Each prints
 //! one JSON line: `{"server","metric","value","unit",...}` (value `null`
 //! when the registry does not support the operation).
+//!
+//! A registry may be several instances sharing one object store (several
+//! URLs, as behind a load balancer): keep-alive connections are spread over
+//! them, a chunked upload sends each chunk to the next instance, and a pull
+//! reads from another instance than the push; CPU time is that of all
+//! instances together, peak memory that of the largest.
 
+use crate::ceiling::Store;
 use crate::client::{empty, full, with_param, Client, Target};
-use crate::content::{sha256, Content};
+use crate::content::{digests_of, sha256, Content};
 use crate::load::{self, Tool};
 use crate::rss::{self, PhaseStats, Sampler};
 use crate::stats::{median, round};
@@ -25,7 +32,11 @@ const OCTETS: &str = "application/octet-stream";
 
 pub struct Settings {
     pub server: String,
-    pub pid: u32,
+    /// The registry's processes, one per URL.
+    pub pids: Vec<u32>,
+    /// The object store's process, whose CPU time is reported beside the
+    /// registry's (`store_cpu_*` lines).
+    pub store_pid: Option<u32>,
     /// Size of the big blob (monolithic, chunked, pull).
     pub big: u64,
     /// Size of the second blob for the RSS comparison.
@@ -33,10 +44,9 @@ pub struct Settings {
     pub chunk: u64,
     pub small: u64,
     pub push_secs: u64,
-    pub load_secs: u64,
-    pub connections: usize,
+    /// The GET loads.
+    pub load: GetLoad,
     pub parallel: usize,
-    pub tool: Tool,
     pub only: Option<Vec<String>>,
     /// Repetitions of each big phase.
     pub repeat: usize,
@@ -75,42 +85,58 @@ fn sync_disks() {
     let _ = std::process::Command::new("sync").status();
 }
 
-/// The server's peak RSS and CPU time during a phase, as two lines:
-/// `rss_peak_<phase>` and `cpu_<phase>`.
+/// The server's peak RSS and CPU time during a phase, and the store's CPU
+/// time and writes, as lines `rss_peak_<phase>`, `cpu_<phase>`,
+/// `store_cpu_<phase>` and `store_write_<phase>` (each where measured).
 fn phase_costs(server: &str, phase: &str, stats: &PhaseStats) {
     let rss_name = match phase.strip_prefix("push_monolithic_") {
         Some(size) => format!("rss_peak_push_{size}"),
         None => format!("rss_peak_{}", phase.replace("push_chunked", "chunked")),
     };
-    emit(server, &rss_name, Some(round(stats.peak_mib, 1)), "MiB", json!({ "method": stats.method }));
+    if let Some(peak) = stats.peak_mib {
+        emit(server, &rss_name, Some(round(peak, 1)), "MiB", json!({ "method": stats.method }));
+    }
     if let Some(cpu) = stats.cpu_s {
         emit(server, &format!("cpu_{phase}"), Some(round(cpu, 2)), "CPU s", json!({}));
+    }
+    if let Some(cpu) = stats.store_cpu_s {
+        emit(server, &format!("store_cpu_{phase}"), Some(round(cpu, 2)), "CPU s", json!({}));
+    }
+    if let Some(written) = stats.store_write_mib {
+        emit(server, &format!("store_write_{phase}"), Some(round(written, 0)), "MiB", json!({}));
     }
 }
 
 /// The repetitions of one big phase: throughput is reported as the median
 /// (with every run listed), peak RSS as the maximum, CPU as the median.
 #[derive(Default)]
-struct Phase {
+pub struct Phase {
     mbps: Vec<f64>,
     seconds: Vec<f64>,
-    peak_mib: f64,
+    peak_mib: Option<f64>,
     method: &'static str,
     cpu_s: Vec<f64>,
+    store_cpu_s: Vec<f64>,
+    store_write_mib: Vec<f64>,
     /// CPU time of this benchmark process (the client), where recorded.
     client_cpu_s: Vec<f64>,
 }
 
 impl Phase {
-    fn record(&mut self, bytes: u64, elapsed: Duration, stats: PhaseStats) {
+    pub fn record(&mut self, bytes: u64, elapsed: Duration, stats: PhaseStats) {
         self.mbps.push(mb_per_s(bytes, elapsed));
         self.seconds.push(elapsed.as_secs_f64());
-        self.peak_mib = self.peak_mib.max(stats.peak_mib);
+        self.peak_mib = match (self.peak_mib, stats.peak_mib) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         self.method = stats.method;
         self.cpu_s.extend(stats.cpu_s);
+        self.store_cpu_s.extend(stats.store_cpu_s);
+        self.store_write_mib.extend(stats.store_write_mib);
     }
 
-    fn emit(&self, server: &str, phase: &str, extra: Value) {
+    pub fn emit(&self, server: &str, phase: &str, extra: Value) {
         let mut fields = json!({
             "runs_mbps": self.mbps.iter().map(|v| round(*v, 1)).collect::<Vec<_>>(),
             "seconds": median(&self.seconds).map(|v| round(v, 3)),
@@ -120,7 +146,13 @@ impl Phase {
             fields.extend(extra);
         }
         emit(server, phase, median(&self.mbps).map(|v| round(v, 1)), "MB/s", fields);
-        let stats = PhaseStats { peak_mib: self.peak_mib, method: self.method, cpu_s: median(&self.cpu_s) };
+        let stats = PhaseStats {
+            peak_mib: self.peak_mib,
+            method: self.method,
+            cpu_s: median(&self.cpu_s),
+            store_cpu_s: median(&self.store_cpu_s),
+            store_write_mib: median(&self.store_write_mib),
+        };
         phase_costs(server, phase, &stats);
         if let Some(cpu) = median(&self.client_cpu_s) {
             emit(server, &format!("client_cpu_{phase}"), Some(round(cpu, 2)), "CPU s", json!({}));
@@ -128,9 +160,10 @@ impl Phase {
     }
 }
 
-/// CPU seconds the server used since `before`.
-fn cpu_used(pid: u32, before: Option<f64>) -> Option<f64> {
-    Some(rss::cpu_seconds(pid)? - before?)
+/// CPU seconds the processes `pids` used since `before` (their
+/// `cpu_seconds_of` then).
+fn cpu_used(pids: &[u32], before: Option<f64>) -> Option<f64> {
+    Some(rss::cpu_seconds_of(pids)? - before?)
 }
 
 /// `POST /v2/<repo>/blobs/uploads/`: a new session's location.
@@ -159,21 +192,26 @@ async fn push_monolithic(client: &mut Client, repo: &str, content: &Content, dig
     Ok(start.elapsed())
 }
 
-/// Chunked upload: POST, PATCH with Content-Range per chunk, PUT ?digest=.
+/// Chunked upload: POST, PATCH with Content-Range per chunk, PUT ?digest=;
+/// each request on the next of `clients` (instances of one registry), in
+/// turn.
 async fn push_chunked(
-    client: &mut Client,
+    clients: &mut [Client],
     repo: &str,
     content: &Content,
     digest: &str,
     chunk: u64,
 ) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let mut location = start_upload(client, repo).await?;
+    let mut location = start_upload(&mut clients[0], repo).await?;
+    let mut turn = 1;
     let mut offset = 0;
     while offset < content.size {
         let end = (offset + chunk).min(content.size);
         let range = format!("{}-{}", offset, end - 1);
         let len = (end - offset).to_string();
+        let client = &mut clients[turn % clients.len()];
+        turn += 1;
         let answer = client
             .call(
                 Method::PATCH,
@@ -186,7 +224,7 @@ async fn push_chunked(
         location = answer.location()?;
         offset = end;
     }
-    client
+    clients[turn % clients.len()]
         .call(Method::PUT, &with_param(&location, "digest", digest), &[("content-length", "0")], empty())
         .await?
         .expect(201, "completing a chunked upload")?;
@@ -195,8 +233,19 @@ async fn push_chunked(
 
 /// GET of a blob, hashing the bytes as they arrive.
 async fn pull(client: &mut Client, repo: &str, content: &Content, digest: &str) -> anyhow::Result<Duration> {
+    fetch_verified(client, &format!("/v2/{repo}/blobs/{digest}"), content, digest).await
+}
+
+/// GET of `path`, hashing the bytes as they arrive: fails unless they are
+/// `content`, whose digest is `digest`.
+pub async fn fetch_verified(
+    client: &mut Client,
+    path: &str,
+    content: &Content,
+    digest: &str,
+) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let resp = client.send(Method::GET, &format!("/v2/{repo}/blobs/{digest}"), &[], empty()).await?;
+    let resp = client.send(Method::GET, path, &[], empty()).await?;
     if resp.status() != 200 {
         bail!("pull: expected 200, got {}", resp.status());
     }
@@ -257,12 +306,22 @@ pub async fn push_small(client: &mut Client, repo: &str, bytes: Bytes, mode: Sma
     }
 }
 
-/// Pushes distinct small blobs from `workers` connections for `secs`.
-async fn small_push_rate(
-    target: &Target,
-    repo: &str,
+/// Where the small pushes go.
+#[derive(Clone)]
+pub enum SmallPushTo {
+    /// Blob uploads to a registry's repository.
+    Registry { repo: String, mode: SmallPush },
+    /// Object PUTs into the store (its own rate: the ceiling).
+    Store(Arc<Store>),
+}
+
+/// Pushes distinct small blobs from `workers` connections for `duration`;
+/// connection `w` goes to `targets[w % targets.len()]` (the instances of
+/// one registry, as a load balancer spreads connections).
+pub async fn small_push_rate(
+    targets: &[Target],
+    to: &SmallPushTo,
     size: u64,
-    mode: SmallPush,
     workers: usize,
     duration: Duration,
     seed: u64,
@@ -273,13 +332,17 @@ async fn small_push_rate(
     let mut tasks = Vec::new();
     for w in 0..workers as u64 {
         let count = count.clone();
-        let mut client = Client::new(target);
-        let repo = repo.to_string();
+        let mut client = Client::new(&targets[w as usize % targets.len()]);
+        let to = to.clone();
         tasks.push(tokio::spawn(async move {
             let mut i = 0u64;
             while Instant::now() < deadline {
                 let bytes = Content::new(seed ^ (w << 40) ^ i, size).bytes();
-                if !push_small(&mut client, &repo, bytes, mode).await? {
+                let pushed = match &to {
+                    SmallPushTo::Registry { repo, mode } => push_small(&mut client, repo, bytes, *mode).await?,
+                    SmallPushTo::Store(store) => store.put_object(&mut client, bytes).await.map(|_| true)?,
+                };
+                if !pushed {
                     return Ok::<bool, anyhow::Error>(false);
                 }
                 count.fetch_add(1, Ordering::Relaxed);
@@ -302,12 +365,13 @@ async fn small_push_rate(
 /// One registry's side of a small-push measurement.
 struct PushSide<'a> {
     server: &'a str,
-    pid: u32,
-    target: &'a Target,
+    pids: &'a [u32],
+    targets: &'a [Target],
     salt: u64,
     pushes: u64,
     secs: f64,
     cpu: Option<f64>,
+    store_cpu: Option<f64>,
     unsupported: bool,
 }
 
@@ -316,16 +380,17 @@ struct PushSide<'a> {
 /// goes first), so that both meet the same disk: its flush latency here
 /// swings by 5× within seconds with the host's other I/O, and a push is
 /// bound by flushes.
-async fn small_pushes(target: &Target, s: &Settings, salt: u64) -> anyhow::Result<()> {
+async fn small_pushes(targets: &[Target], s: &Settings, salt: u64) -> anyhow::Result<()> {
     let kib = s.small >> 10;
-    let side = |server, pid, target, salt| PushSide {
+    let side = |server, pids, targets, salt| PushSide {
         server,
-        pid,
-        target,
+        pids,
+        targets,
         salt,
         pushes: 0,
         secs: 0.0,
         cpu: Some(0.0),
+        store_cpu: Some(0.0),
         unsupported: false,
     };
     let slices = if s.peer.is_some() { s.slices.max(1) } else { 1 };
@@ -336,15 +401,21 @@ async fn small_pushes(target: &Target, s: &Settings, salt: u64) -> anyhow::Resul
                 "push{kib}k_{mode_name}{workers_name}{}",
                 if workers > 1 { workers.to_string() } else { String::new() }
             );
-            let mut sides = vec![side(s.server.as_str(), s.pid, target, salt)];
+            let mut sides = vec![side(s.server.as_str(), &s.pids, targets, salt)];
             if let Some(peer) = &s.peer {
-                sides.push(side(peer.server.as_str(), peer.pid, &peer.target, salt ^ 0x9e37_79b9_7f4a_7c15));
+                sides.push(side(
+                    peer.server.as_str(),
+                    std::slice::from_ref(&peer.pid),
+                    std::slice::from_ref(&peer.target),
+                    salt ^ 0x9e37_79b9_7f4a_7c15,
+                ));
             }
             eprintln!(
                 "[{}] {kib} KiB pushes, {mode_name}{workers_name}, {workers} connection(s), {} s in {slices} slice(s)",
                 sides.iter().map(|side| side.server).collect::<Vec<_>>().join(" + "),
                 s.push_secs
             );
+            let to = SmallPushTo::Registry { repo: "bench/small".into(), mode };
             for n in 0..slices {
                 let mut order: Vec<usize> = (0..sides.len()).collect();
                 if n % 2 == 1 {
@@ -359,12 +430,15 @@ async fn small_pushes(target: &Target, s: &Settings, salt: u64) -> anyhow::Resul
                         ^ (0x5000 + workers as u64)
                         ^ ((n as u64) << 48)
                         ^ if mode == SmallPush::Single { 0x7000_0000 } else { 0 };
-                    let cpu_before = rss::cpu_seconds(side.pid);
-                    match small_push_rate(side.target, "bench/small", s.small, mode, workers, slice, seed).await? {
+                    let cpu_before = rss::cpu_seconds_of(side.pids);
+                    let store_before = s.store_pid.and_then(rss::cpu_seconds);
+                    match small_push_rate(side.targets, &to, s.small, workers, slice, seed).await? {
                         Some((pushes, secs)) => {
                             side.pushes += pushes;
                             side.secs += secs;
-                            side.cpu = side.cpu.zip(cpu_used(side.pid, cpu_before)).map(|(a, b)| a + b);
+                            side.cpu = side.cpu.zip(cpu_used(side.pids, cpu_before)).map(|(a, b)| a + b);
+                            let store_cpu = s.store_pid.and_then(|pid| cpu_used(&[pid], store_before));
+                            side.store_cpu = side.store_cpu.zip(store_cpu).map(|(a, b)| a + b);
                         }
                         None => side.unsupported = true,
                     }
@@ -381,44 +455,67 @@ async fn small_pushes(target: &Target, s: &Settings, salt: u64) -> anyhow::Resul
                     );
                     continue;
                 }
-                emit(
-                    side.server,
-                    &metric,
-                    Some(round(side.pushes as f64 / side.secs, 1)),
-                    "pushes/s",
-                    json!({ "pushes": side.pushes, "connections": workers, "slices": slices }),
-                );
-                if let (Some(cpu), true) = (side.cpu, side.pushes > 0) {
-                    emit(
-                        side.server,
-                        &format!("cpu_per_req_{metric}"),
-                        Some(round(cpu * 1e6 / side.pushes as f64, 0)),
-                        "CPU µs/push",
-                        json!({}),
-                    );
-                }
+                let extra = json!({ "connections": workers, "slices": slices, "instances": side.targets.len() });
+                emit_push_rate(side.server, &metric, (side.pushes, side.secs), side.cpu, side.store_cpu, extra);
             }
         }
     }
     Ok(())
 }
 
+/// Prints a small-push rate (`pushes` in `secs`) as `<metric>`, with the
+/// server's and the store's CPU time per push (`cpu_per_req_<metric>`,
+/// `store_cpu_per_req_<metric>`) where measured.
+pub fn emit_push_rate(
+    server: &str,
+    metric: &str,
+    (pushes, secs): (u64, f64),
+    cpu: Option<f64>,
+    store_cpu: Option<f64>,
+    mut extra: Value,
+) {
+    extra["pushes"] = json!(pushes);
+    emit(server, metric, Some(round(pushes as f64 / secs, 1)), "pushes/s", extra);
+    for (prefix, cpu) in [("cpu_per_req_", cpu), ("store_cpu_per_req_", store_cpu)] {
+        if let (Some(cpu), true) = (cpu, pushes > 0) {
+            let per_push = Some(round(cpu * 1e6 / pushes as f64, 0));
+            emit(server, &format!("{prefix}{metric}"), per_push, "CPU µs/push", json!({}));
+        }
+    }
+}
+
+/// The image of the GET loads: a 4 KiB layer, a config naming it, and an
+/// OCI manifest naming both.
+pub struct Image {
+    pub layer: Bytes,
+    pub layer_digest: String,
+    pub config: String,
+    pub manifest: String,
+}
+
+impl Image {
+    pub fn new(seed: u64) -> Image {
+        let layer = Content::new(seed, 4096).bytes();
+        let layer_digest = sha256(&layer);
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
+        );
+        let config_digest = sha256(config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"{OCI_LAYER}","digest":"{layer_digest}","size":{}}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        Image { layer, layer_digest, config, manifest }
+    }
+}
+
 /// Pushes a config and a layer and an OCI manifest naming them, tagged
 /// `latest`; returns the layer's digest.
 pub async fn push_image(client: &mut Client, repo: &str, seed: u64) -> anyhow::Result<String> {
-    let layer = Content::new(seed, 4096).bytes();
-    let layer_digest = sha256(&layer);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
-    );
-    let config_digest = sha256(config.as_bytes());
+    let Image { layer, layer_digest, config, manifest } = Image::new(seed);
     push_small(client, repo, layer.clone(), SmallPush::TwoRequests).await?;
-    push_small(client, repo, Bytes::from(config.clone()), SmallPush::TwoRequests).await?;
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"{OCI_LAYER}","digest":"{layer_digest}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    );
+    push_small(client, repo, Bytes::from(config), SmallPush::TwoRequests).await?;
     let len = manifest.len().to_string();
     client
         .call(
@@ -446,82 +543,88 @@ pub async fn push_image(client: &mut Client, repo: &str, seed: u64) -> anyhow::R
     Ok(layer_digest)
 }
 
-pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
+/// The largest RSS of the processes `pids`, MiB.
+fn largest_rss(pids: &[u32]) -> Option<f64> {
+    pids.iter().filter_map(|pid| rss::rss_mib(*pid)).max_by(f64::total_cmp)
+}
+
+/// `1g` for 1 GiB, else `<n>m`: the size in a metric's name.
+pub fn size_label(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 30) {
+        format!("{}g", bytes >> 30)
+    } else {
+        format!("{}m", bytes >> 20)
+    }
+}
+
+/// `targets` are the instances of one registry (usually one), `s.pids`
+/// their processes in the same order.
+pub async fn run(targets: &[Target], s: &Settings) -> anyhow::Result<()> {
     let wanted = |name: &str| s.only.as_ref().is_none_or(|only| only.iter().any(|o| o == name));
     let server = s.server.as_str();
-    let mut client = Client::new(target);
-    client.call(Method::GET, "/v2/", &[], empty()).await?.expect(200, "GET /v2/")?;
+    let mut clients: Vec<Client> = targets.iter().map(Client::new).collect();
+    for client in &mut clients {
+        client.call(Method::GET, "/v2/", &[], empty()).await?.expect(200, "GET /v2/")?;
+    }
     // Distinct content per server and run, so nothing is deduplicated
     // against an earlier run's data.
     let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
-    if let (true, Some(idle)) = (wanted("idle"), rss::rss_mib(s.pid)) {
+    if let (true, Some(idle)) = (wanted("idle"), largest_rss(&s.pids)) {
         emit(server, "rss_idle_mib", Some(round(idle, 1)), "MiB", json!({}));
     }
 
     if wanted("big") {
         let reps = s.repeat.max(1);
         eprintln!("[{server}] generating the digests of {} test blobs (untimed)", 3 * reps);
-        let blobs: Vec<[Content; 3]> = (0..reps as u64)
-            .map(|r| {
+        let blobs: Vec<Content> = (0..reps as u64)
+            .flat_map(|r| {
                 let seed = salt ^ (r << 8);
                 [Content::new(seed ^ 1, s.big), Content::new(seed ^ 2, s.big), Content::new(seed ^ 3, s.medium)]
             })
             .collect();
-        let digests: Vec<Vec<String>> = {
-            let jobs: Vec<Vec<_>> = blobs
-                .iter()
-                .map(|set| {
-                    set.iter()
-                        .map(|c| {
-                            let c = *c;
-                            std::thread::spawn(move || c.digest())
-                        })
-                        .collect()
-                })
-                .collect();
-            jobs.into_iter().map(|set| set.into_iter().map(|j| j.join().expect("digest thread")).collect()).collect()
-        };
-        let gib = s.big as f64 / (1u64 << 30) as f64;
-        let big_label =
-            if (gib - gib.round()).abs() < 1e-9 { format!("{}g", gib as u64) } else { format!("{}m", s.big >> 20) };
+        let digests = digests_of(&blobs);
+        let (blobs, digests) = (blobs.chunks(3).collect::<Vec<_>>(), digests.chunks(3).collect::<Vec<_>>());
+        let big_label = size_label(s.big);
         let medium_label = format!("{}m", s.medium >> 20);
         let mut mono = Phase::default();
         let mut chunked = Phase::default();
         let mut pulled = Phase::default();
         let mut medium = Phase::default();
         for r in 0..reps {
-            let [mono_blob, chunked_blob, medium_blob] = &blobs[r];
-            let d = &digests[r];
+            let [mono_blob, chunked_blob, medium_blob] = blobs[r] else { unreachable!("sets of three") };
+            let d = digests[r];
             let run = format!("{}/{reps}", r + 1);
 
             sync_disks();
             eprintln!("[{server}] monolithic push of {} MiB ({run})", s.big >> 20);
-            let sampler = Sampler::start(s.pid);
-            let elapsed = push_monolithic(&mut client, "bench/big", mono_blob, &d[0]).await?;
+            let sampler = Sampler::start(&s.pids, s.store_pid);
+            let elapsed = push_monolithic(&mut clients[0], "bench/big", mono_blob, &d[0]).await?;
             mono.record(s.big, elapsed, sampler.stop());
 
             sync_disks();
             eprintln!("[{server}] chunked push of {} MiB in {} MiB chunks ({run})", s.big >> 20, s.chunk >> 20);
-            let sampler = Sampler::start(s.pid);
-            let elapsed = push_chunked(&mut client, "bench/big", chunked_blob, &d[1], s.chunk).await?;
+            let sampler = Sampler::start(&s.pids, s.store_pid);
+            let elapsed = push_chunked(&mut clients, "bench/big", chunked_blob, &d[1], s.chunk).await?;
             chunked.record(s.big, elapsed, sampler.stop());
 
             sync_disks();
             eprintln!("[{server}] pull of {} MiB ({run})", s.big >> 20);
-            let sampler = Sampler::start(s.pid);
+            let sampler = Sampler::start(&s.pids, s.store_pid);
             let client_before = rss::cpu_seconds(std::process::id());
-            let elapsed = pull(&mut client, "bench/big", mono_blob, &d[0]).await?;
+            // From the last instance: the first one took the push.
+            let last = clients.len() - 1;
+            let elapsed = pull(&mut clients[last], "bench/big", mono_blob, &d[0]).await?;
             pulled.record(s.big, elapsed, sampler.stop());
             // The pull's client hashes what it receives: its CPU shows how
             // much of the two cores the server could have had.
-            if let Some(cpu) = cpu_used(std::process::id(), client_before) {
+            if let Some(cpu) = cpu_used(&[std::process::id()], client_before) {
                 pulled.client_cpu_s.push(cpu);
             }
 
             sync_disks();
             eprintln!("[{server}] monolithic push of {} MiB ({run})", s.medium >> 20);
-            let sampler = Sampler::start(s.pid);
-            let elapsed = push_monolithic(&mut client, "bench/big", medium_blob, &d[2]).await?;
+            let sampler = Sampler::start(&s.pids, s.store_pid);
+            let elapsed = push_monolithic(&mut clients[0], "bench/big", medium_blob, &d[2]).await?;
             medium.record(s.medium, elapsed, sampler.stop());
         }
         sync_disks();
@@ -532,12 +635,13 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
     }
 
     if wanted("small") {
-        small_pushes(target, s, salt).await?;
+        small_pushes(targets, s, salt).await?;
     }
 
     if wanted("load") {
-        let layer =
-            push_image(&mut client, "bench/app", salt ^ 4).await.context("setting up the image for the GET load")?;
+        let layer = push_image(&mut clients[0], "bench/app", salt ^ 4)
+            .await
+            .context("setting up the image for the GET load")?;
         let cases = [
             ("manifest_get", "/v2/bench/app/manifests/latest".to_string(), Some(OCI_MANIFEST)),
             ("blob_get_4k", format!("/v2/bench/app/blobs/{layer}"), None),
@@ -545,12 +649,13 @@ pub async fn run(target: &Target, s: &Settings) -> anyhow::Result<()> {
         ];
         for (name, path, accept) in cases {
             let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", *a)).collect();
-            let load = GetLoad { tool: s.tool, connections: s.connections, secs: s.load_secs };
-            emit_load(server, name, &[load.sample(server, name, target, s.pid, &path, &headers).await?], json!({}));
+            let on = Servers { targets, pids: &s.pids, store: s.store_pid };
+            let sample = s.load.sample(server, name, on, &path, &headers).await?;
+            emit_load(server, name, &[sample], json!({}));
         }
     }
 
-    if let (true, Some(now)) = (wanted("end"), rss::rss_mib(s.pid)) {
+    if let (true, Some(now)) = (wanted("end"), largest_rss(&s.pids)) {
         emit(server, "rss_end_mib", Some(round(now, 1)), "MiB", json!({}));
     }
     Ok(())
@@ -563,34 +668,56 @@ pub struct GetLoad {
     pub secs: u64,
 }
 
+/// What a GET load runs against: a registry's instances (URLs and
+/// processes in the same order; the connections are spread over them) and
+/// the store they share, if any, whose CPU time is measured too.
+#[derive(Clone, Copy)]
+pub struct Servers<'a> {
+    pub targets: &'a [Target],
+    pub pids: &'a [u32],
+    pub store: Option<u32>,
+}
+
+impl<'a> Servers<'a> {
+    /// One server process, no store.
+    pub fn one(target: &'a Target, pid: &'a u32) -> Servers<'a> {
+        Servers { targets: std::slice::from_ref(target), pids: std::slice::from_ref(pid), store: None }
+    }
+}
+
 impl GetLoad {
-    /// Runs the load on `path` of the server `pid` with `headers` on every
-    /// request; its rate and the server's CPU per request (`emit_load`
+    /// Runs the load on `path` of `on` with `headers` on every request;
+    /// its rate and the server's (and store's) CPU per request (`emit_load`
     /// prints them).
     pub async fn sample(
         &self,
         server: &str,
         name: &str,
-        target: &Target,
-        pid: u32,
+        on: Servers<'_>,
         path: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<LoadSample> {
         eprintln!(
-            "[{server}] {name}: GET {path}, {} connections, {} s, {}",
+            "[{server}] {name}: GET {}, {} connections over {} instance(s), {} s, {}",
+            path.split('?').next().unwrap_or(path),
             self.connections,
+            on.targets.len(),
             self.secs,
             self.tool.name()
         );
-        let cpu_before = rss::cpu_seconds(pid);
+        let store = on.store.as_slice();
+        let (cpu_before, store_before) = (rss::cpu_seconds_of(on.pids), rss::cpu_seconds_of(store));
         let started = Instant::now();
-        let result = load::run(self.tool, target, path, headers, self.connections, self.secs).await?;
+        let result = load::run(self.tool, on.targets, path, headers, self.connections, self.secs).await?;
         let requests = result.rps * started.elapsed().as_secs_f64();
-        let cpu_us = cpu_used(pid, cpu_before).filter(|_| requests > 0.0).map(|cpu| cpu * 1e6 / requests);
+        let per_request = |cpu: Option<f64>| cpu.filter(|_| requests > 0.0).map(|cpu| cpu * 1e6 / requests);
+        let cpu_us = if on.pids.is_empty() { None } else { per_request(cpu_used(on.pids, cpu_before)) };
+        let store_cpu_us = if store.is_empty() { None } else { per_request(cpu_used(store, store_before)) };
         Ok(LoadSample {
             rps: result.rps,
             cpu_us,
-            extra: json!({ "errors": result.errors, "tool": self.tool.name(), "connections": self.connections, "detail": result.detail }),
+            store_cpu_us,
+            extra: json!({ "errors": result.errors, "tool": self.tool.name(), "connections": self.connections, "instances": on.targets.len(), "detail": result.detail }),
         })
     }
 }
@@ -600,12 +727,15 @@ pub struct LoadSample {
     pub rps: f64,
     /// The server's CPU per request, µs.
     pub cpu_us: Option<f64>,
+    /// The store's CPU per request, µs.
+    pub store_cpu_us: Option<f64>,
     /// The tool's details, for the report's JSON.
     pub extra: Value,
 }
 
-/// Prints `<name>_rps` and `cpu_per_req_<name>_rps`: the medians of
-/// `samples` (with each run's rate when there are several).
+/// Prints `<name>_rps`, `cpu_per_req_<name>_rps` and
+/// `store_cpu_per_req_<name>_rps`: the medians of `samples` (with each
+/// run's rate when there are several).
 pub fn emit_load(server: &str, name: &str, samples: &[LoadSample], extra: Value) {
     let rates: Vec<f64> = samples.iter().map(|s| s.rps).collect();
     let mut fields = samples.last().map_or(json!({}), |s| s.extra.clone());
@@ -620,6 +750,10 @@ pub fn emit_load(server: &str, name: &str, samples: &[LoadSample], extra: Value)
     let cpu: Vec<f64> = samples.iter().filter_map(|s| s.cpu_us).collect();
     if let Some(cpu) = median(&cpu) {
         emit(server, &format!("cpu_per_req_{name}_rps"), Some(round(cpu, 0)), "CPU µs/req", json!({}));
+    }
+    let store_cpu: Vec<f64> = samples.iter().filter_map(|s| s.store_cpu_us).collect();
+    if let Some(cpu) = median(&store_cpu) {
+        emit(server, &format!("store_cpu_per_req_{name}_rps"), Some(round(cpu, 0)), "CPU µs/req", json!({}));
     }
 }
 
