@@ -29,10 +29,13 @@ pub const VOLUME_SERVERS: usize = 3;
 pub const GATEWAYS: usize = 2;
 /// One more copy on another server of the same rack.
 const REPLICATION: &str = "001";
-/// Small volumes, so that writes spread over several of them.
-const VOLUME_SIZE_LIMIT_MB: u32 = 64;
-/// Volumes per volume server: room for the master to grow more.
-const VOLUMES_PER_SERVER: u32 = 16;
+/// Small volumes (the default is 30 GiB), so that writes spread over several.
+const VOLUME_SIZE_LIMIT_MB: u32 = 128;
+/// Volumes per volume server. The master grows six at a time (two copies
+/// each) whenever the writable ones fill, and once a server is gone the
+/// other two must hold every new one: 16 each were full after ~300 MiB of
+/// pushes. Volumes are sparse files, so room costs nothing until written.
+const VOLUMES_PER_SERVER: u32 = 64;
 /// How many lines of each server's log [`SeaweedCluster::logs`] shows.
 const LOG_LINES: usize = 40;
 
