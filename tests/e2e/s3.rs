@@ -5,6 +5,9 @@
 //! store stopped: 503 with an OCI error body within a bounded time, then recovery
 //! without a restart once it is back.
 //!
+//! [`cluster`]: the same on a SeaweedFS cluster, one registry on each of its
+//! gateways, while a volume server is killed under them.
+//!
 //! scripts/test.sh leaves this module out (`--skip s3::`) for the other deployments,
 //! where each test fails if it is run at all.
 
@@ -21,6 +24,8 @@ use crate::common::{
     Descriptor, RegistryServer, S3Place, TestImage,
 };
 use crate::gc::Remote;
+
+mod cluster;
 
 /// How long a request may take to fail while the store is down.
 const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(35);

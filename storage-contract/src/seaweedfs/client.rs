@@ -54,6 +54,20 @@ impl S3Client {
         S3Client { agent, bucket, credentials: Credentials::new(access_key, secret_key) }
     }
 
+    /// Creates the bucket; one that exists already (and is ours) is no error.
+    pub fn create_bucket(&self) -> io::Result<()> {
+        let url = self.bucket.create_bucket(&self.credentials).sign(URL_VALIDITY);
+        let mut resp = self.agent.put(url.as_str()).send_empty().map_err(io::Error::other)?;
+        if resp.status() == 409 {
+            let body = resp.body_mut().read_to_string().unwrap_or_default();
+            if body.contains("BucketAlreadyOwnedByYou") {
+                return Ok(());
+            }
+            return Err(io::Error::other(format!("creating the bucket: 409: {body}")));
+        }
+        expect_success("PUT bucket", "", &mut resp)
+    }
+
     /// Stores `bytes` at `key`.
     pub fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         let url = self.bucket.put_object(Some(&self.credentials), key).sign(URL_VALIDITY);

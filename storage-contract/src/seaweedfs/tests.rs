@@ -157,3 +157,45 @@ fn the_shared_instance_ends_with_its_test_process() {
     // What the next test process to start SeaweedFS does (remove_leftovers_once).
     remove_leftover(&dir);
 }
+
+/// A cluster: what one gateway stores the other reads, a volume server
+/// killed loses nothing that was stored (replication 001), and a drop kills
+/// every server and removes the directory.
+#[test]
+fn a_cluster_keeps_objects_across_a_killed_volume_server_and_ends_on_drop() {
+    let started = Instant::now();
+    let mut cluster = SeaweedCluster::start();
+    eprintln!("cluster ready in {:?}", started.elapsed());
+    let clients: Vec<S3Client> = (0..GATEWAYS).map(|i| cluster.client(i, TIMEOUT)).collect();
+    let objects: Vec<(String, Vec<u8>)> = (0..12u32)
+        .map(|n| (format!("o/{n}"), (0..(50_000 + n * 40_000)).map(|i| (i * n % 253) as u8).collect()))
+        .collect();
+    for (n, (key, bytes)) in objects.iter().enumerate() {
+        clients[n % GATEWAYS].put(key, bytes).unwrap();
+    }
+    for (key, bytes) in &objects {
+        for client in &clients {
+            assert_eq!(client.get(key).unwrap().as_deref(), Some(&bytes[..]), "{key}");
+        }
+    }
+
+    let pids = cluster.pids();
+    assert_eq!(pids.len(), 1 + VOLUME_SERVERS + 1 + GATEWAYS);
+    let volume = cluster.volume_server_pid(1).unwrap();
+    cluster.kill_volume_server(1);
+    assert!(wait_until_ended(volume, Duration::from_secs(5)), "volume server {volume} still runs");
+    assert_eq!(cluster.volume_server_pid(1), None);
+    for (key, bytes) in &objects {
+        for client in &clients {
+            let got = client.get(key).unwrap_or_else(|e| panic!("{key} after the kill: {e}\n{}", cluster.logs()));
+            assert_eq!(got.as_deref(), Some(&bytes[..]), "{key} after the kill");
+        }
+    }
+
+    let dir = cluster.dir().to_path_buf();
+    drop(cluster);
+    for pid in pids {
+        assert!(wait_until_ended(pid, Duration::from_secs(5)), "weed {pid} still runs after a drop");
+    }
+    assert!(!dir.exists(), "{} is left", dir.display());
+}

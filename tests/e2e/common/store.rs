@@ -8,7 +8,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use storage_contract::seaweedfs::{unique_prefix, S3Client, SeaweedFs, ACCESS_KEY, REGION, SECRET_KEY};
+use storage_contract::seaweedfs::{
+    unique_prefix, S3Client, SeaweedCluster, SeaweedFs, ACCESS_KEY, GATEWAYS, REGION, SECRET_KEY,
+};
 
 use super::{bytes_under, Deployment};
 
@@ -27,6 +29,15 @@ impl S3Place {
     pub fn new_on(store: &SeaweedFs) -> Self {
         let prefix = unique_prefix("e2e").trim_end_matches('/').to_string();
         S3Place { endpoint: store.endpoint(), bucket: store.bucket().to_string(), prefix }
+    }
+
+    /// A prefix no other server of this test process uses, on `cluster`: one place
+    /// per gateway, the same bucket and prefix through each.
+    pub fn new_on_cluster(cluster: &SeaweedCluster) -> Vec<Self> {
+        let prefix = unique_prefix("e2e").trim_end_matches('/').to_string();
+        let place =
+            |i| S3Place { endpoint: cluster.endpoint(i), bucket: cluster.bucket().to_string(), prefix: prefix.clone() };
+        (0..GATEWAYS).map(place).collect()
     }
 
     /// The place of the `host-s3` deployment's registry whose (cache) data directory
