@@ -151,15 +151,7 @@ impl S3Client {
         let action = self.bucket.put_object(self.credentials(), to);
         let source = vec![("x-amz-copy-source", self.copy_source(from))];
         let answer = self.send_within(COPY_TIMEOUT, action, &source, Bytes::new(), &what).await?;
-        if answer.status != StatusCode::OK {
-            return Err(answer.fail(&what).await);
-        }
-        // A copy can fail after its 200 went out: the error is in the body.
-        let body = answer.bytes(&what).await?;
-        match xml_field(&String::from_utf8_lossy(&body), "Code") {
-            Some(code) => Err(StorageError::Other(format!("{what}: the store answered {code}"))),
-            None => Ok(()),
-        }
+        completed(answer, &what).await.map(drop)
     }
 
     /// Starts a multipart upload to object `key`; its id.
@@ -195,14 +187,7 @@ impl S3Client {
             headers.push(("x-amz-copy-source-range", format!("bytes={start}-{end}")));
         }
         let answer = self.send_within(COPY_TIMEOUT, action, &headers, Bytes::new(), &what).await?;
-        if answer.status != StatusCode::OK {
-            return Err(answer.fail(&what).await);
-        }
-        let body = answer.bytes(&what).await?;
-        let body = String::from_utf8_lossy(&body);
-        if let Some(code) = xml_field(&body, "Code") {
-            return Err(StorageError::Other(format!("{what}: the store answered {code}")));
-        }
+        let body = completed(answer, &what).await?;
         xml_field(&body, "ETag")
             .map(|etag| etag.replace("&quot;", "\""))
             .ok_or_else(|| StorageError::Other(format!("{what}: no ETag in the answer")))
@@ -216,15 +201,7 @@ impl S3Client {
             self.bucket.complete_multipart_upload(self.credentials(), key, multipart, parts.iter().map(String::as_str));
         let body = action.clone().body();
         let answer = self.send_within(COPY_TIMEOUT, action, &[], Bytes::from(body), &what).await?;
-        if answer.status != StatusCode::OK {
-            return Err(answer.fail(&what).await);
-        }
-        // Completing can fail after the 200 went out: the error is in the body.
-        let body = answer.bytes(&what).await?;
-        match xml_field(&String::from_utf8_lossy(&body), "Code") {
-            Some(code) => Err(StorageError::Other(format!("{what}: the store answered {code}"))),
-            None => Ok(()),
-        }
+        completed(answer, &what).await.map(drop)
     }
 
     /// `x-amz-copy-source` for object `key` of this bucket: its URL path,
@@ -276,6 +253,20 @@ impl S3Client {
         }
         out.truncate(limit);
         Ok(out)
+    }
+}
+
+/// The body of the answer to a copy or a completion, which the store sends
+/// only when it is done: it can fail after its 200 went out, with the error
+/// in the body.
+async fn completed(answer: Answer, what: &str) -> StorageResult<String> {
+    if answer.status != StatusCode::OK {
+        return Err(answer.fail(what).await);
+    }
+    let body = String::from_utf8_lossy(&answer.bytes(what).await?).into_owned();
+    match xml_field(&body, "Code") {
+        Some(code) => Err(StorageError::Other(format!("{what}: the store answered {code}"))),
+        None => Ok(body),
     }
 }
 
