@@ -125,10 +125,7 @@ impl blobs::Host for HostState {
                 self.rely_on_blob(&fs, &digest);
                 self.wit(fs.blobs.stat(&digest))
             }
-            Backend::S3(s3) => {
-                let r = s3.blob_stat(&digest).await;
-                self.wit(r)
-            }
+            Backend::S3(s3) => s3_answer(s3.blob_stat(&digest).await),
         }
     }
 
@@ -154,10 +151,7 @@ impl blobs::Host for HostState {
     async fn delete(&mut self, digest: String) -> WitResult<bool> {
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.blobs.delete(&digest, dirty)).await,
-            Backend::S3(s3) => {
-                let r = s3.blob_delete(&digest).await;
-                self.wit(r)
-            }
+            Backend::S3(s3) => s3_answer(s3.blob_delete(&digest).await),
         }
     }
 
@@ -165,10 +159,7 @@ impl blobs::Host for HostState {
         let page = match self.storage.clone() {
             // Walks directories: as long as the page is.
             Backend::Fs(fs) => self.blocking(fs, move |s, _| s.blobs.list(after.as_deref(), limit)).await?,
-            Backend::S3(s3) => {
-                let r = s3.blob_list(after.as_deref(), limit).await;
-                self.wit(r)
-            }?,
+            Backend::S3(s3) => s3_answer(s3.blob_list(after.as_deref(), limit).await)?,
         };
         Ok(page.map(|page| page.into_iter().map(blobs::BlobInfo::from).collect()))
     }
@@ -179,30 +170,21 @@ impl blobs::Host for HostState {
     async fn touch(&mut self, digest: String) -> WitResult<bool> {
         match self.storage.clone() {
             Backend::Fs(fs) => self.inline(&fs, |s, dirty| s.blobs.touch(&digest, dirty)),
-            Backend::S3(s3) => {
-                let r = s3.blob_touch(&digest).await;
-                self.wit(r)
-            }
+            Backend::S3(s3) => s3_answer(s3.blob_touch(&digest).await),
         }
     }
 
     async fn delete_if_older(&mut self, digest: String, before: u64) -> WitResult<bool> {
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.blobs.delete_if_older(&digest, before, dirty)).await,
-            Backend::S3(s3) => {
-                let r = s3.blob_delete_if_older(&digest, before).await;
-                self.wit(r)
-            }
+            Backend::S3(s3) => s3_answer(s3.blob_delete_if_older(&digest, before).await),
         }
     }
 
     async fn list_uploads(&mut self, after: Option<String>, limit: u32) -> WitResult<Vec<blobs::UploadInfo>> {
         let page = match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, _| s.blobs.list_uploads(after.as_deref(), limit)).await?,
-            Backend::S3(s3) => {
-                let r = s3.upload_list(after.as_deref(), limit).await;
-                self.wit(r)
-            }?,
+            Backend::S3(s3) => s3_answer(s3.upload_list(after.as_deref(), limit).await)?,
         };
         Ok(page.map(|page| page.into_iter().map(blobs::UploadInfo::from).collect()))
     }
@@ -316,10 +298,7 @@ impl blobs::HostUpload for HostState {
             }
             (Upload::S3(upload), Backend::S3(s3)) => {
                 let upload = upload.clone();
-                {
-                    let r = s3.upload_commit(&upload, &expected_digest).await;
-                    self.wit(r)
-                }
+                s3_answer(s3.upload_commit(&upload, &expected_digest).await)
             }
             _ => Err(mixed()),
         }
@@ -333,10 +312,7 @@ impl blobs::HostUpload for HostState {
             }
             (Upload::S3(upload), Backend::S3(s3)) => {
                 let upload = upload.clone();
-                {
-                    let r = s3.upload_abort(&upload).await;
-                    self.wit(r)
-                }
+                s3_answer(s3.upload_abort(&upload).await)
             }
             _ => Err(mixed()),
         }
@@ -346,6 +322,13 @@ impl blobs::HostUpload for HostState {
         self.table.delete(upload)?;
         Ok(())
     }
+}
+
+/// An S3 store's answer as the guest gets it. Not `HostState::wit`, which
+/// borrows the state: held across the call's `await`, that borrow would
+/// make the future need a `Sync` state.
+fn s3_answer<T>(r: StorageResult<T>) -> WitResult<T> {
+    Ok(r.map_err(types::Error::from))
 }
 
 /// An upload of one backend handed to another: a host bug, so a trap.
@@ -370,22 +353,14 @@ impl kv::Host for HostState {
     async fn set(&mut self, key: String, value: Vec<u8>) -> WitResult<u64> {
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.kv.set(&key, &value, dirty)).await,
-            Backend::S3(s3) => {
-                let r = s3.kv_set(&key, &value).await;
-                self.wit(r)
-            }
+            Backend::S3(s3) => s3_answer(s3.kv_set(&key, &value).await),
         }
     }
 
     async fn set_if(&mut self, key: String, value: Vec<u8>, expected: Option<u64>) -> WitResult<u64> {
         let fs = match self.storage.clone() {
             Backend::Fs(fs) => fs,
-            Backend::S3(s3) => {
-                return {
-                    let r = s3.kv_set_if(&key, &value, expected).await;
-                    self.wit(r)
-                }
-            }
+            Backend::S3(s3) => return s3_answer(s3.kv_set_if(&key, &value, expected).await),
         };
         // "Create if absent" of a key that exists, answered from the cache.
         match fs.kv.cached_conflict(&key, expected) {
@@ -405,10 +380,7 @@ impl kv::Host for HostState {
     async fn delete(&mut self, key: String) -> WitResult<bool> {
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.kv.delete(&key, dirty)).await,
-            Backend::S3(s3) => {
-                let r = s3.kv_delete(&key).await;
-                self.wit(r)
-            }
+            Backend::S3(s3) => s3_answer(s3.kv_delete(&key).await),
         }
     }
 
@@ -416,10 +388,7 @@ impl kv::Host for HostState {
         match self.storage.clone() {
             // Walks directories: as long as the listing is.
             Backend::Fs(fs) => self.blocking(fs, move |s, _| s.kv.list_keys(&prefix, after.as_deref(), limit)).await,
-            Backend::S3(s3) => {
-                let r = s3.kv_list(&prefix, after.as_deref(), limit).await;
-                self.wit(r)
-            }
+            Backend::S3(s3) => s3_answer(s3.kv_list(&prefix, after.as_deref(), limit).await),
         }
     }
 }

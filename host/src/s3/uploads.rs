@@ -405,21 +405,15 @@ impl S3Store {
     /// The end of an append stream: the last part sent, the rest as the
     /// new tail, the state written (only over the one the stream began
     /// from), the old tail removed, the lease given back.
-    async fn finish_append(
-        &self,
-        id: &str,
-        mut state: State,
-        etag: String,
-        rest: Bytes,
-    ) -> StorageResult<(State, String)> {
+    async fn finish_append(&self, id: &str, mut state: State, etag: String, rest: Bytes) -> StorageResult<()> {
         let old_tail = state.tail.take();
         if !rest.is_empty() {
             let tail = format!("{}tail-{}", self.data_prefix(id), uuid::Uuid::new_v4().simple());
             self.client.put(&tail, rest, &Precondition::None).await?;
             state.tail = Some(tail);
         }
-        let etag = match self.client.put(&self.state_object(id), state.encode(), &Precondition::Is(etag)).await {
-            Ok(etag) => etag,
+        match self.client.put(&self.state_object(id), state.encode(), &Precondition::Is(etag)).await {
+            Ok(_) => {}
             // Aborted or committed meanwhile, or taken over after our lease
             // ran out: what this stream wrote is not the upload's.
             Err(StorageError::Conflict) => return Err(StorageError::NotFound),
@@ -429,7 +423,7 @@ impl S3Store {
             self.client.delete(&old, &Precondition::None).await?;
         }
         self.client.delete(&self.lease_object(id), &Precondition::None).await?;
-        Ok((state, etag))
+        Ok(())
     }
 }
 
@@ -471,7 +465,7 @@ impl Drop for S3Writer {
             if written.is_err() {
                 let _ = store.client.delete(&store.lease_object(&id), &Precondition::None).await;
             }
-            written.map(drop)
+            written
         });
         self.writes.defer(task);
     }
