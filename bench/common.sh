@@ -5,6 +5,20 @@
 say() { echo "== $*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
 
+# stage NAME: ends the current stage (printing its time) and starts NAME
+# (the driver sets STARTED, its start in seconds since the epoch).
+STAGE=
+STAGE_STARTED=
+stage() {
+    local now
+    now=$(date +%s)
+    [[ -n $STAGE ]] && say "stage '$STAGE' took $((now - STAGE_STARTED)) s"
+    STAGE=$1
+    STAGE_STARTED=$now
+    [[ -n $STAGE ]] && say "stage '$STAGE' (at $((now - STARTED)) s)"
+    return 0
+}
+
 # install_packages COMMAND:PACKAGE...: installs, as root with apt-get, the
 # Debian package of each command that is missing (else says how).
 install_packages() {

@@ -38,18 +38,6 @@ BUCKET=bench
 . "$ROOT/bench/common.sh"
 
 STARTED=$(date +%s)
-STAGE=
-STAGE_STARTED=$STARTED
-# stage NAME: ends the current stage (printing its time) and starts NAME.
-stage() {
-    local now
-    now=$(date +%s)
-    [[ -n $STAGE ]] && say "stage '$STAGE' took $((now - STAGE_STARTED)) s"
-    STAGE=$1
-    STAGE_STARTED=$now
-    [[ -n $STAGE ]] && say "stage '$STAGE' (at $((now - STARTED)) s)"
-    return 0
-}
 
 # --- packages, scratch space, build -----------------------------------------
 stage packages

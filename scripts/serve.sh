@@ -9,6 +9,8 @@
 #   jco       `jco serve` (Node.js) with registry.wasm (storage-fs on DIR)
 #   workerd   Cloudflare's workerd with the Worker of edge/cloudflare/ (the bare
 #             registry component on a Durable Object's SQLite storage, kept in DIR)
+#   deno      `deno serve` with the same registry (edge/deno/) on a SQLite file
+#             in DIR (node:sqlite)
 #
 # It installs what the runtime needs, pinned, into the build directory
 # (scripts/runtimes.sh: the same installs as the test command's), builds what it
@@ -32,12 +34,12 @@ die() {
     exit 1
 }
 
-usage="usage: scripts/serve.sh host|wasmtime|jco|workerd [--addr HOST:PORT] [--data DIR] [--build-only | --no-build] [-- registry-host flags]"
+usage="usage: scripts/serve.sh host|wasmtime|jco|workerd|deno [--addr HOST:PORT] [--data DIR] [--build-only | --no-build] [-- registry-host flags]"
 (($#)) || die "$usage"
 runtime=$1
 shift
 case "$runtime" in
-host | wasmtime | jco | workerd) ;;
+host | wasmtime | jco | workerd | deno) ;;
 *) die "unknown runtime '$runtime'; $usage" ;;
 esac
 addr=0.0.0.0:5080
@@ -84,7 +86,7 @@ wasmtime | jco)
     wasm="$target_dir/release/registry.wasm"
     [[ -f "$wasm" ]] || die "no $wasm: build it (run without --no-build)"
     ;;
-workerd)
+workerd | deno)
     install_edge
     if ((build)); then
         # Building registry.wasm builds the bare registry component too (the one
@@ -94,6 +96,7 @@ workerd)
             "$target_dir/release/wasm-components/wasm32-wasip2/release/registry_component.wasm" "$edge_build"
     fi
     [[ -f "$edge_build/workerd.capnp" ]] || die "no $edge_build/workerd.capnp: build it (run without --no-build)"
+    [[ "$runtime" != deno || -f "$edge_build/deno.js" ]] || die "no $edge_build/deno.js: build it (run without --no-build)"
     ;;
 esac
 case "$runtime" in
@@ -137,6 +140,15 @@ workerd)
     # (`fromEnvironment`); the Durable Object keeps its SQLite files in $data.
     command=("$EDGE_MODULES/.bin/workerd" serve "$edge_build/workerd.capnp"
         --socket-addr "http=$bind_host:$port" --directory-path "disk=$data")
+    ready_line=""
+    ;;
+deno)
+    ((port)) || port=$(free_port "$bind_host")
+    # The registry reads its REGISTRY_* settings and the data directory from
+    # the environment; Deno may read the bundle and the data, write only the data.
+    export REGISTRY_DATA_DIR="$data" DENO_DIR="$runtimes_dir/deno-dir" DENO_NO_UPDATE_CHECK=1
+    command=("$DENO_BIN" serve --quiet --no-prompt --host "$bind_host" --port "$port"
+        --allow-read="$edge_build,$data" --allow-write="$data" --allow-env "$edge_build/deno.js")
     ready_line=""
     ;;
 esac

@@ -30,12 +30,13 @@
 #   REGISTRY_TEST_NO_DOCKER=1  skip the Docker daemon and the Docker CLI test, on
 #                           purpose (for machines where no dockerd can run).
 #   REGISTRY_TEST_DEPLOYMENTS  the deployments to run the suite against, of
-#                           `host host-s3 wasmtime jco workerd` (the default: the
-#                           first four). `host-s3` is registry-host on SeaweedFS
+#                           `host host-s3 wasmtime jco workerd deno` (the default: all
+#                           of them). `host-s3` is registry-host on SeaweedFS
 #                           (--storage s3://…). `workerd` (Cloudflare's runtime
-#                           with the Worker of edge/cloudflare/, built and run by
-#                           scripts/serve.sh) also runs the storage contract suite
-#                           on the Worker's storage (tests/contract/workerd.rs).
+#                           with the Worker of edge/cloudflare/) and `deno` (the
+#                           same registry under `deno serve`, edge/deno/), built and
+#                           run by scripts/serve.sh, also run the storage contract
+#                           suite on their storage (tests/contract/edge.rs).
 #   WASMTIME_BIN, JCO_BIN   use these wasmtime and jco instead of the pinned ones.
 #   SEAWEEDFS_BIN           use this SeaweedFS `weed` instead of the pinned one.
 set -euo pipefail
@@ -103,11 +104,11 @@ if [[ "${REGISTRY_TEST_NO_DOCKER:-}" == 1 ]]; then
     no_docker=1
 fi
 
-read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco}"
+read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco workerd deno}"
 for deployment in "${deployments[@]}"; do
     case "$deployment" in
-    host | host-s3 | wasmtime | jco | workerd) ;;
-    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco, workerd)" ;;
+    host | host-s3 | wasmtime | jco | workerd | deno) ;;
+    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco, workerd, deno)" ;;
     esac
 done
 ((${#deployments[@]})) || die "REGISTRY_TEST_DEPLOYMENTS is empty"
@@ -399,10 +400,11 @@ if testing jco; then
     echo "jco:    $("$JCO_BIN" --version) ($JCO_BIN) on node $(node --version)"
 fi
 
-if testing workerd; then
-    section "The Worker for workerd: scripts/serve.sh workerd --build-only"
-    # workerd and the Worker's build tools go next to the other runtimes; the Worker
-    # is the bare registry component just built, transpiled by jco.
+if testing workerd || testing deno; then
+    section "The registry for workerd and Deno: scripts/serve.sh workerd --build-only"
+    # workerd, Deno and the Worker's build tools go next to the other runtimes; the
+    # Worker (and Deno's bundle of it) is the bare registry component just built,
+    # transpiled by jco.
     command -v npm >/dev/null 2>&1 || die "npm is missing: install nodejs and npm (Node.js 20 or later)"
     bash scripts/serve.sh workerd --build-only
 fi
@@ -466,10 +468,11 @@ counted cargo test --release --workspace ${full_disk_skip[@]:+-- "${full_disk_sk
 #            headers as `Object.fromEntries(headers)`, which keeps only the last
 #            value of a repeated header: the client sees `OCI-Tag: two` alone. The
 #            tags themselves are stored (the other tag tests pass on jco).
-#   manifests::invalid_names_are_name_invalid   (workerd) workerd hands the Worker
-#            the request URL parsed as a WHATWG URL, with its dot segments resolved:
-#            `/v2/a/../b/manifests/latest` arrives as `/v2/b/manifests/latest`, so
-#            the registry answers 404 for `b`, not 400 NAME_INVALID for `a/../b`.
+#   manifests::invalid_names_are_name_invalid   (workerd, deno) the runtime hands
+#            the handler the request URL parsed as a WHATWG URL, with its dot
+#            segments resolved: `/v2/a/../b/manifests/latest` arrives as
+#            `/v2/b/manifests/latest`, so the registry answers 404 for `b`, not 400
+#            NAME_INVALID for `a/../b`.
 #   full_disk::    (workerd) the Durable Object commits its SQLite writes after the
 #            request's code has run, so SQLITE_FULL on the test's small filesystem
 #            fails the whole request with 500 and resets the Object, where the
@@ -492,6 +495,7 @@ skip_args() {
     wasmtime) skips="--skip host:: --skip s3::" ;;
     jco) skips="--skip host:: --skip s3:: --skip tags::tag_parameters_tag_the_manifest" ;;
     workerd) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid --skip full_disk::" ;;
+    deno) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid" ;;
     esac
     if ((no_docker)); then
         skips+="${skips:+ }--skip docker_cli::"
@@ -529,17 +533,19 @@ for deployment in "${deployments[@]}"; do
         results+=("$deployment: FAILED after $((SECONDS - started)) s: $(totals "$first_line")")
         failed=1
     fi
-    if [[ "$deployment" == workerd ]]; then
-        # The storage contract suite on the Worker's storage (a Durable Object's
-        # SQLite), through its test-only route. Left out: the full_disk cases, since
-        # a Durable Object cannot be filled up in a test (tests/contract/workerd.rs).
-        section "Storage contract suite on the Worker's storage: cargo test --release --manifest-path tests/Cargo.toml --test workerd_contract -- --skip full_disk"
+    if [[ "$deployment" == workerd || "$deployment" == deno ]]; then
+        # The storage contract suite on the runtime's storage (a Durable Object's
+        # SQLite, or a SQLite file under Deno), through its test-only route. Left
+        # out: the full_disk cases, since the platform's store cannot be filled up
+        # in a test (tests/contract/edge.rs).
+        section "Storage contract suite on $deployment's storage: REGISTRY_CONTRACT_RUNTIME=$deployment cargo test --release --manifest-path tests/Cargo.toml --test edge_contract -- --skip full_disk"
         started=$SECONDS
         first_line=$(($(wc -l <"$count_log") + 1))
-        if counted cargo test --release --manifest-path tests/Cargo.toml --test workerd_contract -- --skip full_disk; then
-            results+=("workerd storage contract: passed in $((SECONDS - started)) s: $(totals "$first_line") (left out: full_disk)")
+        if counted env REGISTRY_CONTRACT_RUNTIME="$deployment" \
+            cargo test --release --manifest-path tests/Cargo.toml --test edge_contract -- --skip full_disk; then
+            results+=("$deployment storage contract: passed in $((SECONDS - started)) s: $(totals "$first_line") (left out: full_disk)")
         else
-            results+=("workerd storage contract: FAILED after $((SECONDS - started)) s: $(totals "$first_line")")
+            results+=("$deployment storage contract: FAILED after $((SECONDS - started)) s: $(totals "$first_line")")
             failed=1
         fi
     fi

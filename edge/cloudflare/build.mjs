@@ -11,7 +11,9 @@
 // 3. core-modules.js imports each module by name, for component.js;
 // 4. esbuild bundles src/worker.js with the transpiled code and the browser
 //    build of preview2-shim into worker.js (the .wasm imports stay modules);
-// 5. workerd.capnp, the configuration `scripts/serve.sh workerd` runs.
+// 5. workerd.capnp, the configuration `scripts/serve.sh workerd` runs;
+// 6. deno.js: edge/deno/server.js bundled the same way, for `deno serve`
+//    (scripts/serve.sh deno), with the modules compiled from their files.
 //
 // NODE_MODULES holds edge/cloudflare/package-lock.json's packages.
 
@@ -49,26 +51,41 @@ export default { ${wasmFiles.map((name, i) => `'${name}': m${i}`).join(', ')} };
 );
 
 const { build } = await import(join(modulesDir, 'esbuild', 'lib', 'main.js'));
-await build({
-  entryPoints: [join(here, 'src', 'worker.js')],
-  outfile: join(outDir, 'worker.js'),
-  bundle: true,
-  format: 'esm',
-  platform: 'neutral',
-  target: 'es2022',
-  // preview2-shim's browser build: Web APIs only, and its fetch-to-wasi:http adapter.
-  conditions: ['browser', 'import'],
-  mainFields: ['browser', 'module', 'main'],
-  nodePaths: [modulesDir],
-  alias: {
-    'registry-transpiled': join(transpiled, 'registry.js'),
-    'registry-core-modules': join(outDir, 'core-modules.js'),
-  },
-  external: ['cloudflare:*', 'node:*', '*.wasm'],
-  logLevel: 'warning',
-});
 
+// Bundles `entry` into OUT_DIR/`outName` with the transpiled registry and the
+// core modules of `coreModules` (a file of OUT_DIR).
+function bundle(entry, outName, coreModules, external) {
+  return build({
+    entryPoints: [entry],
+    outfile: join(outDir, outName),
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    // preview2-shim's browser build: Web APIs only, and its fetch-to-wasi:http adapter.
+    conditions: ['browser', 'import'],
+    mainFields: ['browser', 'module', 'main'],
+    nodePaths: [modulesDir],
+    alias: {
+      'registry-transpiled': join(transpiled, 'registry.js'),
+      'registry-core-modules': join(outDir, coreModules),
+    },
+    external,
+    logLevel: 'warning',
+  });
+}
+
+await bundle(join(here, 'src', 'worker.js'), 'worker.js', 'core-modules.js', ['cloudflare:*', 'node:*', '*.wasm']);
 writeFileSync(join(outDir, 'workerd.capnp'), workerdConfig(wasmFiles));
+
+// Deno compiles Wasm from bytes: its bundle reads the same modules from files.
+writeFileSync(
+  join(outDir, 'core-modules-deno.js'),
+  `const load = (name) => new WebAssembly.Module(Deno.readFileSync(new URL('./registry/' + name, import.meta.url)));
+export default { ${wasmFiles.map((name) => `'${name}': load('${name}')`).join(', ')} };
+`,
+);
+await bundle(join(here, '..', 'deno', 'server.js'), 'deno.js', 'core-modules-deno.js', ['node:*']);
 
 // The module without its custom sections named `.debug_*`.
 function withoutDebugSections(bytes) {
@@ -102,7 +119,7 @@ function withoutDebugSections(bytes) {
 }
 
 function workerdConfig(wasmNames) {
-  const settings = readFileSync(join(here, 'src', 'registry-object.js'), 'utf8')
+  const settings = readFileSync(join(here, 'src', 'settings.js'), 'utf8')
     .match(/export const SETTINGS = \[([^\]]*)\]/)[1]
     .match(/'[A-Z_]+'/g)
     .map((quoted) => quoted.slice(1, -1));

@@ -148,6 +148,14 @@ impl blobs::Host for HostState {
         }
     }
 
+    async fn redirect(&mut self, digest: String) -> WitResult<Option<String>> {
+        match &self.storage {
+            // Files have no URL of their own: every blob goes through `read`.
+            Backend::Fs(_) => Ok(Ok(None)),
+            Backend::S3(s3) => s3_answer(s3.blob_redirect(&digest)),
+        }
+    }
+
     async fn delete(&mut self, digest: String) -> WitResult<bool> {
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.blobs.delete(&digest, dirty)).await,

@@ -24,6 +24,7 @@ use crate::common::{
     Descriptor, RegistryServer, S3Place, TestImage,
 };
 use crate::gc::Remote;
+use crate::skopeo::{build_layout, read_blobs, Skopeo};
 
 mod cluster;
 
@@ -299,4 +300,54 @@ async fn a_stopped_store_is_503_unavailable_and_the_registry_recovers_when_it_is
     assert_eq!(resp.status(), StatusCode::CREATED, "PUT manifest once the store is back");
     let (_, tags) = server.get_json(&format!("/v2/{repo}/tags/list")).await;
     assert_eq!(string_list(&tags, "tags"), ["v1", "v2"]);
+}
+
+/// With `--s3-redirect`, a blob GET answers 307 to a presigned URL of the store
+/// itself (with or without a `Range`, which the store then serves), HEAD still
+/// answers from the registry, a blob the repository does not hold is 404 as
+/// always, and skopeo pulls a multi-arch image through the redirects, every blob
+/// byte for byte.
+#[tokio::test]
+async fn blob_gets_are_redirected_to_the_store_with_s3_redirect() {
+    require_s3_deployment();
+    let store = SeaweedFs::shared();
+    let server = RegistryServer::start_on_s3(&S3Place::new_on(store), &["--s3-redirect"]);
+    let repo = "s3/redirected";
+    let data = random_bytes((3 << 20) + 12_345);
+    let digest = server.push_blob(repo, &data).await;
+    let path = server.url(&format!("/v2/{repo}/blobs/{digest}"));
+
+    let direct = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = direct.get(&path).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(header(&resp, "Docker-Content-Digest"), digest);
+    let target = header(&resp, LOCATION.as_str()).to_string();
+    assert!(target.starts_with(&store.endpoint()), "the redirect goes to the store, not to {target}");
+    assert!(target.contains("X-Amz-Signature="), "the redirect is presigned: {target}");
+
+    let fetched = direct.get(&target).send().await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert!(fetched.bytes().await.unwrap()[..] == data[..], "the store's answer differs from what was pushed");
+    let resp = direct.get(&path).header("Range", "bytes=1000-1999").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+    let ranged = direct.get(header(&resp, LOCATION.as_str())).header("Range", "bytes=1000-1999").send().await.unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(ranged.bytes().await.unwrap()[..] == data[1000..2000]);
+
+    let resp = direct.head(&path).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, CONTENT_LENGTH.as_str()), data.len().to_string());
+    let resp = direct.get(server.url(&format!("/v2/s3/elsewhere/blobs/{digest}"))).send().await.unwrap();
+    assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+
+    // A real client follows the redirects.
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-redirect.").tempdir().unwrap();
+    let skopeo = Skopeo::new(scratch.path());
+    let layout = build_layout(&scratch.path().join("layout"), "v1");
+    let image = format!("docker://{}/{repo}:v1", server.host_port());
+    let source = format!("oci:{}:v1", layout.dir.display());
+    skopeo.run(&["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &source, &image]).await;
+    let back = scratch.path().join("back");
+    skopeo.run(&["copy", "--all", "--src-tls-verify=false", &image, &format!("oci:{}:v1", back.display())]).await;
+    assert_eq!(read_blobs(&back), layout.blobs, "the image pulled through the redirects differs");
 }

@@ -11,23 +11,7 @@ import { kvInterface } from './storage/kv.js';
 import { blobsInterface } from './storage/blobs.js';
 import { instantiateRegistry, setEnvironment } from './component.js';
 import { contractCall } from './contract-route.js';
-
-// The settings the component reads (README, "Configuring each deployment"),
-// taken from the Worker's variables and secrets of the same names.
-export const SETTINGS = [
-  'REGISTRY_AUTH_HTPASSWD',
-  'REGISTRY_AUTH_POLICY',
-  'REGISTRY_AUTH_REALM',
-  'REGISTRY_AUTH_SERVICE',
-  'REGISTRY_AUTH_TOKEN_KEY',
-  'REGISTRY_AUTH_TOKEN_TTL',
-  'REGISTRY_CLIENT_ADDRESS_HEADER',
-  'REGISTRY_DELETE_ENABLED',
-  'REGISTRY_GC_DELETE_UNTAGGED',
-  'REGISTRY_GC_ENDPOINT',
-  'REGISTRY_GC_GRACE',
-  'REGISTRY_GC_UPLOAD_MAX_AGE',
-];
+import { settingsFrom } from './settings.js';
 
 export class Registry extends DurableObject {
   constructor(ctx, env) {
@@ -35,13 +19,7 @@ export class Registry extends DurableObject {
     const tables = new Tables(ctx.storage);
     this.stats = { rehashed: 0 };
     this.storage = { kv: kvInterface(tables), blobs: blobsInterface(tables, this.stats) };
-    const settings = {};
-    for (const name of SETTINGS) {
-      if (typeof env[name] === 'string' && env[name] !== '') {
-        settings[name] = env[name];
-      }
-    }
-    setEnvironment(settings);
+    setEnvironment(settingsFrom(env));
     this.handles = new Map();
   }
 

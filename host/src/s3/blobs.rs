@@ -129,6 +129,13 @@ impl S3Store {
         }
     }
 
+    /// With `--s3-redirect`, a presigned GET of the blob's object, for the
+    /// client to fetch itself; `None` otherwise.
+    pub fn blob_redirect(&self, digest: &str) -> StorageResult<Option<String>> {
+        let hex = digest_hex(digest)?;
+        Ok(self.redirect.map(|valid| self.client.presigned_get(&self.blob_object(hex), valid)))
+    }
+
     pub async fn blob_delete(&self, digest: &str) -> StorageResult<bool> {
         let hex = digest_hex(digest)?;
         let object = self.blob_object(hex);

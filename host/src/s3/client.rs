@@ -121,6 +121,11 @@ impl S3Client {
         self.credentials.as_ref()
     }
 
+    /// A URL that GETs object `key` for whoever holds it, for `valid`.
+    pub fn presigned_get(&self, key: &str, valid: Duration) -> String {
+        self.bucket.get_object(self.credentials(), key).sign(valid).into()
+    }
+
     /// Sends `action` with `headers` (signed too) and `body`; `what` names
     /// the request in errors (never the signed URL, which carries a
     /// signature).

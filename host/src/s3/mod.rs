@@ -29,6 +29,11 @@ pub use uploads::{S3AppendError, S3Upload};
 /// Longest object name S3 accepts, in bytes.
 const MAX_OBJECT_KEY: usize = 1024;
 
+/// How long a redirect's URL works: long enough for a slow client to
+/// start a big layer (a started GET continues past it), as distribution's
+/// default of 20 minutes.
+const REDIRECT_VALID: Duration = Duration::from_secs(20 * 60);
+
 /// The flags of the storage.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StorageArgs {
@@ -49,6 +54,12 @@ pub struct StorageArgs {
     /// of the host name: most stores other than AWS need it.
     #[arg(long = "s3-path-style", env = "REGISTRY_S3_PATH_STYLE", global = true)]
     pub s3_path_style: bool,
+    /// Answer blob GETs with a redirect to a presigned URL of the store,
+    /// valid for 20 minutes, so that pulled bytes go from the store to the
+    /// client without passing through the registry. Clients must be able
+    /// to reach the store's endpoint.
+    #[arg(long = "s3-redirect", env = "REGISTRY_S3_REDIRECT", global = true)]
+    pub s3_redirect: bool,
 }
 
 /// The bucket and prefix of `--storage s3://BUCKET[/PREFIX]`.
@@ -73,6 +84,8 @@ pub struct S3Store {
     runtime: tokio::runtime::Handle,
     /// Per upload, held while a dropped stream's final write runs.
     gates: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// How long a redirect's presigned URL stays valid, with `--s3-redirect`.
+    redirect: Option<Duration>,
 }
 
 impl S3Store {
@@ -99,8 +112,12 @@ impl S3Store {
         if credentials.is_none() {
             tracing::warn!("no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: requests to the store go unsigned");
         }
-        let store = S3Store::connect(bucket, root, credentials).await?;
+        let mut store = S3Store::connect(bucket, root, credentials).await?;
         tracing::info!("storage: bucket {bucket_name} at {endpoint}, prefix {:?}", store.root);
+        if args.s3_redirect {
+            store.redirect = Some(REDIRECT_VALID);
+            tracing::info!("blob GETs are redirected to the store (presigned for {REDIRECT_VALID:?})");
+        }
         Ok(store)
     }
 
@@ -118,6 +135,7 @@ impl S3Store {
             versions: kv::Versions::default(),
             runtime: tokio::runtime::Handle::current(),
             gates: Default::default(),
+            redirect: None,
         };
         store.check().await.with_context(|| format!("the store: {name}"))?;
         Ok(store)

@@ -45,6 +45,12 @@ pub fn get<S: Storage>(
     if head {
         return Ok(response.body(Body::Length(len)));
     }
+    // A store that serves blobs itself takes the bytes off the registry:
+    // the client follows the redirect (with its Range, if any) and checks
+    // the digest as always.
+    if let Some(url) = st.blob_redirect(digest.as_str())? {
+        return Ok(Response::new(307).header("Location", url).header("Docker-Content-Digest", digest.as_str()));
+    }
     let stream = st
         .blob_stream(digest, offset, Some(len))?
         .ok_or_else(|| RegistryError::BlobUnknown(Some(format!("blob {digest} is missing from storage"))))?;

@@ -34,6 +34,8 @@ struct State {
     /// Bytes the store may hold in all (values, blobs, uploads); no limit
     /// if `None`.
     room: Option<u64>,
+    /// Where blob GETs are redirected to (the digest appended), if set.
+    redirect_base: Option<String>,
 }
 
 impl State {
@@ -80,6 +82,12 @@ impl MemoryStorage {
     /// upload, as `wit/blobs.wit` says.
     pub fn set_room(&self, room: Option<u64>) {
         self.state.borrow_mut().room = room;
+    }
+
+    /// Lets [`Storage::blob_redirect`] answer `base` followed by the digest,
+    /// as a store with presigned URLs would.
+    pub fn set_redirect_base(&self, base: Option<&str>) {
+        self.state.borrow_mut().redirect_base = base.map(str::to_string);
     }
 
     /// Bytes stored: values, blobs and uploads.
@@ -170,6 +178,11 @@ impl Storage for MemoryStorage {
         }
         let end = length.map_or(size, |len| size.min(offset.saturating_add(len)));
         Ok(Some(Cursor::new(bytes[offset as usize..end as usize].to_vec())))
+    }
+
+    fn blob_redirect(&self, digest: &str) -> Result<Option<String>, Error> {
+        check_digest(digest)?;
+        Ok(self.state.borrow().redirect_base.as_ref().map(|base| format!("{base}{digest}")))
     }
 
     fn blob_delete(&self, digest: &str) -> Result<bool, Error> {

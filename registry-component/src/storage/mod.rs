@@ -136,6 +136,9 @@ pub trait Storage {
     /// A stream over `length` bytes (to the end when `None`) of the blob
     /// from `offset`, if stored.
     fn blob_read(&self, digest: &str, offset: u64, length: Option<u64>) -> Result<Option<Self::Reader>, Error>;
+    /// A URL the client may fetch the blob from itself (a presigned URL of
+    /// the store), or `None` when blobs are served through [`Storage::blob_read`].
+    fn blob_redirect(&self, digest: &str) -> Result<Option<String>, Error>;
     /// Removes the blob `digest`; whether it existed.
     fn blob_delete(&self, digest: &str) -> Result<bool, Error>;
     /// The bytes of a small blob (a manifest), at most `max` of them, if

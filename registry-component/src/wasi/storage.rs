@@ -58,6 +58,10 @@ impl Storage for WasiStorage {
         Ok(blobs::read(digest, offset, length)?)
     }
 
+    fn blob_redirect(&self, digest: &str) -> Result<Option<String>, Error> {
+        Ok(blobs::redirect(digest)?)
+    }
+
     fn blob_delete(&self, digest: &str) -> Result<bool, Error> {
         Ok(blobs::delete(digest)?)
     }

@@ -81,11 +81,14 @@ pub enum Deployment {
     /// registry component, transpiled by jco, on a Durable Object's SQLite storage.
     /// Started with `scripts/serve.sh workerd --no-build`.
     Workerd,
+    /// `deno serve` running the same registry (`edge/deno/`) on a SQLite file of
+    /// the data directory. Started with `scripts/serve.sh deno --no-build`.
+    Deno,
 }
 
 impl Deployment {
     /// The deployment this run tests: `REGISTRY_TEST_DEPLOYMENT` (`host`, `host-s3`,
-    /// `wasmtime`, `jco` or `workerd`), `host` when unset. Any other value fails the test.
+    /// `wasmtime`, `jco`, `workerd` or `deno`), `host` when unset. Any other value fails the test.
     pub fn current() -> Self {
         match std::env::var("REGISTRY_TEST_DEPLOYMENT").as_deref() {
             Err(std::env::VarError::NotPresent) | Ok("") | Ok("host") => Self::Host,
@@ -93,9 +96,10 @@ impl Deployment {
             Ok("wasmtime") => Self::Wasmtime,
             Ok("jco") => Self::Jco,
             Ok("workerd") => Self::Workerd,
-            other => {
-                panic!("REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime`, `jco` or `workerd`")
-            }
+            Ok("deno") => Self::Deno,
+            other => panic!(
+                "REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime`, `jco`, `workerd` or `deno`"
+            ),
         }
     }
 
@@ -112,6 +116,7 @@ impl Deployment {
             Self::Wasmtime => "wasmtime",
             Self::Jco => "jco",
             Self::Workerd => "workerd",
+            Self::Deno => "deno",
         }
     }
 
@@ -122,6 +127,7 @@ impl Deployment {
             Self::Wasmtime => "[wasmtime]",
             Self::Jco => "[jco]",
             Self::Workerd => "[workerd]",
+            Self::Deno => "[deno]",
         }
     }
 
@@ -130,7 +136,7 @@ impl Deployment {
     fn startup_timeout(self) -> Duration {
         match self {
             Self::Host | Self::HostS3 => Duration::from_secs(60),
-            Self::Wasmtime | Self::Jco | Self::Workerd => Duration::from_secs(120),
+            Self::Wasmtime | Self::Jco | Self::Workerd | Self::Deno => Duration::from_secs(120),
         }
     }
 }
@@ -273,22 +279,22 @@ fn spawn_on_a_free_port(deployment: Deployment, taken: &str, mut command: impl F
     unreachable!("the last attempt returns or panics")
 }
 
-/// Starts the Worker under workerd with `scripts/serve.sh workerd --no-build` (after
-/// scripts/test.sh built it) on a free port of 127.0.0.1, its Durable Object's
-/// database in `data_dir`. The settings reach the Worker as the environment
-/// variables that serve.sh's workerd configuration binds, with the files' contents
-/// as under jco.
+/// Starts the Worker under workerd or Deno (`deployment`) with `scripts/serve.sh
+/// workerd|deno --no-build` (after scripts/test.sh built it) on a free port of
+/// 127.0.0.1, its database in `data_dir`. The settings reach the registry as
+/// environment variables (under workerd, those its configuration binds), with the
+/// files' contents as under jco.
 ///
 /// serve.sh picks a port that the kernel just handed out and is free again; if
-/// another process takes it first, workerd fails to listen and another port is
+/// another process takes it first, the runtime fails to listen and another port is
 /// tried.
-pub(super) fn start_workerd(data_dir: &Path, extra: &[&str]) -> Started {
-    let env = component_config(Deployment::Workerd, extra).env;
-    spawn_on_a_free_port(Deployment::Workerd, "in use", || {
+pub(super) fn start_edge(deployment: Deployment, data_dir: &Path, extra: &[&str]) -> Started {
+    let env = component_config(deployment, extra).env;
+    spawn_on_a_free_port(deployment, "in use", || {
         let mut command = Command::new("bash");
         command
             .arg(repo_root().join("scripts/serve.sh"))
-            .args(["workerd", "--no-build", "--addr", "127.0.0.1:0", "--data"])
+            .args([deployment.name(), "--no-build", "--addr", "127.0.0.1:0", "--data"])
             .arg(data_dir)
             .env("CARGO_TARGET_DIR", workspace_target_dir());
         command.envs(env.iter().map(|(name, value)| (name, value)));
@@ -320,7 +326,7 @@ impl StartFailure {
 /// - registry-host: `registry-host listening on http://127.0.0.1:PORT/` (or `https://`)
 /// - wasmtime serve: `Serving HTTP on http://127.0.0.1:PORT/`
 /// - jco serve: `Server listening @ 127.0.0.1:PORT...`
-/// - scripts/serve.sh (workerd): `serving on http://127.0.0.1:PORT/`
+/// - scripts/serve.sh (workerd, deno): `serving on http://127.0.0.1:PORT/`
 pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String> {
     let line = line.trim();
     let (scheme, addr) = match deployment {
@@ -329,7 +335,9 @@ pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String
         }
         Deployment::Wasmtime => ("http", line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/')),
         Deployment::Jco => ("http", line.strip_prefix("Server listening @ ")?.trim_end_matches('.')),
-        Deployment::Workerd => line.strip_prefix("serving on ")?.trim_end_matches('/').split_once("://")?,
+        Deployment::Workerd | Deployment::Deno => {
+            line.strip_prefix("serving on ")?.trim_end_matches('/').split_once("://")?
+        }
     };
     assert!(matches!(scheme, "http" | "https"), "unknown scheme in {line:?}");
     assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "cannot parse the address in {line:?}");

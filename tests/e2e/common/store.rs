@@ -85,17 +85,26 @@ pub enum StoredData {
     Dir(PathBuf),
     /// A prefix of a bucket.
     S3(S3Place),
+    /// A directory of database files (workerd's Durable Object, Deno's SQLite
+    /// file): their bytes can be read, not which blob is where.
+    Database(PathBuf),
 }
 
 impl StoredData {
     /// Where a server of `deployment` on `data_dir` keeps its data, where
-    /// a test can read it (workerd keeps it in its Durable Object's database).
+    /// a test can read it.
     pub fn of(deployment: Deployment, data_dir: &Path) -> Option<Self> {
         match deployment {
             Deployment::HostS3 => Some(StoredData::S3(S3Place::for_data_dir(data_dir))),
             Deployment::Host | Deployment::Wasmtime | Deployment::Jco => Some(StoredData::Dir(data_dir.to_path_buf())),
-            Deployment::Workerd => None,
+            Deployment::Workerd | Deployment::Deno => Some(StoredData::Database(data_dir.to_path_buf())),
         }
+    }
+
+    /// Whether blobs and their bytes can be looked up one by one
+    /// ([`StoredData::has_blob`], [`StoredData::bytes_under`]): not in a database.
+    pub fn has_layout(&self) -> bool {
+        !matches!(self, StoredData::Database(_))
     }
 
     /// Whether the blob `digest` is stored (committed).
@@ -109,6 +118,7 @@ impl StoredData {
                 let key = place.key(&format!("blobs/sha256/{hex}"));
                 place.client().list(&key).expect("listing the bucket").iter().any(|o| o.key == key)
             }
+            StoredData::Database(_) => panic!("a database's blobs cannot be looked up from outside (has_layout)"),
         }
     }
 
@@ -121,13 +131,14 @@ impl StoredData {
                 let objects = place.client().list(&place.key(&format!("{path}/"))).expect("listing the bucket");
                 objects.iter().map(|o| o.size).sum()
             }
+            StoredData::Database(_) => panic!("a database's blobs cannot be looked up from outside (has_layout)"),
         }
     }
 
     /// Bytes stored in all.
     pub fn total_bytes(&self) -> u64 {
         match self {
-            StoredData::Dir(dir) => bytes_under(dir),
+            StoredData::Dir(dir) | StoredData::Database(dir) => bytes_under(dir),
             StoredData::S3(place) => {
                 place.client().list(&place.key("")).expect("listing the bucket").iter().map(|o| o.size).sum()
             }
@@ -137,7 +148,7 @@ impl StoredData {
     /// Every stored file (object): its path or key, and its contents.
     pub fn files(&self) -> Vec<(String, Vec<u8>)> {
         match self {
-            StoredData::Dir(dir) => {
+            StoredData::Dir(dir) | StoredData::Database(dir) => {
                 let mut files = Vec::new();
                 let mut stack = vec![dir.clone()];
                 while let Some(dir) = stack.pop() {

@@ -38,6 +38,28 @@ fn ranges() {
 }
 
 #[test]
+fn a_store_with_urls_of_its_own_gets_blob_gets_redirected() {
+    let registry = Registry::new();
+    let digest = registry.push_blob(REPO, b"0123456789");
+    registry.storage().set_redirect_base(Some("https://store.example/blobs/"));
+    let path = format!("/v2/{REPO}/blobs/{digest}");
+    for answer in [registry.get(&path), registry.send("GET", &path, &[("Range", "bytes=2-4")], Default::default())] {
+        answer.expect(307, None);
+        assert_eq!(answer.header("Location"), Some(format!("https://store.example/blobs/{digest}").as_str()));
+        assert_eq!(answer.header("Docker-Content-Digest"), Some(digest.as_str()));
+        assert!(answer.body.is_empty());
+    }
+    // HEAD answers itself: the size and digest come from the registry.
+    let answer = registry.head(&path);
+    answer.expect(200, None);
+    assert_eq!(answer.content_length, Some(10));
+    // Nothing is redirected that the repository does not hold, nor a range
+    // the blob cannot satisfy.
+    registry.get(&format!("/v2/other/blobs/{digest}")).expect(404, Some("BLOB_UNKNOWN"));
+    registry.send("GET", &path, &[("Range", "bytes=10-")], Default::default()).expect(416, Some("BLOB_UPLOAD_INVALID"));
+}
+
+#[test]
 fn blobs_are_visible_only_where_linked() {
     let registry = Registry::new();
     let digest = registry.push_blob(REPO, b"private");

@@ -1,23 +1,26 @@
-//! The storage contract suite (`storage-contract/`) against the Cloudflare
-//! Worker's storage (`edge/cloudflare/src/storage/`: SQLite in a Durable
-//! Object) under workerd.
+//! The storage contract suite (`storage-contract/`) against the storage of
+//! the edge deployments (`edge/cloudflare/src/storage/`: SQLite in a Durable
+//! Object under workerd, and the same code on a SQLite file through
+//! node:sqlite under Deno, `edge/deno/`). `REGISTRY_CONTRACT_RUNTIME` says
+//! which: `workerd` or `deno`.
 //!
-//! The storage is JavaScript, so the suite reaches it over HTTP: the Worker,
+//! The storage is JavaScript, so the suite reaches it over HTTP: the registry,
 //! started with `REGISTRY_STORAGE_CONTRACT=on` (never in production), answers
 //! `POST /_storage-contract/<store>/<call>?args=<JSON>` by making that one call
 //! on the objects the registry component calls (see
-//! `edge/cloudflare/src/contract-route.js`). Each store is a Durable Object of
-//! its own (a fresh name, so a fresh, empty database); a client stands for a
-//! request. Uploads and read streams stay open in the Object as handles.
+//! `edge/cloudflare/src/contract-route.js`). Each store is a database of its
+//! own (a Durable Object, or a file, of a fresh name: a fresh, empty
+//! database); a client stands for a request. Uploads and read streams stay
+//! open in the runtime as handles.
 //!
-//! One workerd serves the whole test process, started with
-//! `scripts/serve.sh workerd --no-build` (scripts/test.sh builds the Worker
-//! first) on a temporary data directory, and stopped when the process ends.
+//! One runtime serves the whole test process, started with
+//! `scripts/serve.sh RUNTIME --no-build` (scripts/test.sh builds it first) on
+//! a temporary data directory, and stopped when the process ends.
 //!
 //! The `full_disk_*` cases are left out (`--skip full_disk`, in
 //! scripts/test.sh): a Durable Object cannot be filled up in a test (its
-//! limit is the platform's, 10 GB on Cloudflare), and workerd's local SQLite
-//! files on a small filesystem would test SQLite, not the Object's limit.
+//! limit is the platform's, 10 GB on Cloudflare), and the local SQLite files
+//! on a small filesystem would test SQLite, not the platform's limit.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -28,19 +31,28 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use storage_contract::{BlobInfo, ContractClient, ContractStore, Entry, StorageError, StorageResult, UploadInfo};
 
-/// The workerd serving every store of this process.
-struct Workerd {
+/// The runtime of `REGISTRY_CONTRACT_RUNTIME`: `workerd` or `deno`.
+fn runtime() -> &'static str {
+    match std::env::var("REGISTRY_CONTRACT_RUNTIME").as_deref() {
+        Ok("workerd") => "workerd",
+        Ok("deno") => "deno",
+        other => panic!("REGISTRY_CONTRACT_RUNTIME={other:?}: expected `workerd` or `deno` (scripts/test.sh sets it)"),
+    }
+}
+
+/// The runtime serving every store of this process.
+struct Served {
     url: String,
     /// The wrapper's stdin: when this process ends it closes, and the wrapper
-    /// stops serve.sh (and workerd with it).
+    /// stops serve.sh (and the runtime with it).
     _lifeline: Mutex<ChildStdin>,
     _child: Child,
     _data: tempfile::TempDir,
 }
 
-fn workerd() -> &'static Workerd {
-    static WORKERD: OnceLock<Workerd> = OnceLock::new();
-    WORKERD.get_or_init(|| {
+fn served() -> &'static Served {
+    static SERVED: OnceLock<Served> = OnceLock::new();
+    SERVED.get_or_init(|| {
         let tests_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let serve = tests_dir.join("../scripts/serve.sh");
         let target =
@@ -49,50 +61,53 @@ fn workerd() -> &'static Workerd {
         let mut child = Command::new("bash")
             .arg("-c")
             // serve.sh in the background, stopped (SIGTERM) once stdin closes.
-            .arg(r#"bash "$0" workerd --no-build --addr 127.0.0.1:0 --data "$1" & pid=$!; cat >/dev/null; kill -TERM $pid; wait $pid"#)
+            .arg(r#"bash "$0" "$2" --no-build --addr 127.0.0.1:0 --data "$1" & pid=$!; cat >/dev/null; kill -TERM $pid; wait $pid"#)
             .arg(&serve)
             .arg(data.path())
+            .arg(runtime())
             .env("CARGO_TARGET_DIR", target)
             .env("REGISTRY_STORAGE_CONTRACT", "on")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("run scripts/serve.sh workerd");
+            .unwrap_or_else(|e| panic!("run scripts/serve.sh {}: {e}", runtime()));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut url = None;
         let mut lines = BufReader::new(stdout).lines();
         for line in lines.by_ref() {
             let line = line.expect("serve.sh's output");
-            eprintln!("[workerd] {line}");
+            eprintln!("[{}] {line}", runtime());
             if let Some(rest) = line.strip_prefix("serving on ") {
                 url = Some(rest.trim_end_matches('/').to_string());
                 break;
             }
         }
-        let url = url.expect("scripts/serve.sh workerd stopped before serving (build it: scripts/serve.sh workerd --build-only)");
-        std::thread::spawn(move || lines.for_each(|line| eprintln!("[workerd] {}", line.unwrap_or_default())));
+        let url = url.unwrap_or_else(|| {
+            panic!("scripts/serve.sh {0} stopped before serving (build it: scripts/serve.sh {0} --build-only)", runtime())
+        });
+        std::thread::spawn(move || lines.for_each(|line| eprintln!("[{}] {}", runtime(), line.unwrap_or_default())));
         let lifeline = Mutex::new(child.stdin.take().expect("piped stdin"));
-        Workerd { url, _lifeline: lifeline, _child: child, _data: data }
+        Served { url, _lifeline: lifeline, _child: child, _data: data }
     })
 }
 
-/// One store: a Durable Object of its own.
-struct WorkerdStore {
+/// One store: a database of its own.
+struct EdgeStore {
     name: String,
 }
 
-impl ContractStore for WorkerdStore {
-    type Client = WorkerdClient;
+impl ContractStore for EdgeStore {
+    type Client = EdgeClient;
 
     fn fresh() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        WorkerdStore { name: format!("s{}-{now}-{n}", std::process::id()) }
+        EdgeStore { name: format!("s{}-{now}-{n}", std::process::id()) }
     }
 
-    fn client(&self) -> WorkerdClient {
-        let base = format!("{}/_storage-contract/{}", workerd().url, self.name);
+    fn client(&self) -> EdgeClient {
+        let base = format!("{}/_storage-contract/{}", served().url, self.name);
         // reqwest is built with rustls but no default provider: plain HTTP never
         // uses it, yet building a client needs one.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -101,18 +116,18 @@ impl ContractStore for WorkerdStore {
             .timeout(Duration::from_secs(120))
             .build()
             .expect("an HTTP client");
-        WorkerdClient { base, http }
+        EdgeClient { base, http }
     }
 
     fn nearly_full(_room: u64) -> Self {
-        panic!("a Durable Object cannot be filled up in a test: leave the full_disk cases out (--skip full_disk)")
+        panic!("an edge store cannot be filled up in a test: leave the full_disk cases out (--skip full_disk)")
     }
 
     fn free_space(&self) {}
 }
 
 /// One request's view of a store.
-struct WorkerdClient {
+struct EdgeClient {
     base: String,
     http: reqwest::blocking::Client,
 }
@@ -135,7 +150,7 @@ fn u64_of(value: &Value) -> u64 {
     value.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("a u64 as a string: {value}"))
 }
 
-impl WorkerdClient {
+impl EdgeClient {
     /// Makes `call` with `args` (and `body`); the answer's result JSON and body.
     fn call_raw(&self, call: &str, args: Value, body: &[u8]) -> (StorageResult<Value>, Vec<u8>) {
         let response = self
@@ -164,7 +179,7 @@ impl WorkerdClient {
     }
 }
 
-impl ContractClient for WorkerdClient {
+impl ContractClient for EdgeClient {
     type Upload = u64;
     type Reader = u64;
 
@@ -277,4 +292,4 @@ impl ContractClient for WorkerdClient {
     }
 }
 
-storage_contract::contract_tests!(WorkerdStore);
+storage_contract::contract_tests!(EdgeStore);
