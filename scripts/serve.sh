@@ -7,6 +7,8 @@
 #   host      registry-host, our native host (wasmtime embedded)
 #   wasmtime  `wasmtime serve` with registry.wasm (storage-fs on DIR)
 #   jco       `jco serve` (Node.js) with registry.wasm (storage-fs on DIR)
+#   wash      wasmCloud's `wash dev` with registry.wasm (storage-fs on DIR,
+#             mounted as /data)
 #   workerd   Cloudflare's workerd with the Worker of edge/cloudflare/ (the bare
 #             registry component on a Durable Object's SQLite storage, kept in DIR)
 #   deno      `deno serve` with the same registry (edge/deno/) on a SQLite file
@@ -34,12 +36,12 @@ die() {
     exit 1
 }
 
-usage="usage: scripts/serve.sh host|wasmtime|jco|workerd|deno [--addr HOST:PORT] [--data DIR] [--build-only | --no-build] [-- registry-host flags]"
+usage="usage: scripts/serve.sh host|wasmtime|jco|wash|workerd|deno [--addr HOST:PORT] [--data DIR] [--build-only | --no-build] [-- registry-host flags]"
 (($#)) || die "$usage"
 runtime=$1
 shift
 case "$runtime" in
-host | wasmtime | jco | workerd | deno) ;;
+host | wasmtime | jco | wash | workerd | deno) ;;
 *) die "unknown runtime '$runtime'; $usage" ;;
 esac
 addr=0.0.0.0:5080
@@ -81,7 +83,7 @@ host)
     ((build)) && cargo build --release -p registry-host
     command=("$target_dir/release/registry-host")
     ;;
-wasmtime | jco)
+wasmtime | jco | wash)
     ((build)) && cargo build --release -p registry-wasm
     wasm="$target_dir/release/registry.wasm"
     [[ -f "$wasm" ]] || die "no $wasm: build it (run without --no-build)"
@@ -102,6 +104,7 @@ esac
 case "$runtime" in
 wasmtime) install_wasmtime ;;
 jco) install_jco ;;
+wash) install_wash ;;
 esac
 ((serve)) || exit 0
 
@@ -142,6 +145,27 @@ workerd)
         --socket-addr "http=$bind_host:$port" --directory-path "disk=$data")
     ready_line=""
     ;;
+wash)
+    ((port)) || port=$(free_port "$bind_host")
+    # `wash dev` runs the component of the project in its working directory, as
+    # .wash/config.yaml describes it; the registry's settings reach it only as
+    # the workload's configuration (JSON strings are YAML strings).
+    project=$(mktemp -d "${TMPDIR:-/tmp}/registry-wash.XXXXXX")
+    mkdir "$project/.wash"
+    python3 - "$project/.wash/config.yaml" "$wasm" "$bind_host:$port" "$data" "${registry_vars[@]}" <<'PY'
+import json, os, sys
+out, wasm, addr, data, *names = sys.argv[1:]
+lines = ["version: 2.10.3", "build:", '  command: "true"', f"  component_path: {json.dumps(wasm)}",
+         "dev:", f"  address: {json.dumps(addr)}", "  volumes:",
+         f"    - host_path: {json.dumps(data)}", '      guest_path: "/data"',
+         "workload:", "  environment:", "    config:"]
+lines += [f"      {name}: {json.dumps(os.environ[name])}" for name in names] or ["      {}"]
+lines += ["wit:", "  skip_fetch: true"]
+open(out, "w").write("\n".join(lines) + "\n")
+PY
+    command=(bash -c 'cd "$1" && shift && exec "$@"' wash "$project" "$WASH_BIN" dev --non-interactive)
+    ready_line=""
+    ;;
 deno)
     ((port)) || port=$(free_port "$bind_host")
     # The registry reads its REGISTRY_* settings and the data directory from
@@ -164,7 +188,7 @@ stop() {
     fi
 }
 trap stop INT TERM
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; [[ -z "${project:-}" ]] || rm -rf "$project"' EXIT
 
 # Its own process group (job control), so that a signal reaches all of it.
 set -m
@@ -172,8 +196,9 @@ set -m
 child=$!
 set +m
 
-# Waits for the address the runtime reports (or was given), then for an answer to
-# GET /v2/ (any status: with access control on, 401).
+# Waits for the address the runtime reports (or was given), then for the registry's
+# answer to GET /v2/: 200, or 401 with access control on (wash answers other
+# statuses itself until the component is deployed).
 url=""
 for _ in $(seq 1 1200); do
     kill -0 "$child" 2>/dev/null || break
@@ -191,7 +216,7 @@ for _ in $(seq 1 1200); do
     fi
     if [[ -n "$url" ]]; then
         code=$(curl -s -k -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 5 "$url/v2/" || true)
-        if [[ "$code" != 000 ]]; then
+        if [[ "$code" == 200 || "$code" == 401 ]]; then
             echo "serving on $url/"
             break
         fi

@@ -30,9 +30,10 @@
 #   REGISTRY_TEST_NO_DOCKER=1  skip the Docker daemon and the Docker CLI test, on
 #                           purpose (for machines where no dockerd can run).
 #   REGISTRY_TEST_DEPLOYMENTS  the deployments to run the suite against, of
-#                           `host host-s3 wasmtime jco workerd deno` (the default: all
-#                           of them). `host-s3` is registry-host on SeaweedFS
-#                           (--storage s3://…). `workerd` (Cloudflare's runtime
+#                           `host host-s3 wasmtime jco wash workerd deno` (the default:
+#                           all of them). `host-s3` is registry-host on SeaweedFS
+#                           (--storage s3://…). `wash` is wasmCloud's `wash dev` with
+#                           registry.wasm, run by scripts/serve.sh. `workerd` (Cloudflare's runtime
 #                           with the Worker of edge/cloudflare/) and `deno` (the
 #                           same registry under `deno serve`, edge/deno/), built and
 #                           run by scripts/serve.sh, also run the storage contract
@@ -104,11 +105,11 @@ if [[ "${REGISTRY_TEST_NO_DOCKER:-}" == 1 ]]; then
     no_docker=1
 fi
 
-read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco workerd deno}"
+read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco wash workerd deno}"
 for deployment in "${deployments[@]}"; do
     case "$deployment" in
-    host | host-s3 | wasmtime | jco | workerd | deno) ;;
-    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco, workerd, deno)" ;;
+    host | host-s3 | wasmtime | jco | wash | workerd | deno) ;;
+    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco, wash, workerd, deno)" ;;
     esac
 done
 ((${#deployments[@]})) || die "REGISTRY_TEST_DEPLOYMENTS is empty"
@@ -385,9 +386,14 @@ export REGISTRY_WASM="$target_dir/release/registry.wasm"
 [[ -f "$REGISTRY_WASM" ]] || die "the build left no $REGISTRY_WASM"
 
 # ---------------------------------------------------------------------------------
-if testing wasmtime || testing jco; then
+if testing wasmtime || testing jco || testing wash; then
     section "Runtimes of registry.wasm"
     mkdir -p "$runtimes_dir"
+fi
+if testing wash; then
+    # scripts/serve.sh wash (which the suite starts) finds it there.
+    install_wash
+    echo "wash:   $("$WASH_BIN" --version 2>/dev/null | head -n 1) ($WASH_BIN)"
 fi
 if testing wasmtime; then
     install_wasmtime
@@ -492,7 +498,7 @@ skip_args() {
         skips="--skip full_disk:: --skip host::unusable_data_dir_is_a_clear_error"
         skips+=" --skip host::gc::the_host_subcommand_collects_a_stopped_servers_directory"
         ;;
-    wasmtime) skips="--skip host:: --skip s3::" ;;
+    wasmtime | wash) skips="--skip host:: --skip s3::" ;;
     jco) skips="--skip host:: --skip s3:: --skip tags::tag_parameters_tag_the_manifest" ;;
     workerd) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid --skip full_disk::" ;;
     deno) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid" ;;

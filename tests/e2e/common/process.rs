@@ -81,6 +81,10 @@ pub enum Deployment {
     /// registry component, transpiled by jco, on a Durable Object's SQLite storage.
     /// Started with `scripts/serve.sh workerd --no-build`.
     Workerd,
+    /// wasmCloud's `wash dev` running the composed `registry.wasm` (storage-fs on the
+    /// data directory, mounted as `/data`). Started with `scripts/serve.sh wash
+    /// --no-build`.
+    Wash,
     /// `deno serve` running the same registry (`edge/deno/`) on a SQLite file of
     /// the data directory. Started with `scripts/serve.sh deno --no-build`.
     Deno,
@@ -88,17 +92,18 @@ pub enum Deployment {
 
 impl Deployment {
     /// The deployment this run tests: `REGISTRY_TEST_DEPLOYMENT` (`host`, `host-s3`,
-    /// `wasmtime`, `jco`, `workerd` or `deno`), `host` when unset. Any other value fails the test.
+    /// `wasmtime`, `jco`, `wash`, `workerd` or `deno`), `host` when unset. Any other value fails the test.
     pub fn current() -> Self {
         match std::env::var("REGISTRY_TEST_DEPLOYMENT").as_deref() {
             Err(std::env::VarError::NotPresent) | Ok("") | Ok("host") => Self::Host,
             Ok("host-s3") => Self::HostS3,
             Ok("wasmtime") => Self::Wasmtime,
             Ok("jco") => Self::Jco,
+            Ok("wash") => Self::Wash,
             Ok("workerd") => Self::Workerd,
             Ok("deno") => Self::Deno,
             other => panic!(
-                "REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime`, `jco`, `workerd` or `deno`"
+                "REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime`, `jco`, `wash`, `workerd` or `deno`"
             ),
         }
     }
@@ -115,6 +120,7 @@ impl Deployment {
             Self::HostS3 => "host-s3",
             Self::Wasmtime => "wasmtime",
             Self::Jco => "jco",
+            Self::Wash => "wash",
             Self::Workerd => "workerd",
             Self::Deno => "deno",
         }
@@ -126,6 +132,7 @@ impl Deployment {
             Self::Host | Self::HostS3 => "[registry-host]",
             Self::Wasmtime => "[wasmtime]",
             Self::Jco => "[jco]",
+            Self::Wash => "[wash]",
             Self::Workerd => "[workerd]",
             Self::Deno => "[deno]",
         }
@@ -136,7 +143,7 @@ impl Deployment {
     fn startup_timeout(self) -> Duration {
         match self {
             Self::Host | Self::HostS3 => Duration::from_secs(60),
-            Self::Wasmtime | Self::Jco | Self::Workerd | Self::Deno => Duration::from_secs(120),
+            Self::Wasmtime | Self::Jco | Self::Wash | Self::Workerd | Self::Deno => Duration::from_secs(120),
         }
     }
 }
@@ -279,11 +286,12 @@ fn spawn_on_a_free_port(deployment: Deployment, taken: &str, mut command: impl F
     unreachable!("the last attempt returns or panics")
 }
 
-/// Starts the Worker under workerd or Deno (`deployment`) with `scripts/serve.sh
-/// workerd|deno --no-build` (after scripts/test.sh built it) on a free port of
-/// 127.0.0.1, its database in `data_dir`. The settings reach the registry as
-/// environment variables (under workerd, those its configuration binds), with the
-/// files' contents as under jco.
+/// Starts the registry under wash, workerd or Deno (`deployment`) with
+/// `scripts/serve.sh RUNTIME --no-build` (after scripts/test.sh built it) on a free
+/// port of 127.0.0.1, its data in `data_dir`. The settings reach the registry as
+/// environment variables of serve.sh (under workerd, those its configuration binds;
+/// under wash, the workload's configuration that serve.sh writes), with the files'
+/// contents as under jco.
 ///
 /// serve.sh picks a port that the kernel just handed out and is free again; if
 /// another process takes it first, the runtime fails to listen and another port is
@@ -326,7 +334,7 @@ impl StartFailure {
 /// - registry-host: `registry-host listening on http://127.0.0.1:PORT/` (or `https://`)
 /// - wasmtime serve: `Serving HTTP on http://127.0.0.1:PORT/`
 /// - jco serve: `Server listening @ 127.0.0.1:PORT...`
-/// - scripts/serve.sh (workerd, deno): `serving on http://127.0.0.1:PORT/`
+/// - scripts/serve.sh (wash, workerd, deno): `serving on http://127.0.0.1:PORT/`
 pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String> {
     let line = line.trim();
     let (scheme, addr) = match deployment {
@@ -335,7 +343,7 @@ pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String
         }
         Deployment::Wasmtime => ("http", line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/')),
         Deployment::Jco => ("http", line.strip_prefix("Server listening @ ")?.trim_end_matches('.')),
-        Deployment::Workerd | Deployment::Deno => {
+        Deployment::Wash | Deployment::Workerd | Deployment::Deno => {
             line.strip_prefix("serving on ")?.trim_end_matches('/').split_once("://")?
         }
     };

@@ -458,6 +458,6 @@ fn spawn_deployment(deployment: Deployment, scratch: &Path, data_dir: &Path, ext
             spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
         }
         Deployment::Jco => start_jco(scratch, data_dir, extra),
-        Deployment::Workerd | Deployment::Deno => start_edge(deployment, data_dir, extra),
+        Deployment::Wash | Deployment::Workerd | Deployment::Deno => start_edge(deployment, data_dir, extra),
     }
 }

@@ -96,7 +96,9 @@ impl StoredData {
     pub fn of(deployment: Deployment, data_dir: &Path) -> Option<Self> {
         match deployment {
             Deployment::HostS3 => Some(StoredData::S3(S3Place::for_data_dir(data_dir))),
-            Deployment::Host | Deployment::Wasmtime | Deployment::Jco => Some(StoredData::Dir(data_dir.to_path_buf())),
+            Deployment::Host | Deployment::Wasmtime | Deployment::Jco | Deployment::Wash => {
+                Some(StoredData::Dir(data_dir.to_path_buf()))
+            }
             Deployment::Workerd | Deployment::Deno => Some(StoredData::Database(data_dir.to_path_buf())),
         }
     }
