@@ -189,7 +189,8 @@ impl<S> Response<S> {
     }
 
     /// The Content-Length to send (none for 204 and 1xx, which must not
-    /// carry one), and whether body bytes follow the headers.
+    /// carry one, nor for 304, whose length would be the unsent
+    /// representation's), and whether body bytes follow the headers.
     pub fn framing(&self, head: bool) -> (Option<u64>, bool) {
         let (len, has_body) = match &self.body {
             Body::Empty => (0, false),
@@ -197,7 +198,7 @@ impl<S> Response<S> {
             Body::Stream { len, .. } => (*len, !head),
             Body::Length(len) => (*len, false),
         };
-        let len = (self.status != 204 && self.status >= 200).then_some(len);
+        let len = (self.status != 204 && self.status != 304 && self.status >= 200).then_some(len);
         (len, has_body)
     }
 }

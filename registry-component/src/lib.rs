@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod conditional;
 pub mod error;
 pub mod gc;
 pub mod http;

@@ -171,3 +171,44 @@ async fn big_blob_round_trip_streamed() {
     assert_eq!(received, SIZE);
     assert_eq!(format!("sha256:{}", hex::encode(hasher.finalize())), digest);
 }
+
+/// Conditional GETs: `If-None-Match` with a blob's or a manifest's ETag (its digest)
+/// is answered 304 with no body, over GET and HEAD; a tag is revalidated until it
+/// moves to another manifest.
+#[tokio::test]
+async fn if_none_match_with_the_etag_is_304_not_modified() {
+    let server = RegistryServer::start();
+    let repo = "e2e/conditional";
+    let data = random_bytes(10_000);
+    let digest = server.push_blob(repo, &data).await;
+    let manifest = server.push_image(repo, &["latest"]).await;
+    for (path, etag) in [
+        (format!("/v2/{repo}/blobs/{digest}"), format!("\"{digest}\"")),
+        (format!("/v2/{repo}/manifests/latest"), format!("\"{manifest}\"")),
+    ] {
+        let url = server.url(&path);
+        let resp = server.client().get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(header(&resp, "ETag"), etag, "{path}");
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let resp =
+                server.client().request(method.clone(), &url).header("If-None-Match", &etag).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::NOT_MODIFIED, "{method} {path}");
+            assert_eq!(header(&resp, "ETag"), etag);
+            assert!(resp.bytes().await.unwrap().is_empty(), "{method} {path}: a 304 has no body");
+        }
+        let resp = server.client().get(&url).header("If-None-Match", "\"sha256:other\"").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "another ETag: {path}");
+    }
+    let moved = server.push_image(repo, &["latest"]).await;
+    assert_ne!(moved, manifest);
+    let resp = server
+        .client()
+        .get(server.url(&format!("/v2/{repo}/manifests/latest")))
+        .header("If-None-Match", format!("\"{manifest}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "the tag moved");
+    assert_eq!(header(&resp, "Docker-Content-Digest"), moved);
+}

@@ -1,6 +1,7 @@
 //! end-2 and end-10: fetching and deleting blobs.
 
 use super::{links, Ctx};
+use crate::conditional;
 use crate::error::RegistryError;
 use crate::http::{Body, Request, Response};
 use crate::oci::digest::Digest;
@@ -19,6 +20,13 @@ pub fn get<S: Storage>(
     let size = links::blob_size(st, repo, digest)?
         .ok_or_else(|| RegistryError::BlobUnknown(Some(format!("blob {digest} is unknown to repository {repo}"))))?;
     let head = req.method == "HEAD";
+    // Before the range, as RFC 9110 orders the preconditions.
+    if req.header("if-none-match").is_some_and(|tags| conditional::none_match(tags, digest.as_str())) {
+        return Ok(Response::new(304)
+            .header("Docker-Content-Digest", digest.as_str())
+            .header("ETag", format!("\"{digest}\""))
+            .header("Cache-Control", "max-age=31536000"));
+    }
     let requested = match req.header("range") {
         Some(value) => match range::parse_range(value, size) {
             Ok(requested) => requested,

@@ -4,6 +4,7 @@
 //! the media type they were pushed with.
 
 use super::{links, Ctx};
+use crate::conditional;
 use crate::error::RegistryError;
 use crate::gc;
 use crate::http::{Body, Request, Response};
@@ -27,6 +28,13 @@ pub fn get<S: Storage>(
     req: &Request<S::Body>,
 ) -> Result<Response<S::Reader>, RegistryError> {
     let (digest, link) = links::resolve(st, repo, reference)?.ok_or_else(|| unknown(repo, reference))?;
+    // A tag's ETag is the digest it resolves to now: a cache revalidates it
+    // without the body while the tag has not moved.
+    if req.header("if-none-match").is_some_and(|tags| conditional::none_match(tags, digest.as_str())) {
+        return Ok(Response::new(304)
+            .header("Docker-Content-Digest", digest.as_str())
+            .header("ETag", format!("\"{digest}\"")));
+    }
     let response = Response::new(200)
         .header("Content-Type", link.media_type.clone())
         .header("Docker-Content-Digest", digest.as_str())

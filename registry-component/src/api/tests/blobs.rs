@@ -91,3 +91,31 @@ fn delete_can_be_disabled() {
     registry.delete(&format!("/v2/{REPO}/blobs/{digest}")).expect(405, Some("UNSUPPORTED"));
     registry.get(&format!("/v2/{REPO}/blobs/{digest}")).expect(200, None);
 }
+
+#[test]
+fn if_none_match_with_the_digest_is_304_without_a_body() {
+    let registry = Registry::new();
+    let digest = registry.push_blob(REPO, b"0123456789");
+    let path = format!("/v2/{REPO}/blobs/{digest}");
+    let etag = format!("\"{digest}\"");
+    for method in ["GET", "HEAD"] {
+        for tags in [etag.as_str(), "\"other\", W/\"sha256:x\"", "*"] {
+            let answer = registry.send(method, &path, &[("If-None-Match", tags)], Default::default());
+            if tags.contains("other") {
+                answer.expect(200, None);
+                continue;
+            }
+            answer.expect(304, None);
+            assert!(answer.body.is_empty());
+            assert_eq!(answer.content_length, None, "{method} {tags}");
+            assert_eq!(answer.header("ETag"), Some(etag.as_str()));
+            assert_eq!(answer.header("Docker-Content-Digest"), Some(digest.as_str()));
+        }
+    }
+    // Before the range, and only for a blob the repository holds.
+    let answer = registry.send("GET", &path, &[("If-None-Match", &etag), ("Range", "bytes=2-4")], Default::default());
+    answer.expect(304, None);
+    registry
+        .send("GET", &format!("/v2/other/blobs/{digest}"), &[("If-None-Match", &etag)], Default::default())
+        .expect(404, Some("BLOB_UNKNOWN"));
+}

@@ -173,3 +173,28 @@ fn references_that_name_nothing_are_unknown_to_get_and_head() {
     registry.push_manifest(REPO, "sha256:abc", OCI_MANIFEST, &body).expect(400, Some("DIGEST_INVALID"));
     assert_eq!(registry.get(&format!("/v2/{REPO}/tags/list")).json()["tags"], serde_json::json!(["v1"]));
 }
+
+#[test]
+fn if_none_match_revalidates_a_tag_until_it_moves() {
+    let registry = Registry::new();
+    let (_, first) = registry.push_image(REPO, "latest", OCI_MANIFEST, "");
+    let etag = format!("\"{first}\"");
+    for method in ["GET", "HEAD"] {
+        let answer = registry.send(
+            method,
+            &format!("/v2/{REPO}/manifests/latest"),
+            &[("If-None-Match", &etag)],
+            Default::default(),
+        );
+        answer.expect(304, None);
+        assert!(answer.body.is_empty());
+        assert_eq!(answer.header("Docker-Content-Digest"), Some(first.as_str()));
+        assert_eq!(answer.header("ETag"), Some(etag.as_str()));
+    }
+    let (body, second) = registry.push_image(REPO, "latest", OCI_MANIFEST, r#", "annotations": {"v": "2"}"#);
+    let answer =
+        registry.send("GET", &format!("/v2/{REPO}/manifests/latest"), &[("If-None-Match", &etag)], Default::default());
+    answer.expect(200, None);
+    assert_eq!(answer.body, body);
+    assert_eq!(answer.header("Docker-Content-Digest"), Some(second.as_str()));
+}
