@@ -415,6 +415,16 @@ if testing workerd || testing deno; then
     bash scripts/serve.sh workerd --build-only
 fi
 
+# The metrics test reads registry-host's /metrics with the Prometheus client
+# library's own parser (PyPI prometheus-client, pure Python), found through
+# PROMETHEUS_CLIENT_PYTHONPATH.
+PROMETHEUS_CLIENT_VERSION=0.21.1
+prometheus_client_dir="$runtimes_dir/prometheus-client-$PROMETHEUS_CLIENT_VERSION"
+if [[ ! -d "$prometheus_client_dir/prometheus_client" ]]; then
+    pip_install_into "$prometheus_client_dir" "prometheus-client==$PROMETHEUS_CLIENT_VERSION" PROMETHEUS_CLIENT_PYTHONPATH
+fi
+export PROMETHEUS_CLIENT_PYTHONPATH="${PROMETHEUS_CLIENT_PYTHONPATH:-$prometheus_client_dir}"
+
 # Before the unit tests: those of the S3 backend start SeaweedFS too.
 section "SeaweedFS, the S3 store of the tests"
 install_seaweedfs

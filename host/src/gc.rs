@@ -149,7 +149,14 @@ pub async fn every(pre: ProxyPre<HostState>, storage: Backend, live: Arc<LiveCon
         tokio::time::sleep(interval).await;
         let env = live.current().env.clone();
         match collect(&pre, &storage, &env, false, Pace::Background).await {
-            Ok(answer) => tracing::info!("scheduled {}", summary(&answer)),
+            Ok(answer) => {
+                let counts = &answer["run"]["counts"];
+                crate::metrics::collected(
+                    counts["blobsRemoved"].as_u64().unwrap_or(0),
+                    counts["bytesRemoved"].as_u64().unwrap_or(0),
+                );
+                tracing::info!("scheduled {}", summary(&answer))
+            }
             Err(e) => tracing::error!("scheduled garbage collection failed: {e:#}"),
         }
     }

@@ -7,6 +7,7 @@ mod bindings;
 mod engine;
 mod gc;
 mod limits;
+mod metrics;
 mod reload;
 mod s3;
 mod server;
@@ -99,6 +100,11 @@ pub struct Args {
     /// closed at once (0: no cap).
     #[arg(long, env = "REGISTRY_MAX_CONNECTIONS_PER_CLIENT", value_name = "N", default_value_t = 0)]
     pub max_connections_per_client: usize,
+
+    /// Address for the operator's endpoints: Prometheus metrics at
+    /// /metrics, /health/live and /health/ready (off when not given).
+    #[arg(long, env = "REGISTRY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     #[command(flatten)]
     pub storage: s3::StorageArgs,

@@ -79,6 +79,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let storage = open_storage(&args).await?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    if let Some(metrics_addr) = args.metrics_listen {
+        let metrics = TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} (--metrics-listen)"))?;
+        crate::metrics::enable();
+        // Tests and scripts parse this line too.
+        eprintln!("registry-host metrics on http://{}/metrics", metrics.local_addr()?);
+        tokio::spawn(crate::metrics::serve::run(metrics, storage.clone(), args.data_dir.clone()));
+    }
     let addr = listener.local_addr()?;
     log_access_control(&live, addr, args.disable_delete);
     // Installed before the listening line, so that no SIGHUP after it can
@@ -288,6 +297,7 @@ impl Server {
                 internal_error()
             }
         };
+        crate::metrics::request(&method, uri.path(), response.status().as_u16(), start.elapsed());
         tracing::info!(
             target: "access",
             "{method} {uri} {} {:.1}ms",
@@ -336,7 +346,9 @@ where
     // body; so it runs in its own task.
     let task_storage = storage.clone();
     let task = tokio::spawn(async move {
+        let instantiating = Instant::now();
         let proxy = pre.instantiate_async(&mut store).await?;
+        crate::metrics::instantiated(instantiating.elapsed());
         let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
         // Writes made after the response was set still become durable
         // before the request ends.

@@ -3,7 +3,8 @@
 //! data directory cannot be used, and a client cannot choose the address the
 //! component sees; `tls`: HTTPS, reloads on SIGHUP, and the checks of the TLS and
 //! access-control flags; `limits`: the timeouts and the connection caps; `gc`: the
-//! `gc` subcommand and a collection cut by SIGKILL.
+//! `gc` subcommand and a collection cut by SIGKILL; `metrics`: the operator's
+//! address (`--metrics-listen`).
 //!
 //! These tests are about the native binary, so they run only when
 //! `REGISTRY_TEST_DEPLOYMENT` is `host` (the default) or `host-s3` (the same binary,
@@ -25,6 +26,7 @@ use crate::common::{
 
 mod gc;
 mod limits;
+mod metrics;
 mod tls;
 
 /// How long a server may take to stop after a signal.

@@ -150,6 +150,12 @@ impl S3Store {
         room - room / 16
     }
 
+    /// Whether the store answers now: one listing of the prefix (the
+    /// readiness check of `--metrics-listen`).
+    pub async fn answers(&self) -> storage_layout::StorageResult<()> {
+        self.client.list(&self.root, None, 1).await.map(drop)
+    }
+
     /// A listing of the prefix, which needs the bucket and the right to
     /// read it.
     async fn check(&self) -> anyhow::Result<()> {
