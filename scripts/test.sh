@@ -495,7 +495,10 @@ counted cargo test --release --workspace ${full_disk_skip[@]:+-- "${full_disk_sk
 #            storage code could have answered `full` (507); on Cloudflare the limit
 #            is the Object's 10 GB instead.
 #   docker_cli::   (all, with REGISTRY_TEST_NO_DOCKER=1) the Docker CLI tests:
-#            docker_cli:: and auth_clients::docker_cli:: (the names contain it).
+#            docker_cli:: and auth_clients::docker_cli:: (the names contain it),
+#            and host::docker_image:: (the container image, built with Docker).
+#   host::docker_image::   (host-s3) the image's test runs once, under host: the
+#            container keeps its data in a volume whatever the deployment.
 #   full_disk::    (all, when not root) a push into a full filesystem, which
 #            the test mounts (a small tmpfs).
 # Left out by name, cargo counts them as filtered out: the totals report them as
@@ -505,7 +508,7 @@ skip_args() {
     case "$1" in
     host) skips="--skip s3::" ;;
     host-s3)
-        skips="--skip full_disk:: --skip host::unusable_data_dir_is_a_clear_error"
+        skips="--skip full_disk:: --skip host::unusable_data_dir_is_a_clear_error --skip host::docker_image::"
         skips+=" --skip host::gc::the_host_subcommand_collects_a_stopped_servers_directory"
         ;;
     wasmtime | wash) skips="--skip host:: --skip s3::" ;;
@@ -514,7 +517,7 @@ skip_args() {
     deno) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid" ;;
     esac
     if ((no_docker)); then
-        skips+="${skips:+ }--skip docker_cli::"
+        skips+="${skips:+ }--skip docker_cli:: --skip host::docker_image::"
     fi
     if ! is_root && [[ "$1" != host-s3 ]]; then
         skips+="${skips:+ }--skip full_disk::"

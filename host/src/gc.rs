@@ -126,7 +126,7 @@ pub async fn collect(
             .header("host", "registry-host")
             .body(Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }))
             .expect("a valid request");
-        let response = crate::server::call_guest(pre, storage, &env, Scheme::Http, req).await?;
+        let response = crate::server::call_guest(pre, storage, &env, Scheme::Http, req, None).await?;
         let status = response.status();
         let body = response.into_body().collect().await.context("reading the collection's answer")?.to_bytes();
         anyhow::ensure!(status.is_success(), "the collection failed: {status} {}", String::from_utf8_lossy(&body));

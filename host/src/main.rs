@@ -9,6 +9,7 @@ mod gc;
 mod limits;
 mod metrics;
 mod reload;
+mod request_log;
 mod s3;
 mod server;
 mod state;
@@ -101,6 +102,13 @@ pub struct Args {
     #[arg(long, env = "REGISTRY_MAX_CONNECTIONS_PER_CLIENT", value_name = "N", default_value_t = 0)]
     pub max_connections_per_client: usize,
 
+    /// How log lines are written: `text` for people, `json` for one JSON
+    /// object per line (time, level, target, fields; the access lines carry
+    /// request id, client, method, route, repository, status, bytes in and
+    /// out, duration).
+    #[arg(long, env = "REGISTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Address for the operator's endpoints: Prometheus metrics at
     /// /metrics, /health/live and /health/ready (off when not given).
     #[arg(long, env = "REGISTRY_METRICS_LISTEN", value_name = "ADDR")]
@@ -113,6 +121,13 @@ pub struct Args {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What to do instead of serving.
@@ -168,15 +183,14 @@ fn main() -> std::process::ExitCode {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REGISTRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let mut args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REGISTRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     args.gc.settle();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = match args.command {

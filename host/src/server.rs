@@ -9,6 +9,7 @@ use crate::limits::cap::{Cap, Slot};
 use crate::limits::deadline_io::{DeadlineIo, Protocol};
 use crate::limits::Timeouts;
 use crate::reload::{LiveConfig, Sources};
+use crate::request_log::{Access, CountedBody, REQUEST_ID_HEADER};
 use crate::state::{HostState, RegistryHooks};
 use crate::storage::RequestWrites;
 use crate::storage::Storage;
@@ -52,7 +53,7 @@ const MAX_REQUEST_HEAD: usize = 64 * 1024;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// A request as the component gets it: hyper's body with the body timeout.
-type Request = hyper::Request<TimedBody<Incoming>>;
+type Request = hyper::Request<CountedBody<TimedBody<Incoming>>>;
 
 /// Everything a request needs.
 struct Server {
@@ -95,6 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing a SIGHUP handler")?;
     tokio::spawn(crate::reload::reload_on_hangup(live.clone(), hangup));
+    let mut signals = ShutdownSignals::install()?;
     let tls = live.has_tls();
     let timeouts = args.timeouts();
     let cap = crate::limits::prepare(timeouts, args.max_connections, args.max_connections_per_client);
@@ -111,7 +113,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("registry-host listening on {}://{addr}/", if tls { "https" } else { "http" });
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = std::pin::pin!(signals.received());
     loop {
         tokio::select! {
             admitted = accept(&listener, &cap) => {
@@ -194,12 +196,29 @@ fn log_access_control(live: &LiveConfig, addr: SocketAddr, disable_delete: bool)
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// The handlers of SIGTERM and SIGINT, installed when made: before the
+/// listening line, so that a signal sent as soon as the server answers
+/// finds them (and does not take the default action, exit).
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate()).context("installing a SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing a SIGINT handler")?,
+        })
+    }
+
+    /// Waits for either.
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 
@@ -265,7 +284,7 @@ impl Server {
         activity: &Arc<Activity>,
     ) -> impl hyper::service::Service<
         hyper::Request<Incoming>,
-        Response = hyper::Response<ResponseBody<HyperOutgoingBody>>,
+        Response = hyper::Response<ResponseBody<CountedBody<HyperOutgoingBody>>>,
         Error = anyhow::Error,
         Future: Send + 'static,
     > + Send
@@ -276,21 +295,36 @@ impl Server {
         hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let server = server.clone();
             let [body_in_flight, response_in_flight] = activity.request_started();
-            let req = req.map(|body| TimedBody::new(body, server.timeouts.body, body_in_flight));
+            let started = Instant::now();
+            let id = crate::request_log::id_for(req.headers());
+            let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let method = req.method().clone();
+            let uri = req.uri().clone();
+            let req = req.map(|body| {
+                CountedBody::request(TimedBody::new(body, server.timeouts.body, body_in_flight), received.clone())
+            });
             async move {
-                let response = server.handle(req, client).await?;
-                Ok::<_, anyhow::Error>(response.map(|body| ResponseBody::new(body, response_in_flight)))
+                let response = server.handle(req, client, &id, started).await?;
+                let access = Access { id, client, method, uri, status: response.status().as_u16(), started, received };
+                Ok::<_, anyhow::Error>(
+                    response.map(|body| ResponseBody::new(CountedBody::response(body, access), response_in_flight)),
+                )
             }
         })
     }
 
-    async fn handle(&self, mut req: Request, client: IpAddr) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
-        let start = Instant::now();
+    async fn handle(
+        &self,
+        mut req: Request,
+        client: IpAddr,
+        id: &str,
+        start: Instant,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let method = req.method().clone();
         let uri = req.uri().clone();
         set_client_address(req.headers_mut(), client);
-        let result = self.call_guest(req).await;
-        let response = match result {
+        let result = self.call_guest(req, id).await;
+        let mut response = match result {
             Ok(response) => response,
             Err(e) => {
                 tracing::error!("{method} {uri}: the registry component failed: {e:#}");
@@ -298,36 +332,40 @@ impl Server {
             }
         };
         crate::metrics::request(&method, uri.path(), response.status().as_u16(), start.elapsed());
-        tracing::info!(
-            target: "access",
-            "{method} {uri} {} {:.1}ms",
-            response.status().as_u16(),
-            start.elapsed().as_secs_f64() * 1000.0
-        );
+        if let Ok(value) = HeaderValue::from_str(id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
         Ok(response)
     }
 
-    async fn call_guest(&self, req: Request) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+    async fn call_guest(&self, req: Request, id: &str) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let config = self.live.current();
         let scheme = if config.tls.is_some() { Scheme::Https } else { Scheme::Http };
-        call_guest(&self.pre, &self.storage, &config.env, scheme, req).await
+        call_guest(&self.pre, &self.storage, &config.env, scheme, req, Some(id)).await
     }
 }
 
 /// Runs `req` through a fresh instance of the component with `env`; the
-/// response once the writes it reports are durable.
+/// response once the writes it reports are durable. The component's stderr
+/// lines carry `request_id` when given.
 pub async fn call_guest<B>(
     pre: &ProxyPre<HostState>,
     storage: &Backend,
     env: &[(String, String)],
     scheme: Scheme,
     req: hyper::Request<B>,
+    request_id: Option<&str>,
 ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
-    let wasi = WasiCtx::builder().inherit_stderr().envs(env).build();
+    let mut wasi = WasiCtx::builder();
+    match request_id {
+        Some(id) => wasi.stderr(crate::request_log::GuestStderr::new(id)),
+        None => wasi.inherit_stderr(),
+    };
+    let wasi = wasi.envs(env).build();
     let writes = Arc::new(RequestWrites::default());
     let state = HostState {
         wasi,

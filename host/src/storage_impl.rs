@@ -59,6 +59,9 @@ impl HostState {
         if let (Err(StorageError::Full), Backend::Fs(fs)) = (&r, &self.storage) {
             fs.out_of_space.refused();
         }
+        if let Err(e) = &r {
+            crate::metrics::storage_error(crate::metrics::backend_name(&self.storage), e);
+        }
         Ok(r.map_err(types::Error::from))
     }
 
@@ -120,6 +123,7 @@ impl types::Host for HostState {}
 /// `spawn_blocking`; the bytes are read by the stream, a chunk at a time.
 impl blobs::Host for HostState {
     async fn stat(&mut self, digest: String) -> WitResult<Option<u64>> {
+        let _timed = crate::metrics::StorageOp::start("blobs.stat", &self.storage);
         match self.storage.clone() {
             Backend::Fs(fs) => {
                 self.rely_on_blob(&fs, &digest);
@@ -135,6 +139,7 @@ impl blobs::Host for HostState {
         offset: u64,
         length: Option<u64>,
     ) -> WitResult<Option<Resource<DynInputStream>>> {
+        let _timed = crate::metrics::StorageOp::start("blobs.read", &self.storage);
         let stream: StorageResult<Option<DynInputStream>> = match self.storage.clone() {
             Backend::Fs(fs) => {
                 self.rely_on_blob(&fs, &digest);
@@ -149,6 +154,7 @@ impl blobs::Host for HostState {
     }
 
     async fn redirect(&mut self, digest: String) -> WitResult<Option<String>> {
+        let _timed = crate::metrics::StorageOp::start("blobs.redirect", &self.storage);
         match &self.storage {
             // Files have no URL of their own: every blob goes through `read`.
             Backend::Fs(_) => Ok(Ok(None)),
@@ -157,6 +163,7 @@ impl blobs::Host for HostState {
     }
 
     async fn delete(&mut self, digest: String) -> WitResult<bool> {
+        let _timed = crate::metrics::StorageOp::start("blobs.delete", &self.storage);
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.blobs.delete(&digest, dirty)).await,
             Backend::S3(s3) => s3_answer(s3.blob_delete(&digest).await),
@@ -164,6 +171,7 @@ impl blobs::Host for HostState {
     }
 
     async fn list(&mut self, after: Option<String>, limit: u32) -> WitResult<Vec<blobs::BlobInfo>> {
+        let _timed = crate::metrics::StorageOp::start("blobs.list", &self.storage);
         let page = match self.storage.clone() {
             // Walks directories: as long as the page is.
             Backend::Fs(fs) => self.blocking(fs, move |s, _| s.blobs.list(after.as_deref(), limit)).await?,
@@ -176,6 +184,7 @@ impl blobs::Host for HostState {
     /// path and a journal record, under a lock that is only ever held that
     /// briefly.
     async fn touch(&mut self, digest: String) -> WitResult<bool> {
+        let _timed = crate::metrics::StorageOp::start("blobs.touch", &self.storage);
         match self.storage.clone() {
             Backend::Fs(fs) => self.inline(&fs, |s, dirty| s.blobs.touch(&digest, dirty)),
             Backend::S3(s3) => s3_answer(s3.blob_touch(&digest).await),
@@ -183,6 +192,7 @@ impl blobs::Host for HostState {
     }
 
     async fn delete_if_older(&mut self, digest: String, before: u64) -> WitResult<bool> {
+        let _timed = crate::metrics::StorageOp::start("blobs.delete_if_older", &self.storage);
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.blobs.delete_if_older(&digest, before, dirty)).await,
             Backend::S3(s3) => s3_answer(s3.blob_delete_if_older(&digest, before).await),
@@ -190,6 +200,7 @@ impl blobs::Host for HostState {
     }
 
     async fn list_uploads(&mut self, after: Option<String>, limit: u32) -> WitResult<Vec<blobs::UploadInfo>> {
+        let _timed = crate::metrics::StorageOp::start("blobs.list_uploads", &self.storage);
         let page = match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, _| s.blobs.list_uploads(after.as_deref(), limit)).await?,
             Backend::S3(s3) => s3_answer(s3.upload_list(after.as_deref(), limit).await)?,
@@ -200,6 +211,7 @@ impl blobs::Host for HostState {
 
 impl blobs::HostUpload for HostState {
     async fn start(&mut self) -> WitResult<Resource<Upload>> {
+        let _timed = crate::metrics::StorageOp::start("upload.start", &self.storage);
         let upload = match self.storage.clone() {
             Backend::Fs(fs) => fs.blobs.start().map(Upload::Fs),
             Backend::S3(s3) => s3.upload_start().await.map(Upload::S3),
@@ -208,6 +220,7 @@ impl blobs::HostUpload for HostState {
     }
 
     async fn resume(&mut self, id: String) -> WitResult<Resource<Upload>> {
+        let _timed = crate::metrics::StorageOp::start("upload.resume", &self.storage);
         let upload = match self.storage.clone() {
             Backend::Fs(fs) => {
                 // Known to this process (the usual case): no file to read, no hop.
@@ -232,6 +245,7 @@ impl blobs::HostUpload for HostState {
     }
 
     async fn size(&mut self, upload: Resource<Upload>) -> WitResult<u64> {
+        let _timed = crate::metrics::StorageOp::start("upload.size", &self.storage);
         let size = match (self.table.get(&upload)?, self.storage.clone()) {
             (Upload::Fs(upload), Backend::Fs(fs)) => fs.blobs.size(upload),
             (Upload::S3(upload), Backend::S3(s3)) => {
@@ -244,6 +258,7 @@ impl blobs::HostUpload for HostState {
     }
 
     async fn append(&mut self, upload: Resource<Upload>) -> WitResult<Resource<DynOutputStream>> {
+        let _timed = crate::metrics::StorageOp::start("upload.append", &self.storage);
         let writer: StorageResult<DynOutputStream> = match (self.table.get(&upload)?, self.storage.clone()) {
             (Upload::Fs(upload), Backend::Fs(fs)) => fs.blobs.append(upload).map(|w| Box::new(w) as DynOutputStream),
             (Upload::S3(upload), Backend::S3(s3)) => {
@@ -293,6 +308,7 @@ impl blobs::HostUpload for HostState {
     }
 
     async fn commit(&mut self, upload: Resource<Upload>, expected_digest: String) -> WitResult<u64> {
+        let _timed = crate::metrics::StorageOp::start("upload.commit", &self.storage);
         match (self.table.get(&upload)?, self.storage.clone()) {
             (Upload::Fs(upload), Backend::Fs(fs)) => {
                 let upload = upload.clone();
@@ -313,6 +329,7 @@ impl blobs::HostUpload for HostState {
     }
 
     async fn abort(&mut self, upload: Resource<Upload>) -> WitResult<()> {
+        let _timed = crate::metrics::StorageOp::start("upload.abort", &self.storage);
         match (self.table.get(&upload)?, self.storage.clone()) {
             (Upload::Fs(upload), Backend::Fs(fs)) => {
                 let upload = upload.clone();
@@ -336,6 +353,9 @@ impl blobs::HostUpload for HostState {
 /// borrows the state: held across the call's `await`, that borrow would
 /// make the future need a `Sync` state.
 fn s3_answer<T>(r: StorageResult<T>) -> WitResult<T> {
+    if let Err(e) = &r {
+        crate::metrics::storage_error("s3", e);
+    }
     Ok(r.map_err(types::Error::from))
 }
 
@@ -346,6 +366,7 @@ fn mixed() -> wasmtime::Error {
 
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> WitResult<Option<kv::Entry>> {
+        let _timed = crate::metrics::StorageOp::start("kv.get", &self.storage);
         let entry = match self.storage.clone() {
             // Inline: the cache answers most reads with no I/O, and a miss
             // reads one small file, usually from the page cache (a cached
@@ -359,6 +380,7 @@ impl kv::Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> WitResult<u64> {
+        let _timed = crate::metrics::StorageOp::start("kv.set", &self.storage);
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.kv.set(&key, &value, dirty)).await,
             Backend::S3(s3) => s3_answer(s3.kv_set(&key, &value).await),
@@ -366,6 +388,7 @@ impl kv::Host for HostState {
     }
 
     async fn set_if(&mut self, key: String, value: Vec<u8>, expected: Option<u64>) -> WitResult<u64> {
+        let _timed = crate::metrics::StorageOp::start("kv.set_if", &self.storage);
         let fs = match self.storage.clone() {
             Backend::Fs(fs) => fs,
             Backend::S3(s3) => return s3_answer(s3.kv_set_if(&key, &value, expected).await),
@@ -386,6 +409,7 @@ impl kv::Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> WitResult<bool> {
+        let _timed = crate::metrics::StorageOp::start("kv.delete", &self.storage);
         match self.storage.clone() {
             Backend::Fs(fs) => self.blocking(fs, move |s, dirty| s.kv.delete(&key, dirty)).await,
             Backend::S3(s3) => s3_answer(s3.kv_delete(&key).await),
@@ -393,6 +417,7 @@ impl kv::Host for HostState {
     }
 
     async fn list_keys(&mut self, prefix: String, after: Option<String>, limit: u32) -> WitResult<Vec<String>> {
+        let _timed = crate::metrics::StorageOp::start("kv.list_keys", &self.storage);
         match self.storage.clone() {
             // Walks directories: as long as the listing is.
             Backend::Fs(fs) => self.blocking(fs, move |s, _| s.kv.list_keys(&prefix, after.as_deref(), limit)).await,

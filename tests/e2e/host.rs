@@ -4,7 +4,8 @@
 //! component sees; `tls`: HTTPS, reloads on SIGHUP, and the checks of the TLS and
 //! access-control flags; `limits`: the timeouts and the connection caps; `gc`: the
 //! `gc` subcommand and a collection cut by SIGKILL; `metrics`: the operator's
-//! address (`--metrics-listen`).
+//! address (`--metrics-listen`); `logs`: JSON lines and request ids; `docker_image`:
+//! the container image, built, run and pushed into with Docker.
 //!
 //! These tests are about the native binary, so they run only when
 //! `REGISTRY_TEST_DEPLOYMENT` is `host` (the default) or `host-s3` (the same binary,
@@ -24,8 +25,10 @@ use crate::common::{
     basic_auth, random_bytes, registry_host_bin, require_host_binary, wait_with_timeout, AuthFiles, RegistryServer,
 };
 
+mod docker_image;
 mod gc;
 mod limits;
+mod logs;
 mod metrics;
 mod tls;
 

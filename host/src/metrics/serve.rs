@@ -40,6 +40,11 @@ async fn answer(req: &Request<Incoming>, storage: &Backend, data_dir: &std::path
     }
     match req.uri().path() {
         "/metrics" => {
+            match tokio::time::timeout(READY_WITHIN, uploads_in_progress(storage)).await {
+                Ok(Ok(count)) => super::set_uploads(count),
+                Ok(Err(e)) => tracing::warn!("metrics: counting the uploads in progress: {e}"),
+                Err(_) => tracing::warn!("metrics: counting the uploads in progress took over {READY_WITHIN:?}"),
+            }
             let mut response = text(StatusCode::OK, super::encode());
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
@@ -55,6 +60,37 @@ async fn answer(req: &Request<Incoming>, storage: &Backend, data_dir: &std::path
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+/// Most uploads counted per scrape: the listing stops there.
+const UPLOADS_COUNTED: u64 = 100_000;
+
+/// The uploads the store lists as in progress (at most `UPLOADS_COUNTED`).
+async fn uploads_in_progress(storage: &Backend) -> storage_layout::StorageResult<u64> {
+    const PAGE: u32 = 1000;
+    let mut count = 0;
+    let mut after: Option<String> = None;
+    while count < UPLOADS_COUNTED {
+        let page: Vec<String> = match storage {
+            Backend::Fs(fs) => {
+                let fs = fs.clone();
+                let from = after.clone();
+                tokio::task::spawn_blocking(move || fs.blobs.list_uploads(from.as_deref(), PAGE))
+                    .await
+                    .map_err(|e| storage_layout::StorageError::Other(e.to_string()))??
+                    .into_iter()
+                    .map(|u| u.id)
+                    .collect()
+            }
+            Backend::S3(s3) => s3.upload_list(after.as_deref(), PAGE).await?.into_iter().map(|u| u.id).collect(),
+        };
+        count += page.len() as u64;
+        if page.len() < PAGE as usize {
+            break;
+        }
+        after = page.last().cloned();
+    }
+    Ok(count)
 }
 
 /// Whether the storage answers: the data directory's metadata can be read,

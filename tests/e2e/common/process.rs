@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use super::*;
 
 /// The main workspace's build directory: `$CARGO_TARGET_DIR`, else `target/`.
-pub(super) fn workspace_target_dir() -> PathBuf {
+pub fn workspace_target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// The root of the main workspace (the parent of `tests/`).
-pub(super) fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     tests_dir().join("..")
 }
 

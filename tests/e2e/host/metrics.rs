@@ -1,7 +1,8 @@
 //! `--metrics-listen`: the operator's address. After real traffic (pushes, pulls,
 //! an unknown manifest, a refused sign-in), `/metrics` counts each request by route
 //! (never by repository), method and status, times them, and times the component's
-//! instantiations; the Prometheus client library's own parser (PyPI
+//! instantiations, counts the bytes in and out, times the storage calls and counts
+//! the uploads in progress; the Prometheus client library's own parser (PyPI
 //! `prometheus-client`, found through `PROMETHEUS_CLIENT_PYTHONPATH`, which
 //! scripts/test.sh sets) accepts the exposition. `/health/live` and `/health/ready`
 //! answer 200.
@@ -92,11 +93,21 @@ async fn metrics_count_the_traffic_and_health_answers() {
     let instantiations = samples.get("registry_component_instantiation_seconds_count{}").copied().unwrap_or(0.0);
     assert!(instantiations >= 5.0, "{samples:#?}");
 
-    // More traffic moves the counter.
+    assert!(samples["registry_http_received_bytes_total{}"] > 0.0, "{samples:#?}");
+    assert!(samples["registry_http_sent_bytes_total{}"] > 0.0, "{samples:#?}");
+    let backend = if server.data_dir().is_some() { "fs" } else { "s3" };
+    let stats = samples.get(&format!(
+        r#"registry_storage_operation_duration_seconds_count{{backend="{backend}",operation="kv.get"}}"#
+    ));
+    assert!(stats.copied() >= Some(1.0), "{samples:#?}");
+
+    // More traffic moves the counter, and an upload left open is in progress.
+    server.start_upload(repo).await;
     server.get_manifest(repo, "v1").await;
     let again = parse_exposition(&http.get(&metrics_url).send().await.unwrap().text().await.unwrap());
     let key = r#"registry_http_requests_total{method="GET",route="manifest",status="200"}"#;
     assert_eq!(again[key], samples[key] + 1.0);
+    assert!(again["registry_uploads_in_progress{}"] >= 1.0, "{again:#?}");
 
     for path in ["/health/live", "/health/ready"] {
         let resp = http.get(format!("{base}{path}")).send().await.unwrap();
