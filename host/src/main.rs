@@ -4,6 +4,7 @@
 mod access;
 mod backend;
 mod bindings;
+mod config;
 mod engine;
 mod gc;
 mod limits;
@@ -26,6 +27,15 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 pub struct Args {
+    /// A TOML file whose keys are these flags' long names (see
+    /// registry.example.toml); flags and REGISTRY_* variables override it.
+    #[arg(long, env = "REGISTRY_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Print the settings in force (and where each came from), then exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Address to listen on.
     #[arg(long, env = "REGISTRY_LISTEN", default_value = "0.0.0.0:5080")]
     pub listen: SocketAddr,
@@ -183,7 +193,13 @@ fn main() -> std::process::ExitCode {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let mut args = Args::parse();
+    let mut args = match config::parse() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("registry-host: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGISTRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

@@ -158,6 +158,29 @@ async fn unusable_data_dir_is_a_clear_error() {
     );
 }
 
+/// `--config FILE`: a key of the file sets its flag (here `disable-delete`: DELETE is
+/// refused), a flag on the command line wins over the file, and a key that names no
+/// flag stops the start-up with the file's name, the key and its line.
+#[tokio::test]
+async fn a_config_file_sets_flags_and_refuses_unknown_keys() {
+    require_host_binary();
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("registry.toml");
+    std::fs::write(&config, "# settings\ndisable-delete = true\nlisten = \"127.0.0.1:1\"\n").unwrap();
+    // The harness passes `--listen 127.0.0.1:0`, which wins over the file's port 1.
+    let server = RegistryServer::start_with_args(&["--config", config.to_str().unwrap()]);
+    let digest = server.push_blob("e2e/config", b"kept").await;
+    let resp = server.client().delete(server.url(&format!("/v2/e2e/config/blobs/{digest}"))).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "disable-delete from the file");
+
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n\nno-such-flag = 3\n").unwrap();
+    let stderr = expect_startup_failure(&["--config", config.to_str().unwrap()]);
+    assert!(
+        stderr.contains(&format!("{}:3: unknown key `no-such-flag`", config.display())),
+        "the error does not name the file, line and key:\n{stderr}"
+    );
+}
+
 /// The component learns the client's address from the host's
 /// `registry-client-address` header, never from a client: a client that sends that
 /// header itself is still seen (in the component's log of failed sign-ins) at its
