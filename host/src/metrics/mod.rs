@@ -24,7 +24,7 @@ pub use route::route_of;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
@@ -32,7 +32,7 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: &'static str,
-    method: String,
+    method: &'static str,
 }
 
 /// A storage operation as timed: which store, which call of the contract.
@@ -159,8 +159,8 @@ fn get() -> Option<&'static Metrics> {
 pub fn request(method: &hyper::Method, path: &str, status: u16, elapsed: Duration) {
     let Some(m) = get() else { return };
     let route = route_of(path);
-    let method = method.as_str().to_string();
-    m.requests.get_or_create(&RequestLabels { route, method: method.clone(), status }).inc();
+    let method = method_label(method);
+    m.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     m.durations.get_or_create(&RouteLabels { route, method }).observe(elapsed.as_secs_f64());
     if status == 401 || status == 403 {
         m.auth_failures.inc();
@@ -223,6 +223,21 @@ pub fn storage_error(backend: &'static str, error: &storage_layout::StorageError
 pub fn set_uploads(count: u64) {
     if let Some(m) = get() {
         m.uploads.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+}
+
+/// The method as a label: the registry's methods by name, any other as
+/// `other` (clients choose methods, and labels must stay few).
+fn method_label(method: &hyper::Method) -> &'static str {
+    match *method {
+        hyper::Method::GET => "GET",
+        hyper::Method::HEAD => "HEAD",
+        hyper::Method::PUT => "PUT",
+        hyper::Method::POST => "POST",
+        hyper::Method::PATCH => "PATCH",
+        hyper::Method::DELETE => "DELETE",
+        hyper::Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 
