@@ -8,6 +8,7 @@ mod config;
 mod engine;
 mod gc;
 mod limits;
+mod log_level;
 mod metrics;
 mod reload;
 mod request_log;
@@ -119,6 +120,16 @@ pub struct Args {
     #[arg(long, env = "REGISTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// What to log: a level (`info`, `warn`, `debug`) or a tracing filter
+    /// (`info,access=off`). Taken from the config file, SIGHUP rereads it.
+    #[arg(long, env = "REGISTRY_LOG", value_name = "FILTER", default_value = "info")]
+    pub log_level: String,
+
+    /// The config file whose `log-level` SIGHUP rereads: set when the level
+    /// is not given by a flag or REGISTRY_LOG.
+    #[arg(skip)]
+    pub log_level_file: Option<PathBuf>,
+
     /// Address for the operator's endpoints: Prometheus metrics at
     /// /metrics, /health/live and /health/ready (off when not given).
     #[arg(long, env = "REGISTRY_METRICS_LISTEN", value_name = "ADDR")]
@@ -200,12 +211,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REGISTRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+    if let Err(e) = log_level::init(args.log_format, &args.log_level) {
+        eprintln!("registry-host: {e:#}");
+        return std::process::ExitCode::FAILURE;
     }
     args.gc.settle();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");

@@ -75,7 +75,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ("REGISTRY_CLIENT_ADDRESS_HEADER".to_string(), CLIENT_ADDRESS_HEADER.to_string()),
     ];
     fixed_env.extend(args.gc.env());
-    let sources = Sources { tls: args.tls_files()?, auth: args.auth_files(), fixed_env };
+    let log_level = args.log_level_file.clone().map(|file| (file, std::sync::Mutex::new(args.log_level.clone())));
+    let sources = Sources { tls: args.tls_files()?, auth: args.auth_files(), fixed_env, log_level };
     let live = Arc::new(LiveConfig::load(sources)?);
     let storage = open_storage(&args).await?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;

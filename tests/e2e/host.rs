@@ -181,6 +181,42 @@ async fn a_config_file_sets_flags_and_refuses_unknown_keys() {
     );
 }
 
+/// `log-level` in the config file changes on SIGHUP: at `warn` the access lines
+/// stop, back at `info` they come again, and each change is logged.
+#[tokio::test]
+async fn sighup_rereads_the_log_level_of_the_config_file() {
+    require_host_binary();
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("registry.toml");
+    std::fs::write(&config, "log-level = \"info\"\n").unwrap();
+    let server = RegistryServer::start_with_args(&["--config", config.to_str().unwrap()]);
+    let access_line = |tag: &str| {
+        let tag = tag.to_string();
+        move |l: &str| l.contains("/v2/_catalog") && l.contains(&tag)
+    };
+    let get = |tag: &str| server.client().get(server.url(&format!("/v2/_catalog?n=1&last={tag}"))).send();
+    get("before").await.unwrap();
+    assert!(server.wait_for_line(access_line("before"), Duration::from_secs(10)).is_some(), "no access line at info");
+
+    std::fs::write(&config, "log-level = \"warn\"\n").unwrap();
+    crate::common::send_signal(server.pid(), "HUP");
+    assert!(
+        server.wait_for_line(|l| l.contains("reload: log level info -> warn"), Duration::from_secs(10)).is_some(),
+        "no line about the new level"
+    );
+    get("quiet").await.unwrap();
+    assert!(server.wait_for_line(access_line("quiet"), Duration::from_secs(2)).is_none(), "an access line at warn");
+
+    std::fs::write(&config, "log-level = \"info\"\n").unwrap();
+    crate::common::send_signal(server.pid(), "HUP");
+    assert!(server.wait_for_line(|l| l.contains("reload: log level warn -> info"), Duration::from_secs(10)).is_some());
+    get("after").await.unwrap();
+    assert!(
+        server.wait_for_line(access_line("after"), Duration::from_secs(10)).is_some(),
+        "no access line back at info"
+    );
+}
+
 /// The component learns the client's address from the host's
 /// `registry-client-address` header, never from a client: a client that sends that
 /// header itself is still seen (in the component's log of failed sign-ins) at its
