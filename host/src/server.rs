@@ -328,7 +328,7 @@ impl Server {
         let mut response = match result {
             Ok(response) => response,
             Err(e) => {
-                tracing::error!("{method} {uri}: the registry component failed: {e:#}");
+                tracing::error!(request_id = %id, "{method} {uri}: the registry component failed: {e:#}");
                 internal_error()
             }
         };
