@@ -5,6 +5,15 @@
 say() { echo "== $*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
 
+# median: the median of the numbers on stdin, one per line.
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# free_port: a port of 127.0.0.1 that was free a moment ago (for servers
+# that take a port from the command line).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # stage NAME: ends the current stage (printing its time) and starts NAME
 # (the driver sets STARTED, its start in seconds since the epoch).
 STAGE=

@@ -38,12 +38,11 @@ cp "$TARGET_DIR/release/registry-host" "$WORK/registry-host"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
-free() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 stage servers
-PLAIN=$(free)
-ON=$(free)
-METRICS=$(free)
+PLAIN=$(free_port)
+ON=$(free_port)
+METRICS=$(free_port)
 "$WORK/registry-host" --listen "127.0.0.1:$PLAIN" --data-dir "$WORK/plain" >"$WORK/plain.log" 2>&1 &
 PLAIN_PID=$!
 PIDS+=("$PLAIN_PID")
@@ -97,13 +96,12 @@ for i in $(seq "$TURNS"); do
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 COMPILERS_AFTER=$(count_compilers)
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # The exposition was served and the JSON lines written (the loads above were answered).
 scraped=$(curl -sf "http://127.0.0.1:$METRICS/metrics" | grep -c '^registry_http_requests_total' || true)
 json_lines=$(grep -c '"target":"access"' "$WORK/on.log" || true)
 
 stage report
-ratio=$(median "${ratios[@]}")
+ratio=$(printf '%s\n' "${ratios[@]}" | median)
 met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.95) ? "yes" : "no" }')
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- . ":!BENCHMARKS-OPS.md" 2>/dev/null || commit="$commit (with uncommitted changes)"
@@ -125,8 +123,8 @@ default rate.
 
 | | default | metrics and JSON logs | ratio |
 |---|---:|---:|---:|
-| manifest GET, req/s (median) | $(median "${plain_rps[@]}") | $(median "${on_rps[@]}") | $ratio |
-| server CPU per request, µs (median) | $(median "${plain_cpu[@]}") | $(median "${on_cpu[@]}") | |
+| manifest GET, req/s (median) | $(printf '%s\n' "${plain_rps[@]}" | median) | $(printf '%s\n' "${on_rps[@]}" | median) | $ratio |
+| server CPU per request, µs (median) | $(printf '%s\n' "${plain_cpu[@]}" | median) | $(printf '%s\n' "${on_cpu[@]}" | median) | |
 | turns, req/s | ${plain_rps[*]} | ${on_rps[*]} | ${ratios[*]} |
 
 Target met (ratio ≥ 0.95): **$met**. During the run the metrics address answered with

@@ -87,7 +87,6 @@ printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+js
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 mbps() { awk -v s="$1" -v b=$((BLOB_MIB << 20)) 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
 fmt_size() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 
@@ -168,7 +167,7 @@ runtime_executable() {
 ROWS=()
 for RUNTIME in "${RUNTIMES[@]}"; do
     stage "$RUNTIME"
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     URL="http://127.0.0.1:$port"
     data="$WORK/data-$RUNTIME"
     mkdir -p "$data"

@@ -13,7 +13,7 @@ use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::AsyncWrite;
@@ -34,20 +34,17 @@ pub fn id_for(headers: &HeaderMap) -> String {
     });
     match sent {
         Some(id) => id.to_string(),
-        None => uuid::Uuid::new_v4().simple().to_string(),
+        None => new_id(),
     }
 }
 
-/// The repository a request path names, if any: what lies between `/v2/`
-/// and the API's own path segments.
-pub fn repository_of(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/v2/")?;
-    ["/blobs/", "/manifests/", "/tags/list", "/referrers/"]
-        .iter()
-        .filter_map(|marker| rest.find(marker))
-        .min()
-        .map(|end| &rest[..end])
-        .filter(|name| !name.is_empty())
+/// A new id: this process's random half (drawn once) and a counter, 32 hex
+/// digits in all, unique across instances without a random draw per request.
+fn new_id() -> String {
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    format!("{process:016x}{:016x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A request as its access line describes it.
@@ -56,9 +53,29 @@ pub struct Access {
     pub client: IpAddr,
     pub method: hyper::Method,
     pub uri: hyper::Uri,
+    /// The metrics' route of the path.
+    pub route: &'static str,
+    /// Known once the response's head is.
     pub status: u16,
     pub started: Instant,
+    /// The request body's bytes, counted as they are read.
     pub received: Arc<AtomicU64>,
+}
+
+impl Access {
+    /// A request from `client`, as it arrives.
+    pub fn of<B>(req: &hyper::Request<B>, client: IpAddr) -> Access {
+        Access {
+            id: id_for(req.headers()),
+            client,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            route: crate::metrics::route_of(req.uri().path()),
+            status: 0,
+            started: Instant::now(),
+            received: Arc::default(),
+        }
+    }
 }
 
 /// A body that counts the bytes that pass: a request's, into the count its
@@ -117,8 +134,8 @@ impl<B> Drop for CountedBody<B> {
             request_id = %a.id,
             client = %a.client,
             method = %a.method,
-            route = crate::metrics::route_of(path),
-            repository = repository_of(path).unwrap_or(""),
+            route = a.route,
+            repository = crate::metrics::repository_of(path).unwrap_or(""),
             status = a.status,
             bytes_in = received,
             bytes_out = sent,
@@ -224,17 +241,5 @@ mod tests {
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         }
         assert_ne!(id_for(&HeaderMap::new()), id_for(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn repositories_are_found_in_paths() {
-        assert_eq!(repository_of("/v2/a/b/blobs/sha256:00"), Some("a/b"));
-        assert_eq!(repository_of("/v2/a/blobs/uploads/x"), Some("a"));
-        assert_eq!(repository_of("/v2/lib/app/manifests/latest"), Some("lib/app"));
-        assert_eq!(repository_of("/v2/lib/app/tags/list"), Some("lib/app"));
-        assert_eq!(repository_of("/v2/x/referrers/sha256:00"), Some("x"));
-        assert_eq!(repository_of("/v2/"), None);
-        assert_eq!(repository_of("/v2/_catalog"), None);
-        assert_eq!(repository_of("/token"), None);
     }
 }

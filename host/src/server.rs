@@ -296,17 +296,13 @@ impl Server {
         hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let server = server.clone();
             let [body_in_flight, response_in_flight] = activity.request_started();
-            let started = Instant::now();
-            let id = crate::request_log::id_for(req.headers());
-            let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let method = req.method().clone();
-            let uri = req.uri().clone();
-            let req = req.map(|body| {
-                CountedBody::request(TimedBody::new(body, server.timeouts.body, body_in_flight), received.clone())
-            });
+            let mut access = Access::of(&req, client);
+            let received = access.received.clone();
+            let req = req
+                .map(|body| CountedBody::request(TimedBody::new(body, server.timeouts.body, body_in_flight), received));
             async move {
-                let response = server.handle(req, client, &id, started).await?;
-                let access = Access { id, client, method, uri, status: response.status().as_u16(), started, received };
+                let response = server.handle(req, &access).await?;
+                access.status = response.status().as_u16();
                 Ok::<_, anyhow::Error>(
                     response.map(|body| ResponseBody::new(CountedBody::response(body, access), response_in_flight)),
                 )
@@ -314,16 +310,10 @@ impl Server {
         })
     }
 
-    async fn handle(
-        &self,
-        mut req: Request,
-        client: IpAddr,
-        id: &str,
-        start: Instant,
-    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        set_client_address(req.headers_mut(), client);
+    /// Answers `req`, described by `access` (its status not yet known).
+    async fn handle(&self, mut req: Request, access: &Access) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+        let Access { id, client, method, uri, route, started, .. } = access;
+        set_client_address(req.headers_mut(), *client);
         let result = self.call_guest(req, id).await;
         let mut response = match result {
             Ok(response) => response,
@@ -332,7 +322,7 @@ impl Server {
                 internal_error()
             }
         };
-        crate::metrics::request(&method, uri.path(), response.status().as_u16(), start.elapsed());
+        crate::metrics::request(method, route, response.status().as_u16(), started.elapsed());
         if let Ok(value) = HeaderValue::from_str(id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }

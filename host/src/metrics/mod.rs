@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use route::route_of;
+pub use route::{repository_of, route_of};
 
 /// A request as counted: the route (never the repository, which would
 /// make the number of series grow with the registry), the method and the
@@ -155,10 +155,9 @@ fn get() -> Option<&'static Metrics> {
     METRICS.get()
 }
 
-/// Records an answered request.
-pub fn request(method: &hyper::Method, path: &str, status: u16, elapsed: Duration) {
+/// Records an answered request of `route` (`route_of` its path).
+pub fn request(method: &hyper::Method, route: &'static str, status: u16, elapsed: Duration) {
     let Some(m) = get() else { return };
-    let route = route_of(path);
     let method = method_label(method);
     m.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     m.durations.get_or_create(&RouteLabels { route, method }).observe(elapsed.as_secs_f64());

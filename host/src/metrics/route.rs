@@ -1,5 +1,6 @@
-//! The route of a request path, as the metrics label it: a fixed set of
-//! names, never the repository, so that the number of series is bounded.
+//! What a request path names: its route, as the metrics label it (a fixed
+//! set of names, never the repository, so that the number of series is
+//! bounded), and its repository, for the access line.
 
 /// The route `path` (without its query) belongs to.
 pub fn route_of(path: &str) -> &'static str {
@@ -32,9 +33,21 @@ pub fn route_of(path: &str) -> &'static str {
     }
 }
 
+/// The repository a request path names, if any: what lies between `/v2/`
+/// and the API's own path segments.
+pub fn repository_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v2/")?;
+    ["/blobs/", "/manifests/", "/tags/list", "/referrers/"]
+        .iter()
+        .filter_map(|marker| rest.find(marker))
+        .min()
+        .map(|end| &rest[..end])
+        .filter(|name| !name.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::route_of;
+    use super::{repository_of, route_of};
 
     #[test]
     fn routes_name_no_repository() {
@@ -50,5 +63,17 @@ mod tests {
         assert_eq!(route_of("/_registry/gc?dry-run=true"), "gc");
         assert_eq!(route_of("/v2/a/nothing"), "other");
         assert_eq!(route_of("/favicon.ico"), "other");
+    }
+
+    #[test]
+    fn repositories_are_found_in_paths() {
+        assert_eq!(repository_of("/v2/a/b/blobs/sha256:00"), Some("a/b"));
+        assert_eq!(repository_of("/v2/a/blobs/uploads/x"), Some("a"));
+        assert_eq!(repository_of("/v2/lib/app/manifests/latest"), Some("lib/app"));
+        assert_eq!(repository_of("/v2/lib/app/tags/list"), Some("lib/app"));
+        assert_eq!(repository_of("/v2/x/referrers/sha256:00"), Some("x"));
+        assert_eq!(repository_of("/v2/"), None);
+        assert_eq!(repository_of("/v2/_catalog"), None);
+        assert_eq!(repository_of("/token"), None);
     }
 }

@@ -161,8 +161,8 @@ impl S3Store {
     async fn check(&self) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         loop {
-            match self.client.list(&self.root, None, 1).await {
-                Ok(_) => return Ok(()),
+            match self.answers().await {
+                Ok(()) => return Ok(()),
                 // A store started with the registry may need a moment.
                 Err(storage_layout::StorageError::Unavailable(_)) if started.elapsed() < Duration::from_secs(10) => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
