@@ -17,6 +17,8 @@
 #   BENCH_GC_IMAGES    images in the garbage-collection group's store, each a
 #                      config and four 1 KiB layers, half deleted (default
 #                      10000: 50,000 blobs); 0 leaves the group out
+#   BENCH_OPS_TURNS    turns of each manifest GET load in the operations group
+#                      (metrics and JSON logs on against off; default 3, 0: none)
 #   BENCH_AUTH_USERS   users per bcrypt cost (10 and 12) for the sign-in
 #                      latencies of the access-control group (default 10)
 #   CARGO_TARGET_DIR   honoured; results and server logs of the last run stay
@@ -33,6 +35,7 @@ LOAD_SECS=${BENCH_LOAD_SECS:-10}
 LOAD_TOOL=${BENCH_LOAD_TOOL:-auto}
 AUTH_USERS=${BENCH_AUTH_USERS:-10}
 GC_IMAGES=${BENCH_GC_IMAGES:-10000}
+OPS_TURNS=${BENCH_OPS_TURNS:-3}
 AUTH_COSTS=(10 12)
 
 # shellcheck source=bench/common.sh
@@ -63,14 +66,22 @@ pick_port PORT_OURS
 pick_port PORT_REF
 pick_port PORT_OURS_AUTH
 pick_port PORT_REF_AUTH
+pick_port PORT_OURS_OPS
+pick_port PORT_REF_OPS
+pick_port PORT_OURS_OPS_METRICS
+pick_port PORT_REF_OPS_METRICS
 
 # distribution_config DATA PORT [HTPASSWD]: distribution's configuration,
-# with htpasswd auth when HTPASSWD is given.
+# with htpasswd auth when HTPASSWD is given. DISTRIBUTION_OPS=METRICS_PORT
+# turns on what the operations group measures: JSON logs at info (an
+# access line per request) and Prometheus metrics on that port.
 distribution_config() {
+    if [[ -n ${DISTRIBUTION_OPS:-} ]]; then
+        printf 'version: 0.1\nlog:\n  level: info\n  formatter: json\n'
+    else
+        printf 'version: 0.1\nlog:\n  level: warn\n'
+    fi
     cat <<EOF
-version: 0.1
-log:
-  level: warn
 storage:
   filesystem:
     rootdirectory: $1
@@ -81,6 +92,15 @@ storage:
 http:
   addr: 127.0.0.1:$2
 EOF
+    if [[ -n ${DISTRIBUTION_OPS:-} ]]; then
+        cat <<EOF
+  debug:
+    addr: 127.0.0.1:$DISTRIBUTION_OPS
+    prometheus:
+      enabled: true
+      path: /metrics
+EOF
+    fi
     if [[ -n ${3:-} ]]; then
         cat <<EOF
 auth:
@@ -92,6 +112,9 @@ EOF
 }
 mkdir -p "$WORK/ours-data" "$WORK/reference-data"
 distribution_config "$WORK/reference-data" "$PORT_REF" >"$WORK/distribution.yml"
+mkdir -p "$WORK/ours-ops-data" "$WORK/reference-ops-data"
+DISTRIBUTION_OPS=$PORT_REF_OPS_METRICS distribution_config "$WORK/reference-ops-data" "$PORT_REF_OPS" \
+    >"$WORK/distribution-ops.yml"
 
 # The access-control group's files (untimed): the users, all with one
 # password (the loads' user `load`, and cost<C>-<i> for each bcrypt cost),
@@ -141,6 +164,8 @@ fi
 : >"$RESULTS/reference.log"
 : >"$RESULTS/ours-auth.log"
 : >"$RESULTS/reference-auth.log"
+: >"$RESULTS/ours-ops.log"
+: >"$RESULTS/reference-ops.log"
 OURS_CMD=("$HOST_BIN" --listen "127.0.0.1:$PORT_OURS" --data-dir "$WORK/ours-data")
 REF_CMD=(docker-registry serve "$WORK/distribution.yml")
 URL_OURS=http://127.0.0.1:$PORT_OURS
@@ -148,6 +173,9 @@ URL_REF=http://127.0.0.1:$PORT_REF
 OURS_AUTH_CMD=("$HOST_BIN" --listen "127.0.0.1:$PORT_OURS_AUTH" --data-dir "$WORK/ours-auth-data"
     --htpasswd "$AUTH_DIR/htpasswd" --access "$AUTH_DIR/policy.toml" --token-key "$AUTH_DIR/token.key")
 REF_AUTH_CMD=(docker-registry serve "$WORK/distribution-auth.yml")
+OURS_OPS_CMD=("$HOST_BIN" --listen "127.0.0.1:$PORT_OURS_OPS" --data-dir "$WORK/ours-ops-data"
+    --metrics-listen "127.0.0.1:$PORT_OURS_OPS_METRICS" --log-format json)
+REF_OPS_CMD=(docker-registry serve "$WORK/distribution-ops.yml")
 URL_OURS_AUTH=http://127.0.0.1:$PORT_OURS_AUTH
 URL_REF_AUTH=http://127.0.0.1:$PORT_REF_AUTH
 
@@ -205,6 +233,28 @@ run_access_control() {
         BENCH_AUTH_PASSWORD=$AUTH_PASSWORD "$BENCH_BIN" access --url "$url" --pid "$SERVER_PID" --server "$name" \
             --sign-in "$sign_in" --open-url "$open_url" --open-pid "$open_pid" \
             --costs "$(IFS=,; echo "${AUTH_COSTS[*]}")" --users "$AUTH_USERS" \
+            --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" | tee -a "$RESULTS/$name.jsonl"
+        stop_server
+    done
+}
+
+# The operations group: a second instance of each server with metrics and
+# JSON logs on, its manifest GET load in turns with the instance above's.
+# Its access lines go to its log, as they would in production.
+run_operations() {
+    local name url cmd metrics default_url default_pid
+    for name in ours reference; do
+        if [[ $name == ours ]]; then
+            url=http://127.0.0.1:$PORT_OURS_OPS metrics=http://127.0.0.1:$PORT_OURS_OPS_METRICS/metrics
+            default_url=$URL_OURS default_pid=$OURS_PID cmd=("${OURS_OPS_CMD[@]}")
+        else
+            url=http://127.0.0.1:$PORT_REF_OPS metrics=http://127.0.0.1:$PORT_REF_OPS_METRICS/metrics
+            default_url=$URL_REF default_pid=$REF_PID cmd=("${REF_OPS_CMD[@]}")
+        fi
+        spawn_server "$name" "$RESULTS/$name-ops.log" 200 "$url" startup_ms "${cmd[@]}" >/dev/null
+        say "$name: metrics and JSON logs on (pid $SERVER_PID)"
+        "$BENCH_BIN" ops --url "$url" --pid "$SERVER_PID" --metrics-url "$metrics" --server "$name" \
+            --default-url "$default_url" --default-pid "$default_pid" --turns "$OPS_TURNS" \
             --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" | tee -a "$RESULTS/$name.jsonl"
         stop_server
     done
@@ -283,6 +333,7 @@ run_group reference "$URL_REF" "$REF_PID" load
 run_group ours "$URL_OURS" "$OURS_PID" end
 run_group reference "$URL_REF" "$REF_PID" end
 if ((AUTH_ON)); then run_access_control; fi
+if ((OPS_TURNS > 0)); then run_operations; fi
 stop_servers
 if ((GC_IMAGES > 0)); then run_garbage_collection; fi
 

@@ -17,6 +17,7 @@ mod client;
 mod content;
 mod gc;
 mod load;
+mod ops;
 mod report;
 mod rss;
 mod s3_report;
@@ -130,6 +131,34 @@ enum Command {
         /// Users per bcrypt cost.
         #[arg(long, default_value_t = 10)]
         users: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// What operating features cost: manifest GET loads on an instance with
+    /// metrics and JSON logs on and on the default instance, in turns;
+    /// JSON lines on stdout.
+    Ops {
+        /// Base URL of the instance with metrics and JSON logs on.
+        #[arg(long)]
+        url: String,
+        /// PID of that server process.
+        #[arg(long)]
+        pid: u32,
+        /// Its metrics endpoint, scraped after the loads (e.g. http://127.0.0.1:9090/metrics).
+        #[arg(long)]
+        metrics_url: String,
+        /// Name of this registry in the results (e.g. ours, reference).
+        #[arg(long)]
+        server: String,
+        /// Base URL of the default instance.
+        #[arg(long)]
+        default_url: String,
+        /// PID of that server process.
+        #[arg(long)]
+        default_pid: u32,
+        /// Turns of each load.
+        #[arg(long, default_value_t = 3)]
+        turns: usize,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -385,6 +414,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             access::run(&target, &settings).await
         }),
+        Command::Ops { url, pid, metrics_url, server, default_url, default_pid, turns, load } => {
+            runtime.block_on(async {
+                let target = client::Target::parse(&url).await?;
+                let settings = ops::Settings {
+                    server,
+                    pid,
+                    metrics: metrics_url,
+                    default: client::Target::parse(&default_url).await?,
+                    default_pid,
+                    turns,
+                    load: load.get_load()?,
+                };
+                ops::run(&target, &settings).await
+            })
+        }
         Command::Gc { url, server, images, parallel, push_secs, fill, collect, pace } => runtime.block_on(async {
             let target = client::Target::parse(&url).await?;
             gc::run(&target, &gc::Settings { server, images, parallel, push_secs, fill, collect, pace }).await

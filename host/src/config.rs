@@ -48,9 +48,8 @@ pub fn parse() -> anyhow::Result<crate::Args> {
     }
     let matches = command.clone().try_get_matches_from(&argv).unwrap_or_else(|e| e.exit());
     let mut args = crate::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if matches.value_source("log_level") == Some(ValueSource::DefaultValue) {
-        args.log_level_file = file.clone();
-    }
+    args.log_level_from_file = matches.value_source("log_level") == Some(ValueSource::DefaultValue);
+    args.config_file = file.clone();
     if args.print_config {
         print!("{}", describe(&command, &matches, file.as_deref(), &from_file));
         std::process::exit(0);
@@ -76,16 +75,10 @@ fn config_path(argv: &[OsString]) -> Option<PathBuf> {
     std::env::var_os("REGISTRY_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-/// The `log-level` the config file `path` sets now (`info` when it sets
-/// none), for SIGHUP.
-pub fn log_level_in(path: &Path) -> anyhow::Result<String> {
+/// The keys the config file `path` sets now, for SIGHUP.
+pub fn keys_in(path: &Path) -> anyhow::Result<Vec<(String, toml::Value)>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let keys = keys(path, &text)?;
-    match keys.into_iter().find(|(k, _)| k == "log-level").map(|(_, v)| v) {
-        None => Ok("info".into()),
-        Some(toml::Value::String(level)) => Ok(level),
-        Some(_) => anyhow::bail!("{}:{}: `log-level` takes a string", path.display(), line_of(&text, "log-level")),
-    }
+    keys(path, &text)
 }
 
 /// The file's keys and values; only top-level keys (one per flag).

@@ -5,6 +5,7 @@ mod access;
 mod backend;
 mod bindings;
 mod config;
+mod config_watch;
 mod engine;
 mod gc;
 mod limits;
@@ -125,10 +126,13 @@ pub struct Args {
     #[arg(long, env = "REGISTRY_LOG", value_name = "FILTER", default_value = "info")]
     pub log_level: String,
 
-    /// The config file whose `log-level` SIGHUP rereads: set when the level
-    /// is not given by a flag or REGISTRY_LOG.
+    /// The config file (`--config`), which SIGHUP rereads.
     #[arg(skip)]
-    pub log_level_file: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    /// Whether the log level is the config file's (no flag or REGISTRY_LOG
+    /// gives one).
+    #[arg(skip)]
+    pub log_level_from_file: bool,
 
     /// Address for the operator's endpoints: Prometheus metrics at
     /// /metrics, /health/live and /health/ready (off when not given).

@@ -1,5 +1,5 @@
-//! The settings that SIGHUP reloads: the TLS certificate and key, and the
-//! access-control files. The current ones are a snapshot behind a lock,
+//! The settings that SIGHUP reloads: the TLS certificate and key, the
+//! access-control files, and the config file (config_watch.rs). The current ones are a snapshot behind a lock,
 //! swapped whole; each connection takes the TLS configuration it starts
 //! with, each request the environment of its component instance.
 
@@ -13,9 +13,8 @@ pub struct Sources {
     pub auth: AuthFiles,
     /// The component's environment that no reload changes.
     pub fixed_env: Vec<(String, String)>,
-    /// The config file whose `log-level` a reload rereads, with the level
-    /// in force.
-    pub log_level: Option<(std::path::PathBuf, std::sync::Mutex<String>)>,
+    /// The config file, which a reload rereads.
+    pub config: Option<crate::config_watch::WatchedConfig>,
 }
 
 /// The settings in force.
@@ -63,8 +62,8 @@ impl LiveConfig {
     /// taken or refused separately, each as a whole: a file that cannot be
     /// read or checked keeps the previous settings of its part, and says why.
     pub fn reload(&self) {
-        if let Some((file, current)) = &self.sources.log_level {
-            reload_log_level(file, current);
+        if let Some(config) = &self.sources.config {
+            config.reread();
         }
         let old = self.current();
         if self.sources.tls.is_none() && self.sources.auth.files().next().is_none() {
@@ -122,24 +121,6 @@ impl LiveConfig {
     }
 }
 
-/// Applies the config file's `log-level` if it changed, and says so (at
-/// the old level, before a quieter one could hide the line).
-fn reload_log_level(file: &std::path::Path, current: &std::sync::Mutex<String>) {
-    let mut current = current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    match crate::config::log_level_in(file) {
-        Ok(level) if level == *current => tracing::info!("reload: log level {level} unchanged"),
-        Ok(level) => {
-            // At warn: seen whichever way the level moves.
-            tracing::warn!("reload: log level {} -> {level} ({})", *current, file.display());
-            match crate::log_level::set(&level) {
-                Ok(()) => *current = level,
-                Err(e) => tracing::error!("reload: keeping log level {}: {level:?}: {e}", *current),
-            }
-        }
-        Err(e) => tracing::error!("reload: keeping log level {}: {e:#}", *current),
-    }
-}
-
 fn snapshot(sources: &Sources, tls: Option<Arc<LoadedTls>>, auth_env: Vec<(String, String)>) -> Snapshot {
     let env = sources.fixed_env.iter().chain(&auth_env).cloned().collect();
     Snapshot { tls, auth_env, env }
@@ -154,7 +135,7 @@ fn value<'a>(env: &'a [(String, String)], var: &str) -> Option<&'a str> {
 /// early SIGHUP never takes the default action (exit).
 pub async fn reload_on_hangup(live: Arc<LiveConfig>, mut hangup: tokio::signal::unix::Signal) {
     while hangup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading the TLS certificate, the access-control files and the log level");
+        tracing::info!("SIGHUP: reloading the TLS certificate, the access-control files and the config file");
         // A few small files: read them off the async threads all the same.
         let live = live.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || live.reload()).await {
@@ -187,7 +168,7 @@ mod tests {
             tls: None,
             auth: AuthFiles { htpasswd: Some(htpasswd.clone()), ..Default::default() },
             fixed_env: vec![("REGISTRY_DELETE_ENABLED".into(), "true".into())],
-            log_level: None,
+            config: None,
         };
         let live = LiveConfig::load(sources).unwrap();
         let env = |live: &LiveConfig| live.current().env.clone();

@@ -60,6 +60,8 @@ pub struct Access {
     pub started: Instant,
     /// The request body's bytes, counted as they are read.
     pub received: Arc<AtomicU64>,
+    /// The signed-in user, as the component names it.
+    pub user: Option<String>,
 }
 
 impl Access {
@@ -74,6 +76,7 @@ impl Access {
             status: 0,
             started: Instant::now(),
             received: Arc::default(),
+            user: None,
         }
     }
 }
@@ -133,6 +136,7 @@ impl<B> Drop for CountedBody<B> {
             target: "access",
             request_id = %a.id,
             client = %a.client,
+            user = a.user.as_deref().unwrap_or(""),
             method = %a.method,
             route = a.route,
             repository = crate::metrics::repository_of(path).unwrap_or(""),

@@ -37,6 +37,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 /// The host always sets it, replacing whatever a client sent under that name,
 /// so the component may trust it.
 pub const CLIENT_ADDRESS_HEADER: &str = "registry-client-address";
+/// The response header in which the component names the signed-in user,
+/// for the access line; never sent on to the client.
+pub const USER_HEADER: &str = "registry-user";
 
 /// How long a client may take over its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,10 +76,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut fixed_env = vec![
         ("REGISTRY_DELETE_ENABLED".to_string(), (!args.disable_delete).to_string()),
         ("REGISTRY_CLIENT_ADDRESS_HEADER".to_string(), CLIENT_ADDRESS_HEADER.to_string()),
+        ("REGISTRY_USER_HEADER".to_string(), USER_HEADER.to_string()),
     ];
     fixed_env.extend(args.gc.env());
-    let log_level = args.log_level_file.clone().map(|file| (file, std::sync::Mutex::new(args.log_level.clone())));
-    let sources = Sources { tls: args.tls_files()?, auth: args.auth_files(), fixed_env, log_level };
+    let config = match &args.config_file {
+        Some(file) => Some(crate::config_watch::WatchedConfig::new(file, args.log_level_from_file, &args.log_level)?),
+        None => None,
+    };
+    let sources = Sources { tls: args.tls_files()?, auth: args.auth_files(), fixed_env, config };
     let live = Arc::new(LiveConfig::load(sources)?);
     let storage = open_storage(&args).await?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
@@ -301,8 +308,10 @@ impl Server {
             let req = req
                 .map(|body| CountedBody::request(TimedBody::new(body, server.timeouts.body, body_in_flight), received));
             async move {
-                let response = server.handle(req, &access).await?;
+                let mut response = server.handle(req, &access).await?;
                 access.status = response.status().as_u16();
+                access.user =
+                    response.headers_mut().remove(USER_HEADER).and_then(|v| v.to_str().ok().map(str::to_string));
                 Ok::<_, anyhow::Error>(
                     response.map(|body| ResponseBody::new(CountedBody::response(body, access), response_in_flight)),
                 )

@@ -10,6 +10,7 @@
 //! | `REGISTRY_AUTH_REALM` | the token endpoint's URL in challenges (default: this server's `/token`) |
 //! | `REGISTRY_AUTH_TOKEN_TTL` | access token lifetime in seconds (default 300) |
 //! | `REGISTRY_CLIENT_ADDRESS_HEADER` | a request header the runtime sets to the client's address (never one clients can set) |
+//! | `REGISTRY_USER_HEADER` | a response header in which the registry names the signed-in user, for the runtime's access log (which must remove it) |
 //!
 //! Access control is on when an htpasswd or a policy is given. Paths are
 //! read inside the component, so they name files of a directory the
@@ -43,6 +44,19 @@ pub struct Settings {
     pub token_ttl: u64,
     /// The header that carries the client's address, if the runtime sets one.
     pub client_address_header: Option<String>,
+    /// The response header that names the signed-in user, if the runtime
+    /// asked for one (it logs and removes it).
+    pub user_header: Option<String>,
+}
+
+/// A header name setting: unset or empty is none; anything but a plain
+/// lower-case token would be refused when the response is built.
+fn header_name(value: Option<String>, setting: &str) -> Result<Option<String>, ConfigError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => Ok(Some(v)),
+        Some(v) => Err(ConfigError(format!("{setting}={v:?}: a header name of lower-case letters, digits and '-'"))),
+    }
 }
 
 impl Settings {
@@ -85,6 +99,7 @@ impl Settings {
             realm: var("REGISTRY_AUTH_REALM").filter(|s| !s.is_empty()),
             token_ttl,
             client_address_header: var("REGISTRY_CLIENT_ADDRESS_HEADER").filter(|s| !s.is_empty()),
+            user_header: header_name(var("REGISTRY_USER_HEADER"), "REGISTRY_USER_HEADER")?,
         }))
     }
 
@@ -138,6 +153,14 @@ mod tests {
     fn off_without_users_or_policy() {
         assert!(settings(&[], &[]).unwrap().is_none());
         assert!(settings(&[("REGISTRY_AUTH_TOKEN_KEY", "k")], &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_user_header_must_be_a_plain_header_name() {
+        let with = |v: &str| settings(&[("REGISTRY_AUTH_POLICY", ""), ("REGISTRY_USER_HEADER", v)], &[]);
+        assert_eq!(with("registry-user").unwrap().unwrap().user_header.as_deref(), Some("registry-user"));
+        assert_eq!(with("").unwrap().unwrap().user_header, None);
+        assert!(with("Registry User").unwrap_err().0.contains("REGISTRY_USER_HEADER"));
     }
 
     #[test]

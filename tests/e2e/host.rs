@@ -182,7 +182,8 @@ async fn a_config_file_sets_flags_and_refuses_unknown_keys() {
 }
 
 /// `log-level` in the config file changes on SIGHUP: at `warn` the access lines
-/// stop, back at `info` they come again, and each change is logged.
+/// stop, back at `info` they come again, and each change is logged; a key that
+/// takes a restart is named in a warning and changes nothing.
 #[tokio::test]
 async fn sighup_rereads_the_log_level_of_the_config_file() {
     require_host_binary();
@@ -198,8 +199,18 @@ async fn sighup_rereads_the_log_level_of_the_config_file() {
     get("before").await.unwrap();
     assert!(server.wait_for_line(access_line("before"), Duration::from_secs(10)).is_some(), "no access line at info");
 
-    std::fs::write(&config, "log-level = \"warn\"\n").unwrap();
+    std::fs::write(&config, "log-level = \"warn\"\nmax-connections = 7\n").unwrap();
     crate::common::send_signal(server.pid(), "HUP");
+    // The keys that take a restart are named first, then the new level.
+    assert!(
+        server
+            .wait_for_line(
+                |l| l.contains("`max-connections` changed in") && l.contains("takes effect at the next restart"),
+                Duration::from_secs(10)
+            )
+            .is_some(),
+        "no warning about a key that takes a restart"
+    );
     assert!(
         server.wait_for_line(|l| l.contains("reload: log level info -> warn"), Duration::from_secs(10)).is_some(),
         "no line about the new level"

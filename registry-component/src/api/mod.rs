@@ -70,9 +70,10 @@ pub fn respond<S: Storage>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response
             Access::Open => answer(ctx, route, req, &|_| true),
             Access::Controlled(gate) if route == Route::Token => gate.token(&ctx.storage, req),
             Access::Controlled(gate) => match gate.admit(&ctx.storage, route, req) {
-                Ok(auth::Admitted { route, catalog_user }) => {
-                    answer(ctx, route, req, &|name| gate.may_list(catalog_user.as_deref(), name))
-                }
+                Ok(auth::Admitted { route, catalog_user, user }) => gate.name_user(
+                    answer(ctx, route, req, &|name| gate.may_list(catalog_user.as_deref(), name)),
+                    user.as_deref(),
+                ),
                 Err(refusal) => refusal,
             },
             Access::Misconfigured(reason) => Response::error(&auth::misconfigured(reason)),

@@ -67,6 +67,8 @@ pub struct Admitted {
     /// The user whose pull rights filter a catalog listing (`None`:
     /// anonymous); unused by other routes.
     pub catalog_user: Option<String>,
+    /// Who the request came from, for the runtime's access log.
+    pub user: Option<String>,
 }
 
 /// The credentials a request carries.
@@ -124,6 +126,14 @@ impl Caller {
             Caller::Token(claims) => Subject::User(&claims.sub),
         }
     }
+
+    /// The signed-in user's name, if any.
+    fn user(&self) -> Option<String> {
+        match self.subject() {
+            Subject::User(user) => Some(user.to_string()),
+            Subject::Anonymous => None,
+        }
+    }
 }
 
 impl Gate {
@@ -173,7 +183,25 @@ impl Gate {
         route: Route,
         req: &Request<S::Body>,
     ) -> Result<Admitted, Response<S::Reader>> {
-        self.decide(st, route, req).map_err(|refusal| refusal.response(&self.realm(req), &self.settings.service))
+        let need = Need::of(&route);
+        let caller = self.identify(st, req, &need).map_err(|refusal| self.refusal(refusal, req))?;
+        let user = caller.user();
+        match self.decide(route, &need, &caller) {
+            Ok(route) => Ok(route),
+            Err(refusal) => Err(self.name_user(self.refusal(refusal, req), user.as_deref())),
+        }
+    }
+
+    fn refusal<B: crate::http::RequestBody, R>(&self, refusal: Refusal, req: &Request<B>) -> Response<R> {
+        refusal.response(&self.realm(req), &self.settings.service)
+    }
+
+    /// Names `user` in the response header the runtime asked for, if any.
+    pub fn name_user<R>(&self, response: Response<R>, user: Option<&str>) -> Response<R> {
+        match (&self.settings.user_header, user) {
+            (Some(header), Some(user)) => response.header(header, user),
+            _ => response,
+        }
     }
 
     /// Answers `/token`.
@@ -188,17 +216,15 @@ impl Gate {
         }
     }
 
-    fn decide<S: Storage>(&self, st: &S, mut route: Route, req: &Request<S::Body>) -> Result<Admitted, Refusal> {
-        let need = Need::of(&route);
-        let caller = self.identify(st, req, &need)?;
+    fn decide(&self, mut route: Route, need: &Need, caller: &Caller) -> Result<Admitted, Refusal> {
         let mut catalog_user = None;
-        match &need {
+        match need {
             Need::SignedIn => {
                 if matches!(caller, Caller::Anonymous) {
                     return Err(unauthorized(None, None, "authentication required"));
                 }
             }
-            Need::Admin => match &caller {
+            Need::Admin => match caller {
                 Caller::User(user) if self.policy()?.is_admin(Subject::User(user)) => {}
                 Caller::User(_) | Caller::Token(_) => {
                     return Err(Refusal::Denied("only an admin, signed in with Basic credentials, may do this".into()))
@@ -206,7 +232,7 @@ impl Gate {
                 Caller::Anonymous => return Err(unauthorized(None, None, "authentication required")),
             },
             Need::Catalog => {
-                match &caller {
+                match caller {
                     Caller::Token(claims) if !claims.may_list_catalog() => {
                         return Err(unauthorized(
                             need.scope(),
@@ -224,15 +250,15 @@ impl Gate {
                 }
             }
             Need::Repository { name, actions } => {
-                if !self.allowed(&caller, name)?.contains(*actions) {
-                    return Err(self.refuse(&caller, &need, name, *actions)?);
+                if !self.allowed(caller, name)?.contains(*actions) {
+                    return Err(self.refuse(caller, need, name, *actions)?);
                 }
                 if let Route::UploadStart { mount: mount @ Some(_), from, .. } = &mut route {
-                    self.limit_mount(&caller, name, mount, from)?;
+                    self.limit_mount(caller, name, mount, from)?;
                 }
             }
         }
-        Ok(Admitted { route, catalog_user })
+        Ok(Admitted { route, catalog_user, user: caller.user() })
     }
 
     /// Mounting reads the source: without pull there, the mount becomes a

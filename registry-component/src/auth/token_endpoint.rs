@@ -123,7 +123,9 @@ fn issue<S: Storage>(
         let hash = gate.htpasswd()?.hash_of(user).unwrap_or_default().to_string();
         body["refresh_token"] = key.issue_refresh(user, &hash, now, REFRESH_TOKEN_TTL, &token_id(st)).into();
     }
-    Ok(Response::json(200, body.to_string()).header("Cache-Control", "no-store").header("Pragma", "no-cache"))
+    let response =
+        Response::json(200, body.to_string()).header("Cache-Control", "no-store").header("Pragma", "no-cache");
+    Ok(gate.name_user(response, user))
 }
 
 fn token_id<S: Storage>(st: &S) -> String {

@@ -1,8 +1,8 @@
 //! `--log-format json` and request ids: every response carries `X-Request-Id` (the
 //! client's, when it sent a plain one; a new one otherwise, and never a forged one),
 //! and every line a request causes is one JSON object carrying that id: the access
-//! line, written once the response is sent, with client, method, route, repository,
-//! status, bytes in and out and duration; and the component's own lines (here, a
+//! line, written once the response is sent, with client, user, method, route,
+//! repository, status, bytes in and out and duration; and the component's own lines (here, a
 //! failed sign-in).
 
 use std::time::Duration;
@@ -43,6 +43,7 @@ async fn json_lines_carry_the_request_id() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-request-id"], "pull-1");
+    assert!(resp.headers().get("registry-user").is_none(), "the user header is the host's alone");
     assert_eq!(resp.bytes().await.unwrap().len(), data.len());
     let access = json_line(&server, "access", "pull-1");
     assert_eq!(access["level"], "INFO");
@@ -54,6 +55,7 @@ async fn json_lines_carry_the_request_id() {
     assert_eq!(access["bytes_out"], data.len() as u64);
     assert_eq!(access["bytes_in"], 0);
     assert_eq!(access["client"], "127.0.0.1");
+    assert_eq!(access["user"], "alice");
     assert!(access["duration_ms"].as_f64().is_some(), "{access}");
 
     // A forged id is replaced by one of the registry's own.
@@ -84,4 +86,5 @@ async fn json_lines_carry_the_request_id() {
     let access = json_line(&server, "access", "bad-login-1");
     assert_eq!(access["status"], 401);
     assert_eq!(access["route"], "base");
+    assert_eq!(access["user"], "", "a failed sign-in names nobody on the access line");
 }

@@ -36,6 +36,7 @@ fn registry() -> Registry {
         ("REGISTRY_AUTH_TOKEN_KEY", KEY),
         ("REGISTRY_AUTH_SERVICE", "test-registry"),
         ("REGISTRY_CLIENT_ADDRESS_HEADER", "x-client"),
+        ("REGISTRY_USER_HEADER", "x-user"),
     ]);
     registry.storage().set_time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     registry
@@ -184,6 +185,27 @@ fn expired_foreign_and_tampered_tokens_are_refused_as_invalid() {
     let expired = registry.with_token("GET", path, &token, b"");
     expired.expect(401, Some("UNAUTHORIZED"));
     assert!(expired.header("WWW-Authenticate").unwrap().contains(r#"error="invalid_token""#));
+}
+
+#[test]
+fn the_runtime_learns_who_signed_in_and_nobody_else_is_named() {
+    let r = registry();
+    // Basic: admitted, and refused on a repository the user may not push to.
+    assert_eq!(r.as_user("GET", "/v2/team/app/tags/list", &basic("bob", "bob-pw"), b"").header("x-user"), Some("bob"));
+    let denied = r.as_user("POST", "/v2/team/app/blobs/uploads/", &basic("bob", "bob-pw"), b"");
+    assert_eq!((denied.status, denied.header("x-user")), (403, Some("bob")));
+    // A token names its subject; the token endpoint, who signed in.
+    let token = r.token(Some("alice"), "repository:team/app:pull");
+    let bearer = format!("Bearer {token}");
+    assert_eq!(r.as_user("GET", "/v2/team/app/tags/list", &bearer, b"").header("x-user"), Some("alice"));
+    let issued = r.as_user("GET", "/token?service=test-registry", &basic("alice", "alice-pw"), b"");
+    assert_eq!((issued.status, issued.header("x-user")), (200, Some("alice")));
+    // Anonymous, a wrong password and an anonymous token name nobody.
+    let anonymous = r.send("GET", "/v2/public/app/tags/list", &[], MemoryBody::new(b""));
+    assert_eq!((anonymous.status, anonymous.header("x-user")), (404, None));
+    assert_eq!(r.as_user("GET", "/v2/team/app/tags/list", &basic("bob", "nope"), b"").header("x-user"), None);
+    let anonymous = format!("Bearer {}", r.token(None, "repository:public/app:pull"));
+    assert_eq!(r.as_user("GET", "/v2/public/app/tags/list", &anonymous, b"").header("x-user"), None);
 }
 
 #[test]
