@@ -93,6 +93,10 @@ pub enum RegistryError {
     /// be reached or did not answer in time (a remote object store down).
     /// The string, what failed, becomes the detail. Clients retry a 5xx.
     StorageUnavailable(String),
+    /// 502 Bad Gateway, reported as `UNKNOWN`: a mirror's upstream registry
+    /// could not be reached, failed, or sent something unusable. The string,
+    /// what failed, becomes the detail. Clients retry a 5xx.
+    UpstreamFailed(String),
     /// 500, reported as `UNKNOWN`: a storage or internal failure. The string
     /// becomes the detail.
     Internal(String),
@@ -132,6 +136,7 @@ impl RegistryError {
             NotFound(_) => (404, "NAME_UNKNOWN", "repository name not known to registry"),
             StorageFull => (507, "UNKNOWN", "insufficient storage: the registry has no space left"),
             StorageUnavailable(_) => (503, "UNKNOWN", "service unavailable: the registry's storage does not answer"),
+            UpstreamFailed(_) => (502, "UNKNOWN", "bad gateway: the upstream registry of this mirror failed"),
             Internal(_) => (500, "UNKNOWN", "unknown error"),
         }
     }
@@ -176,7 +181,7 @@ impl RegistryError {
             | NotFound(d) => d.as_deref(),
             MethodNotAllowed { allow } => Some(allow),
             StorageFull => Some("nothing of this request was kept; retry once space is freed"),
-            StorageUnavailable(d) | Internal(d) => Some(d),
+            StorageUnavailable(d) | UpstreamFailed(d) | Internal(d) => Some(d),
         }
     }
 
@@ -292,6 +297,7 @@ mod tests {
             InvalidParameter(None),
             MethodNotAllowed { allow: "GET" },
             NotFound(None),
+            UpstreamFailed("down".into()),
             Internal("boom".into()),
         ]
     }
@@ -321,6 +327,7 @@ mod tests {
                 (400, "UNSUPPORTED"),
                 (405, "UNSUPPORTED"),
                 (404, "NAME_UNKNOWN"),
+                (502, "UNKNOWN"),
                 (500, "UNKNOWN"),
             ]
         );

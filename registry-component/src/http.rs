@@ -144,7 +144,21 @@ pub enum Body<S> {
     },
     /// Content-Length of a body that is not sent (HEAD).
     Length(u64),
+    /// `len` bytes made while they are sent (a mirror's blob, stored as it
+    /// passes from the upstream to the client).
+    Produced {
+        /// Its length.
+        len: u64,
+        /// Makes the body.
+        produce: Producer,
+    },
 }
+
+/// Hands a body to its sink chunk by chunk (the sink says whether the
+/// client took the chunk); says whether the body came out whole. One that
+/// did not is cut off, never finished, so that the client sees a failed
+/// transfer rather than a short or wrong blob.
+pub type Producer = Box<dyn FnOnce(&mut dyn FnMut(&[u8]) -> bool) -> bool>;
 
 /// A response in the making.
 pub struct Response<S> {
@@ -195,7 +209,7 @@ impl<S> Response<S> {
         let (len, has_body) = match &self.body {
             Body::Empty => (0, false),
             Body::Bytes(b) => (b.len() as u64, !head),
-            Body::Stream { len, .. } => (*len, !head),
+            Body::Stream { len, .. } | Body::Produced { len, .. } => (*len, !head),
             Body::Length(len) => (*len, false),
         };
         let len = (self.status != 204 && self.status != 304 && self.status >= 200).then_some(len);

@@ -19,6 +19,7 @@ pub mod gc;
 pub mod http;
 pub mod oci;
 pub mod pagination;
+pub mod proxy;
 pub mod range;
 pub mod router;
 pub mod session;

@@ -82,40 +82,11 @@ pub fn put<S: Storage>(
             ))));
         }
     }
-    if !st.blob_touch(digest.as_str())? {
-        st.blob_put(&digest, &body)?;
-    }
-    let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
-    let link = ManifestLink {
-        media_type: parsed.media_type.clone(),
-        size: body.len() as u64,
-        subject: subject.as_ref().map(|d| d.to_string()),
-        pushed: Some(gc::seconds(st.now())),
-    };
-    let referrer = subject.as_ref().map(|subject| {
-        let descriptor = referrer_descriptor(&parsed, &digest, body.len() as u64);
-        (keys::referrer(repo, subject, &digest), descriptor.to_string())
-    });
-    if let Some((key, descriptor)) = &referrer {
-        st.set(key, descriptor.as_bytes())?;
-    }
-    links::link_manifest(st, repo, &digest, &link)?;
-
     let mut tags: Vec<&Tag> = extra_tags.iter().collect();
     if let Reference::Tag(tag) = reference {
         tags.insert(0, tag);
     }
-    for tag in &tags {
-        st.set(&keys::tag(repo, tag), digest.as_str().as_bytes())?;
-    }
-    if gc::fence::wait(st, repo)? && links::manifest(st, repo, &digest)?.is_none() {
-        // A collection removed the link as an untagged manifest while this
-        // push wrote it: put back what the push wrote.
-        if let Some((key, descriptor)) = &referrer {
-            st.set(key, descriptor.as_bytes())?;
-        }
-        links::link_manifest(st, repo, &digest, &link)?;
-    }
+    let subject = store(st, repo, &digest, &body, &parsed, &tags)?;
     let mut response = Response::new(201)
         .header("Location", format!("/v2/{repo}/manifests/{digest}"))
         .header("Docker-Content-Digest", digest.as_str());
@@ -126,6 +97,50 @@ pub fn put<S: Storage>(
         response = response.header("OCI-Tag", tag.as_str());
     }
     Ok(response)
+}
+
+/// Stores `body`, parsed as `parsed`, as the manifest `digest` of `repo`
+/// with `tags`: the bytes, the link, the referrer entry, the tags. What a
+/// push does once its checks pass, and what a mirror does with a manifest
+/// from its upstream. The manifest's subject, if any.
+pub(crate) fn store<S: Storage>(
+    st: &S,
+    repo: &RepoName,
+    digest: &Digest,
+    body: &[u8],
+    parsed: &manifest::ParsedManifest,
+    tags: &[&Tag],
+) -> Result<Option<Digest>, RegistryError> {
+    if !st.blob_touch(digest.as_str())? {
+        st.blob_put(digest, body)?;
+    }
+    let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
+    let link = ManifestLink {
+        media_type: parsed.media_type.clone(),
+        size: body.len() as u64,
+        subject: subject.as_ref().map(|d| d.to_string()),
+        pushed: Some(gc::seconds(st.now())),
+    };
+    let referrer = subject.as_ref().map(|subject| {
+        let descriptor = referrer_descriptor(parsed, digest, body.len() as u64);
+        (keys::referrer(repo, subject, digest), descriptor.to_string())
+    });
+    if let Some((key, descriptor)) = &referrer {
+        st.set(key, descriptor.as_bytes())?;
+    }
+    links::link_manifest(st, repo, digest, &link)?;
+    for tag in tags {
+        st.set(&keys::tag(repo, tag), digest.as_str().as_bytes())?;
+    }
+    if gc::fence::wait(st, repo)? && links::manifest(st, repo, digest)?.is_none() {
+        // A collection removed the link as an untagged manifest while this
+        // push wrote it: put back what the push wrote.
+        if let Some((key, descriptor)) = &referrer {
+            st.set(key, descriptor.as_bytes())?;
+        }
+        links::link_manifest(st, repo, digest, &link)?;
+    }
+    Ok(subject)
 }
 
 /// The descriptor the referrers API lists for a manifest with a subject.

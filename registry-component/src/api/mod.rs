@@ -4,10 +4,10 @@
 //! (`tests/`) as well as in the component.
 
 mod base;
-mod blobs;
+pub(crate) mod blobs;
 mod catalog;
 pub(crate) mod links;
-mod manifests;
+pub(crate) mod manifests;
 mod referrers;
 mod tags;
 mod uploads;
@@ -19,6 +19,8 @@ use crate::auth::{self, Access};
 use crate::error::RegistryError;
 use crate::gc::{self, GcSettings};
 use crate::http::{Request, Response};
+use crate::oci::name::RepoName;
+use crate::proxy::{self, Fetch, LazyMirrors, Mirror};
 use crate::router::Route;
 use crate::storage::Storage;
 
@@ -33,6 +35,15 @@ pub struct Ctx<S> {
     /// How garbage collections run, or why the settings are unusable:
     /// read only by the requests that need them.
     pub gc: LazyGc,
+    /// Which repositories mirror an upstream registry, read on first use.
+    pub mirrors: LazyMirrors,
+    /// How a mirror reaches its upstream.
+    pub upstream: Box<dyn Fetch>,
+}
+
+/// No mirrors.
+pub fn no_mirrors() -> LazyMirrors {
+    std::cell::LazyCell::new(Box::new(|| Ok(None)))
 }
 
 /// Garbage-collection settings, read on first use.
@@ -44,6 +55,29 @@ pub fn fixed_gc(settings: Result<GcSettings, String>) -> LazyGc {
 }
 
 impl<S> Ctx<S> {
+    /// The upstream `repo` mirrors, if it is a mirror.
+    fn mirror(&self, repo: &RepoName) -> Result<Option<Mirror<'_>>, RegistryError> {
+        match &*self.mirrors {
+            Ok(Some(mirrors)) => Ok(mirrors.route(repo.as_str())),
+            Ok(None) => Ok(None),
+            Err(reason) => {
+                eprintln!("registry: the mirror settings are unusable: {reason}");
+                Err(RegistryError::internal("the mirror settings are unusable; see the registry's log"))
+            }
+        }
+    }
+
+    /// Refuses a push into a mirror that does not take pushes.
+    fn check_push(&self, repo: &RepoName) -> Result<(), RegistryError> {
+        match self.mirror(repo)? {
+            Some(mirror) if !mirror.upstream.push => Err(RegistryError::Unsupported(Some(format!(
+                "{repo} is a mirror of {} (as {}): pushes into it are refused",
+                mirror.upstream.url, mirror.remote
+            )))),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses the request when deletion is turned off.
     fn check_delete(&self) -> Result<(), RegistryError> {
         if self.delete_enabled {
@@ -55,7 +89,10 @@ impl<S> Ctx<S> {
 }
 
 /// Answers one request, errors included.
-pub fn respond<S: Storage>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response<S::Reader> {
+pub fn respond<S: Storage + Clone + 'static>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response<S::Reader>
+where
+    S::Upload: 'static,
+{
     let response = match Route::parse(&req.method, &req.path, req.query.as_deref()) {
         Err(err) => Response::error(&err),
         Ok(route) => match &ctx.access {
@@ -85,21 +122,27 @@ pub fn respond<S: Storage>(ctx: &Ctx<S>, req: &mut Request<S::Body>) -> Response
     response
 }
 
-fn answer<S: Storage>(
+fn answer<S: Storage + Clone + 'static>(
     ctx: &Ctx<S>,
     route: Route,
     req: &mut Request<S::Body>,
     visible: &dyn Fn(&str) -> bool,
-) -> Response<S::Reader> {
+) -> Response<S::Reader>
+where
+    S::Upload: 'static,
+{
     dispatch(ctx, route, req, visible).unwrap_or_else(|err| Response::error(&err))
 }
 
-fn dispatch<S: Storage>(
+fn dispatch<S: Storage + Clone + 'static>(
     ctx: &Ctx<S>,
     route: Route,
     req: &mut Request<S::Body>,
     visible: &dyn Fn(&str) -> bool,
-) -> Result<Response<S::Reader>, RegistryError> {
+) -> Result<Response<S::Reader>, RegistryError>
+where
+    S::Upload: 'static,
+{
     let st = &ctx.storage;
     match route {
         Route::Base => base::get(),
@@ -113,12 +156,26 @@ fn dispatch<S: Storage>(
         }
         Route::Catalog { n, last } => catalog::list(st, n, last, visible),
         Route::TagsList { name, n, last } => tags::list(st, &name, n, last),
-        Route::ManifestGet { name, reference } => manifests::get(st, &name, &reference, req),
-        Route::ManifestPut { name, reference, tags } => manifests::put(st, &name, &reference, &tags, req),
+        Route::ManifestGet { name, reference } => match ctx.mirror(&name)? {
+            Some(mirror) => proxy::manifests::get(st, &*ctx.upstream, &mirror, &name, &reference, req),
+            None => manifests::get(st, &name, &reference, req),
+        },
+        Route::ManifestPut { name, reference, tags } => {
+            ctx.check_push(&name)?;
+            manifests::put(st, &name, &reference, &tags, req)
+        }
         Route::ManifestDelete { name, reference } => manifests::delete(ctx, &name, &reference),
-        Route::BlobGet { name, digest } => blobs::get(st, &name, &digest, req),
+        Route::BlobGet { name, digest } => match ctx.mirror(&name)? {
+            Some(mirror) if links::blob_size(st, &name, &digest)?.is_none() => {
+                proxy::blobs::get(st, &*ctx.upstream, &mirror, &name, &digest, req)
+            }
+            _ => blobs::get(st, &name, &digest, req),
+        },
         Route::BlobDelete { name, digest } => blobs::delete(ctx, &name, &digest),
-        Route::UploadStart { name, digest, mount, from } => uploads::start(st, &name, digest, mount, from, req),
+        Route::UploadStart { name, digest, mount, from } => {
+            ctx.check_push(&name)?;
+            uploads::start(st, &name, digest, mount, from, req)
+        }
         Route::UploadStatus { name, id } => uploads::status(st, &name, &id),
         Route::UploadPatch { name, id } => uploads::patch(st, &name, &id, req),
         Route::UploadPut { name, id, digest } => uploads::put(st, &name, &id, &digest, req),

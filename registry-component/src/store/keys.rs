@@ -22,6 +22,8 @@
 //! registry/gc/marks/<run>/live/<digest>   a collection found the blob in use
 //! registry/gc/marks/<run>/doomed/<digest> a dry run would remove the blob
 //! repositories/<name>/_gc                 a collection is removing manifests here: since
+//! repositories/<name>/_mirror/fetching/<digest>  a mirror is fetching the blob upstream: since
+//! repositories/<name>/_mirror/checked/<tag>      when a mirror last checked the tag upstream
 //! ```
 //!
 //! Upload sessions have no key: their token carries a MAC instead
@@ -55,6 +57,7 @@ const BLOBS: &str = "_blobs";
 const MANIFESTS: &str = "_manifests";
 const TAGS: &str = "_tags";
 const REFERRERS: &str = "_referrers";
+const MIRROR: &str = "_mirror";
 
 /// `repositories/<name>/<marker>/`.
 fn repo_prefix(name: &RepoName, marker: &str) -> String {
@@ -186,6 +189,18 @@ pub fn gc_doomed(run: &str, digest: &Digest) -> String {
 /// sees it waits and checks its link survived (`crate::gc::fence`).
 pub fn gc_fence(name: &RepoName) -> String {
     format!("{REPOSITORIES}/{name}/_gc")
+}
+
+/// `repositories/<name>/_mirror/fetching/<digest>`: a request of a mirror
+/// is fetching the blob from the upstream (value: since, seconds).
+pub fn mirror_fetch(name: &RepoName, digest: &Digest) -> String {
+    format!("{}fetching/{digest}", repo_prefix(name, MIRROR))
+}
+
+/// `repositories/<name>/_mirror/checked/<tag>`: when a mirror last checked
+/// the tag upstream (seconds).
+pub fn mirror_checked(name: &RepoName, tag: &Tag) -> String {
+    format!("{}checked/{tag}", repo_prefix(name, MIRROR))
 }
 
 /// `catalog/<name>`: the repository exists.

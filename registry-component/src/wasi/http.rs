@@ -108,6 +108,10 @@ pub fn send(response: Response<InputStream>, out: ResponseOutparam, head: bool) 
     let ok = match response.body {
         Body::Bytes(bytes) => write_all(&mut stream, &bytes),
         Body::Stream { stream: input, len } => splice_all(&stream, &input, len),
+        Body::Produced { produce, .. } => {
+            let whole = produce(&mut |chunk| Write::write_all(&mut stream, chunk).is_ok());
+            whole && stream.blocking_flush().is_ok()
+        }
         Body::Empty | Body::Length(_) => true,
     };
     drop(stream);

@@ -4,6 +4,7 @@
 //! and sends the answer.
 
 mod bindings;
+mod fetch;
 mod http;
 mod storage;
 
@@ -24,7 +25,17 @@ impl wasip2::exports::http::incoming_handler::Guest for Registry {
         let access = Access::from_settings(settings);
         let gc: api::LazyGc =
             std::cell::LazyCell::new(Box::new(|| crate::gc::GcSettings::from_vars(|name| std::env::var(name).ok())));
-        let ctx = Ctx { storage: storage::WasiStorage, delete_enabled, access, gc };
+        let mirrors: crate::proxy::LazyMirrors = std::cell::LazyCell::new(Box::new(|| {
+            crate::proxy::Mirrors::from_vars(|name| std::env::var(name).ok(), |path| std::fs::read_to_string(path))
+        }));
+        let ctx = Ctx {
+            storage: storage::WasiStorage,
+            delete_enabled,
+            access,
+            gc,
+            mirrors,
+            upstream: Box::new(fetch::WasiFetch),
+        };
         let response = api::respond(&ctx, &mut req);
         http::send(response, response_out, head);
     }

@@ -9,6 +9,7 @@ use crate::storage::{AppendError, BlobInfo, Entry, Error, Storage, Upload, Uploa
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 /// The host's storage, reached through the component's imports.
+#[derive(Clone, Copy)]
 pub struct WasiStorage;
 
 impl From<types::Error> for Error {

@@ -8,6 +8,7 @@ mod blobs;
 mod catalog;
 mod full;
 mod manifests;
+mod mirror;
 mod referrers;
 mod tags;
 mod uploads;
@@ -68,6 +69,8 @@ impl Registry {
                 delete_enabled: true,
                 access: Access::Open,
                 gc: super::fixed_gc(Ok(Default::default())),
+                mirrors: super::no_mirrors(),
+                upstream: Box::new(crate::proxy::NoUpstream),
             },
         }
     }
@@ -79,6 +82,8 @@ impl Registry {
                 delete_enabled: false,
                 access: Access::Open,
                 gc: super::fixed_gc(Ok(Default::default())),
+                mirrors: super::no_mirrors(),
+                upstream: Box::new(crate::proxy::NoUpstream),
             },
         }
     }
@@ -96,6 +101,8 @@ impl Registry {
                 delete_enabled: true,
                 access: Access::from_settings(settings),
                 gc: super::fixed_gc(Ok(Default::default())),
+                mirrors: super::no_mirrors(),
+                upstream: Box::new(crate::proxy::NoUpstream),
             },
         }
     }
@@ -125,6 +132,17 @@ impl Registry {
                 let mut bytes = Vec::new();
                 stream.read_to_end(&mut bytes).unwrap();
                 assert_eq!(bytes.len() as u64, len, "the stream holds the announced length");
+                bytes
+            }
+            Body::Produced { produce, .. } => {
+                let mut bytes = Vec::new();
+                if !produce(&mut |chunk| {
+                    bytes.extend_from_slice(chunk);
+                    true
+                }) {
+                    // A cut body: what a client sees as a failed transfer.
+                    return Answer { status: 0, headers: response.headers, body: bytes, content_length };
+                }
                 bytes
             }
         };
