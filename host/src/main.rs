@@ -51,6 +51,11 @@ pub struct Args {
     #[arg(long, env = "REGISTRY_COMPONENT", global = true)]
     pub component: Option<PathBuf>,
 
+    /// Pull-through mirrors: a TOML file mapping repository name prefixes to
+    /// upstream registries (README, "Pull-through mirrors"). Read at start-up.
+    #[arg(long, env = "REGISTRY_PROXY_FILE", value_name = "FILE")]
+    pub proxy: Option<PathBuf>,
+
     /// Refuse DELETE requests (405 UNSUPPORTED).
     #[arg(long, env = "REGISTRY_DISABLE_DELETE")]
     pub disable_delete: bool,

@@ -79,6 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ("REGISTRY_USER_HEADER".to_string(), USER_HEADER.to_string()),
     ];
     fixed_env.extend(args.gc.env());
+    fixed_env.extend(mirror_env(args.proxy.as_deref())?);
     let config = match &args.config_file {
         Some(file) => Some(crate::config_watch::WatchedConfig::new(file, args.log_level_from_file, &args.log_level)?),
         None => None,
@@ -432,6 +433,17 @@ fn set_client_address(headers: &mut HeaderMap, client: IpAddr) {
     let value = HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value");
     // `insert` replaces every value the header had.
     headers.insert(HeaderName::from_static(CLIENT_ADDRESS_HEADER), value);
+}
+
+/// The mirror settings for the component (`REGISTRY_PROXY`), checked now
+/// so that a mistake stops the start-up instead of failing requests.
+fn mirror_env(file: Option<&std::path::Path>) -> anyhow::Result<Option<(String, String)>> {
+    let Some(file) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(file).with_context(|| format!("--proxy {}", file.display()))?;
+    let mirrors = registry_component::proxy::Mirrors::parse(&text)
+        .map_err(|e| anyhow::anyhow!("--proxy {}: {e}", file.display()))?;
+    tracing::info!("pull-through mirrors: {}", mirrors.describe());
+    Ok(Some(("REGISTRY_PROXY".to_string(), text)))
 }
 
 fn wt(e: wasmtime::Error) -> anyhow::Error {

@@ -26,6 +26,7 @@ mod full_disk;
 mod gc;
 mod host;
 mod manifests;
+mod mirror;
 mod mount;
 mod oci_client;
 mod oras;

@@ -51,9 +51,9 @@ where
             links::link_blob(st, repo, digest)?;
             return crate::api::blobs::get(st, repo, digest, req);
         }
-        let len = answer
-            .content_length()
-            .ok_or_else(|| RegistryError::UpstreamFailed(format!("{}: HEAD {what}: no length", session.upstream_url())))?;
+        let len = answer.content_length().ok_or_else(|| {
+            RegistryError::UpstreamFailed(format!("{}: HEAD {what}: no length", session.upstream_url()))
+        })?;
         return Ok(blob_headers(Response::new(200), digest).body(Body::Length(len)));
     }
     let marker = keys::mirror_fetch(repo, digest);

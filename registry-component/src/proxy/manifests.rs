@@ -116,7 +116,8 @@ fn keep<S: Storage>(
         )));
     }
     // Only the four manifest types: it is served under the type it parses as.
-    let content_type = content_type.filter(|t| [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].contains(&t.as_str()));
+    let content_type =
+        content_type.filter(|t| [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].contains(&t.as_str()));
     let parsed = manifest::parse(content_type.as_deref(), &body).map_err(|e| {
         RegistryError::UpstreamFailed(format!("{upstream} sent an unusable manifest for {repo}: {}", e.detail()))
     })?;

@@ -17,7 +17,8 @@ use crate::error::RegistryError;
 use upstream::UpstreamError;
 
 /// Mirror settings, read on first use.
-pub type LazyMirrors = std::cell::LazyCell<Result<Option<Mirrors>, String>, Box<dyn FnOnce() -> Result<Option<Mirrors>, String>>>;
+pub type LazyMirrors =
+    std::cell::LazyCell<Result<Option<Mirrors>, String>, Box<dyn FnOnce() -> Result<Option<Mirrors>, String>>>;
 
 /// The error a client sees for an upstream failure: `unknown` (e.g.
 /// `BlobUnknown`) when the upstream does not have it.

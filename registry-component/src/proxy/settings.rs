@@ -84,9 +84,7 @@ impl Mirrors {
         let text = match (var("REGISTRY_PROXY").filter(|v| !v.is_empty()), var("REGISTRY_PROXY_FILE")) {
             (Some(_), Some(_)) => return Err("both REGISTRY_PROXY and REGISTRY_PROXY_FILE are set; set one".into()),
             (Some(text), None) => text,
-            (None, Some(path)) => {
-                read_file(&path).map_err(|e| format!("REGISTRY_PROXY_FILE: reading {path}: {e}"))?
-            }
+            (None, Some(path)) => read_file(&path).map_err(|e| format!("REGISTRY_PROXY_FILE: reading {path}: {e}"))?,
             (None, None) => return Ok(None),
         };
         let mirrors = Mirrors::parse(&text)?;
@@ -113,13 +111,25 @@ impl Mirrors {
             let credentials = match (entry.username, entry.password) {
                 (Some(user), Some(password)) => Some((user, password)),
                 (None, None) => None,
-                _ => return Err(format!("REGISTRY_PROXY: upstream {url}: give both username and password, or neither")),
+                _ => {
+                    return Err(format!("REGISTRY_PROXY: upstream {url}: give both username and password, or neither"))
+                }
             };
             let tag_ttl = entry.tag_ttl.map_or(DEFAULT_TAG_TTL, Duration::from_secs);
             upstreams.push(Upstream { prefix, url, credentials, tag_ttl, push: entry.push });
         }
         upstreams.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
         Ok(Mirrors { upstreams })
+    }
+
+    /// One line for a log: each prefix and its upstream (never credentials).
+    pub fn describe(&self) -> String {
+        let each = self.upstreams.iter().map(|u| {
+            let prefix = if u.prefix.is_empty() { "every other name".to_string() } else { format!("{}/", u.prefix) };
+            let push = if u.push { ", pushes allowed" } else { "" };
+            format!("{prefix} -> {} (tags checked every {}s{push})", u.url, u.tag_ttl.as_secs())
+        });
+        each.collect::<Vec<_>>().join("; ")
     }
 
     /// The upstream that `repo` mirrors, if any, and its name there.
@@ -164,7 +174,10 @@ push = true
     fn the_longest_matching_prefix_wins_and_hub_names_get_library() {
         let mirrors = Mirrors::parse(TWO).unwrap();
         let hub = mirrors.route("docker.io/busybox").unwrap();
-        assert_eq!((hub.upstream.url.as_str(), hub.remote.as_str()), ("https://registry-1.docker.io", "library/busybox"));
+        assert_eq!(
+            (hub.upstream.url.as_str(), hub.remote.as_str()),
+            ("https://registry-1.docker.io", "library/busybox")
+        );
         assert_eq!(hub.upstream.tag_ttl, Duration::from_secs(60));
         assert_eq!(mirrors.route("docker.io/me/app").unwrap().remote, "me/app");
         // Whole components only: docker.iox is not under docker.io.
@@ -190,7 +203,10 @@ push = true
             ("[[upstream]]\nprefix = \"A B\"\nurl = \"http://x\"\n", "is not the start"),
             ("[[upstream]]\nprefix = \"a\"\nurl = \"http://x\"\nusername = \"u\"\n", "both username"),
             ("[[upstream]]\nprefix = \"a\"\nurl = \"http://x\"\ncolour = 1\n", "unknown field"),
-            ("[[upstream]]\nprefix = \"\"\nurl = \"http://x\"\n[[upstream]]\nprefix = \"/\"\nurl = \"http://y\"\n", "twice"),
+            (
+                "[[upstream]]\nprefix = \"\"\nurl = \"http://x\"\n[[upstream]]\nprefix = \"/\"\nurl = \"http://y\"\n",
+                "twice",
+            ),
         ] {
             let err = Mirrors::parse(text).unwrap_err();
             assert!(err.contains(why), "{text}: {err}");

@@ -100,7 +100,9 @@ impl<'a> Session<'a> {
         let where_ = format!("{method} {url}");
         match answer.status {
             200..=299 => Ok(answer),
-            404 | 401 | 403 => Err(UpstreamError::Missing(format!("{where_}: the upstream answered {}", answer.status))),
+            404 | 401 | 403 => {
+                Err(UpstreamError::Missing(format!("{where_}: the upstream answered {}", answer.status)))
+            }
             429 | 500..=599 => Err(UpstreamError::Down(format!("{where_}: the upstream answered {}", answer.status))),
             status => Err(UpstreamError::Refused(format!("{where_}: the upstream answered {status}"))),
         }
@@ -119,7 +121,8 @@ impl<'a> Session<'a> {
             if let (true, Some(authorization)) = (own, authorization.as_deref()) {
                 headers.push(("authorization", authorization));
             }
-            let answer = self.fetch.fetch(method, &url, &headers).map_err(|e| UpstreamError::Down(format!("{url}: {e}")))?;
+            let answer =
+                self.fetch.fetch(method, &url, &headers).map_err(|e| UpstreamError::Down(format!("{url}: {e}")))?;
             match (answer.status, answer.header("location")) {
                 (301 | 302 | 303 | 307 | 308, Some(location)) => url = resolve(&url, location),
                 _ => return Ok(answer),
@@ -156,10 +159,15 @@ impl<'a> Session<'a> {
         if let Some(basic) = basic.as_deref() {
             headers.push(("authorization", basic));
         }
-        let answer = self.fetch.fetch("GET", &url, &headers).map_err(|e| UpstreamError::Down(format!("{realm}: {e}")))?;
+        let answer =
+            self.fetch.fetch("GET", &url, &headers).map_err(|e| UpstreamError::Down(format!("{realm}: {e}")))?;
         if answer.status != 200 {
             let detail = format!("the upstream's token endpoint {realm} answered {}", answer.status);
-            return Err(if answer.status >= 500 { UpstreamError::Down(detail) } else { UpstreamError::Missing(detail) });
+            return Err(if answer.status >= 500 {
+                UpstreamError::Down(detail)
+            } else {
+                UpstreamError::Missing(detail)
+            });
         }
         let mut body = Vec::new();
         answer

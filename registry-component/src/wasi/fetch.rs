@@ -61,9 +61,8 @@ impl Fetch for WasiFetch {
                 None => future.subscribe().block(),
             }
         };
-        let response = response
-            .map_err(|()| "the answer was already taken".to_string())?
-            .map_err(|e| format!("{e:?}"))?;
+        let response =
+            response.map_err(|()| "the answer was already taken".to_string())?.map_err(|e| format!("{e:?}"))?;
         let status = response.status();
         let headers = response
             .headers()

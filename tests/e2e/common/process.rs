@@ -180,6 +180,7 @@ pub fn require_host_binary() {
 ///   preopened as `/auth-N` (how the README tells users to run it); under jco, whose
 ///   preopens are fixed, as the files' contents.
 /// - `--auth-service S`: `REGISTRY_AUTH_SERVICE`.
+/// - `--proxy F`: `REGISTRY_PROXY`, as the access-control files.
 pub(super) struct ComponentConfig {
     pub env: Vec<(String, String)>,
     pub dirs: Vec<(PathBuf, String)>,
@@ -198,6 +199,7 @@ pub(super) fn component_config(deployment: Deployment, extra: &[&str]) -> Compon
             "--htpasswd" => "REGISTRY_AUTH_HTPASSWD",
             "--access" => "REGISTRY_AUTH_POLICY",
             "--token-key" => "REGISTRY_AUTH_TOKEN_KEY",
+            "--proxy" => "REGISTRY_PROXY",
             "--gc-endpoint" => {
                 config.env.push(("REGISTRY_GC_ENDPOINT".into(), "on".into()));
                 continue;

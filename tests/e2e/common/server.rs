@@ -421,7 +421,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn http_client() -> reqwest::Client {
+pub fn http_client() -> reqwest::Client {
     http_client_builder().build().expect("build the HTTP client")
 }
 

@@ -122,7 +122,8 @@ fn tags_are_checked_again_after_their_time_to_live_and_served_stale_while_the_up
     let (first, first_digest) = up.registry.push_image("library/app", "v1", OCI_MANIFEST, "");
     mirror.get("/v2/hub/library/app/manifests/v1").expect(200, None);
     // The tag moves upstream: seen at the next check.
-    let (second, second_digest) = up.registry.push_image("library/app", "v1", OCI_MANIFEST, r#","annotations":{"n":"2"}"#);
+    let (second, second_digest) =
+        up.registry.push_image("library/app", "v1", OCI_MANIFEST, r#","annotations":{"n":"2"}"#);
     assert_ne!(first_digest, second_digest);
     let moved = mirror.get("/v2/hub/library/app/manifests/v1");
     moved.expect(200, None);

@@ -1,0 +1,211 @@
+//! Pull-through mirrors (`--proxy`): the registry under test mirrors an upstream
+//! on loopback, a `registry-host` with access control on (so that the mirror
+//! speaks the token flow with the credentials of its settings), holding a
+//! multi-layer image and a multi-arch index. skopeo pulls through the mirror;
+//! the second pull makes no upstream request; with the upstream stopped, cached
+//! content still pulls and unknown content fails cleanly; a tag moved upstream is
+//! seen after its re-check time; an upstream that sends corrupt bytes gets the
+//! client an error and nothing stored, and the next pull after it is fixed works.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use crate::common::{
+    basic_auth, external_registry, index_of, media, sha256_digest, AuthFiles, Deployment, RegistryServer,
+};
+use crate::skopeo::Skopeo;
+
+const USER: (&str, &str) = ("mirror", "mirror-password");
+
+/// The upstream: registry-host with access control, only `USER` may pull and push.
+fn upstream() -> (AuthFiles, RegistryServer) {
+    let policy = "[[rules]]\nrepositories = [\"**\"]\nusers = [\"mirror\"]\nactions = [\"pull\", \"push\"]\n";
+    let files = AuthFiles::new(&[(USER.0, USER.1, 4)], Some(policy));
+    let mut flags = files.flags();
+    flags.extend(["--log-level".to_string(), "info".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut server = RegistryServer::start_host_with("127.0.0.1:0", &flags, crate::common::http_client());
+    server.authorize(Some(&basic_auth(USER.0, USER.1)));
+    (files, server)
+}
+
+/// The mirror settings' file: every name from `upstream` (tags re-checked after
+/// 300 s), and `fresh/<name>` from `upstream` too, re-checked every time.
+fn settings(dir: &std::path::Path, upstream: &str) -> std::path::PathBuf {
+    let path = dir.join("mirrors.toml");
+    let text = format!(
+        "[[upstream]]\nprefix = \"\"\nurl = \"{upstream}\"\nusername = \"{}\"\npassword = \"{}\"\n\
+         [[upstream]]\nprefix = \"fresh\"\nurl = \"{upstream}\"\nusername = \"{}\"\npassword = \"{}\"\ntag-ttl = 0\n",
+        USER.0, USER.1, USER.0, USER.1
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The upstream's requests to `/v2/<repo>…` logged since the last call.
+fn upstream_requests(upstream: &RegistryServer, repo: &str) -> usize {
+    let mut count = 0;
+    let needle = format!("/v2/{repo}/");
+    while let Some(line) =
+        upstream.wait_for_line(|l| l.contains(" access: ") || l.contains("\"access\""), Duration::from_millis(700))
+    {
+        count += usize::from(line.contains(&needle));
+    }
+    count
+}
+
+fn mirrors_here() -> bool {
+    if external_registry() {
+        eprintln!("mirror tests need flags: skipped against REGISTRY_TEST_URL");
+        return false;
+    }
+    // workerd and Deno offer no synchronous outgoing HTTP to the component.
+    if matches!(Deployment::current(), Deployment::Workerd | Deployment::Deno) {
+        eprintln!("mirror tests: no outgoing HTTP for the component under {}", Deployment::current().name());
+        return false;
+    }
+    true
+}
+
+#[tokio::test]
+async fn skopeo_pulls_through_the_mirror_once_and_then_from_the_cache() {
+    if !mirrors_here() {
+        return;
+    }
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-mirror.").tempdir().unwrap();
+    let (_files, mut upstream) = upstream();
+    let repo = "e2e/mirror/app";
+    // A three-layer image and a two-platform index over it and another.
+    let amd = upstream.push_image_blobs(repo, 3, false).await;
+    let amd_manifest = amd.manifest();
+    let amd_digest = upstream.push_manifest(repo, "amd64", media::OCI_MANIFEST, &amd_manifest).await;
+    let arm = upstream.push_image_blobs(repo, 2, false).await;
+    let arm_manifest = arm.manifest();
+    let arm_digest = upstream.push_manifest(repo, "arm64", media::OCI_MANIFEST, &arm_manifest).await;
+    let children = [
+        crate::common::Descriptor::of(media::OCI_MANIFEST, &amd_manifest),
+        crate::common::Descriptor::of(media::OCI_MANIFEST, &arm_manifest),
+    ];
+    let index = index_of(&children, false);
+    let index_digest = upstream.push_manifest(repo, "multi", media::OCI_INDEX, &index).await;
+    assert_eq!((amd_digest.len(), arm_digest.len()), (71, 71));
+    upstream_requests(&upstream, repo);
+
+    let config = settings(scratch.path(), upstream.base_url());
+    let mirror = RegistryServer::start_with_args(&["--proxy", config.to_str().unwrap()]);
+    let skopeo = Skopeo::new(scratch.path());
+    let source = format!("docker://{}/{repo}:multi", mirror.host_port());
+    let pull = |n: u32| {
+        let dest = format!("oci:{}:multi", scratch.path().join(format!("pulled-{n}")).display());
+        let source = source.clone();
+        let skopeo = &skopeo;
+        async move {
+            skopeo.run(&["copy", "--all", "--preserve-digests", "--src-tls-verify=false", &source, &dest]).await;
+        }
+    };
+    pull(1).await;
+    let first = upstream_requests(&upstream, repo);
+    assert!(first >= 9, "the first pull fetches the index, 2 manifests and 7 blobs upstream: {first} requests");
+    let blobs = std::fs::read_dir(scratch.path().join("pulled-1/blobs/sha256")).unwrap().count();
+    assert_eq!(blobs, 1 + 2 + 2 + 5, "index, manifests, configs, layers");
+    let pulled_index =
+        std::fs::read(scratch.path().join(format!("pulled-1/blobs/sha256/{}", &index_digest[7..]))).unwrap();
+    assert_eq!(sha256_digest(&pulled_index), index_digest);
+
+    pull(2).await;
+    assert_eq!(upstream_requests(&upstream, repo), 0, "the second pull is served from the mirror alone");
+
+    // The upstream stopped: cached content still pulls, unknown content fails cleanly.
+    upstream.signal_and_wait("KILL", Duration::from_secs(10));
+    pull(3).await;
+    let unknown = mirror.client().get(mirror.url(&format!("/v2/{repo}/manifests/never-pushed"))).send().await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 502);
+    let body: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNKNOWN", "{body}");
+    assert!(body["errors"][0]["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    // Pushes into a mirror are refused.
+    let push = mirror.client().post(mirror.url(&format!("/v2/{repo}/blobs/uploads/"))).send().await.unwrap();
+    assert_eq!(push.status().as_u16(), 405);
+}
+
+#[tokio::test]
+async fn a_moved_tag_is_seen_after_its_recheck_time() {
+    if !mirrors_here() {
+        return;
+    }
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-mirror.").tempdir().unwrap();
+    let (_files, upstream) = upstream();
+    let repo = "e2e/mirror/moving";
+    let first = upstream.push_image(repo, &["v1"]).await;
+    let config = settings(scratch.path(), upstream.base_url());
+    let mirror = RegistryServer::start_with_args(&["--proxy", config.to_str().unwrap()]);
+    let digest_of =
+        |resp: reqwest::Response| resp.headers().get("docker-content-digest").map(|v| v.to_str().unwrap().to_string());
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let get = |name: String| {
+        mirror.client().get(mirror.url(&format!("/v2/{name}/manifests/v1"))).header("accept", accept).send()
+    };
+    assert_eq!(digest_of(get(format!("fresh/{repo}")).await.unwrap()), Some(first.clone()));
+    assert_eq!(digest_of(get(repo.to_string()).await.unwrap()), Some(first.clone()));
+    let second = upstream.push_image(repo, &["v1"]).await;
+    assert_ne!(first, second);
+    // Re-checked every time under fresh/; within its 300 s under the plain name.
+    assert_eq!(digest_of(get(format!("fresh/{repo}")).await.unwrap()), Some(second));
+    assert_eq!(digest_of(get(repo.to_string()).await.unwrap()), Some(first));
+}
+
+/// An upstream that answers every blob GET with `len` wrong bytes (or, once
+/// `fixed`, the right ones), and 404 to everything else.
+fn corrupting_upstream(right: Vec<u8>, fixed: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head);
+            if head.contains("/blobs/") {
+                let mut body = right.clone();
+                if !fixed.load(std::sync::atomic::Ordering::SeqCst) {
+                    body[right.len() / 2] ^= 0xff;
+                }
+                let _ =
+                    write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(if head.starts_with("HEAD") { &[] } else { &body });
+            } else {
+                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn corrupt_upstream_bytes_are_an_error_and_never_stored() {
+    if !mirrors_here() {
+        return;
+    }
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-mirror.").tempdir().unwrap();
+    let right = crate::common::random_bytes(3 << 20);
+    let digest = sha256_digest(&right);
+    let fixed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = corrupting_upstream(right.clone(), fixed.clone());
+    let config = scratch.path().join("mirrors.toml");
+    std::fs::write(&config, format!("[[upstream]]\nprefix = \"\"\nurl = \"{url}\"\n")).unwrap();
+    let mirror = RegistryServer::start_with_args(&["--proxy", config.to_str().unwrap()]);
+    let path = format!("/v2/e2e/mirror/corrupt/blobs/{digest}");
+    let bad = mirror.client().get(mirror.url(&path)).send().await.unwrap();
+    let body = bad.bytes().await;
+    assert!(body.is_err() || body.is_ok_and(|b| b.len() < right.len()), "a corrupt blob must not arrive whole");
+    // Nothing kept: the next GET goes upstream again, and once it is fixed, works.
+    fixed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let good = mirror.client().get(mirror.url(&path)).send().await.unwrap();
+    assert_eq!(good.status().as_u16(), 200);
+    let bytes = good.bytes().await.unwrap();
+    assert_eq!(sha256_digest(&bytes), digest);
+}
