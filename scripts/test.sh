@@ -484,6 +484,14 @@ counted cargo test --release --workspace ${full_disk_skip[@]:+-- "${full_disk_sk
 #            headers as `Object.fromEntries(headers)`, which keeps only the last
 #            value of a repeated header: the client sees `OCI-Tag: two` alone. The
 #            tags themselves are stored (the other tag tests pass on jco).
+#   mirror::corrupt_upstream_bytes_are_an_error_and_never_stored   (jco) the
+#            mirror refuses the corrupt blob (nothing stored), but cuts the
+#            client's body off by dropping the response body unfinished, which
+#            preview2-shim (0.26.1, io/worker-thread.js OUTPUT_STREAM_DISPOSE)
+#            disposes of twice: Node.js exits with a TypeError on `pollState`.
+#   mirror::  (workerd, deno) the Worker's shims have no synchronous outgoing
+#            HTTP for the component (fetch is asynchronous), so a mirror there
+#            cannot reach its upstream.
 #   manifests::invalid_names_are_name_invalid   (workerd, deno) the runtime hands
 #            the handler the request URL parsed as a WHATWG URL, with its dot
 #            segments resolved: `/v2/a/../b/manifests/latest` arrives as
@@ -512,9 +520,15 @@ skip_args() {
         skips+=" --skip host::gc::the_host_subcommand_collects_a_stopped_servers_directory"
         ;;
     wasmtime | wash) skips="--skip host:: --skip s3::" ;;
-    jco) skips="--skip host:: --skip s3:: --skip tags::tag_parameters_tag_the_manifest" ;;
-    workerd) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid --skip full_disk::" ;;
-    deno) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid" ;;
+    jco)
+        skips="--skip host:: --skip s3:: --skip tags::tag_parameters_tag_the_manifest"
+        skips+=" --skip mirror::corrupt_upstream_bytes_are_an_error_and_never_stored"
+        ;;
+    workerd)
+        skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid --skip full_disk::"
+        skips+=" --skip mirror::"
+        ;;
+    deno) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid --skip mirror::" ;;
     esac
     if ((no_docker)); then
         skips+="${skips:+ }--skip docker_cli:: --skip host::docker_image::"
