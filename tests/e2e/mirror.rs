@@ -9,6 +9,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{basic_auth, external_registry, index_of, media, sha256_digest, AuthFiles, RegistryServer};
@@ -150,34 +152,64 @@ async fn a_moved_tag_is_seen_after_its_recheck_time() {
     assert_eq!(digest_of(get(repo.to_string()).await.unwrap()), Some(first));
 }
 
-/// An upstream that answers every blob GET with `len` wrong bytes (or, once
-/// `fixed`, the right ones), and 404 to everything else.
-fn corrupting_upstream(right: Vec<u8>, fixed: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+/// An upstream that knows one blob: it answers every blob GET with it, corrupt
+/// until `fixed` (if it starts corrupt), in 32 pieces `pace` apart; 404 to
+/// everything else. `gets` counts the blob GETs.
+struct BlobUpstream {
+    url: String,
+    fixed: Arc<AtomicBool>,
+    gets: Arc<AtomicUsize>,
+}
+
+fn blob_upstream(right: Vec<u8>, corrupt: bool, pace: Duration) -> BlobUpstream {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let fixed = Arc::new(AtomicBool::new(!corrupt));
+    let gets = Arc::new(AtomicUsize::new(0));
+    let (fixed2, gets2, right) = (fixed.clone(), gets.clone(), Arc::new(right));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head);
-            if head.contains("/blobs/") {
-                let mut body = right.clone();
-                if !fixed.load(std::sync::atomic::Ordering::SeqCst) {
+            let (fixed, gets, right) = (fixed2.clone(), gets2.clone(), right.clone());
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head);
+                if !head.contains("/blobs/") {
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    return;
+                }
+                let mut body = right.to_vec();
+                if !fixed.load(Ordering::SeqCst) {
                     body[right.len() / 2] ^= 0xff;
                 }
                 let _ =
                     write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                let _ = stream.write_all(if head.starts_with("HEAD") { &[] } else { &body });
-            } else {
-                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            }
+                if head.starts_with("HEAD") {
+                    return;
+                }
+                gets.fetch_add(1, Ordering::SeqCst);
+                for piece in body.chunks(body.len().div_ceil(32)) {
+                    std::thread::sleep(pace);
+                    if stream.write_all(piece).is_err() {
+                        return;
+                    }
+                }
+            });
         }
     });
-    format!("http://{addr}")
+    BlobUpstream { url, fixed, gets }
+}
+
+/// A mirror of `upstream` alone, as the default.
+fn mirror_of(scratch: &std::path::Path, upstream: &str) -> RegistryServer {
+    let config = scratch.join("mirrors.toml");
+    std::fs::write(&config, format!("[[upstream]]\nprefix = \"\"\nurl = \"{upstream}\"\n")).unwrap();
+    RegistryServer::start_with_args(&["--proxy", config.to_str().unwrap()])
 }
 
 #[tokio::test]
@@ -188,19 +220,46 @@ async fn corrupt_upstream_bytes_are_an_error_and_never_stored() {
     let scratch = tempfile::Builder::new().prefix("registry-e2e-mirror.").tempdir().unwrap();
     let right = crate::common::random_bytes(3 << 20);
     let digest = sha256_digest(&right);
-    let fixed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let url = corrupting_upstream(right.clone(), fixed.clone());
-    let config = scratch.path().join("mirrors.toml");
-    std::fs::write(&config, format!("[[upstream]]\nprefix = \"\"\nurl = \"{url}\"\n")).unwrap();
-    let mirror = RegistryServer::start_with_args(&["--proxy", config.to_str().unwrap()]);
+    let upstream = blob_upstream(right.clone(), true, Duration::ZERO);
+    let mirror = mirror_of(scratch.path(), &upstream.url);
     let path = format!("/v2/e2e/mirror/corrupt/blobs/{digest}");
     let bad = mirror.client().get(mirror.url(&path)).send().await.unwrap();
     let body = bad.bytes().await;
     assert!(body.is_err() || body.is_ok_and(|b| b.len() < right.len()), "a corrupt blob must not arrive whole");
     // Nothing kept: the next GET goes upstream again, and once it is fixed, works.
-    fixed.store(true, std::sync::atomic::Ordering::SeqCst);
+    upstream.fixed.store(true, Ordering::SeqCst);
     let good = mirror.client().get(mirror.url(&path)).send().await.unwrap();
     assert_eq!(good.status().as_u16(), 200);
     let bytes = good.bytes().await.unwrap();
     assert_eq!(sha256_digest(&bytes), digest);
+    assert_eq!(upstream.gets.load(Ordering::SeqCst), 2);
+}
+
+/// Clients pulling the same missing blob at once cause one upstream fetch: the
+/// others wait for it and are served what it stored.
+#[tokio::test]
+async fn concurrent_pulls_of_one_missing_blob_fetch_it_once() {
+    if !mirrors_here() {
+        return;
+    }
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-mirror.").tempdir().unwrap();
+    let right = crate::common::random_bytes(4 << 20);
+    let digest = sha256_digest(&right);
+    // About 1.3 s for the whole blob: the other pulls arrive while it flows.
+    let upstream = blob_upstream(right.clone(), false, Duration::from_millis(40));
+    let mirror = mirror_of(scratch.path(), &upstream.url);
+    let path = format!("/v2/e2e/mirror/shared/blobs/{digest}");
+    let pulls = (0..4).map(|i| {
+        let request = mirror.client().get(mirror.url(&path));
+        async move {
+            tokio::time::sleep(Duration::from_millis(150 * i)).await;
+            let resp = request.send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            sha256_digest(&resp.bytes().await.unwrap())
+        }
+    });
+    for got in futures_util::future::join_all(pulls).await {
+        assert_eq!(got, digest);
+    }
+    assert_eq!(upstream.gets.load(Ordering::SeqCst), 1, "one upstream GET for four pulls");
 }
