@@ -342,6 +342,11 @@ to leave the Docker test out on purpose."
         --containerd-namespace registry-e2e
         --containerd-plugins-namespace registry-e2e-plugins
     )
+    # Docker's registry-mirrors, pointed at an address that the mirror test
+    # (host::docker_cli::) serves a registry on when it runs.
+    mirror_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    export REGISTRY_TEST_DOCKER_MIRROR="127.0.0.1:$mirror_port"
+    dockerd_args+=(--registry-mirror "http://$REGISTRY_TEST_DOCKER_MIRROR")
     dockerd_cmd=(dockerd)
     if ! is_root; then
         dockerd_cmd=(sudo -n dockerd)

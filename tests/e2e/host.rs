@@ -25,6 +25,7 @@ use crate::common::{
     basic_auth, random_bytes, registry_host_bin, require_host_binary, wait_with_timeout, AuthFiles, RegistryServer,
 };
 
+mod docker_cli;
 mod docker_image;
 mod gc;
 mod limits;
