@@ -152,6 +152,31 @@ async fn a_moved_tag_is_seen_after_its_recheck_time() {
     assert_eq!(digest_of(get(repo.to_string()).await.unwrap()), Some(first));
 }
 
+/// The oras SDK pulls an artifact through the mirror; the second pull makes no
+/// upstream request.
+#[tokio::test]
+async fn oras_pulls_an_artifact_through_the_mirror() {
+    if !mirrors_here() {
+        return;
+    }
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-mirror.").tempdir().unwrap();
+    let (_files, upstream) = upstream();
+    let config = settings(scratch.path(), upstream.base_url());
+    let mirror = RegistryServer::start_with_args(&["--proxy", config.to_str().unwrap()]);
+    let repo = "e2e/mirror/oras";
+    let writer = format!("{}:{}", USER.0, USER.1);
+    let upstream_addr = upstream.host_port().to_string();
+    let args = ["--mode", "mirror", "--repo", repo, "--upstream", &upstream_addr, "--writer", &writer];
+    let first = crate::oras::run_oras_client(&mirror, &args).await;
+    assert_eq!(first["pulled_equal"], true, "{first}");
+    assert!(upstream_requests(&upstream, repo) > 0);
+    let mut again = args.to_vec();
+    again.push("--no-push");
+    let second = crate::oras::run_oras_client(&mirror, &again).await;
+    assert_eq!(second["pulled_equal"], true, "{second}");
+    assert_eq!(upstream_requests(&upstream, repo), 0, "the second pull is served from the mirror alone");
+}
+
 /// An upstream that knows one blob: it answers every blob GET with it, corrupt
 /// until `fixed` (if it starts corrupt), in 32 pieces `pace` apart; 404 to
 /// everything else. `gets` counts the blob GETs.

@@ -22,6 +22,10 @@ over plain HTTP (insecure=True). It
 The SDK has no call for the referrers API, so the Rust side queries it with raw
 HTTP.
 
+With `--mode mirror --upstream HOST:PORT --writer USER:PASSWORD` (tests/e2e/mirror.rs)
+it pushes an artifact to the upstream as the writer (not with `--no-push`) and
+pulls it through the registry under test, a mirror of that upstream.
+
 With `--mode credentials --writer USER:PASSWORD --reader USER:PASSWORD
 --public-repo NAME` (tests/e2e/auth_clients/oras.rs), against a registry with
 access control, it instead
@@ -274,19 +278,40 @@ def credentials(args):
     )
 
 
+def mirror(args):
+    """Pushes an artifact to `--upstream` as `--writer` (unless `--no-push`),
+    then pulls it through the registry, a mirror of that upstream."""
+    content = json.dumps({"layers": [f"layer-{i}" for i in range(300)]}, indent=1)
+    with open("mirrored.json", "w") as f:
+        f.write(content)
+    digest = None
+    if not args.no_push:
+        upstream = signed_in(argparse.Namespace(registry=args.upstream), args.writer, "basic")
+        digest = push_file(upstream, f"{args.upstream}/{args.repo}:v1", "mirrored.json", content)
+    client = signed_in(args, None, "token")
+    pulled = pulled_equal(client, f"{args.registry}/{args.repo}:v1", "mirrored.json", "pulled")
+    print(json.dumps({"digest": digest, "pulled_equal": pulled}))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--registry", required=True, help="HOST:PORT")
     parser.add_argument("--repo", required=True)
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--mode", choices=["referrers", "credentials"], default="referrers")
+    parser.add_argument("--mode", choices=["referrers", "credentials", "mirror"], default="referrers")
+    parser.add_argument("--upstream", help="HOST:PORT of the registry that --registry mirrors (mirror mode)")
+    parser.add_argument("--no-push", action="store_true", help="mirror mode: pull only")
     parser.add_argument("--writer", help="USER:PASSWORD of a user who may push (credentials mode)")
     parser.add_argument("--reader", help="USER:PASSWORD of a user who may only pull (credentials mode)")
     parser.add_argument("--public-repo", help="a repository anyone may pull (credentials mode)")
     args = parser.parse_args()
     # Registry.push wants the files it pushes under the working directory.
     os.chdir(args.workdir)
-    if args.mode == "credentials":
+    if args.mode == "mirror":
+        if not (args.upstream and args.writer):
+            parser.error("--mode mirror needs --upstream and --writer")
+        mirror(args)
+    elif args.mode == "credentials":
         if not (args.writer and args.reader and args.public_repo):
             parser.error("--mode credentials needs --writer, --reader and --public-repo")
         credentials(args)
