@@ -178,6 +178,8 @@ command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 # podman needs no daemon: the test gives it storage of its own (vfs) in a temporary
 # directory.
 command -v podman >/dev/null 2>&1 || missing+=(podman)
+# distribution 2.8.2 (Debian's docker-registry): an upstream of the mirror tests.
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 # The oras test runs a Python script on the oras SDK (PyPI: oras), installed below
 # with pip: python3 and pip come from Debian when missing.
 ORAS_SDK="oras==0.2.43"

@@ -152,6 +152,98 @@ async fn a_moved_tag_is_seen_after_its_recheck_time() {
     assert_eq!(digest_of(get(repo.to_string()).await.unwrap()), Some(first));
 }
 
+/// distribution 2.8.2 (Debian's `docker-registry`, which scripts/test.sh
+/// installs) on a free loopback port with filesystem storage and access lines at
+/// info; stopped when dropped.
+struct Distribution {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    host_port: String,
+    seen: usize,
+}
+
+impl Distribution {
+    fn start(dir: &std::path::Path) -> Distribution {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.join("distribution.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("distribution-data").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("distribution.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("docker-registry (Debian's distribution 2.8.2) is missing: scripts/test.sh installs it");
+        let host_port = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&host_port).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Distribution { child, log, host_port, seen: 0 }
+    }
+
+    /// Its requests to `/v2/<repo>/…` since the last call.
+    fn requests(&mut self, repo: &str) -> usize {
+        std::thread::sleep(Duration::from_millis(500));
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let needle = format!("/v2/{repo}/");
+        let all = text.lines().filter(|l| l.contains("response completed") && l.contains(&needle)).count();
+        std::mem::replace(&mut self.seen, all).abs_diff(all)
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// skopeo pulls a multi-arch image through a mirror of distribution 2.8.2; the
+/// second pull makes no upstream request.
+#[tokio::test]
+async fn skopeo_pulls_through_a_mirror_of_distribution() {
+    if !mirrors_here() {
+        return;
+    }
+    let scratch = tempfile::Builder::new().prefix("registry-e2e-mirror.").tempdir().unwrap();
+    let mut upstream = Distribution::start(scratch.path());
+    let skopeo = Skopeo::new(scratch.path());
+    let layout = crate::skopeo::build_layout(&scratch.path().join("layout"), "v1");
+    let repo = "e2e/mirror/distribution";
+    let source = format!("oci:{}:v1", layout.dir.display());
+    let pushed = format!("docker://{}/{repo}:v1", upstream.host_port);
+    skopeo.run(&["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &source, &pushed]).await;
+    upstream.requests(repo);
+
+    let mirror = mirror_of(scratch.path(), &format!("http://{}", upstream.host_port));
+    let through = format!("docker://{}/{repo}:v1", mirror.host_port());
+    for n in 1..=2 {
+        let dest = format!("oci:{}:v1", scratch.path().join(format!("pulled-{n}")).display());
+        skopeo.run(&["copy", "--all", "--preserve-digests", "--src-tls-verify=false", &through, &dest]).await;
+        let pulled = crate::skopeo::read_blobs(&scratch.path().join(format!("pulled-{n}")));
+        assert_eq!(pulled, layout.blobs, "pull {n} holds every blob of the image, byte for byte");
+        let upstream_requests = upstream.requests(repo);
+        if n == 1 {
+            assert!(upstream_requests > 0, "the first pull goes upstream");
+        } else {
+            assert_eq!(upstream_requests, 0, "the second pull is served from the mirror alone");
+        }
+    }
+}
+
 /// The oras SDK pulls an artifact through the mirror; the second pull makes no
 /// upstream request.
 #[tokio::test]
