@@ -11,6 +11,7 @@ mod gc;
 mod limits;
 mod log_level;
 mod metrics;
+mod outgoing;
 mod reload;
 mod request_log;
 mod s3;

@@ -443,6 +443,9 @@ fn mirror_env(file: Option<&std::path::Path>) -> anyhow::Result<Option<(String, 
     let mirrors = registry_component::proxy::Mirrors::parse(&text)
         .map_err(|e| anyhow::anyhow!("--proxy {}: {e}", file.display()))?;
     tracing::info!("pull-through mirrors: {}", mirrors.describe());
+    let outgoing =
+        crate::outgoing::outgoing().map_err(|e| anyhow::anyhow!("--proxy: the outgoing HTTP settings: {e}"))?;
+    tracing::info!("{}", outgoing.describe());
     Ok(Some(("REGISTRY_PROXY".to_string(), text)))
 }
 

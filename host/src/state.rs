@@ -2,6 +2,7 @@
 
 use crate::backend::Backend;
 use crate::storage::RequestWrites;
+use std::future::Future;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -33,6 +34,33 @@ pub struct RegistryHooks;
 impl WasiHttpHooks for RegistryHooks {
     fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
         4
+    }
+
+    /// Through crate::outgoing: the system's roots, and proxies.
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        drop(fut);
+        Box::new(async move {
+            let outgoing = crate::outgoing::outgoing().map_err(|why| {
+                wasmtime_wasi_http::Error::Connect(std::io::Error::other(format!("outgoing HTTP settings: {why}")))
+            })?;
+            let (response, io) = outgoing.send(request, options).await?;
+            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+        })
     }
 }
 

@@ -31,6 +31,7 @@ mod gc;
 mod limits;
 mod logs;
 mod metrics;
+mod outgoing;
 mod tls;
 
 /// How long a server may take to stop after a signal.

@@ -364,14 +364,37 @@ pub(super) fn spawn_host(data_dir: &Path, extra: &[&str]) -> Started {
 /// for it to listen. Under `host-s3` its storage is the S3 place of `data_dir`
 /// ([`S3Place::for_data_dir`]), and `data_dir` holds only its compiled-code cache.
 pub(super) fn spawn_host_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Started {
+    spawn_host_on_with_env(listen, data_dir, extra, &[])
+}
+
+/// As [`spawn_host_on`], with `env` added to (or, when empty, removed from) the
+/// process's environment.
+pub(super) fn spawn_host_on_with_env(listen: &str, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Started {
     let place = (Deployment::current() == Deployment::HostS3).then(|| S3Place::for_data_dir(data_dir));
-    spawn_registry_host(listen, data_dir, place.as_ref(), extra)
+    spawn_registry_host_with_env(listen, data_dir, place.as_ref(), extra, env)
 }
 
 /// Spawns `registry-host --listen listen --data-dir data_dir`, with its storage at
 /// `place` if given (else in `data_dir`), and `extra` flags; waits for it to listen.
 pub(super) fn spawn_registry_host(listen: &str, data_dir: &Path, place: Option<&S3Place>, extra: &[&str]) -> Started {
+    spawn_registry_host_with_env(listen, data_dir, place, extra, &[])
+}
+
+fn spawn_registry_host_with_env(
+    listen: &str,
+    data_dir: &Path,
+    place: Option<&S3Place>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Started {
     let mut command = Command::new(registry_host_bin());
+    for (name, value) in env {
+        if value.is_empty() {
+            command.env_remove(name);
+        } else {
+            command.env(name, value);
+        }
+    }
     command.arg("--listen").arg(listen).arg("--data-dir").arg(data_dir);
     if let Some(place) = place {
         place.configure(&mut command);

@@ -77,10 +77,16 @@ impl RegistryServer {
     /// fresh temporary data directory and `extra` flags, talking to it with `client`:
     /// for the tests of the binary's own flags (TLS, for one).
     pub fn start_host_with(listen: &str, extra: &[&str], client: reqwest::Client) -> Self {
+        Self::start_host_with_env(listen, extra, &[], client)
+    }
+
+    /// As [`Self::start_host_with`], with `env` added to registry-host's
+    /// environment (a variable with an empty value is removed from it).
+    pub fn start_host_with_env(listen: &str, extra: &[&str], env: &[(&str, &str)], client: reqwest::Client) -> Self {
         let scratch = tempfile::Builder::new().prefix("registry-e2e.").tempdir().expect("create a temporary directory");
         let data_dir = scratch.path().join("data");
         let stored = StoredData::of(Deployment::current(), &data_dir);
-        let mut server = Self::spawned(spawn_host_on(listen, &data_dir, extra), stored, Some(scratch));
+        let mut server = Self::spawned(spawn_host_on_with_env(listen, &data_dir, extra, env), stored, Some(scratch));
         server.client = client;
         server
     }
