@@ -5,7 +5,9 @@
 //
 // 1. jco transpiles the component to JavaScript plus core Wasm modules
 //    (`--instantiation async`: the Worker hands it the modules, which workerd
-//    must compile ahead, not from bytes at run time; no module inlined);
+//    must compile ahead, not from bytes at run time; no module inlined), in
+//    JSPI mode for the imports that may answer with a promise (R2's, see
+//    src/async-imports.js);
 // 2. the modules lose their DWARF sections (`.debug_*`: the release profile
 //    keeps them for profiling; they would make up most of the Worker's size);
 // 3. core-modules.js imports each module by name, for component.js;
@@ -21,6 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ASYNC_EXPORTS, ASYNC_IMPORTS } from './src/async-imports.js';
 
 const [modulesDir, component, outDir] = process.argv.slice(2).map((arg) => resolve(arg));
 if (!outDir) {
@@ -34,7 +37,8 @@ mkdirSync(outDir, { recursive: true });
 execFileSync(
   join(modulesDir, '.bin', 'jco'),
   ['transpile', component, '-o', transpiled, '--name', 'registry', '--instantiation', 'async',
-    '--base64-cutoff', '0', '--no-typescript', '--quiet'],
+    '--base64-cutoff', '0', '--no-typescript', '--quiet', '--async-mode', 'jspi',
+    '--async-imports', ...ASYNC_IMPORTS, '--async-exports', ...ASYNC_EXPORTS],
   { stdio: 'inherit' },
 );
 

@@ -2,11 +2,31 @@
 // build.mjs), instantiated over preview2-shim's browser build for WASI and
 // our own `registry:storage` interfaces. workerd compiles no Wasm from bytes
 // at run time: the core modules come in as compiled modules of the Worker
-// (`core-modules.js`, which build.mjs writes).
+// (`core-modules.js`, which build.mjs writes). jco's JSPI mode suspends the
+// component on the storage calls that answer with a promise
+// (async-imports.js).
 
 import { instantiate } from 'registry-transpiled';
 import coreModules from 'registry-core-modules';
 import * as shim from '@bytecodealliance/preview2-shim';
+import { answersWithPromises } from './storage/streams.js';
+
+// preview2-shim's blocking-splice reads its source synchronously; a stream of
+// R2's answers a read with a promise, so a splice from one writes once that
+// promise settles, and the component waits for it (blocking-splice is one of
+// the async imports). Splices from every other stream are the shim's own.
+const { OutputStream } = shim.io.streams;
+const shimSplice = OutputStream.prototype.blockingSplice;
+OutputStream.prototype.blockingSplice = function blockingSplice(source, len) {
+  if (!answersWithPromises(source)) {
+    return shimSplice.call(this, source, len);
+  }
+  const permit = this.checkWrite();
+  return source.blockingRead(len < permit ? len : permit).then((bytes) => {
+    this.write(bytes);
+    return BigInt(bytes.byteLength);
+  });
+};
 
 // `wasi:cli/terminal-input` -> shim.cli.terminalInput, and so on.
 function wasiImports() {

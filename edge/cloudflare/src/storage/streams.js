@@ -1,7 +1,7 @@
 // The wasi:io streams that `blobs.read` and `upload.append` hand out, as
-// preview2-shim streams over the parts table, so that the registry component
-// (and the shim's splice) moves blob bytes without copying them through the
-// component's memory.
+// preview2-shim streams over the parts table or over an R2 object's body, so
+// that the registry component (and the shim's splice) moves blob bytes
+// without copying them through the component's memory.
 
 import { inputStreamCreate, ioErrorCreate, outputStreamCreate, pollableCreate } from '@bytecodealliance/preview2-shim/io';
 import { PART_SIZE } from './tables.js';
@@ -34,6 +34,53 @@ export function readStream(tables, content, start, end, onDrop) {
     subscribe: () => pollableCreate(),
     drop: onDrop,
   });
+}
+
+const promising = new WeakSet();
+
+// Whether `stream` is one of bodyStream's, whose reads answer with promises.
+export const answersWithPromises = (stream) => promising.has(stream);
+
+// A stream of the bytes of `body` (a ReadableStream: an R2 object's). A read
+// answers with a promise of at most `len` bytes, which the component waits
+// for (JSPI, see ../async-imports.js). `onDrop` runs once, when the component
+// drops it.
+export function bodyStream(body, onDrop) {
+  const reader = body.getReader();
+  let chunk = new Uint8Array(0);
+  let done = false;
+  async function blockingRead(len) {
+    if (chunk.length === 0) {
+      if (done) {
+        throw closed();
+      }
+      let next;
+      try {
+        next = await reader.read();
+      } catch (error) {
+        throw { tag: 'last-operation-failed', val: ioErrorCreate(`blob stream: ${error?.message ?? error}`) };
+      }
+      if (next.done) {
+        done = true;
+        throw closed();
+      }
+      chunk = next.value;
+    }
+    const count = Math.min(Number(len), chunk.length);
+    const bytes = chunk.subarray(0, count);
+    chunk = chunk.subarray(count);
+    return bytes;
+  }
+  const stream = inputStreamCreate({
+    blockingRead,
+    subscribe: () => pollableCreate(),
+    drop() {
+      reader.cancel().catch(() => {});
+      onDrop();
+    },
+  });
+  promising.add(stream);
+  return stream;
 }
 
 // A stream that appends to an upload: bytes gather into parts of PART_SIZE,
