@@ -14,7 +14,10 @@
 // 4. esbuild bundles src/worker.js with the transpiled code and the browser
 //    build of preview2-shim into worker.js (the .wasm imports stay modules);
 // 5. workerd.capnp, the configuration `scripts/serve.sh workerd` runs;
-// 6. deno.js: edge/deno/server.js bundled the same way, for `deno serve`
+// 6. wrangler.jsonc: edge/cloudflare/wrangler.jsonc with `main` pointing at
+//    the bundle beside it, for `wrangler dev` (scripts/serve.sh wrangler) and
+//    `wrangler deploy --config` from here;
+// 7. deno.js: edge/deno/server.js bundled the same way, for `deno serve`
 //    (scripts/serve.sh deno), with the modules compiled from their files.
 //
 // NODE_MODULES holds edge/cloudflare/package-lock.json's packages.
@@ -81,6 +84,7 @@ function bundle(entry, outName, coreModules, external) {
 
 await bundle(join(here, 'src', 'worker.js'), 'worker.js', 'core-modules.js', ['cloudflare:*', 'node:*', '*.wasm']);
 writeFileSync(join(outDir, 'workerd.capnp'), workerdConfig(wasmFiles));
+writeFileSync(join(outDir, 'wrangler.jsonc'), wranglerConfig());
 
 // Deno compiles Wasm from bytes: its bundle reads the same modules from files.
 writeFileSync(
@@ -120,6 +124,17 @@ function withoutDebugSections(bytes) {
     at = end;
   }
   return Buffer.concat(kept);
+}
+
+function wranglerConfig() {
+  const config = readFileSync(join(here, 'wrangler.jsonc'), 'utf8');
+  const main = /"main": "[^"]*"/;
+  if (!main.test(config)) {
+    throw new Error('wrangler.jsonc has no "main" line');
+  }
+  return `// Written by edge/cloudflare/build.mjs from edge/cloudflare/wrangler.jsonc,
+// with \`main\` pointing at the bundle beside it.
+${config.replace(main, '"main": "worker.js"')}`;
 }
 
 function workerdConfig(wasmNames) {
