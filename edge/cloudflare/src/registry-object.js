@@ -3,9 +3,9 @@
 // binding REGISTRY_BLOBS) and the registry component that answers every
 // request on it. One Object serves one registry, one request at a time
 // between awaits: a request's storage calls run synchronously inside the
-// component, so every conditional write is exact (with R2, the component
-// also waits for R2's answers, and other requests run meanwhile; every
-// storage call on SQLite still runs whole between two awaits).
+// component, so every conditional write is exact. The component yields only
+// at its async imports (async-imports.js: with R2, while R2 answers), where
+// other requests may run; each storage call on SQLite runs whole.
 
 import { DurableObject } from 'cloudflare:workers';
 import { handleIncomingRequest } from '@bytecodealliance/preview2-shim/http';
