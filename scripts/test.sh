@@ -31,7 +31,7 @@
 #                           purpose (for machines where no dockerd can run).
 #   REGISTRY_TEST_DEPLOYMENTS  the deployments to run the suite against, of
 #                           `host host-s3 wasmtime jco wash workerd wrangler deno` (the
-#                           default: all of them but wrangler). `host-s3` is registry-host on SeaweedFS
+#                           default: all of them). `host-s3` is registry-host on SeaweedFS
 #                           (--storage s3://…). `wash` is wasmCloud's `wash dev` with
 #                           registry.wasm, run by scripts/serve.sh. `workerd` (Cloudflare's runtime
 #                           with the Worker of edge/cloudflare/), `wrangler` (the same
@@ -106,7 +106,7 @@ if [[ "${REGISTRY_TEST_NO_DOCKER:-}" == 1 ]]; then
     no_docker=1
 fi
 
-read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco wash workerd deno}"
+read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco wash workerd wrangler deno}"
 for deployment in "${deployments[@]}"; do
     case "$deployment" in
     host | host-s3 | wasmtime | jco | wash | workerd | wrangler | deno) ;;
