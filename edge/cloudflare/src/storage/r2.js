@@ -50,20 +50,22 @@ export function r2Blobs(bucket, tables, background) {
   async function store(content, size, hex, parts) {
     const key = `blobs/sha256/${hex}/${crypto.randomUUID()}`;
     guarded(() => tables.write('INSERT INTO r2_objects (content, key) VALUES (?, ?)', content, key));
-    // A stream of known length, as a put needs; its writes wait for R2 to take
-    // each row, so one row at a time is in memory.
-    const { readable, writable } = new FixedLengthStream(size);
-    const writer = writable.getWriter();
-    const put = bucket.put(key, readable, { sha256: hex });
+    let writer;
+    let put;
     try {
+      // A stream of known length, as a put needs; its writes wait for R2 to
+      // take each row, so one row at a time is in memory.
+      const { readable, writable } = new FixedLengthStream(size);
+      writer = writable.getWriter();
+      put = bucket.put(key, readable, { sha256: hex });
       for await (const bytes of parts) {
         await writer.write(bytes);
       }
       await writer.close();
       await put;
     } catch (error) {
-      writer.abort(error).catch(() => {});
-      put.catch(() => {});
+      writer?.abort(error).catch(() => {});
+      put?.catch(() => {});
       drop(content);
       throw isContractError(error) ? error : failure(`put of ${key}`, error);
     }
