@@ -65,8 +65,9 @@ fn served() -> &'static Served {
         let data = tempfile::Builder::new().prefix("registry-contract.").tempdir().expect("a temporary directory");
         let mut child = Command::new("bash")
             .arg("-c")
-            // serve.sh in the background, stopped (SIGTERM) once stdin closes.
-            .arg(r#"bash "$0" "$2" --no-build --addr 127.0.0.1:0 --data "$1" & pid=$!; cat >/dev/null; kill -TERM $pid; wait $pid"#)
+            // serve.sh in the background, stopped (SIGTERM) once stdin closes;
+            // then the data directory goes (a static's TempDir is never dropped).
+            .arg(r#"bash "$0" "$2" --no-build --addr 127.0.0.1:0 --data "$1" & pid=$!; cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$1""#)
             .arg(&serve)
             .arg(data.path())
             .arg(runtime())
