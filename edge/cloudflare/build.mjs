@@ -5,9 +5,10 @@
 //
 // 1. jco transpiles the component to JavaScript plus core Wasm modules
 //    (`--instantiation async`: the Worker hands it the modules, which workerd
-//    must compile ahead, not from bytes at run time; no module inlined), in
-//    JSPI mode for the imports that may answer with a promise (R2's, see
-//    src/async-imports.js);
+//    must compile ahead, not from bytes at run time; no module inlined), and
+//    a second time to JavaScript alone in JSPI mode, for the imports that may
+//    answer with a promise (R2's, see src/async-imports.js): both share the
+//    same core modules, and the Worker runs the second only with R2;
 // 2. the modules lose their DWARF sections (`.debug_*`: the release profile
 //    keeps them for profiling; they would make up most of the Worker's size);
 // 3. core-modules.js imports each module by name, for component.js;
@@ -34,16 +35,26 @@ if (!outDir) {
 }
 const here = dirname(fileURLToPath(import.meta.url));
 const transpiled = join(outDir, 'registry');
+const transpiledJspi = join(outDir, 'registry-jspi');
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-execFileSync(
-  join(modulesDir, '.bin', 'jco'),
-  ['transpile', component, '-o', transpiled, '--name', 'registry', '--instantiation', 'async',
-    '--base64-cutoff', '0', '--no-typescript', '--quiet', '--async-mode', 'jspi',
-    '--async-imports', ...ASYNC_IMPORTS, '--async-exports', ...ASYNC_EXPORTS],
-  { stdio: 'inherit' },
-);
+const transpile = (out, ...flags) =>
+  execFileSync(
+    join(modulesDir, '.bin', 'jco'),
+    ['transpile', component, '-o', out, '--name', 'registry', '--instantiation', 'async',
+      '--base64-cutoff', '0', '--no-typescript', '--quiet', ...flags],
+    { stdio: 'inherit' },
+  );
+transpile(transpiled);
+transpile(transpiledJspi, '--async-mode', 'jspi', '--async-imports', ...ASYNC_IMPORTS,
+  '--async-exports', ...ASYNC_EXPORTS);
+for (const name of readdirSync(transpiledJspi).filter((name) => name.endsWith('.wasm'))) {
+  if (!readFileSync(join(transpiledJspi, name)).equals(readFileSync(join(transpiled, name)))) {
+    throw new Error(`jco's JSPI transpile has a core module of its own: ${name}`);
+  }
+  rmSync(join(transpiledJspi, name));
+}
 
 const wasmFiles = readdirSync(transpiled).filter((name) => name.endsWith('.wasm')).sort();
 for (const name of wasmFiles) {
@@ -75,6 +86,7 @@ function bundle(entry, outName, coreModules, external) {
     nodePaths: [modulesDir],
     alias: {
       'registry-transpiled': join(transpiled, 'registry.js'),
+      'registry-transpiled-jspi': join(transpiledJspi, 'registry.js'),
       'registry-core-modules': join(outDir, coreModules),
     },
     external,

@@ -3,7 +3,8 @@
 // V8's JSPI (WebAssembly.Suspending and WebAssembly.promising, in workerd and
 // Deno) then suspends the component on such a promise, while its storage calls
 // stay synchronous in Rust. Only the R2 blob store (storage/r2.js) answers with
-// promises; the SQLite stores answer these calls at once, as before.
+// promises: the Worker runs this transpile only with R2 (component.js), and
+// jco's synchronous one, as before, without it and under Deno.
 //
 //   read, commit      an R2 ranged get, a copy of an upload's rows into R2
 //   blocking-read     a read of an R2 blob stream (storage/streams.js, bodyStream)

@@ -2,11 +2,13 @@
 // build.mjs), instantiated over preview2-shim's browser build for WASI and
 // our own `registry:storage` interfaces. workerd compiles no Wasm from bytes
 // at run time: the core modules come in as compiled modules of the Worker
-// (`core-modules.js`, which build.mjs writes). jco's JSPI mode suspends the
-// component on the storage calls that answer with a promise
-// (async-imports.js).
+// (`core-modules.js`, which build.mjs writes). With storage whose calls may
+// answer with a promise (R2's), the component comes from jco's JSPI
+// transpile, which suspends it on such a promise (async-imports.js); else
+// from its synchronous one. Both run the same core modules.
 
 import { instantiate } from 'registry-transpiled';
+import { instantiate as instantiateJspi } from 'registry-transpiled-jspi';
 import coreModules from 'registry-core-modules';
 import * as shim from '@bytecodealliance/preview2-shim';
 import { answersWithPromises } from './storage/streams.js';
@@ -48,14 +50,15 @@ export function setEnvironment(vars) {
 }
 
 // A fresh instance of the registry on `storage` ({ blobs, kv }): its
-// `wasi:http/incoming-handler`.
-export async function instantiateRegistry(storage) {
+// `wasi:http/incoming-handler`. `promises`: whether the storage's calls
+// named in async-imports.js may answer with promises.
+export async function instantiateRegistry(storage, { promises = false } = {}) {
   const imports = {
     ...wasi,
     'registry:storage/blobs': storage.blobs,
     'registry:storage/kv': storage.kv,
     'registry:storage/types': {},
   };
-  const exports = await instantiate((name) => coreModules[name], imports);
+  const exports = await (promises ? instantiateJspi : instantiate)((name) => coreModules[name], imports);
   return exports.incomingHandler;
 }

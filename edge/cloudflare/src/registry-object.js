@@ -3,9 +3,9 @@
 // binding REGISTRY_BLOBS) and the registry component that answers every
 // request on it. One Object serves one registry, one request at a time
 // between awaits: a request's storage calls run synchronously inside the
-// component, so every conditional write is exact. The component yields only
-// at its async imports (async-imports.js: with R2, while R2 answers), where
-// other requests may run; each storage call on SQLite runs whole.
+// component, so every conditional write is exact. With R2 the component also
+// waits for R2's answers (async-imports.js), and other requests may run
+// meanwhile; each storage call on SQLite still runs whole.
 
 import { DurableObject } from 'cloudflare:workers';
 import { handleIncomingRequest } from '@bytecodealliance/preview2-shim/http';
@@ -26,6 +26,7 @@ export class Registry extends DurableObject {
     // lives on meanwhile, and a delete cut short is done again at the next start.
     const r2 = env.REGISTRY_BLOBS && r2Blobs(env.REGISTRY_BLOBS, tables, (promise) => ctx.waitUntil(promise));
     this.storage = { kv: kvInterface(tables), blobs: blobsInterface(tables, this.stats, r2) };
+    this.promises = r2 !== undefined;
     r2?.sweep();
     setEnvironment(settingsFrom(env));
     this.handles = new Map();
@@ -36,7 +37,7 @@ export class Registry extends DurableObject {
     if (url.pathname.startsWith('/_storage-contract/')) {
       return contractCall(this, request);
     }
-    const handler = await instantiateRegistry(this.storage);
+    const handler = await instantiateRegistry(this.storage, { promises: this.promises });
     return handleIncomingRequest(request, (incoming, responseOut) => handler.handle(incoming, responseOut));
   }
 }
