@@ -17,7 +17,8 @@
 # Each stage prints its time.
 #
 # Environment (all optional):
-#   BENCH_RUNTIMES     the runtimes (default: host wasmtime jco wash workerd deno)
+#   BENCH_RUNTIMES     the runtimes (default: host wasmtime jco wash workerd wrangler deno;
+#                      wrangler: the Worker under `wrangler dev`, blobs in its local R2)
 #   BENCH_REPEAT       push and pull runs per runtime, median reported (default 3)
 #   BENCH_LOAD_SECS    seconds of manifest GET load (default 10)
 #   BENCH_RUNTIMES_OUT report file (default: BENCHMARKS-RUNTIMES.md at the root)
@@ -26,7 +27,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${BENCH_RUNTIMES_OUT:-$ROOT/BENCHMARKS-RUNTIMES.md}
-read -r -a RUNTIMES <<<"${BENCH_RUNTIMES:-host wasmtime jco wash workerd deno}"
+read -r -a RUNTIMES <<<"${BENCH_RUNTIMES:-host wasmtime jco wash workerd wrangler deno}"
 REPEAT=${BENCH_REPEAT:-3}
 LOAD_SECS=${BENCH_LOAD_SECS:-10}
 BLOB_MIB=100
@@ -149,7 +150,7 @@ artifact_files() {
         echo "$WORK/registry-host"
         ;;
     wasmtime | jco | wash) echo "$target_dir/release/registry.wasm" ;;
-    workerd) echo "$edge/worker.js" "$edge"/registry/*.wasm ;;
+    workerd | wrangler) echo "$edge/worker.js" "$edge"/registry/*.wasm ;;
     deno) echo "$edge/deno.js" "$edge"/registry/*.wasm ;;
     esac
 }
@@ -159,7 +160,7 @@ runtime_executable() {
     wasmtime) install_wasmtime && echo "wasmtime $(stat -c %s "$WASMTIME_BIN")" ;;
     jco) echo "node $(stat -c %s "$(readlink -f "$(command -v node)")")" ;;
     wash) install_wash && echo "wash $(stat -c %s "$WASH_BIN")" ;;
-    workerd) install_edge && echo "workerd $(stat -c %s "$(readlink -f "$EDGE_MODULES/.bin/workerd")")" ;;
+    workerd | wrangler) install_edge && echo "workerd $(stat -c %s "$(readlink -f "$EDGE_MODULES/.bin/workerd")")" ;;
     deno) install_edge && echo "deno $(stat -c %s "$(readlink -f "$DENO_BIN")")" ;;
     esac
 }
@@ -260,11 +261,12 @@ EOF
   Cranelift unless their own compiled-code cache (in the user's home) holds it from an earlier start,
   as it does in any run but the very first on a machine;
   `jco serve` transpiles it to JavaScript at every start; workerd and Deno hand the core modules to
-  V8, which compiles them lazily.
+  V8, which compiles them lazily; `wrangler dev` (on Node.js) starts miniflare's two workerd
+  processes, a proxy and the Worker's, which also simulates the R2 bucket.
 - **what it loads**: registry-host's binary (stripped of its debug information; the component is
   inside); `registry.wasm` (with its DWARF sections) for wasmtime, jco and wash; the bundle and its core
-  Wasm modules (DWARF removed) for workerd and Deno. The runtime's executable is what runs it (node:
-  the system's).
+  Wasm modules (DWARF removed) for workerd, wrangler and Deno. The runtime's executable is what runs
+  it (node: the system's; for wrangler, the workerd it runs, without wrangler's Node.js).
 EOF
 } >"$OUT"
 cat "$OUT"

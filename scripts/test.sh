@@ -30,14 +30,15 @@
 #   REGISTRY_TEST_NO_DOCKER=1  skip the Docker daemon and the Docker CLI test, on
 #                           purpose (for machines where no dockerd can run).
 #   REGISTRY_TEST_DEPLOYMENTS  the deployments to run the suite against, of
-#                           `host host-s3 wasmtime jco wash workerd deno` (the default:
-#                           all of them). `host-s3` is registry-host on SeaweedFS
+#                           `host host-s3 wasmtime jco wash workerd wrangler deno` (the
+#                           default: all of them). `host-s3` is registry-host on SeaweedFS
 #                           (--storage s3://…). `wash` is wasmCloud's `wash dev` with
 #                           registry.wasm, run by scripts/serve.sh. `workerd` (Cloudflare's runtime
-#                           with the Worker of edge/cloudflare/) and `deno` (the
-#                           same registry under `deno serve`, edge/deno/), built and
-#                           run by scripts/serve.sh, also run the storage contract
-#                           suite on their storage (tests/contract/edge.rs).
+#                           with the Worker of edge/cloudflare/), `wrangler` (the same
+#                           Worker under `wrangler dev`, its blobs in a local R2 bucket)
+#                           and `deno` (the same registry under `deno serve`,
+#                           edge/deno/), built and run by scripts/serve.sh, also run the
+#                           storage contract suite on their storage (tests/contract/edge.rs).
 #   WASMTIME_BIN, JCO_BIN   use these wasmtime and jco instead of the pinned ones.
 #   SEAWEEDFS_BIN           use this SeaweedFS `weed` instead of the pinned one.
 set -euo pipefail
@@ -105,11 +106,11 @@ if [[ "${REGISTRY_TEST_NO_DOCKER:-}" == 1 ]]; then
     no_docker=1
 fi
 
-read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco wash workerd deno}"
+read -r -a deployments <<<"${REGISTRY_TEST_DEPLOYMENTS:-host host-s3 wasmtime jco wash workerd wrangler deno}"
 for deployment in "${deployments[@]}"; do
     case "$deployment" in
-    host | host-s3 | wasmtime | jco | wash | workerd | deno) ;;
-    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco, wash, workerd, deno)" ;;
+    host | host-s3 | wasmtime | jco | wash | workerd | wrangler | deno) ;;
+    *) die "REGISTRY_TEST_DEPLOYMENTS: unknown deployment '$deployment' (expected host, host-s3, wasmtime, jco, wash, workerd, wrangler, deno)" ;;
     esac
 done
 ((${#deployments[@]})) || die "REGISTRY_TEST_DEPLOYMENTS is empty"
@@ -413,11 +414,11 @@ if testing jco; then
     echo "jco:    $("$JCO_BIN" --version) ($JCO_BIN) on node $(node --version)"
 fi
 
-if testing workerd || testing deno; then
-    section "The registry for workerd and Deno: scripts/serve.sh workerd --build-only"
-    # workerd, Deno and the Worker's build tools go next to the other runtimes; the
-    # Worker (and Deno's bundle of it) is the bare registry component just built,
-    # transpiled by jco.
+if testing workerd || testing wrangler || testing deno; then
+    section "The registry for workerd, wrangler and Deno: scripts/serve.sh workerd --build-only"
+    # workerd, wrangler, Deno and the Worker's build tools go next to the other
+    # runtimes; the Worker (and Deno's bundle of it) is the bare registry component
+    # just built, transpiled by jco.
     command -v npm >/dev/null 2>&1 || die "npm is missing: install nodejs and npm (Node.js 20 or later)"
     bash scripts/serve.sh workerd --build-only
 fi
@@ -479,6 +480,8 @@ counted cargo test --release --workspace ${full_disk_skip[@]:+-- "${full_disk_sk
 #            wasmtime's or jco's CLI there. Also auth_clients::docker_cli::host::,
 #            docker over HTTPS, which only registry-host serves.
 #   s3::     (all but host-s3) several registry-host processes on one S3 store.
+#   r2::     (all but wrangler) the Worker's blobs in its R2 bucket, which only
+#            the wrangler deployment binds.
 #   full_disk::, host::unusable_data_dir_is_a_clear_error,
 #   host::gc::the_host_subcommand_collects_a_stopped_servers_directory
 #            (host-s3) about the data directory itself, which holds only the
@@ -496,15 +499,15 @@ counted cargo test --release --workspace ${full_disk_skip[@]:+-- "${full_disk_sk
 #            client's body off by dropping the response body unfinished, which
 #            preview2-shim (0.26.1, io/worker-thread.js OUTPUT_STREAM_DISPOSE)
 #            disposes of twice: Node.js exits with a TypeError on `pollState`.
-#   mirror::  (workerd, deno) the Worker's shims have no synchronous outgoing
-#            HTTP for the component (fetch is asynchronous), so a mirror there
-#            cannot reach its upstream.
-#   manifests::invalid_names_are_name_invalid   (workerd, deno) the runtime hands
+#   mirror::  (workerd, wrangler, deno) the Worker's shims have no synchronous
+#            outgoing HTTP for the component (fetch is asynchronous), so a mirror
+#            there cannot reach its upstream.
+#   manifests::invalid_names_are_name_invalid   (workerd, wrangler, deno) the runtime hands
 #            the handler the request URL parsed as a WHATWG URL, with its dot
 #            segments resolved: `/v2/a/../b/manifests/latest` arrives as
 #            `/v2/b/manifests/latest`, so the registry answers 404 for `b`, not 400
 #            NAME_INVALID for `a/../b`.
-#   full_disk::    (workerd) the Durable Object commits its SQLite writes after the
+#   full_disk::    (workerd, wrangler) the Durable Object commits its SQLite writes after the
 #            request's code has run, so SQLITE_FULL on the test's small filesystem
 #            fails the whole request with 500 and resets the Object, where the
 #            storage code could have answered `full` (507); on Cloudflare the limit
@@ -531,12 +534,13 @@ skip_args() {
         skips="--skip host:: --skip s3:: --skip tags::tag_parameters_tag_the_manifest"
         skips+=" --skip mirror::corrupt_upstream_bytes_are_an_error_and_never_stored"
         ;;
-    workerd)
+    workerd | wrangler)
         skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid --skip full_disk::"
         skips+=" --skip mirror::"
         ;;
     deno) skips="--skip host:: --skip s3:: --skip manifests::invalid_names_are_name_invalid --skip mirror::" ;;
     esac
+    [[ "$1" == wrangler ]] || skips+=" --skip r2::"
     if ((no_docker)); then
         skips+="${skips:+ }--skip docker_cli:: --skip host::docker_image::"
     fi
@@ -573,9 +577,10 @@ for deployment in "${deployments[@]}"; do
         results+=("$deployment: FAILED after $((SECONDS - started)) s: $(totals "$first_line")")
         failed=1
     fi
-    if [[ "$deployment" == workerd || "$deployment" == deno ]]; then
+    if [[ "$deployment" == workerd || "$deployment" == wrangler || "$deployment" == deno ]]; then
         # The storage contract suite on the runtime's storage (a Durable Object's
-        # SQLite, or a SQLite file under Deno), through its test-only route. Left
+        # SQLite, with R2 under wrangler, or a SQLite file under Deno), through its
+        # test-only route. Left
         # out: the full_disk cases, since the platform's store cannot be filled up
         # in a test (tests/contract/edge.rs).
         section "Storage contract suite on $deployment's storage: REGISTRY_CONTRACT_RUNTIME=$deployment cargo test --release --manifest-path tests/Cargo.toml --test edge_contract -- --skip full_disk"

@@ -5,14 +5,20 @@
 //
 // 1. jco transpiles the component to JavaScript plus core Wasm modules
 //    (`--instantiation async`: the Worker hands it the modules, which workerd
-//    must compile ahead, not from bytes at run time; no module inlined);
+//    must compile ahead, not from bytes at run time; no module inlined), and
+//    a second time to JavaScript alone in JSPI mode, for the imports that may
+//    answer with a promise (R2's, see src/async-imports.js): both share the
+//    same core modules, and the Worker runs the second only with R2;
 // 2. the modules lose their DWARF sections (`.debug_*`: the release profile
 //    keeps them for profiling; they would make up most of the Worker's size);
 // 3. core-modules.js imports each module by name, for component.js;
 // 4. esbuild bundles src/worker.js with the transpiled code and the browser
 //    build of preview2-shim into worker.js (the .wasm imports stay modules);
 // 5. workerd.capnp, the configuration `scripts/serve.sh workerd` runs;
-// 6. deno.js: edge/deno/server.js bundled the same way, for `deno serve`
+// 6. wrangler.jsonc: edge/cloudflare/wrangler.jsonc with `main` pointing at
+//    the bundle beside it, for `wrangler dev` (scripts/serve.sh wrangler) and
+//    `wrangler deploy --config` from here;
+// 7. deno.js: edge/deno/server.js bundled the same way, for `deno serve`
 //    (scripts/serve.sh deno), with the modules compiled from their files.
 //
 // NODE_MODULES holds edge/cloudflare/package-lock.json's packages.
@@ -21,6 +27,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ASYNC_EXPORTS, ASYNC_IMPORTS } from './src/async-imports.js';
 
 const [modulesDir, component, outDir] = process.argv.slice(2).map((arg) => resolve(arg));
 if (!outDir) {
@@ -28,15 +35,26 @@ if (!outDir) {
 }
 const here = dirname(fileURLToPath(import.meta.url));
 const transpiled = join(outDir, 'registry');
+const transpiledJspi = join(outDir, 'registry-jspi');
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-execFileSync(
-  join(modulesDir, '.bin', 'jco'),
-  ['transpile', component, '-o', transpiled, '--name', 'registry', '--instantiation', 'async',
-    '--base64-cutoff', '0', '--no-typescript', '--quiet'],
-  { stdio: 'inherit' },
-);
+const transpile = (out, ...flags) =>
+  execFileSync(
+    join(modulesDir, '.bin', 'jco'),
+    ['transpile', component, '-o', out, '--name', 'registry', '--instantiation', 'async',
+      '--base64-cutoff', '0', '--no-typescript', '--quiet', ...flags],
+    { stdio: 'inherit' },
+  );
+transpile(transpiled);
+transpile(transpiledJspi, '--async-mode', 'jspi', '--async-imports', ...ASYNC_IMPORTS,
+  '--async-exports', ...ASYNC_EXPORTS);
+for (const name of readdirSync(transpiledJspi).filter((name) => name.endsWith('.wasm'))) {
+  if (!readFileSync(join(transpiledJspi, name)).equals(readFileSync(join(transpiled, name)))) {
+    throw new Error(`jco's JSPI transpile has a core module of its own: ${name}`);
+  }
+  rmSync(join(transpiledJspi, name));
+}
 
 const wasmFiles = readdirSync(transpiled).filter((name) => name.endsWith('.wasm')).sort();
 for (const name of wasmFiles) {
@@ -68,6 +86,7 @@ function bundle(entry, outName, coreModules, external) {
     nodePaths: [modulesDir],
     alias: {
       'registry-transpiled': join(transpiled, 'registry.js'),
+      'registry-transpiled-jspi': join(transpiledJspi, 'registry.js'),
       'registry-core-modules': join(outDir, coreModules),
     },
     external,
@@ -77,6 +96,7 @@ function bundle(entry, outName, coreModules, external) {
 
 await bundle(join(here, 'src', 'worker.js'), 'worker.js', 'core-modules.js', ['cloudflare:*', 'node:*', '*.wasm']);
 writeFileSync(join(outDir, 'workerd.capnp'), workerdConfig(wasmFiles));
+writeFileSync(join(outDir, 'wrangler.jsonc'), wranglerConfig());
 
 // Deno compiles Wasm from bytes: its bundle reads the same modules from files.
 writeFileSync(
@@ -116,6 +136,17 @@ function withoutDebugSections(bytes) {
     at = end;
   }
   return Buffer.concat(kept);
+}
+
+function wranglerConfig() {
+  const config = readFileSync(join(here, 'wrangler.jsonc'), 'utf8');
+  const main = /"main": "[^"]*"/;
+  if (!main.test(config)) {
+    throw new Error('wrangler.jsonc has no "main" line');
+  }
+  return `// Written by edge/cloudflare/build.mjs from edge/cloudflare/wrangler.jsonc,
+// with \`main\` pointing at the bundle beside it.
+${config.replace(main, '"main": "worker.js"')}`;
 }
 
 function workerdConfig(wasmNames) {

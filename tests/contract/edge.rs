@@ -1,8 +1,9 @@
 //! The storage contract suite (`storage-contract/`) against the storage of
 //! the edge deployments (`edge/cloudflare/src/storage/`: SQLite in a Durable
-//! Object under workerd, and the same code on a SQLite file through
-//! node:sqlite under Deno, `edge/deno/`). `REGISTRY_CONTRACT_RUNTIME` says
-//! which: `workerd` or `deno`.
+//! Object under workerd; the same with blob bytes in an R2 bucket under
+//! `wrangler dev`; and the same code on a SQLite file through node:sqlite
+//! under Deno, `edge/deno/`). `REGISTRY_CONTRACT_RUNTIME` says which:
+//! `workerd`, `wrangler` or `deno`.
 //!
 //! The storage is JavaScript, so the suite reaches it over HTTP: the registry,
 //! started with `REGISTRY_STORAGE_CONTRACT=on` (never in production), answers
@@ -10,8 +11,9 @@
 //! on the objects the registry component calls (see
 //! `edge/cloudflare/src/contract-route.js`). Each store is a database of its
 //! own (a Durable Object, or a file, of a fresh name: a fresh, empty
-//! database); a client stands for a request. Uploads and read streams stay
-//! open in the runtime as handles.
+//! database; under wrangler they share the one R2 bucket, where every object
+//! has a key of its own); a client stands for a request. Uploads and read
+//! streams stay open in the runtime as handles.
 //!
 //! One runtime serves the whole test process, started with
 //! `scripts/serve.sh RUNTIME --no-build` (scripts/test.sh builds it first) on
@@ -31,12 +33,15 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use storage_contract::{BlobInfo, ContractClient, ContractStore, Entry, StorageError, StorageResult, UploadInfo};
 
-/// The runtime of `REGISTRY_CONTRACT_RUNTIME`: `workerd` or `deno`.
+/// The runtime of `REGISTRY_CONTRACT_RUNTIME`: `workerd`, `wrangler` or `deno`.
 fn runtime() -> &'static str {
     match std::env::var("REGISTRY_CONTRACT_RUNTIME").as_deref() {
         Ok("workerd") => "workerd",
+        Ok("wrangler") => "wrangler",
         Ok("deno") => "deno",
-        other => panic!("REGISTRY_CONTRACT_RUNTIME={other:?}: expected `workerd` or `deno` (scripts/test.sh sets it)"),
+        other => panic!(
+            "REGISTRY_CONTRACT_RUNTIME={other:?}: expected `workerd`, `wrangler` or `deno` (scripts/test.sh sets it)"
+        ),
     }
 }
 
@@ -60,8 +65,9 @@ fn served() -> &'static Served {
         let data = tempfile::Builder::new().prefix("registry-contract.").tempdir().expect("a temporary directory");
         let mut child = Command::new("bash")
             .arg("-c")
-            // serve.sh in the background, stopped (SIGTERM) once stdin closes.
-            .arg(r#"bash "$0" "$2" --no-build --addr 127.0.0.1:0 --data "$1" & pid=$!; cat >/dev/null; kill -TERM $pid; wait $pid"#)
+            // serve.sh in the background, stopped (SIGTERM) once stdin closes;
+            // then the data directory goes (a static's TempDir is never dropped).
+            .arg(r#"bash "$0" "$2" --no-build --addr 127.0.0.1:0 --data "$1" & pid=$!; cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$1""#)
             .arg(&serve)
             .arg(data.path())
             .arg(runtime())
@@ -141,6 +147,7 @@ fn error_of(err: &Value) -> StorageError {
         "conflict" => StorageError::Conflict,
         "invalid" => StorageError::Invalid(val),
         "full" => StorageError::Full,
+        "unavailable" => StorageError::Unavailable(val),
         "other" => StorageError::Other(val),
         tag => panic!("unknown error tag {tag:?}"),
     }

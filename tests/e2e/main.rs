@@ -5,8 +5,9 @@
 //! HTTP by raw requests, by the `oci-client` crate, by the Docker CLI, by `skopeo` and
 //! by the `oras` Python SDK. One module per API area of the OCI Distribution
 //! Specification v1.1, `auth_clients` for those clients (and podman) with access
-//! control on, `host` for the native binary itself, and `s3` for several of them on
-//! one S3 store (`host-s3`); `common` holds the fixtures.
+//! control on, `host` for the native binary itself, `s3` for several of them on
+//! one S3 store (`host-s3`), and `r2` for the Cloudflare Worker's R2 bucket
+//! (`wrangler`); `common` holds the fixtures.
 //!
 //! Run everything with `bash scripts/test.sh` (it builds both artifacts, installs
 //! wasmtime and jco, starts the Docker daemon the Docker test needs, and runs this
@@ -30,6 +31,7 @@ mod mirror;
 mod mount;
 mod oci_client;
 mod oras;
+mod r2;
 mod ranges;
 mod referrers;
 mod s3;

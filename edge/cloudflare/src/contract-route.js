@@ -10,6 +10,8 @@
 // strings; `get` and `read-to-end` answer the bytes instead, with that JSON in
 // the `contract-result` header. Uploads and read streams stay open in the
 // Object between calls as numbered handles, as resources stay in an instance.
+// The calls that may answer with a promise (../async-imports.js: R2's) are
+// awaited, as the component waits for them.
 
 import { isContractError } from './storage/errors.js';
 import { concat } from './storage/streams.js';
@@ -55,12 +57,12 @@ function append(upload, bytes) {
   }
 }
 
-function readToEnd(stream) {
+async function readToEnd(stream) {
   const chunks = [];
   let length = 0;
   try {
     for (;;) {
-      const bytes = stream.blockingRead(1n << 20n);
+      const bytes = await stream.blockingRead(1n << 20n);
       chunks.push(bytes.slice());
       length += bytes.length;
     }
@@ -97,11 +99,11 @@ export async function contractCall(object, request) {
       case 'stat':
         return answer({ ok: blobs.stat(args.digest) ?? null });
       case 'read': {
-        const stream = blobs.read(args.digest, u64(args.offset), u64(args.length));
+        const stream = await blobs.read(args.digest, u64(args.offset), u64(args.length));
         return answer({ ok: stream ? keep(stream) : null });
       }
       case 'read-to-end':
-        return answer({ ok: null }, readToEnd(take(args.handle)));
+        return answer({ ok: null }, await readToEnd(take(args.handle)));
       case 'delete-blob':
         return answer({ ok: blobs.delete(args.digest) });
       case 'list':
@@ -124,7 +126,7 @@ export async function contractCall(object, request) {
         append(upload(), body);
         return answer({ ok: null });
       case 'commit':
-        return answer({ ok: upload().commit(args.digest) });
+        return answer({ ok: await upload().commit(args.digest) });
       case 'abort':
         return answer({ ok: upload().abort() ?? null });
       case 'get': {

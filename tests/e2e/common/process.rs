@@ -81,6 +81,10 @@ pub enum Deployment {
     /// registry component, transpiled by jco, on a Durable Object's SQLite storage.
     /// Started with `scripts/serve.sh workerd --no-build`.
     Workerd,
+    /// `wrangler dev` running the same Worker with its `wrangler.jsonc`: blob bytes
+    /// in the R2 bucket `REGISTRY_BLOBS` (simulated by miniflare), the rest in the
+    /// Durable Object's SQLite. Started with `scripts/serve.sh wrangler --no-build`.
+    Wrangler,
     /// wasmCloud's `wash dev` running the composed `registry.wasm` (storage-fs on the
     /// data directory, mounted as `/data`). Started with `scripts/serve.sh wash
     /// --no-build`.
@@ -92,7 +96,7 @@ pub enum Deployment {
 
 impl Deployment {
     /// The deployment this run tests: `REGISTRY_TEST_DEPLOYMENT` (`host`, `host-s3`,
-    /// `wasmtime`, `jco`, `wash`, `workerd` or `deno`), `host` when unset. Any other value fails the test.
+    /// `wasmtime`, `jco`, `wash`, `workerd`, `wrangler` or `deno`), `host` when unset. Any other value fails the test.
     pub fn current() -> Self {
         match std::env::var("REGISTRY_TEST_DEPLOYMENT").as_deref() {
             Err(std::env::VarError::NotPresent) | Ok("") | Ok("host") => Self::Host,
@@ -101,9 +105,10 @@ impl Deployment {
             Ok("jco") => Self::Jco,
             Ok("wash") => Self::Wash,
             Ok("workerd") => Self::Workerd,
+            Ok("wrangler") => Self::Wrangler,
             Ok("deno") => Self::Deno,
             other => panic!(
-                "REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime`, `jco`, `wash`, `workerd` or `deno`"
+                "REGISTRY_TEST_DEPLOYMENT={other:?}: expected `host`, `host-s3`, `wasmtime`, `jco`, `wash`, `workerd`, `wrangler` or `deno`"
             ),
         }
     }
@@ -122,6 +127,7 @@ impl Deployment {
             Self::Jco => "jco",
             Self::Wash => "wash",
             Self::Workerd => "workerd",
+            Self::Wrangler => "wrangler",
             Self::Deno => "deno",
         }
     }
@@ -134,6 +140,7 @@ impl Deployment {
             Self::Jco => "[jco]",
             Self::Wash => "[wash]",
             Self::Workerd => "[workerd]",
+            Self::Wrangler => "[wrangler]",
             Self::Deno => "[deno]",
         }
     }
@@ -143,7 +150,9 @@ impl Deployment {
     fn startup_timeout(self) -> Duration {
         match self {
             Self::Host | Self::HostS3 => Duration::from_secs(60),
-            Self::Wasmtime | Self::Jco | Self::Wash | Self::Workerd | Self::Deno => Duration::from_secs(120),
+            Self::Wasmtime | Self::Jco | Self::Wash | Self::Workerd | Self::Wrangler | Self::Deno => {
+                Duration::from_secs(120)
+            }
         }
     }
 }
@@ -288,17 +297,20 @@ fn spawn_on_a_free_port(deployment: Deployment, taken: &str, mut command: impl F
     unreachable!("the last attempt returns or panics")
 }
 
-/// Starts the registry under wash, workerd or Deno (`deployment`) with
+/// Starts the registry under wash, workerd, wrangler or Deno (`deployment`) with
 /// `scripts/serve.sh RUNTIME --no-build` (after scripts/test.sh built it) on a free
 /// port of 127.0.0.1, its data in `data_dir`. The settings reach the registry as
 /// environment variables of serve.sh (under workerd, those its configuration binds;
-/// under wash, the workload's configuration that serve.sh writes), with the files'
+/// under wrangler, `--var`s; under wash, the workload's configuration that serve.sh
+/// writes), with the files'
 /// contents as under jco.
 ///
 /// serve.sh picks a port that the kernel just handed out and is free again; if
 /// another process takes it first, the runtime fails to listen and another port is
-/// tried.
-pub(super) fn start_edge(deployment: Deployment, data_dir: &Path, extra: &[&str]) -> Started {
+/// tried. Its temporary files (wash's project, wrangler's own directory) go to
+/// `scratch` (TMPDIR), which the test removes: the server is killed, so serve.sh
+/// cannot remove them itself.
+pub(super) fn start_edge(deployment: Deployment, scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
     let env = component_config(deployment, extra).env;
     spawn_on_a_free_port(deployment, "in use", || {
         let mut command = Command::new("bash");
@@ -306,7 +318,8 @@ pub(super) fn start_edge(deployment: Deployment, data_dir: &Path, extra: &[&str]
             .arg(repo_root().join("scripts/serve.sh"))
             .args([deployment.name(), "--no-build", "--addr", "127.0.0.1:0", "--data"])
             .arg(data_dir)
-            .env("CARGO_TARGET_DIR", workspace_target_dir());
+            .env("CARGO_TARGET_DIR", workspace_target_dir())
+            .env("TMPDIR", scratch);
         command.envs(env.iter().map(|(name, value)| (name, value)));
         command
     })
@@ -336,7 +349,7 @@ impl StartFailure {
 /// - registry-host: `registry-host listening on http://127.0.0.1:PORT/` (or `https://`)
 /// - wasmtime serve: `Serving HTTP on http://127.0.0.1:PORT/`
 /// - jco serve: `Server listening @ 127.0.0.1:PORT...`
-/// - scripts/serve.sh (wash, workerd, deno): `serving on http://127.0.0.1:PORT/`
+/// - scripts/serve.sh (wash, workerd, wrangler, deno): `serving on http://127.0.0.1:PORT/`
 pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String> {
     let line = line.trim();
     let (scheme, addr) = match deployment {
@@ -345,7 +358,7 @@ pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String
         }
         Deployment::Wasmtime => ("http", line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/')),
         Deployment::Jco => ("http", line.strip_prefix("Server listening @ ")?.trim_end_matches('.')),
-        Deployment::Wash | Deployment::Workerd | Deployment::Deno => {
+        Deployment::Wash | Deployment::Workerd | Deployment::Wrangler | Deployment::Deno => {
             line.strip_prefix("serving on ")?.trim_end_matches('/').split_once("://")?
         }
     };

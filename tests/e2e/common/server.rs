@@ -440,7 +440,7 @@ fn http_client_builder() -> reqwest::ClientBuilder {
 }
 
 /// Spawns the registry of `deployment` on `data_dir` (`scratch` holds what jco
-/// transpiles) and waits for it to listen.
+/// transpiles, and scripts/serve.sh's temporary files) and waits for it to listen.
 fn spawn_deployment(deployment: Deployment, scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
     match deployment {
         Deployment::Host | Deployment::HostS3 => spawn_host(data_dir, extra),
@@ -464,6 +464,8 @@ fn spawn_deployment(deployment: Deployment, scratch: &Path, data_dir: &Path, ext
             spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
         }
         Deployment::Jco => start_jco(scratch, data_dir, extra),
-        Deployment::Wash | Deployment::Workerd | Deployment::Deno => start_edge(deployment, data_dir, extra),
+        Deployment::Wash | Deployment::Workerd | Deployment::Wrangler | Deployment::Deno => {
+            start_edge(deployment, scratch, data_dir, extra)
+        }
     }
 }

@@ -86,7 +86,8 @@ pub enum StoredData {
     /// A prefix of a bucket.
     S3(S3Place),
     /// A directory of database files (workerd's Durable Object, Deno's SQLite
-    /// file): their bytes can be read, not which blob is where.
+    /// file; under wrangler, miniflare's files of the Durable Object and of the
+    /// R2 bucket): their bytes can be read, not which blob is where.
     Database(PathBuf),
 }
 
@@ -99,7 +100,9 @@ impl StoredData {
             Deployment::Host | Deployment::Wasmtime | Deployment::Jco | Deployment::Wash => {
                 Some(StoredData::Dir(data_dir.to_path_buf()))
             }
-            Deployment::Workerd | Deployment::Deno => Some(StoredData::Database(data_dir.to_path_buf())),
+            Deployment::Workerd | Deployment::Wrangler | Deployment::Deno => {
+                Some(StoredData::Database(data_dir.to_path_buf()))
+            }
         }
     }
 

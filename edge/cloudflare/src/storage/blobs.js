@@ -9,11 +9,20 @@
 // other; the Object also sees every stream it handed out, so a second
 // `append` stream is a `conflict`, and a deleted blob's parts stay until its
 // last open read stream is dropped.
+//
+// With an R2 bucket (`r2`, see r2.js) a commit copies the upload's rows into
+// an R2 object, and the blob's bytes are read from there; its `blobs` row is
+// written only after the copy, so other requests may run meanwhile (the awaits
+// are R2's). An upload being copied takes no appends and no second commit
+// (`conflict`); an abort meanwhile wins, and the commit then answers
+// `not-found`. Blobs committed before the bucket was bound, and those over
+// R2_MAX_PUT, keep their rows.
 
 import { createHash } from 'node:crypto';
 import { ioErrorCreate } from '@bytecodealliance/preview2-shim/io';
 import { now } from './tables.js';
-import { appendStream, readStream } from './streams.js';
+import { appendStream, bodyStream, readStream } from './streams.js';
+import { R2_MAX_PUT } from './r2.js';
 import {
   checkDigest,
   checkUploadId,
@@ -26,10 +35,11 @@ import {
   storageFailure,
 } from './errors.js';
 
-export function blobsInterface(tables, stats = { rehashed: 0 }) {
+export function blobsInterface(tables, stats = { rehashed: 0 }, r2 = undefined) {
   const readers = new Map(); // content id -> open read streams
   const doomed = new Set(); // content ids of blobs deleted while being read
   const appending = new Set(); // ids of uploads with an open append stream
+  const committing = new Set(); // ids of uploads being copied into R2
   const hashes = new Map(); // upload id -> { hash, size }: the hash of its stored bytes
   const failures = new WeakMap(); // stream error -> the store's own error
 
@@ -47,8 +57,14 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
     }
     readers.delete(content);
     if (doomed.delete(content)) {
-      guarded(() => tables.dropContent(content));
+      guarded(() => dropContent(content));
     }
+  }
+
+  // A blob's bytes, in rows or in R2.
+  function dropContent(content) {
+    tables.dropContent(content);
+    r2?.drop(content);
   }
 
   // Removes a blob's bytes, or leaves them to its last reader.
@@ -56,7 +72,7 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
     if (readers.has(content)) {
       doomed.add(content);
     } else {
-      tables.dropContent(content);
+      dropContent(content);
     }
   }
 
@@ -80,6 +96,10 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
   // A page of `query`'s rows: those after `after` (any string), at most `limit`.
   function page(query, after, limit) {
     return guarded(() => tables.rows(query, after ?? '', limit));
+  }
+
+  function blobSize(digest) {
+    return tables.first('SELECT size FROM blobs WHERE digest = ?', digest)?.size;
   }
 
   function uploadRow(id) {
@@ -151,6 +171,67 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
     state.size += bytes.length;
   }
 
+  // The rows of content `content` (`size` bytes), one at a time, each read
+  // when wanted: other requests may write between two.
+  function* rowsOf(content, size) {
+    for (let offset = 0; offset < size; ) {
+      const part = guarded(() => tables.partAt(content, offset));
+      if (!part || part.offset !== offset) {
+        throw other(`upload bytes missing at ${offset}`);
+      }
+      yield part.bytes;
+      offset += part.bytes.length;
+    }
+  }
+
+  // Commits the upload `id` (its `row`), whose bytes hash to `digest`, by
+  // copying them into a new R2 object, which then becomes the blob `digest`
+  // in one transaction (or, if that blob was committed meanwhile, is dropped
+  // and the blob touched).
+  async function commitToR2(id, row, digest) {
+    const content = guarded(() => tables.newContentId());
+    let failure;
+    committing.add(id);
+    try {
+      await r2.store(content, row.size, digest.slice('sha256:'.length), rowsOf(row.content, row.size));
+    } catch (error) {
+      failure = error;
+    } finally {
+      committing.delete(id);
+    }
+    const aborted = guarded(() => uploadRow(id)) === undefined;
+    if (aborted) {
+      guarded(() => tables.dropContent(row.content));
+    }
+    if (failure) {
+      throw failure;
+    }
+    if (aborted) {
+      r2.drop(content);
+      throw notFound();
+    }
+    return guarded(() =>
+      tables.atomically(() => {
+        tables.write('DELETE FROM uploads WHERE id = ?', id);
+        tables.dropContent(row.content);
+        const stored = blobSize(digest);
+        if (stored !== undefined) {
+          r2.drop(content);
+          tables.write('UPDATE blobs SET touched = ? WHERE digest = ?', now(), digest);
+          return BigInt(stored);
+        }
+        tables.write(
+          'INSERT INTO blobs (digest, content, size, touched) VALUES (?, ?, ?, ?)',
+          digest,
+          content,
+          row.size,
+          now(),
+        );
+        return BigInt(row.size);
+      }),
+    );
+  }
+
   class Upload {
     #id;
 
@@ -187,7 +268,7 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
     append() {
       const id = this.#id;
       const row = liveUpload(id);
-      if (appending.has(id)) {
+      if (appending.has(id) || committing.has(id)) {
         throw conflict();
       }
       const state = guarded(() => hashState(id, row));
@@ -206,6 +287,9 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
       checkDigest(expectedDigest);
       const id = this.#id;
       const row = liveUpload(id);
+      if (committing.has(id)) {
+        throw conflict();
+      }
       return guarded(() => {
         const actual = `sha256:${hashState(id, row).hash.digest('hex')}`;
         hashes.delete(id);
@@ -213,14 +297,17 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
           forgetUpload(id, row.content);
           throw digestMismatch(actual);
         }
+        if (r2 && row.size <= R2_MAX_PUT && blobSize(actual) === undefined) {
+          return commitToR2(id, row, actual);
+        }
         return tables.atomically(() => {
           tables.write('DELETE FROM uploads WHERE id = ?', id);
-          const stored = tables.first('SELECT size FROM blobs WHERE digest = ?', actual);
-          if (stored) {
+          const stored = blobSize(actual);
+          if (stored !== undefined) {
             // One copy: the blob stays, and the commit touches it.
             tables.dropContent(row.content);
             tables.write('UPDATE blobs SET touched = ? WHERE digest = ?', now(), actual);
-            return BigInt(stored.size);
+            return BigInt(stored);
           }
           tables.write(
             'INSERT INTO blobs (digest, content, size, touched) VALUES (?, ?, ?, ?)',
@@ -239,7 +326,13 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
       guarded(() => {
         const row = uploadRow(id);
         hashes.delete(id);
-        if (row) {
+        if (!row) {
+          return;
+        }
+        if (committing.has(id)) {
+          // Its commit is copying the rows: it drops them when done.
+          tables.write('DELETE FROM uploads WHERE id = ?', id);
+        } else {
           forgetUpload(id, row.content);
         }
       });
@@ -266,8 +359,19 @@ export function blobsInterface(tables, stats = { rehashed: 0 }) {
         throw invalid(`offset ${offset} is past the end of ${digest} (${size} bytes)`);
       }
       const end = length === undefined || offset + length > size ? size : offset + length;
+      const key = r2 && end > offset ? guarded(() => r2.keyOf(row.content)) : undefined;
       hold(row.content);
-      return readStream(tables, row.content, Number(offset), Number(end), () => release(row.content));
+      const onDrop = () => release(row.content);
+      if (key === undefined) {
+        return readStream(tables, row.content, Number(offset), Number(end), onDrop);
+      }
+      return r2.open(key, Number(offset), Number(end - offset)).then(
+        (body) => bodyStream(body, onDrop),
+        (error) => {
+          onDrop();
+          throw error;
+        },
+      );
     },
 
     redirect(digest) {

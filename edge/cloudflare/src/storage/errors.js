@@ -8,6 +8,7 @@ export const conflict = () => ({ tag: 'conflict' });
 export const invalid = (message) => ({ tag: 'invalid', val: message });
 export const digestMismatch = (actual) => ({ tag: 'digest-mismatch', val: actual });
 export const full = () => ({ tag: 'full' });
+export const unavailable = (message) => ({ tag: 'unavailable', val: message });
 export const other = (message) => ({ tag: 'other', val: message });
 
 // Whether a value thrown is already one of the contract's errors.

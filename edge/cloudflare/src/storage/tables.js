@@ -5,9 +5,14 @@
 //   uploads   id -> content id, size, modified time (uploads in progress)
 //   parts     (content, offset) -> bytes: the bytes of blobs and uploads, in rows
 //             of at most PART_SIZE (a row holds at most 2 MB)
+//   r2_objects  content id -> key of the R2 object holding its bytes instead
+//             (blobs committed with an R2 bucket bound, see r2.js); also the
+//             objects written but not owned by a blob yet or any more, which
+//             are deleted at the next start if not before
 //   counters  the last content id handed out
 //
-// A commit hands an upload's content id to its blob, so bytes are never copied.
+// Without R2, a commit hands an upload's content id to its blob, so bytes are
+// never copied; with R2 they are copied once, into the blob's object.
 // All of it is one SQLite database, strongly consistent; writes made in one
 // synchronous run (or in `transactionSync`) are atomic.
 
@@ -23,6 +28,7 @@ CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, content INTEGER NOT NUL
   size INTEGER NOT NULL, modified INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS parts (content INTEGER NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,
   PRIMARY KEY (content, offset));
+CREATE TABLE IF NOT EXISTS r2_objects (content INTEGER PRIMARY KEY, key TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
