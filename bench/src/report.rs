@@ -673,8 +673,10 @@ The native ceiling (`registry-bench native-server`, `bench/src/native.rs`) is hy
 same request-head bound, `TCP_NODELAY`) answering, for each of these requests, the status, headers and \
 body ours answered, recorded from ours after the push and checked against ours before the loads; it \
 reads each body from its file at request time, as the registry reads its storage, and answers 404 to \
-anything else: what the HTTP stack alone costs on this machine.\n\n\
-- Loads: 16 keep-alive connections, the tool and length of the GET loads above, in turns: every server \
+anything else: what the HTTP stack alone costs on this machine. It writes no access line (ours writes \
+one per request, at its default log level).\n\n\
+- Loads: 16 keep-alive connections, with the GET loads' tool and length (`BENCH_LOAD_TOOL`, \
+`BENCH_LOAD_SECS`), in turns: every server \
 runs a request's load before the next request's, the servers' order rotating from turn to turn, so \
 that all meet the same drift of the machine; each value is the median of the turns. The HEAD rows use \
 the benchmark's built-in loop whatever the tool (wrk hangs on HEAD answers, waiting for the body their \
