@@ -110,8 +110,9 @@ spawn_server() {
     local t0
     t0=$(date +%s%N)
     # A developer shell's RUST_BACKTRACE=1 would make every error value
-    # capture a backtrace: run the servers as deployed, without it.
-    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@" >>"$log" 2>&1 &
+    # capture a backtrace: run the servers as deployed, without it. Instance
+    # reuse only where a command asks for it (--instance-reuse).
+    env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE -u REGISTRY_INSTANCE_REUSE "$@" >>"$log" 2>&1 &
     SERVER_PID=$!
     SERVER_PIDS+=("$SERVER_PID")
     if ! "$BENCH_BIN" wait --url "$url" --server "$name" --metric "$metric" --status "$status" --since-ns "$t0"; then

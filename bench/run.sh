@@ -6,7 +6,16 @@
 #
 #   bash bench/run.sh
 #
+# Just the per-request cost group (ours, ours with instance reuse, the native
+# ceiling and the reference on the small requests of a pull), in a few
+# minutes; prints its section and writes it with the machine's description
+# to <target dir>/bench-results/per-request.md (or BENCH_OUT), leaving
+# BENCHMARKS.md alone:
+#
+#   BENCH_ONLY=per-request BENCH_LOAD_SECS=3 bash bench/run.sh
+#
 # Environment (all optional):
+#   BENCH_ONLY         per-request: only that group (see above); default: all
 #   BENCH_OUT          report file (default: BENCHMARKS.md at the repository root)
 #   BENCH_BIG_MIB      big blob, MiB (default 1024): monolithic, chunked, pull
 #   BENCH_MEDIUM_MIB   second blob for the memory comparison (default 256)
@@ -21,6 +30,8 @@
 #                      (metrics and JSON logs on against off; default 3, 0: none)
 #   BENCH_AUTH_USERS   users per bcrypt cost (10 and 12) for the sign-in
 #                      latencies of the access-control group (default 10)
+#   BENCH_PER_REQUEST_TURNS  turns of each load of the per-request cost group
+#                      on each of its four servers (default 3, 0: no group)
 #   CARGO_TARGET_DIR   honoured; results and server logs of the last run stay
 #                      in $CARGO_TARGET_DIR/bench-results/
 set -euo pipefail
@@ -36,6 +47,13 @@ LOAD_TOOL=${BENCH_LOAD_TOOL:-auto}
 AUTH_USERS=${BENCH_AUTH_USERS:-10}
 GC_IMAGES=${BENCH_GC_IMAGES:-10000}
 OPS_TURNS=${BENCH_OPS_TURNS:-3}
+PER_REQUEST_TURNS=${BENCH_PER_REQUEST_TURNS:-3}
+ONLY=${BENCH_ONLY:-}
+case $ONLY in
+'' | per-request) ;;
+*) echo "bench: BENCH_ONLY=$ONLY: the only group that runs alone is per-request" >&2; exit 1 ;;
+esac
+[[ $ONLY == per-request ]] && ((PER_REQUEST_TURNS < 1)) && PER_REQUEST_TURNS=1
 AUTH_COSTS=(10 12)
 
 # shellcheck source=bench/common.sh
@@ -70,6 +88,8 @@ pick_port PORT_OURS_OPS
 pick_port PORT_REF_OPS
 pick_port PORT_OURS_OPS_METRICS
 pick_port PORT_REF_OPS_METRICS
+pick_port PORT_OURS_REUSE
+pick_port PORT_NATIVE
 
 # distribution_config DATA PORT [HTPASSWD]: distribution's configuration,
 # with htpasswd auth when HTPASSWD is given. DISTRIBUTION_OPS=METRICS_PORT
@@ -121,7 +141,7 @@ DISTRIBUTION_OPS=$PORT_REF_OPS_METRICS distribution_config "$WORK/reference-ops-
 # a policy letting every user pull and push bench/**, a token key.
 AUTH_DIR=$WORK/auth
 AUTH_ON=0
-if command -v htpasswd >/dev/null 2>&1; then
+if [[ -z $ONLY ]] && command -v htpasswd >/dev/null 2>&1; then
     mkdir -p "$AUTH_DIR" "$WORK/ours-auth-data" "$WORK/reference-auth-data"
     AUTH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '+/=')
     # htpasswd_user COST USER: the user's bcrypt line.
@@ -178,6 +198,11 @@ OURS_OPS_CMD=("$HOST_BIN" --listen "127.0.0.1:$PORT_OURS_OPS" --data-dir "$WORK/
 REF_OPS_CMD=(docker-registry serve "$WORK/distribution-ops.yml")
 URL_OURS_AUTH=http://127.0.0.1:$PORT_OURS_AUTH
 URL_REF_AUTH=http://127.0.0.1:$PORT_REF_AUTH
+URL_OURS_REUSE=http://127.0.0.1:$PORT_OURS_REUSE
+URL_NATIVE=http://127.0.0.1:$PORT_NATIVE
+: >"$RESULTS/per-request.jsonl"
+: >"$RESULTS/ours-reuse.log"
+: >"$RESULTS/ceiling.log"
 
 # start_server NAME URL METRIC COMMAND...: spawns the server, sets
 # SERVER_PID, records the time until it answers GET /v2/.
@@ -297,6 +322,66 @@ run_garbage_collection() {
     rm -rf "$WORK/reference-gc-data"
 }
 
+# The per-request cost group, on ours and the reference above (both up),
+# a second registry-host with instance reuse on its own data directory
+# (when this registry-host has the flag), and the native ceiling replaying
+# ours' answers: the image is pushed to each registry, ours' answers are
+# recorded for the ceiling, then the loads run in turns on all four.
+run_per_request() {
+    local seed urls=(--url "$URL_OURS" --url "$URL_REF") servers absent=() pids=()
+    seed=$(date +%s%N)
+    servers=(--server "ours=$URL_OURS@$OURS_PID")
+    if "$HOST_BIN" --help 2>/dev/null | grep -q instance-reuse; then
+        mkdir -p "$WORK/ours-reuse-data"
+        spawn_server ours-reuse "$RESULTS/ours-reuse.log" 200 "$URL_OURS_REUSE" startup_ms "$HOST_BIN" \
+            --listen "127.0.0.1:$PORT_OURS_REUSE" --data-dir "$WORK/ours-reuse-data" --instance-reuse 1000 \
+            >>"$RESULTS/ours-reuse.log"
+        pids+=("$SERVER_PID")
+        urls+=(--url "$URL_OURS_REUSE")
+        servers+=(--server "ours-reuse=$URL_OURS_REUSE@$SERVER_PID")
+    else
+        absent=(--absent "ours-reuse=this registry-host has no --instance-reuse")
+    fi
+    say "per-request cost: pushing the image, recording ours' answers"
+    "$BENCH_BIN" per-request-setup "${urls[@]}" --capture-from "$URL_OURS" --dir "$WORK/native" --seed "$seed"
+    spawn_server ceiling "$RESULTS/ceiling.log" 200 "$URL_NATIVE" startup_ms "$BENCH_BIN" native-server \
+        --dir "$WORK/native" --listen "127.0.0.1:$PORT_NATIVE" >>"$RESULTS/ceiling.log"
+    pids+=("$SERVER_PID")
+    servers+=(--server "ceiling=$URL_NATIVE@$SERVER_PID" --server "reference=$URL_REF@$REF_PID")
+    say "per-request cost: ${PER_REQUEST_TURNS} turns of each load on each server"
+    "$BENCH_BIN" per-request "${servers[@]}" "${absent[@]}" --compare ours,ceiling --seed "$seed" \
+        --turns "$PER_REQUEST_TURNS" --load-secs "$LOAD_SECS" --load-tool "$LOAD_TOOL" \
+        | tee "$RESULTS/per-request.jsonl"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+    SERVER_PID=
+}
+
+# BENCH_ONLY=per-request: that group alone on freshly started servers, its
+# section on its own.
+if [[ $ONLY == per-request ]]; then
+    start_server ours "$URL_OURS" startup_warm_ms "${OURS_CMD[@]}"
+    OURS_PID=$SERVER_PID
+    start_server reference "$URL_REF" startup_warm_ms "${REF_CMD[@]}"
+    REF_PID=$SERVER_PID
+    run_per_request
+    stop_servers
+    LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+    COMPILERS_AFTER=$(count_compilers)
+    EXCLUDE=BENCHMARKS.md
+    {
+        machine_table
+        cat <<EOF
+| sizes | the per-request cost group alone, $PER_REQUEST_TURNS turns of each load, GET loads ${LOAD_SECS} s each |
+| command | \`BENCH_ONLY=per-request BENCH_LOAD_SECS=$LOAD_SECS bash bench/run.sh\` |
+EOF
+    } >"$RESULTS/machine.md"
+    "$BENCH_BIN" report-per-request --input "$RESULTS/per-request.jsonl" --machine "$RESULTS/machine.md" \
+        --out "${BENCH_OUT:-$RESULTS/per-request.md}"
+    say "results and server logs: $RESULTS"
+    exit 0
+fi
+
 # What the server will be sent in a big-blob repetition.
 PREWARM_MIB=$((2 * BIG_MIB + MEDIUM_MIB + 512))
 prewarm_page_cache "$PREWARM_MIB"
@@ -334,6 +419,7 @@ run_group ours "$URL_OURS" "$OURS_PID" end
 run_group reference "$URL_REF" "$REF_PID" end
 if ((AUTH_ON)); then run_access_control; fi
 if ((OPS_TURNS > 0)); then run_operations; fi
+if ((PER_REQUEST_TURNS > 0)); then run_per_request; fi
 stop_servers
 if ((GC_IMAGES > 0)); then run_garbage_collection; fi
 
@@ -344,10 +430,16 @@ COMPILERS_AFTER=$(count_compilers)
 EXCLUDE=BENCHMARKS.md
 auth_sizes=
 ((AUTH_ON)) && auth_sizes=", access control: sign-ins of $AUTH_USERS users per bcrypt cost (${AUTH_COSTS[*]})"
+per_request_sizes=
+per_request=()
+if ((PER_REQUEST_TURNS > 0)); then
+    per_request_sizes=", per-request cost: $PER_REQUEST_TURNS turns of each load"
+    per_request=(--per-request "$RESULTS/per-request.jsonl")
+fi
 {
     machine_table
     cat <<EOF
-| sizes | big blob $BIG_MIB MiB, second blob $MEDIUM_MIB MiB, each big phase run $REPEAT times (median), small pushes ${PUSH_SECS} s each, GET loads ${LOAD_SECS} s each$auth_sizes |
+| sizes | big blob $BIG_MIB MiB, second blob $MEDIUM_MIB MiB, each big phase run $REPEAT times (median), small pushes ${PUSH_SECS} s each, GET loads ${LOAD_SECS} s each$auth_sizes$per_request_sizes |
 | command | \`bash bench/run.sh\` |
 EOF
 } >"$RESULTS/machine.md"
@@ -355,6 +447,6 @@ EOF
 notes=()
 # The hand-written profile analysis, kept beside this script, goes at the end.
 [[ -f $ROOT/bench/analysis.md ]] && notes=(--notes "$ROOT/bench/analysis.md")
-"$BENCH_BIN" report --ours "$RESULTS/ours.jsonl" --reference "$RESULTS/reference.jsonl" \
+"$BENCH_BIN" report --ours "$RESULTS/ours.jsonl" --reference "$RESULTS/reference.jsonl" "${per_request[@]}" \
     --machine "$RESULTS/machine.md" --out "$OUT" "${notes[@]}"
 say "results and server logs: $RESULTS"

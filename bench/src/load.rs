@@ -1,6 +1,7 @@
-//! Requests per second for one GET with N concurrent keep-alive
+//! Requests per second for one GET (or HEAD) with N concurrent keep-alive
 //! connections, every request with the same headers: `wrk` when it is
-//! installed, else a load loop of our own. The driver uses the same tool
+//! installed, else a load loop of our own (always for HEAD: wrk hangs on
+//! HEAD answers, waiting for the body their Content-Length announces). The driver uses the same tool
 //! for both registries. Several targets (instances of one registry) share
 //! the connections, as a load balancer would spread them: one `wrk` per
 //! target, run at once, or the loop's connections in turn.
@@ -51,6 +52,7 @@ pub struct Load {
 
 pub async fn run(
     tool: Tool,
+    method: &Method,
     targets: &[Target],
     path: &str,
     headers: &[(&str, &str)],
@@ -59,6 +61,7 @@ pub async fn run(
 ) -> anyhow::Result<Load> {
     let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
     match tool {
+        Tool::Wrk if *method != Method::GET => bail!("wrk only runs GET loads here, not {method}"),
         Tool::Wrk => {
             // Two threads in all, as for one target.
             let threads = (2 / targets.len()).max(1);
@@ -82,7 +85,7 @@ pub async fn run(
             }
             Ok(all)
         }
-        Tool::Builtin => builtin(targets, path, headers, connections, secs).await,
+        Tool::Builtin => builtin(targets, method, path, headers, connections, secs).await,
     }
 }
 
@@ -125,6 +128,7 @@ fn parse_wrk(text: &str) -> anyhow::Result<Load> {
 
 async fn builtin(
     targets: &[Target],
+    method: &Method,
     path: &str,
     headers: Vec<(String, String)>,
     connections: usize,
@@ -140,10 +144,11 @@ async fn builtin(
         let mut client = Client::new(&targets[c % targets.len()]);
         let path = path.to_string();
         let headers = headers.clone();
+        let method = method.clone();
         tasks.push(tokio::spawn(async move {
             let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             while Instant::now() < deadline {
-                match client.call(Method::GET, &path, &headers, empty()).await {
+                match client.call(method.clone(), &path, &headers, empty()).await {
                     Ok(a) if a.status.is_success() || a.status.is_redirection() => ok.fetch_add(1, Ordering::Relaxed),
                     _ => bad.fetch_add(1, Ordering::Relaxed),
                 };

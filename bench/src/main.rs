@@ -7,6 +7,10 @@
 //! - `wait`: polls `GET /v2/` until it answers, prints the start-up time;
 //! - `free-port`: prints a free loopback TCP port;
 //! - `report`: two runs' JSON lines → the table and BENCHMARKS.md;
+//! - `per-request-setup`, `native-server`, `per-request`,
+//!   `report-per-request`: the per-request cost group (the image pushed to
+//!   each registry and ours' answers recorded; the native ceiling serving
+//!   them; the loads in turns; its section alone);
 //! - `s3-ceiling`: the object store's own PUT and GET of the same bytes
 //!   (bench/s3.sh);
 //! - `report-s3`: the S3 benchmark's runs → its table and BENCHMARKS-S3.md.
@@ -17,13 +21,16 @@ mod client;
 mod content;
 mod gc;
 mod load;
+mod native;
 mod ops;
+mod per_request;
 mod report;
 mod rss;
 mod s3_report;
 mod stats;
 mod workloads;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -267,6 +274,63 @@ enum Command {
         #[command(flatten)]
         files: ReportFiles,
     },
+    /// The per-request group's set-up: pushes the image of `--seed` to
+    /// every registry, then records ours' answers to the group's requests
+    /// for the native ceiling.
+    PerRequestSetup {
+        /// Base URL of a registry to push to, once per registry.
+        #[arg(long, required = true)]
+        url: Vec<String>,
+        /// The registry whose answers are recorded (ours).
+        #[arg(long)]
+        capture_from: String,
+        /// Where the answers go.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        seed: u64,
+    },
+    /// The native ceiling: serves the answers recorded in `--dir` with
+    /// hyper, set up as registry-host sets it up; 404 for anything else.
+    NativeServer {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+    /// The per-request group's loads on several servers in turns; JSON
+    /// lines (each with its server's name) on stdout.
+    PerRequest {
+        /// NAME=URL@PID, once per server (ours, ours-reuse, ceiling, reference).
+        #[arg(long = "server", required = true)]
+        servers: Vec<String>,
+        /// NAME=WHY for a server that could not be run: null rows with that note.
+        #[arg(long)]
+        absent: Vec<String>,
+        /// Two servers (NAME,NAME) that must answer every request alike,
+        /// checked before the loads (ours and the ceiling that replays it).
+        #[arg(long, value_delimiter = ',')]
+        compare: Vec<String>,
+        /// The image's seed, as given to per-request-setup.
+        #[arg(long)]
+        seed: u64,
+        /// Turns of each load on each server (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        turns: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// The per-request cost section alone, from `per-request`'s lines.
+    ReportPerRequest {
+        #[arg(long)]
+        input: PathBuf,
+        /// Markdown describing the machine and the run, put before it.
+        #[arg(long)]
+        machine: Option<PathBuf>,
+        /// Where to write it as markdown (it is printed too).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a free TCP port on 127.0.0.1.
     FreePort {
         /// Only a port P for which P + this is free too (SeaweedFS listens
@@ -280,6 +344,9 @@ enum Command {
         ours: PathBuf,
         #[arg(long)]
         reference: PathBuf,
+        /// The per-request group's lines (all its servers), for its section.
+        #[arg(long)]
+        per_request: Option<PathBuf>,
         #[command(flatten)]
         files: ReportFiles,
     },
@@ -472,6 +539,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runs = s3_report::Runs { one, two, reference, ceiling };
             s3_report::write(&runs, files.machine.as_deref(), files.out.as_deref(), files.notes.as_deref())
         }
+        Command::PerRequestSetup { url, capture_from, dir, seed } => runtime.block_on(async {
+            let mut targets = Vec::new();
+            for url in &url {
+                targets.push(client::Target::parse(url).await?);
+            }
+            per_request::populate(&targets, seed).await?;
+            native::capture(&client::Target::parse(&capture_from).await?, seed, &dir).await
+        }),
+        Command::NativeServer { dir, listen } => runtime.block_on(native::serve(&dir, listen)),
+        Command::PerRequest { servers, absent, compare, seed, turns, load } => runtime.block_on(async {
+            let mut parsed = Vec::new();
+            for spec in &servers {
+                parsed.push(per_request::Server::parse(spec).await?);
+            }
+            if !compare.is_empty() {
+                let find = |name: &str| parsed.iter().find(|s| s.name == name).map(|s| &s.target);
+                let (Some(x), Some(y)) = (compare.first().and_then(|a| find(a)), compare.get(1).and_then(|b| find(b)))
+                else {
+                    anyhow::bail!("--compare {}: give two of the --server names", compare.join(","));
+                };
+                per_request::compare(x, y, seed).await.context("the ceiling does not answer as ours does")?;
+            }
+            per_request::run(&parsed, &per_request::Settings { seed, turns, load: load.get_load()?, absent }).await
+        }),
+        Command::ReportPerRequest { input, machine, out } => {
+            report::write_per_request(&input, machine.as_deref(), out.as_deref())
+        }
         Command::FreePort { and_plus } => {
             for _ in 0..1000 {
                 let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -488,8 +582,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             anyhow::bail!("no free port found")
         }
-        Command::Report { ours, reference, files } => {
-            report::write(&ours, &reference, files.machine.as_deref(), files.out.as_deref(), files.notes.as_deref())
-        }
+        Command::Report { ours, reference, per_request, files } => report::write(
+            &ours,
+            &reference,
+            per_request.as_deref(),
+            files.machine.as_deref(),
+            files.out.as_deref(),
+            files.notes.as_deref(),
+        ),
     }
 }

@@ -43,10 +43,18 @@ fn merge(metric: &str, old: &mut Row, new: Row, cpu_samples: &mut HashMap<String
 /// Metric name → result, and the names in the order they were printed.
 pub fn load(path: &Path) -> anyhow::Result<(HashMap<String, Row>, Vec<String>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    load_lines(text.lines(), path)
+}
+
+/// As `load`, for the lines of `path` given.
+fn load_lines<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    path: &Path,
+) -> anyhow::Result<(HashMap<String, Row>, Vec<String>)> {
     let mut rows: HashMap<String, Row> = HashMap::new();
     let mut cpu_samples = HashMap::new();
     let mut order = Vec::new();
-    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+    for line in lines.filter(|l| l.trim_start().starts_with('{')) {
         let v: Value = serde_json::from_str(line).with_context(|| format!("{}: bad line {line}", path.display()))?;
         let Some(metric) = v["metric"].as_str().map(str::to_string) else {
             continue;
@@ -436,6 +444,7 @@ fn access_ratios(ours: &HashMap<String, Row>, reference: &HashMap<String, Row>) 
 pub fn write(
     ours_path: &Path,
     reference_path: &Path,
+    per_request: Option<&Path>,
     machine: Option<&Path>,
     out: Option<&Path>,
     notes: Option<&Path>,
@@ -472,7 +481,15 @@ pub fn write(
             writeln!(runs, "- {label}: ours {o}; reference {r} (MB/s)")?;
         }
     }
-    let verdicts = verdicts(&ours, &reference, &order);
+    let mut verdicts = verdicts(&ours, &reference, &order);
+    let per_request_section = match per_request {
+        Some(path) => {
+            let (section, targets) = per_request_section(&per_request_runs(path)?)?;
+            verdicts.extend(targets);
+            section
+        }
+        None => String::new(),
+    };
     let mut targets = String::new();
     writeln!(targets, "| target | this run | met |")?;
     writeln!(targets, "|---|---|---|")?;
@@ -482,6 +499,9 @@ pub fn write(
     println!("{table}");
     if !access_section.is_empty() {
         println!("{access_section}");
+    }
+    if !per_request_section.is_empty() {
+        println!("{per_request_section}");
     }
     println!("{targets}");
     let met = verdicts.iter().filter(|v| v.met).count();
@@ -506,6 +526,9 @@ pub fn write(
         if !access_section.is_empty() {
             writeln!(md, "{access_section}")?;
         }
+        if !per_request_section.is_empty() {
+            writeln!(md, "{per_request_section}")?;
+        }
         writeln!(md, "## Targets\n\n{targets}\n{met} of {} targets met.\n", verdicts.len())?;
         writeln!(md, "{}", METHOD)?;
         writeln!(md, "{}", read_text(notes)?.trim_end())?;
@@ -514,6 +537,154 @@ pub fn write(
     }
     Ok(())
 }
+
+/// The per-request group's columns: server name in its lines, heading.
+const PER_REQUEST_SERVERS: [(&str, &str); 4] = [
+    ("ours", "ours"),
+    ("ours-reuse", "ours, instance reuse"),
+    ("ceiling", "native ceiling"),
+    ("reference", "reference"),
+];
+
+/// Its rows: the case's name in the metrics, its label.
+const PER_REQUEST_ROWS: [(&str, &str); 6] = [
+    ("manifest_get", "manifest GET"),
+    ("manifest_head", "manifest HEAD"),
+    ("blob_head", "blob HEAD"),
+    ("blob_get_4k", "4 KiB blob GET"),
+    ("base_get", "GET /v2/"),
+    ("tags_list", "tags list"),
+];
+
+/// Manifest GET req/s as a share of the native ceiling's: with a fresh
+/// instance per request (the default), and with instance reuse.
+const FRESH_TARGET: f64 = 0.6;
+const REUSE_TARGET: f64 = 0.85;
+
+/// The per-request group's lines of `path`, server by server.
+fn per_request_runs(path: &Path) -> anyhow::Result<HashMap<String, HashMap<String, Row>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut runs = HashMap::new();
+    for (server, _) in PER_REQUEST_SERVERS {
+        let needle = format!(r#""server":"{server}""#);
+        let (rows, _) = load_lines(text.lines().filter(|l| l.contains(&needle)), path)?;
+        runs.insert(server.to_string(), rows);
+    }
+    Ok(runs)
+}
+
+/// The "Per-request cost" section (its table and targets) and its targets
+/// for the report's list.
+fn per_request_section(runs: &HashMap<String, HashMap<String, Row>>) -> anyhow::Result<(String, Vec<Verdict>)> {
+    let row = |server: &str, m: &str| runs.get(server).and_then(|rows| rows.get(m));
+    let value = |server: &str, m: &str| row(server, m).and_then(|r| r.value);
+    let mut table = String::new();
+    writeln!(
+        table,
+        "| request | unit | ours | ours, instance reuse | native ceiling | reference | ours / ceiling | reuse / ceiling |"
+    )?;
+    writeln!(table, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+    for (case, label) in PER_REQUEST_ROWS {
+        let rate = format!("{}{case}_rps", crate::per_request::PREFIX);
+        let cpu = format!("cpu_per_req_{rate}");
+        for (m, unit) in [(&rate, "req/s"), (&cpu, "CPU µs/req")] {
+            let mut label = if m == &rate { label.to_string() } else { format!("{label}: server CPU per request") };
+            let head = row("ours", &rate).is_some_and(|r| r.extra["method"] == "HEAD");
+            if m == &rate && head && row("ours", &rate).is_some_and(|r| r.extra["tool"] == "builtin") {
+                label.push_str(" (built-in load loop)");
+            }
+            let errors: Vec<String> = PER_REQUEST_SERVERS
+                .iter()
+                .filter_map(|&(server, _)| {
+                    let n = row(server, m)?.extra["errors"].as_u64().filter(|n| *n > 0)?;
+                    Some(format!("{server}: {n} errors"))
+                })
+                .collect();
+            if !errors.is_empty() {
+                label = format!("{label} ({})", errors.join("; "));
+            }
+            let [o, u, c, r] = PER_REQUEST_SERVERS.map(|(server, _)| value(server, m));
+            writeln!(
+                table,
+                "| {label} | {unit} | {} | {} | {} | {} | {} | {} |",
+                fmt_value(o),
+                fmt_value(u),
+                fmt_value(c),
+                fmt_value(r),
+                fmt_ratio(ratio(o, c)),
+                fmt_ratio(ratio(u, c))
+            )?;
+        }
+    }
+    let mut absent = String::new();
+    for (server, heading) in PER_REQUEST_SERVERS {
+        let rate = format!("{}manifest_get_rps", crate::per_request::PREFIX);
+        if let Some(note) = row(server, &rate).filter(|r| r.value.is_none()).and_then(|r| r.extra["note"].as_str()) {
+            writeln!(absent, "\n{heading}: n/a ({note}).")?;
+        }
+    }
+    let rate = format!("{}manifest_get_rps", crate::per_request::PREFIX);
+    let ceiling = value("ceiling", &rate);
+    let mut targets = Vec::new();
+    for (server, at_least, what) in
+        [("ours", FRESH_TARGET, "a fresh instance per request"), ("ours-reuse", REUSE_TARGET, "instance reuse")]
+    {
+        let x = ratio(value(server, &rate), ceiling);
+        let evidence = match (value(server, &rate), row(server, &rate).and_then(|r| r.extra["note"].as_str())) {
+            (None, Some(note)) => format!("n/a ({note})"),
+            (v, _) => format!("{} vs {} req/s = {}", fmt_value(v), fmt_value(ceiling), fmt_ratio(x)),
+        };
+        targets.push(Verdict {
+            target: format!("ours with {what}, manifest GET ≥ {at_least}× the native ceiling"),
+            evidence,
+            met: x.is_some_and(|x| x >= at_least),
+        });
+    }
+    let mut lines = String::new();
+    for v in &targets {
+        writeln!(lines, "| {} | {} | {} |", v.target, v.evidence, if v.met { "yes" } else { "**no**" })?;
+    }
+    let section = format!(
+        "## Per-request cost\n\n{PER_REQUEST_METHOD}\n{table}{absent}\n| target | this run | met |\n|---|---|---|\n{lines}"
+    );
+    Ok((section, targets))
+}
+
+/// The per-request cost section alone (bench/run.sh with
+/// BENCH_ONLY=per-request): printed, and written to `out` after the
+/// machine's description if given.
+pub fn write_per_request(input: &Path, machine: Option<&Path>, out: Option<&Path>) -> anyhow::Result<()> {
+    let (section, _) = per_request_section(&per_request_runs(input)?)?;
+    println!("{section}");
+    if let Some(out) = out {
+        let md = format!("# Benchmarks: per-request cost\n\n{}\n{section}", read_text(machine)?);
+        std::fs::write(out, md).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+const PER_REQUEST_METHOD: &str = "The small requests of a pull on four servers in one group: ours (a fresh \
+instance per request, the default), a second `registry-host` with `--instance-reuse 1000` on its own data \
+directory (an instance serves up to 1000 requests one after another), a native ceiling, and the reference. \
+The same image (a 4 KiB layer, a config, an OCI manifest tagged `latest`) is pushed to each registry. \
+The native ceiling (`registry-bench native-server`, `bench/src/native.rs`) is hyper on tokio as \
+`registry-host` sets them up (multi-threaded runtime, one worker per core; HTTP/1.1 keep-alive, the \
+same request-head bound, `TCP_NODELAY`) answering, for each of these requests, the status, headers and \
+body ours answered, recorded from ours after the push and checked against ours before the loads; it \
+reads each body from its file at request time, as the registry reads its storage, and answers 404 to \
+anything else: what the HTTP stack alone costs on this machine. It writes no access line (ours writes \
+one per request, at its default log level).\n\n\
+- Loads: 16 keep-alive connections, with the GET loads' tool and length (`BENCH_LOAD_TOOL`, \
+`BENCH_LOAD_SECS`), in turns: every server \
+runs a request's load before the next request's, the servers' order rotating from turn to turn, so \
+that all meet the same drift of the machine; each value is the median of the turns. The HEAD rows use \
+the benchmark's built-in loop whatever the tool (wrk hangs on HEAD answers, waiting for the body their \
+`Content-Length` announces), so compare them across servers, not with the GET rows.\n\
+- Server CPU per request: utime + stime of the server's process over the load, divided by the requests \
+it answered.\n\
+- The manifest GET sends `Accept: application/vnd.oci.image.manifest.v1+json`; the tags list is \
+`GET /v2/<name>/tags/list` of a repository with one tag.\n";
 
 const ACCESS_METHOD: &str = "A second instance of each server with access control on, its own port and data \
 directory, and the same htpasswd file (`htpasswd -B`): ours with `--htpasswd`, `--access` (every user may \
@@ -628,7 +799,7 @@ mod tests {
         let (o, r, md) = (dir.join("ours.jsonl"), dir.join("reference.jsonl"), dir.join("BENCHMARKS.md"));
         std::fs::write(&o, ours.join("\n")).unwrap();
         std::fs::write(&r, reference.join("\n")).unwrap();
-        write(&o, &r, None, Some(&md), None).unwrap();
+        write(&o, &r, None, None, Some(&md), None).unwrap();
         let text = std::fs::read_to_string(&md).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         text
@@ -693,5 +864,57 @@ mod tests {
         assert!(text.contains(
             "| ours, manifest GET with metrics and JSON logs on ≥ 0.95× as started by default | 9600 vs 10000 req/s = 0.96× | yes |"
         ), "{text}");
+    }
+
+    #[test]
+    fn per_request_cost_has_its_table_and_targets() {
+        let dir = std::env::temp_dir().join(format!("bench-report-per-request-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("per-request.jsonl");
+        let line = |server: &str, metric: &str, value: &str, extra: &str| {
+            format!(r#"{{"server":"{server}","metric":"{metric}","value":{value},"unit":"u"{extra}}}"#)
+        };
+        let get = r#","method":"GET","tool":"wrk","errors":0"#;
+        let head = r#","method":"HEAD","tool":"builtin","errors":0"#;
+        let mut lines = vec![
+            line("ours", "per_request_manifest_get_rps", "6500.0", get),
+            line("ours", "cpu_per_req_per_request_manifest_get_rps", "110.0", ""),
+            line("ours", "per_request_manifest_head_rps", "4800.0", r#","method":"HEAD","tool":"builtin","errors":3"#),
+            line("ceiling", "per_request_manifest_get_rps", "10000.0", get),
+            line("ceiling", "cpu_per_req_per_request_manifest_get_rps", "40.0", ""),
+            line("ceiling", "per_request_manifest_head_rps", "8000.0", head),
+            line("reference", "per_request_manifest_get_rps", "2000.0", get),
+        ];
+        let note = r#","note":"this registry-host has no --instance-reuse""#;
+        lines.push(line("ours-reuse", "per_request_manifest_get_rps", "null", note));
+        lines.push(line("ours-reuse", "cpu_per_req_per_request_manifest_get_rps", "null", note));
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let runs = per_request_runs(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (text, targets) = per_request_section(&runs).unwrap();
+        assert!(text.starts_with("## Per-request cost\n"), "{text}");
+        assert!(text.contains("| manifest GET | req/s | 6500 | n/a | 10000 | 2000 | 0.65× | – |"), "{text}");
+        assert!(
+            text.contains("| manifest GET: server CPU per request | CPU µs/req | 110 | n/a | 40.0 | n/a | 2.75× | – |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| manifest HEAD (built-in load loop) (ours: 3 errors) | req/s | 4800 | n/a | 8000 | n/a | 0.60× | – |"
+            ),
+            "{text}"
+        );
+        // Every row, rate and CPU, in the group's order.
+        assert_eq!(text.matches("| req/s |").count(), 6, "{text}");
+        assert_eq!(text.matches("| CPU µs/req |").count(), 6, "{text}");
+        assert!(text.find("| tags list |").unwrap() > text.find("| GET /v2/ |").unwrap());
+        assert!(text.contains("ours, instance reuse: n/a (this registry-host has no --instance-reuse)."), "{text}");
+        assert!(text.contains(
+            "| ours with a fresh instance per request, manifest GET ≥ 0.6× the native ceiling | 6500 vs 10000 req/s = 0.65× | yes |"
+        ), "{text}");
+        assert!(text.contains(
+            "| ours with instance reuse, manifest GET ≥ 0.85× the native ceiling | n/a (this registry-host has no --instance-reuse) | **no** |"
+        ), "{text}");
+        assert_eq!(targets.iter().filter(|v| v.met).count(), 1);
     }
 }

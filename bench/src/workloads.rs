@@ -697,8 +697,21 @@ impl GetLoad {
         path: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<LoadSample> {
+        self.sample_method(&Method::GET, server, name, on, path, headers).await
+    }
+
+    /// As `sample`, with requests of `method` (HEAD needs the builtin tool).
+    pub async fn sample_method(
+        &self,
+        method: &Method,
+        server: &str,
+        name: &str,
+        on: Servers<'_>,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<LoadSample> {
         eprintln!(
-            "[{server}] {name}: GET {}, {} connections over {} instance(s), {} s, {}",
+            "[{server}] {name}: {method} {}, {} connections over {} instance(s), {} s, {}",
             path.split('?').next().unwrap_or(path),
             self.connections,
             on.targets.len(),
@@ -708,7 +721,7 @@ impl GetLoad {
         let store = on.store.as_slice();
         let (cpu_before, store_before) = (rss::cpu_seconds_of(on.pids), rss::cpu_seconds_of(store));
         let started = Instant::now();
-        let result = load::run(self.tool, on.targets, path, headers, self.connections, self.secs).await?;
+        let result = load::run(self.tool, method, on.targets, path, headers, self.connections, self.secs).await?;
         let requests = result.rps * started.elapsed().as_secs_f64();
         let per_request = |cpu: Option<f64>| cpu.filter(|_| requests > 0.0).map(|cpu| cpu * 1e6 / requests);
         let cpu_us = if on.pids.is_empty() { None } else { per_request(cpu_used(on.pids, cpu_before)) };
