@@ -601,14 +601,19 @@ done
 # (on its data directory and on S3) and wasmtime serve; access control itself is tested in every deployment above (auth::,
 # auth_clients::). Only in a full run: with a filter given to this script, the filter
 # decides. Tests filtered out here ran above, so they are not counted as skipped.
+# registry-host on its data directory runs them with instance reuse on
+# (REGISTRY_INSTANCE_REUSE, which its processes inherit): the same answers from
+# instances that served other requests before; on S3 with fresh instances.
 signed_in_tests=(blobs:: uploads:: manifests:: tags:: mount:: referrers:: ranges:: deletes:: catalog::)
 if (($# == 0)); then
     for deployment in host host-s3 wasmtime; do
         [[ " ${deployments[*]} " == *" $deployment "* ]] || continue
-        section "End-to-end push and pull signed in, REGISTRY_TEST_DEPLOYMENT=$deployment REGISTRY_TEST_AUTH=1: ${signed_in_tests[*]}"
+        reuse=0
+        [[ $deployment == host ]] && reuse=1000
+        section "End-to-end push and pull signed in, REGISTRY_TEST_DEPLOYMENT=$deployment REGISTRY_TEST_AUTH=1 REGISTRY_INSTANCE_REUSE=$reuse: ${signed_in_tests[*]}"
         started=$SECONDS
         signed_in_log=$(mktemp)
-        if env REGISTRY_TEST_AUTH=1 REGISTRY_TEST_DEPLOYMENT="$deployment" \
+        if env REGISTRY_TEST_AUTH=1 REGISTRY_TEST_DEPLOYMENT="$deployment" REGISTRY_INSTANCE_REUSE=$reuse \
             cargo test --release --manifest-path tests/Cargo.toml --test e2e -- "${signed_in_tests[@]}" 2>&1 | tee "$signed_in_log"; then
             outcome=passed
         else

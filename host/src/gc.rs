@@ -5,6 +5,7 @@
 //! that every deployment runs, step by step.
 
 use crate::backend::Backend;
+use crate::instances::Instances;
 use crate::limits::parse_duration;
 use crate::reload::LiveConfig;
 use crate::state::HostState;
@@ -118,7 +119,9 @@ pub async fn collect(
     dry_run: bool,
     pace: Pace,
 ) -> anyhow::Result<serde_json::Value> {
-    let env = internal_env(env);
+    let env = Arc::new(internal_env(env));
+    // A fresh instance for each step, whatever the server's reuse.
+    let instances = Arc::new(Instances::new(pre.clone(), 1));
     let uri = if dry_run { "/_registry/gc?dry-run=true" } else { "/_registry/gc" };
     loop {
         let started = std::time::Instant::now();
@@ -126,7 +129,7 @@ pub async fn collect(
             .header("host", "registry-host")
             .body(Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }))
             .expect("a valid request");
-        let response = crate::server::call_guest(pre, storage, &env, Scheme::Http, req, None).await?;
+        let response = crate::server::call_instance(&instances, storage, &env, Scheme::Http, req, None).await?;
         let status = response.status();
         let body = response.into_body().collect().await.context("reading the collection's answer")?.to_bytes();
         anyhow::ensure!(status.is_success(), "the collection failed: {status} {}", String::from_utf8_lossy(&body));

@@ -8,6 +8,7 @@ mod config;
 mod config_watch;
 mod engine;
 mod gc;
+mod instances;
 mod limits;
 mod log_level;
 mod metrics;
@@ -53,7 +54,7 @@ pub struct Args {
     pub component: Option<PathBuf>,
 
     /// Pull-through mirrors: a TOML file mapping repository name prefixes to
-    /// upstream registries (README, "Pull-through mirrors"). Read at start-up.
+    /// upstream registries (README, "Pull-through mirrors"). Reread on SIGHUP.
     #[arg(long, env = "REGISTRY_PROXY_FILE", value_name = "FILE")]
     pub proxy: Option<PathBuf>,
 
@@ -139,6 +140,13 @@ pub struct Args {
     /// gives one).
     #[arg(skip)]
     pub log_level_from_file: bool,
+
+    /// Requests one component instance serves, one after another (0 or 1:
+    /// a fresh instance per request, the default). Reuse saves the
+    /// instantiation per request but gives up the isolation of a fresh
+    /// instance: see README, "Instance reuse".
+    #[arg(long, env = "REGISTRY_INSTANCE_REUSE", value_name = "N", default_value_t = 0)]
+    pub instance_reuse: usize,
 
     /// Address for the operator's endpoints: Prometheus metrics at
     /// /metrics, /health/live and /health/ready (off when not given).

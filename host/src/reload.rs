@@ -1,16 +1,21 @@
 //! The settings that SIGHUP reloads: the TLS certificate and key, the
-//! access-control files, and the config file (config_watch.rs). The current ones are a snapshot behind a lock,
+//! access-control files, the mirror settings (`--proxy`), and the config
+//! file (config_watch.rs). The current ones are a snapshot behind a lock,
 //! swapped whole; each connection takes the TLS configuration it starts
 //! with, each request the environment of its component instance.
 
 use crate::access::{self, AuthFiles};
 use crate::tls::{self, LoadedTls, TlsFiles};
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 /// Where the reloadable settings come from, as given at start-up.
 pub struct Sources {
     pub tls: Option<TlsFiles>,
     pub auth: AuthFiles,
+    /// The pull-through mirrors' settings (`--proxy`).
+    pub proxy: Option<PathBuf>,
     /// The component's environment that no reload changes.
     pub fixed_env: Vec<(String, String)>,
     /// The config file, which a reload rereads.
@@ -23,8 +28,11 @@ pub struct Snapshot {
     pub tls: Option<Arc<LoadedTls>>,
     /// The access-control part of `env`.
     auth_env: Vec<(String, String)>,
-    /// The whole environment of each component instance.
-    pub env: Vec<(String, String)>,
+    /// The mirrors' part of `env`.
+    proxy_env: Vec<(String, String)>,
+    /// The whole environment of each component instance (shared: kept
+    /// instances are matched to the settings they were made with).
+    pub env: Arc<Vec<(String, String)>>,
 }
 
 /// The settings in force, and where to reload them from.
@@ -38,7 +46,11 @@ impl LiveConfig {
     pub fn load(sources: Sources) -> anyhow::Result<Self> {
         let tls = sources.tls.as_ref().map(tls::load).transpose()?.map(Arc::new);
         let auth_env = access::auth_env(&sources.auth)?;
-        let snapshot = snapshot(&sources, tls, auth_env);
+        let proxy_env = mirror_env(sources.proxy.as_deref())?;
+        if let Some((_, text)) = proxy_env.first() {
+            tracing::info!("pull-through mirrors: {}", parse_mirrors(text)?.describe());
+        }
+        let snapshot = snapshot(&sources, tls, auth_env, proxy_env);
         Ok(Self { sources, current: RwLock::new(Arc::new(snapshot)) })
     }
 
@@ -66,8 +78,8 @@ impl LiveConfig {
             config.reread();
         }
         let old = self.current();
-        if self.sources.tls.is_none() && self.sources.auth.files().next().is_none() {
-            tracing::info!("reload: no TLS or access-control files to read");
+        if self.sources.tls.is_none() && self.sources.auth.files().next().is_none() && self.sources.proxy.is_none() {
+            tracing::info!("reload: no TLS, access-control or mirror files to read");
             return;
         }
         // Logged only once the new settings are in force: whoever reads
@@ -106,7 +118,20 @@ impl LiveConfig {
                 (old.auth_env.clone(), false)
             }
         };
-        let snapshot = Arc::new(snapshot(&self.sources, tls, auth_env));
+        let proxy_env = match mirror_env(self.sources.proxy.as_deref()) {
+            Ok(new) => {
+                if let Some(file) = &self.sources.proxy {
+                    let what = if new == old.proxy_env { "unchanged" } else { "changed" };
+                    done.push(format!("reload: mirrors: {} {what}", file.display()));
+                }
+                new
+            }
+            Err(e) => {
+                tracing::error!("reload: keeping the previous mirror settings: {e:#}");
+                old.proxy_env.clone()
+            }
+        };
+        let snapshot = Arc::new(snapshot(&self.sources, tls, auth_env, proxy_env));
         if reloaded {
             for (var, path) in self.sources.auth.files() {
                 let changed = value(&old.auth_env, var) != value(&snapshot.auth_env, var);
@@ -121,9 +146,28 @@ impl LiveConfig {
     }
 }
 
-fn snapshot(sources: &Sources, tls: Option<Arc<LoadedTls>>, auth_env: Vec<(String, String)>) -> Snapshot {
-    let env = sources.fixed_env.iter().chain(&auth_env).cloned().collect();
-    Snapshot { tls, auth_env, env }
+fn snapshot(
+    sources: &Sources,
+    tls: Option<Arc<LoadedTls>>,
+    auth_env: Vec<(String, String)>,
+    proxy_env: Vec<(String, String)>,
+) -> Snapshot {
+    let env = Arc::new(sources.fixed_env.iter().chain(&auth_env).chain(&proxy_env).cloned().collect());
+    Snapshot { tls, auth_env, proxy_env, env }
+}
+
+/// The mirror settings for the component (`REGISTRY_PROXY`), checked here
+/// so that a mistake stops the start-up, or keeps the old settings at a
+/// reload, instead of failing requests.
+fn mirror_env(file: Option<&Path>) -> anyhow::Result<Vec<(String, String)>> {
+    let Some(file) = file else { return Ok(Vec::new()) };
+    let text = std::fs::read_to_string(file).with_context(|| format!("--proxy {}", file.display()))?;
+    parse_mirrors(&text).map_err(|e| anyhow::anyhow!("--proxy {}: {e}", file.display()))?;
+    Ok(vec![("REGISTRY_PROXY".to_string(), text)])
+}
+
+fn parse_mirrors(text: &str) -> anyhow::Result<registry_component::proxy::Mirrors> {
+    registry_component::proxy::Mirrors::parse(text).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn value<'a>(env: &'a [(String, String)], var: &str) -> Option<&'a str> {
@@ -167,11 +211,12 @@ mod tests {
         let sources = Sources {
             tls: None,
             auth: AuthFiles { htpasswd: Some(htpasswd.clone()), ..Default::default() },
+            proxy: None,
             fixed_env: vec![("REGISTRY_DELETE_ENABLED".into(), "true".into())],
             config: None,
         };
         let live = LiveConfig::load(sources).unwrap();
-        let env = |live: &LiveConfig| live.current().env.clone();
+        let env = |live: &LiveConfig| live.current().env.to_vec();
         let first = vec![
             ("REGISTRY_DELETE_ENABLED".to_string(), "true".to_string()),
             (access::HTPASSWD.to_string(), ONE.to_string()),
@@ -193,6 +238,34 @@ mod tests {
         std::fs::write(&htpasswd, TWO).unwrap();
         live.reload();
         assert_eq!(env(&live)[1], (access::HTPASSWD.to_string(), TWO.to_string()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn mirror_settings_are_reread_and_a_bad_file_keeps_the_previous_ones() {
+        let dir = temp_dir("mirrors");
+        let file = dir.join("mirrors.toml");
+        let first = "[[upstream]]\nprefix = \"docker.io\"\nurl = \"https://registry-1.docker.io\"\n";
+        std::fs::write(&file, first).unwrap();
+        let sources = Sources {
+            tls: None,
+            auth: AuthFiles::default(),
+            proxy: Some(file.clone()),
+            fixed_env: vec![],
+            config: None,
+        };
+        let live = LiveConfig::load(sources).unwrap();
+        let proxy = |live: &LiveConfig| value(&live.current().env, "REGISTRY_PROXY").map(str::to_string);
+        assert_eq!(proxy(&live).as_deref(), Some(first));
+
+        std::fs::write(&file, "[[upstream]]\nprefix = \"ghcr.io\"\n").unwrap();
+        live.reload();
+        assert_eq!(proxy(&live).as_deref(), Some(first), "an upstream without a url is refused");
+
+        let second = format!("{first}[[upstream]]\nprefix = \"ghcr.io\"\nurl = \"https://ghcr.io\"\n");
+        std::fs::write(&file, &second).unwrap();
+        live.reload();
+        assert_eq!(proxy(&live), Some(second));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -13,7 +13,7 @@ use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::AsyncWrite;
@@ -152,15 +152,32 @@ impl<B> Drop for CountedBody<B> {
     }
 }
 
-/// The component's stderr for one request: each line it writes becomes
-/// one log event that carries the request's id.
+/// The component's stderr: each line it writes becomes one log event that
+/// carries the id of the request it served.
 pub struct GuestStderr {
-    id: Arc<str>,
+    id: StderrId,
+}
+
+/// The request id of an instance's stderr lines: a kept instance serves
+/// several requests, each with its id.
+#[derive(Clone)]
+pub struct StderrId(Arc<Mutex<Arc<str>>>);
+
+impl StderrId {
+    pub fn set(&self, id: &str) {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = id.into();
+    }
+
+    fn get(&self) -> Arc<str> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
 }
 
 impl GuestStderr {
-    pub fn new(id: &str) -> Self {
-        Self { id: id.into() }
+    /// The stderr for a request `id`, and the cell that names later ones.
+    pub fn new(id: &str) -> (Self, StderrId) {
+        let cell = StderrId(Arc::new(Mutex::new(id.into())));
+        (Self { id: cell.clone() }, cell)
     }
 }
 
@@ -178,7 +195,7 @@ impl wasmtime_wasi::cli::StdoutStream for GuestStderr {
 
 /// Splits what the component writes into lines.
 struct LineWriter {
-    id: Arc<str>,
+    id: StderrId,
     pending: Vec<u8>,
 }
 
@@ -190,7 +207,7 @@ impl LineWriter {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end();
         if !line.is_empty() {
-            tracing::info!(target: "component", request_id = %self.id, "{line}");
+            tracing::info!(target: "component", request_id = %self.id.get(), "{line}");
         }
     }
 

@@ -1,8 +1,10 @@
 //! The server: bind, accept (plain HTTP/1.1, or TLS with HTTP/2 and
-//! HTTP/1.1) within the connection cap, one wasm instance per request,
+//! HTTP/1.1) within the connection cap, one wasm instance per request (or
+//! kept ones, with `--instance-reuse`),
 //! graceful shutdown on SIGINT/SIGTERM, reload on SIGHUP.
 
 use crate::backend::Backend;
+use crate::instances::Instances;
 use crate::limits::activity::{Activity, ResponseBody};
 use crate::limits::body_timeout::TimedBody;
 use crate::limits::cap::{Cap, Slot};
@@ -10,7 +12,6 @@ use crate::limits::deadline_io::{DeadlineIo, Protocol};
 use crate::limits::Timeouts;
 use crate::reload::{LiveConfig, Sources};
 use crate::request_log::{Access, CountedBody, REQUEST_ID_HEADER};
-use crate::state::{HostState, RegistryHooks};
 use crate::storage::RequestWrites;
 use crate::storage::Storage;
 use crate::Args;
@@ -23,15 +24,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::Watcher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use wasmtime::component::ResourceTable;
-use wasmtime::Store;
-use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
+use wasmtime_wasi_http::WasiHttpView;
 
 /// The request header that carries the client's IP address to the component.
 /// The host always sets it, replacing whatever a client sent under that name,
@@ -60,7 +57,8 @@ type Request = hyper::Request<CountedBody<TimedBody<Incoming>>>;
 
 /// Everything a request needs.
 struct Server {
-    pre: ProxyPre<HostState>,
+    /// Where each request's component instance comes from.
+    instances: Arc<Instances>,
     storage: Backend,
     /// The TLS certificate and the component's environment, reloaded on SIGHUP.
     live: Arc<LiveConfig>,
@@ -79,12 +77,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ("REGISTRY_USER_HEADER".to_string(), USER_HEADER.to_string()),
     ];
     fixed_env.extend(args.gc.env());
-    fixed_env.extend(mirror_env(args.proxy.as_deref())?);
+    if args.proxy.is_some() {
+        let outgoing =
+            crate::outgoing::outgoing().map_err(|e| anyhow::anyhow!("--proxy: the outgoing HTTP settings: {e}"))?;
+        tracing::info!("{}", outgoing.describe());
+    }
     let config = match &args.config_file {
         Some(file) => Some(crate::config_watch::WatchedConfig::new(file, args.log_level_from_file, &args.log_level)?),
         None => None,
     };
-    let sources = Sources { tls: args.tls_files()?, auth: args.auth_files(), fixed_env, config };
+    let sources =
+        Sources { tls: args.tls_files()?, auth: args.auth_files(), proxy: args.proxy.clone(), fixed_env, config };
     let live = Arc::new(LiveConfig::load(sources)?);
     let storage = open_storage(&args).await?;
     let pre = crate::engine::prepare(args.component.as_deref(), &args.data_dir.join("cache"))?;
@@ -117,7 +120,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(every) = args.gc.interval {
         tokio::spawn(crate::gc::every(pre.clone(), storage.clone(), live.clone(), every));
     }
-    let server = Arc::new(Server { pre, storage, live, timeouts, http1, http2 });
+    let instances = Arc::new(Instances::new(pre, args.instance_reuse));
+    if instances.reuses() {
+        tracing::warn!(
+            "instance reuse is on: an instance serves up to {} requests one after another, of any clients (README, \"Instance reuse\")",
+            args.instance_reuse
+        );
+    }
+    let server = Arc::new(Server { instances, storage, live, timeouts, http1, http2 });
     // Tests and scripts parse this line: keep its shape stable.
     eprintln!("registry-host listening on {}://{addr}/", if tls { "https" } else { "http" });
 
@@ -342,17 +352,17 @@ impl Server {
     async fn call_guest(&self, req: Request, id: &str) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
         let config = self.live.current();
         let scheme = if config.tls.is_some() { Scheme::Https } else { Scheme::Http };
-        call_guest(&self.pre, &self.storage, &config.env, scheme, req, Some(id)).await
+        call_instance(&self.instances, &self.storage, &config.env, scheme, req, Some(id)).await
     }
 }
 
-/// Runs `req` through a fresh instance of the component with `env`; the
+/// Runs `req` through an instance from `instances` with `env`; the
 /// response once the writes it reports are durable. The component's stderr
 /// lines carry `request_id` when given.
-pub async fn call_guest<B>(
-    pre: &ProxyPre<HostState>,
+pub async fn call_instance<B>(
+    instances: &Arc<Instances>,
     storage: &Backend,
-    env: &[(String, String)],
+    env: &Arc<Vec<(String, String)>>,
     scheme: Scheme,
     req: hyper::Request<B>,
     request_id: Option<&str>,
@@ -361,39 +371,26 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
-    let mut wasi = WasiCtx::builder();
-    match request_id {
-        Some(id) => wasi.stderr(crate::request_log::GuestStderr::new(id)),
-        None => wasi.inherit_stderr(),
-    };
-    let wasi = wasi.envs(env).build();
     let writes = Arc::new(RequestWrites::default());
-    let state = HostState {
-        wasi,
-        http: WasiHttpCtx::new(),
-        table: ResourceTable::new(),
-        storage: storage.clone(),
-        hooks: RegistryHooks,
-        writes: writes.clone(),
-    };
-    let mut store = Store::new(pre.engine(), state);
+    let mut warm = instances.take(storage, env, request_id, writes.clone()).await?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let req = store.data_mut().http().new_incoming_request(scheme, req).map_err(wt)?;
-    let out = store.data_mut().http().new_response_outparam(sender).map_err(wt)?;
-    let pre = pre.clone();
+    let req = warm.store.data_mut().http().new_incoming_request(scheme, req).map_err(wt)?;
+    let out = warm.store.data_mut().http().new_response_outparam(sender).map_err(wt)?;
     // The guest keeps running after it sets the response, to stream the
     // body; so it runs in its own task.
     let task_storage = storage.clone();
+    let instances = instances.clone();
     let task = tokio::spawn(async move {
-        let instantiating = Instant::now();
-        let proxy = pre.instantiate_async(&mut store).await?;
-        crate::metrics::instantiated(instantiating.elapsed());
-        let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
+        let result = warm.proxy.wasi_http_incoming_handler().call_handle(&mut warm.store, req, out).await;
         // Writes made after the response was set still become durable
         // before the request ends.
-        let writes = store.data().writes.clone();
+        let writes = warm.store.data().writes.clone();
         if let Err(e) = settle(&writes, &task_storage).await {
             tracing::error!("making writes durable: {e}");
+        }
+        // An instance that trapped is never used again.
+        if result.is_ok() {
+            instances.give_back(warm);
         }
         result
     });
@@ -433,20 +430,6 @@ fn set_client_address(headers: &mut HeaderMap, client: IpAddr) {
     let value = HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value");
     // `insert` replaces every value the header had.
     headers.insert(HeaderName::from_static(CLIENT_ADDRESS_HEADER), value);
-}
-
-/// The mirror settings for the component (`REGISTRY_PROXY`), checked now
-/// so that a mistake stops the start-up instead of failing requests.
-fn mirror_env(file: Option<&std::path::Path>) -> anyhow::Result<Option<(String, String)>> {
-    let Some(file) = file else { return Ok(None) };
-    let text = std::fs::read_to_string(file).with_context(|| format!("--proxy {}", file.display()))?;
-    let mirrors = registry_component::proxy::Mirrors::parse(&text)
-        .map_err(|e| anyhow::anyhow!("--proxy {}: {e}", file.display()))?;
-    tracing::info!("pull-through mirrors: {}", mirrors.describe());
-    let outgoing =
-        crate::outgoing::outgoing().map_err(|e| anyhow::anyhow!("--proxy: the outgoing HTTP settings: {e}"))?;
-    tracing::info!("{}", outgoing.describe());
-    Ok(Some(("REGISTRY_PROXY".to_string(), text)))
 }
 
 fn wt(e: wasmtime::Error) -> anyhow::Error {

@@ -4,7 +4,8 @@
 //! component sees; `tls`: HTTPS, reloads on SIGHUP, and the checks of the TLS and
 //! access-control flags; `limits`: the timeouts and the connection caps; `gc`: the
 //! `gc` subcommand and a collection cut by SIGKILL; `metrics`: the operator's
-//! address (`--metrics-listen`); `logs`: JSON lines and request ids; `docker_image`:
+//! address (`--metrics-listen`); `logs`: JSON lines and request ids; `reuse`:
+//! `--instance-reuse`, across users and repositories; `docker_image`:
 //! the container image, built, run and pushed into with Docker.
 //!
 //! These tests are about the native binary, so they run only when
@@ -31,7 +32,9 @@ mod gc;
 mod limits;
 mod logs;
 mod metrics;
+mod mirrors;
 mod outgoing;
+mod reuse;
 mod tls;
 
 /// How long a server may take to stop after a signal.

@@ -16,10 +16,10 @@ use std::time::Duration;
 use crate::common::{basic_auth, external_registry, index_of, media, sha256_digest, AuthFiles, RegistryServer};
 use crate::skopeo::Skopeo;
 
-const USER: (&str, &str) = ("mirror", "mirror-password");
+pub(crate) const USER: (&str, &str) = ("mirror", "mirror-password");
 
 /// The upstream: registry-host with access control, only `USER` may pull and push.
-fn upstream() -> (AuthFiles, RegistryServer) {
+pub(crate) fn upstream() -> (AuthFiles, RegistryServer) {
     let policy = "[[rules]]\nrepositories = [\"**\"]\nusers = [\"mirror\"]\nactions = [\"pull\", \"push\"]\n";
     let files = AuthFiles::new(&[(USER.0, USER.1, 4)], Some(policy));
     let mut flags = files.flags();

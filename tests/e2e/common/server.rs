@@ -255,6 +255,17 @@ impl RegistryServer {
         &self.startup_lines
     }
 
+    /// The URL of `/metrics` that registry-host printed at start-up
+    /// (`--metrics-listen`).
+    pub fn metrics_url(&self) -> String {
+        self.startup_lines
+            .iter()
+            .find_map(|l| l.strip_prefix("registry-host metrics on "))
+            .expect("the metrics line")
+            .trim()
+            .to_string()
+    }
+
     /// Waits up to `timeout` for the server to print a line that `wanted` accepts,
     /// skipping the others; returns it, or `None` if none came.
     pub fn wait_for_line(&self, wanted: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {

@@ -59,13 +59,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
 async fn metrics_count_the_traffic_and_health_answers() {
     require_host_binary();
     let server = RegistryServer::start_with_args(&["--metrics-listen", "127.0.0.1:0"]);
-    let metrics_url = server
-        .startup_lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("registry-host metrics on "))
-        .expect("the metrics line")
-        .trim()
-        .to_string();
+    let metrics_url = server.metrics_url();
     let base = metrics_url.trim_end_matches("/metrics").to_string();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 
