@@ -37,6 +37,10 @@ pub const CLIENT_ADDRESS_HEADER: &str = "registry-client-address";
 /// The response header in which the component names the signed-in user,
 /// for the access line; never sent on to the client.
 pub const USER_HEADER: &str = "registry-user";
+/// The response header in which the component names what a collection
+/// stepped through `/_registry/gc` removed when it finished (`<blobs>
+/// <bytes>`), for the metrics; never sent on to the client.
+pub const GC_RESULT_HEADER: &str = "registry-gc-result";
 
 /// How long a client may take over its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,6 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ("REGISTRY_DELETE_ENABLED".to_string(), (!args.disable_delete).to_string()),
         ("REGISTRY_CLIENT_ADDRESS_HEADER".to_string(), CLIENT_ADDRESS_HEADER.to_string()),
         ("REGISTRY_USER_HEADER".to_string(), USER_HEADER.to_string()),
+        ("REGISTRY_GC_RESULT_HEADER".to_string(), GC_RESULT_HEADER.to_string()),
     ];
     fixed_env.extend(args.gc.env());
     if args.proxy.is_some() {
@@ -323,6 +328,9 @@ impl Server {
                 access.status = response.status().as_u16();
                 access.user =
                     response.headers_mut().remove(USER_HEADER).and_then(|v| v.to_str().ok().map(str::to_string));
+                if let Some(result) = response.headers_mut().remove(GC_RESULT_HEADER) {
+                    count_collection(&result);
+                }
                 Ok::<_, anyhow::Error>(
                     response.map(|body| ResponseBody::new(CountedBody::response(body, access), response_in_flight)),
                 )
@@ -422,6 +430,19 @@ async fn settle(writes: &RequestWrites, storage: &Backend) -> anyhow::Result<()>
         writes.settle(fs).await?;
     }
     Ok(())
+}
+
+/// Counts a collection that a client stepped to its end through
+/// `/_registry/gc`, from the component's `<blobs> <bytes>`.
+fn count_collection(result: &HeaderValue) {
+    let counts = result.to_str().ok().and_then(|text| {
+        let (blobs, bytes) = text.split_once(' ')?;
+        Some((blobs.parse().ok()?, bytes.parse().ok()?))
+    });
+    match counts {
+        Some((blobs, bytes)) => crate::metrics::collected(blobs, bytes),
+        None => tracing::warn!("the component named a collection's result as {result:?}: not counted"),
+    }
 }
 
 /// Puts the client's address in its header, replacing any that the client

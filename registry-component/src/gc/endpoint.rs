@@ -23,7 +23,20 @@ pub fn respond<S: Storage>(
     } else {
         Outcome { run: super::status(st)?, busy: false }
     };
-    Ok(Response::json(200, body(&outcome).to_string()))
+    let response = Response::json(200, body(&outcome).to_string());
+    Ok(match (&settings.result_header, finished(&outcome, step)) {
+        (Some(header), Some((blobs, bytes))) => response.header(header, format!("{blobs} {bytes}")),
+        _ => response,
+    })
+}
+
+/// What a step removed when it finished a run that removes (not a dry
+/// run): a step never answers a run that was already done, since a step
+/// after one starts the next.
+fn finished(outcome: &Outcome, step: bool) -> Option<(u64, u64)> {
+    let run = outcome.run.as_ref()?;
+    (step && !outcome.busy && !run.dry_run && run.phase == super::run::Phase::Done)
+        .then_some((run.counts.blobs_removed, run.counts.bytes_removed))
 }
 
 /// `{"run": <run or null>, "summary": <its one-line summary>, "busy": bool, "done": bool}`.

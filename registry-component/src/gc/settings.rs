@@ -14,6 +14,11 @@ pub const DELETE_UNTAGGED: &str = "REGISTRY_GC_DELETE_UNTAGGED";
 /// `REGISTRY_GC_ENDPOINT`: `on` serves `/_registry/gc` without access
 /// control (with access control on, it is served to admins).
 pub const ENDPOINT: &str = "REGISTRY_GC_ENDPOINT";
+/// `REGISTRY_GC_RESULT_HEADER`: a response header in which the endpoint's
+/// step that finishes a run names what it removed (`<blobs> <bytes>`), for
+/// a runtime that counts collections (registry-host's metrics) and removes
+/// the header.
+pub const RESULT_HEADER: &str = "REGISTRY_GC_RESULT_HEADER";
 
 /// An hour, as zot's `gcDelay`: long enough for a client to push a
 /// manifest after its layers, short enough to get space back the same day.
@@ -33,6 +38,8 @@ pub struct GcSettings {
     pub delete_untagged: bool,
     /// `/_registry/gc` is served without access control.
     pub endpoint: bool,
+    /// Where a finished run's removals are named (`RESULT_HEADER`).
+    pub result_header: Option<String>,
 }
 
 impl Default for GcSettings {
@@ -42,6 +49,7 @@ impl Default for GcSettings {
             upload_max_age: DEFAULT_UPLOAD_MAX_AGE,
             delete_untagged: false,
             endpoint: false,
+            result_header: None,
         }
     }
 }
@@ -61,6 +69,13 @@ impl GcSettings {
         }
         if let Some(value) = var(ENDPOINT) {
             settings.endpoint = flag(ENDPOINT, &value, "on", "off")?;
+        }
+        if let Some(value) = var(RESULT_HEADER) {
+            let name = value.trim();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                return Err(format!("{RESULT_HEADER}={value:?} is not a header name (lower-case letters, digits, -)"));
+            }
+            settings.result_header = Some(name.to_string());
         }
         Ok(settings)
     }

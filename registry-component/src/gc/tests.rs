@@ -271,3 +271,28 @@ fn the_endpoint_is_off_unless_enabled() {
     registry(0).send("POST", "/_registry/gc?dry-run=maybe", &[], Default::default()).expect(400, Some("UNSUPPORTED"));
     registry(0).send("DELETE", "/_registry/gc", &[], Default::default()).expect(405, Some("UNSUPPORTED"));
 }
+
+#[test]
+fn the_step_that_finishes_a_run_names_what_it_removed_in_the_result_header() {
+    let registry =
+        Registry::new().with_gc(GcSettings { result_header: Some("registry-gc-result".into()), ..settings(0) });
+    registry.storage().set_time(UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let orphan = registry.push_blob(REPO, b"nobody uses me");
+    advance(&registry, 1);
+    let mut named = Vec::new();
+    for _ in 0..1000 {
+        let answer = registry.send("POST", "/_registry/gc", &[], Default::default());
+        answer.expect(200, None);
+        named.extend(answer.header("registry-gc-result").map(str::to_string));
+        if answer.json()["done"] == true {
+            break;
+        }
+    }
+    assert_eq!(named, [format!("1 {}", b"nobody uses me".len())], "once, on the finishing step");
+    assert!(!stored(&registry, &orphan));
+    // A dry run, and a GET of the last run, name nothing.
+    let dry = registry.send("POST", "/_registry/gc?dry-run=true", &[], Default::default());
+    assert_eq!(dry.header("registry-gc-result"), None);
+    assert_eq!(registry.get("/_registry/gc").header("registry-gc-result"), None);
+    assert!(GcSettings::from_vars(|v| (v == super::settings::RESULT_HEADER).then(|| "Bad Name".into())).is_err());
+}

@@ -109,3 +109,36 @@ async fn metrics_count_the_traffic_and_health_answers() {
     }
     assert_eq!(http.get(format!("{base}/nothing")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
 }
+
+/// A collection that a client steps to its end through `/_registry/gc` counts in
+/// the GC metrics, as a scheduled one does; the component's result header stays
+/// between it and the host.
+#[tokio::test]
+async fn a_collection_stepped_through_the_endpoint_counts() {
+    require_host_binary();
+    let server =
+        RegistryServer::start_with_args(&["--metrics-listen", "127.0.0.1:0", "--gc-endpoint", "--gc-grace", "0"]);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let orphan = b"a blob no manifest refers to";
+    server.push_blob("e2e/metrics/gc", orphan).await;
+    // Times are in whole seconds: the blob must be older than the run's cutoff.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut steps = 0;
+    loop {
+        let resp = server.client().post(server.url("/_registry/gc")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers().get("registry-gc-result").is_none(), "the host removes the component's header");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        steps += 1;
+        if body["done"] == true {
+            assert_eq!(body["run"]["counts"]["blobsRemoved"], 1, "{body}");
+            break;
+        }
+        assert!(steps < 1000, "the collection did not finish");
+    }
+    let text = http.get(server.metrics_url()).send().await.unwrap().text().await.unwrap();
+    let samples = parse_exposition(&text);
+    assert_eq!(samples.get("registry_gc_runs_total{}").copied(), Some(1.0), "{samples:#?}");
+    assert_eq!(samples.get("registry_gc_removed_blobs_total{}").copied(), Some(1.0));
+    assert_eq!(samples.get("registry_gc_reclaimed_bytes_total{}").copied(), Some(orphan.len() as f64));
+}
