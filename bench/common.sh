@@ -187,3 +187,16 @@ machine_table() {
 | GET load tool | $load_tool_used |
 EOF
 }
+
+# host_in_work NAME: builds registry-host and copies it into a new $WORK
+# (/tmp/registry-bench-NAME.*), so that a rebuild during the run cannot
+# change it; on exit the servers in $PIDS are killed and $WORK removed.
+host_in_work() {
+    (cd "$ROOT" && cargo build --release -p registry-host)
+    local target=${CARGO_TARGET_DIR:-$ROOT/target}
+    [[ $target == /* ]] || target="$ROOT/$target"
+    WORK=$(mktemp -d "/tmp/registry-bench-$1.XXXXXX")
+    cp "$target/release/registry-host" "$WORK/registry-host"
+    PIDS=()
+    trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+}

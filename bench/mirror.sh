@@ -32,13 +32,7 @@ stage packages
 install_packages docker-registry:docker-registry curl:curl
 
 stage build
-(cd "$ROOT" && cargo build --release -p registry-host)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-WORK=$(mktemp -d /tmp/registry-bench-mirror.XXXXXX)
-cp "$TARGET_DIR/release/registry-host" "$WORK/registry-host"
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+host_in_work mirror
 
 stage servers
 UP=$(free_port)

@@ -30,13 +30,7 @@ install_packages wrk:wrk curl:curl
 command -v wrk >/dev/null 2>&1 || die "wrk is missing: install Debian's wrk package"
 
 stage build
-(cd "$ROOT" && cargo build --release -p registry-host)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-WORK=$(mktemp -d /tmp/registry-bench-ops.XXXXXX)
-cp "$TARGET_DIR/release/registry-host" "$WORK/registry-host"
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+host_in_work ops
 
 
 stage servers
