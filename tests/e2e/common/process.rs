@@ -58,11 +58,6 @@ pub fn registry_wasm() -> PathBuf {
     path
 }
 
-/// `$var` if set, else `default` (looked up on the `PATH` when spawned).
-pub(super) fn tool(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
-}
-
 /// Which runtime serves the registry under test: `REGISTRY_TEST_DEPLOYMENT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deployment {
@@ -132,6 +127,14 @@ impl Deployment {
         }
     }
 
+    /// The runtime scripts/serve.sh serves it with.
+    fn runtime(self) -> &'static str {
+        match self {
+            Self::Host | Self::HostS3 => "host",
+            other => other.name(),
+        }
+    }
+
     /// The prefix of the server's forwarded output lines.
     fn log_prefix(self) -> &'static str {
         match self {
@@ -178,53 +181,48 @@ pub fn require_host_binary() {
 }
 
 /// What registry.wasm is given for `extra` registry-host flags: environment variables
-/// and, for wasmtime, directories to preopen (`host dir`, `guest dir`).
+/// for scripts/serve.sh, which hands them to the registry as each runtime can.
 ///
 /// - `--disable-delete`: `REGISTRY_DELETE_ENABLED=false` (DELETE answers 405).
 ///   `REGISTRY_DELETE_ENABLED` is always set, so that nothing leaks in from the
 ///   test's own environment (jco hands the component the whole environment of
 ///   `node`).
-/// - `--htpasswd F`, `--access F`, `--token-key F`: `REGISTRY_AUTH_HTPASSWD`,
-///   `_POLICY`, `_TOKEN_KEY`. Under wasmtime as `…_FILE` paths into F's directory,
-///   preopened as `/auth-N` (how the README tells users to run it); under jco, whose
-///   preopens are fixed, as the files' contents.
+/// - `--htpasswd F`, `--access F`, `--token-key F`: `REGISTRY_AUTH_HTPASSWD_FILE`,
+///   `_POLICY_FILE`, `_TOKEN_KEY_FILE` naming F, as a user gives serve.sh files:
+///   under wasmtime it preopens F's directory, elsewhere it passes F's text.
 /// - `--auth-service S`: `REGISTRY_AUTH_SERVICE`.
-/// - `--proxy F`: `REGISTRY_PROXY`, as the access-control files.
-pub(super) struct ComponentConfig {
-    pub env: Vec<(String, String)>,
-    pub dirs: Vec<(PathBuf, String)>,
-}
-
-pub(super) fn component_config(deployment: Deployment, extra: &[&str]) -> ComponentConfig {
+/// - `--proxy F`: `REGISTRY_PROXY_FILE`, as the access-control files.
+/// - `--gc-endpoint`, `--gc-delete-untagged`, `--gc-grace D`: `REGISTRY_GC_*`.
+pub(super) fn component_env(deployment: Deployment, extra: &[&str]) -> Vec<(String, String)> {
     let mut delete_enabled = true;
-    let mut config = ComponentConfig { env: Vec::new(), dirs: Vec::new() };
+    let mut env = Vec::new();
     let mut flags = extra.iter();
     while let Some(flag) = flags.next() {
-        let auth_var = match *flag {
+        let file_var = match *flag {
             "--disable-delete" => {
                 delete_enabled = false;
                 continue;
             }
-            "--htpasswd" => "REGISTRY_AUTH_HTPASSWD",
-            "--access" => "REGISTRY_AUTH_POLICY",
-            "--token-key" => "REGISTRY_AUTH_TOKEN_KEY",
-            "--proxy" => "REGISTRY_PROXY",
+            "--htpasswd" => "REGISTRY_AUTH_HTPASSWD_FILE",
+            "--access" => "REGISTRY_AUTH_POLICY_FILE",
+            "--token-key" => "REGISTRY_AUTH_TOKEN_KEY_FILE",
+            "--proxy" => "REGISTRY_PROXY_FILE",
             "--gc-endpoint" => {
-                config.env.push(("REGISTRY_GC_ENDPOINT".into(), "on".into()));
+                env.push(("REGISTRY_GC_ENDPOINT".into(), "on".into()));
                 continue;
             }
             "--gc-delete-untagged" => {
-                config.env.push(("REGISTRY_GC_DELETE_UNTAGGED".into(), "true".into()));
+                env.push(("REGISTRY_GC_DELETE_UNTAGGED".into(), "true".into()));
                 continue;
             }
             "--gc-grace" => {
                 let value = flags.next().expect("--gc-grace takes a value");
-                config.env.push(("REGISTRY_GC_GRACE".into(), value.to_string()));
+                env.push(("REGISTRY_GC_GRACE".into(), value.to_string()));
                 continue;
             }
             "--auth-service" => {
                 let value = flags.next().expect("--auth-service takes a value");
-                config.env.push(("REGISTRY_AUTH_SERVICE".into(), value.to_string()));
+                env.push(("REGISTRY_AUTH_SERVICE".into(), value.to_string()));
                 continue;
             }
             other => panic!(
@@ -234,95 +232,91 @@ pub(super) fn component_config(deployment: Deployment, extra: &[&str]) -> Compon
             ),
         };
         let path = Path::new(flags.next().unwrap_or_else(|| panic!("{flag} takes a file")));
-        if deployment == Deployment::Wasmtime {
-            let guest = format!("/auth-{}", config.dirs.len());
-            let name = path.file_name().expect("a file name").to_string_lossy();
-            config.env.push((format!("{auth_var}_FILE"), format!("{guest}/{name}")));
-            config.dirs.push((path.parent().expect("a directory").to_path_buf(), guest));
-        } else {
-            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-            config.env.push((auth_var.to_string(), text));
-        }
+        let path = std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        env.push((file_var.to_string(), path.to_string_lossy().into_owned()));
     }
-    config.env.push(("REGISTRY_DELETE_ENABLED".into(), delete_enabled.to_string()));
-    config
+    env.push(("REGISTRY_DELETE_ENABLED".into(), delete_enabled.to_string()));
+    env
 }
 
-/// Starts `jco serve` on a free port of 127.0.0.1, transpiling into `scratch/jco`
-/// (inside the test's temporary directory, so nothing is left behind) and
-/// preopening `data_dir` as `/data` with registry-wasm/jco-preopen.mjs.
-///
-/// jco prints the port it was given, not the one it bound (`--port 0` prints 0), so
-/// the port is chosen here: one the kernel just handed out and that is free again.
-/// Another process may take it before jco binds it; jco then exits with
-/// `EADDRINUSE`, and another port is tried.
-pub(super) fn start_jco(scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
-    let env = component_config(Deployment::Jco, extra).env;
-    let preopen = repo_root().join("registry-wasm/jco-preopen.mjs");
-    let wasm = registry_wasm();
-    spawn_on_a_free_port(Deployment::Jco, "EADDRINUSE", || {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("find a free port")
-            .port();
-        let mut command = Command::new(tool("JCO_BIN", "jco"));
-        command
-            .arg("serve")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--jco-dir")
-            .arg(scratch.join("jco"))
-            .arg("--jco-import")
-            .arg(&preopen)
-            .arg(&wasm)
-            .env("REGISTRY_DATA_DIR", data_dir);
-        command.envs(env.iter().map(|(name, value)| (name, value)));
-        command
-    })
+/// How a server is started: `bash scripts/serve.sh RUNTIME --no-build` (after
+/// scripts/test.sh built what it serves), as users start it.
+pub(super) struct Serve<'a> {
+    pub deployment: Deployment,
+    /// `HOST:PORT` for `--addr`; serve.sh picks a free port for port 0.
+    pub listen: &'a str,
+    pub data_dir: &'a Path,
+    /// TMPDIR of serve.sh and the runtime (jco's transpiled code, wash's project,
+    /// wrangler's own files): a directory the test removes, because a killed
+    /// server cannot clean up after itself. `None` leaves TMPDIR as it is.
+    pub scratch: Option<&'a Path>,
+    /// Added to its environment; an empty value removes the variable.
+    pub env: Vec<(String, String)>,
+    /// registry-host's flags, after `--`.
+    pub host_flags: Vec<String>,
 }
 
-/// Spawns the server that `command` makes until one listens: a server given a port
-/// that another process took before it bound it fails saying `taken` (then another
-/// port is tried, up to five times).
-fn spawn_on_a_free_port(deployment: Deployment, taken: &str, mut command: impl FnMut() -> Command) -> Started {
-    const ATTEMPTS: usize = 5;
-    for attempt in 1..=ATTEMPTS {
-        match spawn_and_wait_for_listening(deployment, command()) {
-            Ok(started) => return started,
-            Err(failure) if attempt < ATTEMPTS && failure.output.iter().any(|l| l.contains(taken)) => {
-                eprintln!("{} its port was taken before it bound it: trying another", deployment.log_prefix());
-            }
-            Err(failure) => failure.panic(deployment),
-        }
-    }
-    unreachable!("the last attempt returns or panics")
-}
-
-/// Starts the registry under wash, workerd, wrangler or Deno (`deployment`) with
-/// `scripts/serve.sh RUNTIME --no-build` (after scripts/test.sh built it) on a free
-/// port of 127.0.0.1, its data in `data_dir`. The settings reach the registry as
-/// environment variables of serve.sh (under workerd, those its configuration binds;
-/// under wrangler, `--var`s; under wash, the workload's configuration that serve.sh
-/// writes), with the files'
-/// contents as under jco.
-///
-/// serve.sh picks a port that the kernel just handed out and is free again; if
-/// another process takes it first, the runtime fails to listen and another port is
-/// tried. Its temporary files (wash's project, wrangler's own directory) go to
-/// `scratch` (TMPDIR), which the test removes: the server is killed, so serve.sh
-/// cannot remove them itself.
-pub(super) fn start_edge(deployment: Deployment, scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
-    let env = component_config(deployment, extra).env;
-    spawn_on_a_free_port(deployment, "in use", || {
+impl Serve<'_> {
+    fn command(&self) -> Command {
         let mut command = Command::new("bash");
         command
             .arg(repo_root().join("scripts/serve.sh"))
-            .args([deployment.name(), "--no-build", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data_dir)
-            .env("CARGO_TARGET_DIR", workspace_target_dir())
-            .env("TMPDIR", scratch);
-        command.envs(env.iter().map(|(name, value)| (name, value)));
+            .args([self.deployment.runtime(), "--no-build", "--addr", self.listen, "--data"])
+            .arg(self.data_dir)
+            .env("CARGO_TARGET_DIR", workspace_target_dir());
+        match self.deployment {
+            Deployment::Host | Deployment::HostS3 => command.env("REGISTRY_HOST_BIN", registry_host_bin()),
+            Deployment::Wasmtime | Deployment::Jco | Deployment::Wash => command.env("REGISTRY_WASM", registry_wasm()),
+            Deployment::Workerd | Deployment::Wrangler | Deployment::Deno => &mut command,
+        };
+        if let Some(scratch) = self.scratch {
+            command.env("TMPDIR", scratch);
+        }
+        for (name, value) in &self.env {
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
+        }
+        if !self.host_flags.is_empty() {
+            command.arg("--").args(&self.host_flags);
+        }
         command
-    })
+    }
+
+    /// Starts the server and waits for serve.sh's `serving on` line. serve.sh picks
+    /// a port that the kernel just handed out and is free again; if another process
+    /// takes it first, the runtime fails to listen and another port is tried, up to
+    /// five times.
+    pub fn start(&self) -> Started {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            match spawn_and_wait_for_listening(self.deployment, self.command()) {
+                Ok(started) => return started,
+                Err(failure) if attempt < ATTEMPTS && failure.output.iter().any(|l| l.contains("in use")) => {
+                    eprintln!("{} its port was taken before it bound it: trying another", self.deployment.log_prefix());
+                }
+                Err(failure) => failure.panic(self.deployment),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+}
+
+/// Starts the registry of a deployment other than registry-host with `extra`
+/// registry-host flags made its settings ([`component_env`]), on a free port of
+/// 127.0.0.1, its data in `data_dir`.
+pub(super) fn start_component(deployment: Deployment, scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
+    Serve {
+        deployment,
+        listen: "127.0.0.1:0",
+        data_dir,
+        scratch: Some(scratch),
+        env: component_env(deployment, extra),
+        host_flags: Vec::new(),
+    }
+    .start()
 }
 
 /// A server that did not come up: what happened, and everything it printed.
@@ -343,25 +337,11 @@ impl StartFailure {
 }
 
 /// The base URL (`http://IP:PORT`, or `https://IP:PORT` for a registry-host serving
-/// TLS) in `line` if it is the line with which `deployment` reports that it accepts
-/// connections:
-///
-/// - registry-host: `registry-host listening on http://127.0.0.1:PORT/` (or `https://`)
-/// - wasmtime serve: `Serving HTTP on http://127.0.0.1:PORT/`
-/// - jco serve: `Server listening @ 127.0.0.1:PORT...`
-/// - scripts/serve.sh (wash, workerd, wrangler, deno): `serving on http://127.0.0.1:PORT/`
-pub(super) fn listening_url(deployment: Deployment, line: &str) -> Option<String> {
+/// TLS) in `line` if it is scripts/serve.sh's `serving on URL/`: the registry
+/// answers `GET /v2/` there.
+pub(super) fn listening_url(line: &str) -> Option<String> {
     let line = line.trim();
-    let (scheme, addr) = match deployment {
-        Deployment::Host | Deployment::HostS3 => {
-            line.strip_prefix("registry-host listening on ")?.trim_end_matches('/').split_once("://")?
-        }
-        Deployment::Wasmtime => ("http", line.strip_prefix("Serving HTTP on http://")?.trim_end_matches('/')),
-        Deployment::Jco => ("http", line.strip_prefix("Server listening @ ")?.trim_end_matches('.')),
-        Deployment::Wash | Deployment::Workerd | Deployment::Wrangler | Deployment::Deno => {
-            line.strip_prefix("serving on ")?.trim_end_matches('/').split_once("://")?
-        }
-    };
+    let (scheme, addr) = line.strip_prefix("serving on ")?.trim_end_matches('/').split_once("://")?;
     assert!(matches!(scheme, "http" | "https"), "unknown scheme in {line:?}");
     assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "cannot parse the address in {line:?}");
     Some(format!("{scheme}://{addr}"))
@@ -400,21 +380,20 @@ fn spawn_registry_host_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Started {
-    let mut command = Command::new(registry_host_bin());
-    for (name, value) in env {
-        if value.is_empty() {
-            command.env_remove(name);
-        } else {
-            command.env(name, value);
-        }
-    }
-    command.arg("--listen").arg(listen).arg("--data-dir").arg(data_dir);
+    let mut serve = Serve {
+        deployment: if place.is_some() { Deployment::HostS3 } else { Deployment::Host },
+        listen,
+        data_dir,
+        scratch: None,
+        env: env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect(),
+        host_flags: Vec::new(),
+    };
     if let Some(place) = place {
-        place.configure(&mut command);
+        serve.env.extend(place.env());
+        serve.host_flags.extend(place.flags());
     }
-    command.args(extra);
-    let deployment = if place.is_some() { Deployment::HostS3 } else { Deployment::Host };
-    spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
+    serve.host_flags.extend(extra.iter().map(|s| s.to_string()));
+    serve.start()
 }
 
 /// A server process that listens.
@@ -458,7 +437,7 @@ pub fn spawn_and_wait_for_listening(deployment: Deployment, mut command: Command
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
-                if let Some(url) = listening_url(deployment, &line) {
+                if let Some(url) = listening_url(&line) {
                     return Ok(Started { child, forwarders, url, before: seen, lines: rx });
                 }
                 seen.push(line);

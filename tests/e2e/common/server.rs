@@ -2,7 +2,7 @@
 //! data directory, its HTTP client, and the pushes and fetches most tests start from.
 
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -455,28 +455,6 @@ fn http_client_builder() -> reqwest::ClientBuilder {
 fn spawn_deployment(deployment: Deployment, scratch: &Path, data_dir: &Path, extra: &[&str]) -> Started {
     match deployment {
         Deployment::Host | Deployment::HostS3 => spawn_host(data_dir, extra),
-        Deployment::Wasmtime => {
-            let mut command = Command::new(tool("WASMTIME_BIN", "wasmtime"));
-            command
-                .arg("serve")
-                // wasi:cli (environment, stdio, exit) next to wasi:http.
-                .args(["-S", "cli"])
-                .arg("--dir")
-                .arg(format!("{}::/data", data_dir.display()))
-                .args(["--addr", "127.0.0.1:0"]);
-            let config = component_config(deployment, extra);
-            for (host, guest) in &config.dirs {
-                command.arg("--dir").arg(format!("{}::{guest}", host.display()));
-            }
-            for (name, value) in config.env {
-                command.arg("--env").arg(format!("{name}={value}"));
-            }
-            command.arg(registry_wasm());
-            spawn_and_wait_for_listening(deployment, command).unwrap_or_else(|failure| failure.panic(deployment))
-        }
-        Deployment::Jco => start_jco(scratch, data_dir, extra),
-        Deployment::Wash | Deployment::Workerd | Deployment::Wrangler | Deployment::Deno => {
-            start_edge(deployment, scratch, data_dir, extra)
-        }
+        _ => start_component(deployment, scratch, data_dir, extra),
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -51,20 +50,30 @@ impl S3Place {
         places.entry(data_dir.to_path_buf()).or_insert_with(|| S3Place::new_on(SeaweedFs::shared())).clone()
     }
 
-    /// Gives `registry-host` this place as its storage: the flags, and the
-    /// credentials in its environment (a session token of the test's own
-    /// environment would not belong to them).
-    pub fn configure(&self, command: &mut Command) {
-        command
-            .arg("--storage")
-            .arg(format!("s3://{}/{}", self.bucket, self.prefix))
-            .arg("--s3-endpoint")
-            .arg(&self.endpoint)
-            .arg("--s3-path-style")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", REGION)
-            .env_remove("AWS_SESSION_TOKEN");
+    /// The `registry-host` flags that make this place its storage.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--storage".into(),
+            format!("s3://{}/{}", self.bucket, self.prefix),
+            "--s3-endpoint".into(),
+            self.endpoint.clone(),
+            "--s3-path-style".into(),
+        ]
+    }
+
+    /// The credentials for `registry-host`'s environment; an empty value removes
+    /// the variable (a session token of the test's own environment would not belong
+    /// to them).
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_REGION", REGION),
+            ("AWS_SESSION_TOKEN", ""),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
     }
 
     /// The key of `path` under the prefix (`blobs/`, `kv/`, as the data directory's
