@@ -448,6 +448,10 @@ fn http_client_builder() -> reqwest::ClientBuilder {
         .no_proxy()
         // Generous, so that a hung request fails the test instead of hanging the run.
         .timeout(Duration::from_secs(300))
+        // Idle connections are dropped before a server closes them: Node's HTTP
+        // server (jco) closes them after 5 s, and one it closes just as a request
+        // goes out on it resets that request, which for a POST cannot be retried.
+        .pool_idle_timeout(Duration::from_secs(3))
 }
 
 /// Spawns the registry of `deployment` on `data_dir` (`scratch` holds what jco
