@@ -50,8 +50,9 @@ pub struct Settings {
 }
 
 /// A header name setting: unset or empty is none; anything but a plain
-/// lower-case token would be refused when the response is built.
-fn header_name(value: Option<String>, setting: &str) -> Result<Option<String>, ConfigError> {
+/// lower-case token would be refused when the response is built. Shared
+/// by every setting that names a header the registry adds for its runtime.
+pub fn header_name(value: Option<String>, setting: &str) -> Result<Option<String>, ConfigError> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) if v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => Ok(Some(v)),

@@ -70,13 +70,8 @@ impl GcSettings {
         if let Some(value) = var(ENDPOINT) {
             settings.endpoint = flag(ENDPOINT, &value, "on", "off")?;
         }
-        if let Some(value) = var(RESULT_HEADER) {
-            let name = value.trim();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-                return Err(format!("{RESULT_HEADER}={value:?} is not a header name (lower-case letters, digits, -)"));
-            }
-            settings.result_header = Some(name.to_string());
-        }
+        settings.result_header =
+            registry_auth::settings::header_name(var(RESULT_HEADER), RESULT_HEADER).map_err(|e| e.0)?;
         Ok(settings)
     }
 }
